@@ -1,0 +1,274 @@
+"""Typed run configuration: data / model / likelihood / objective / train, round-tripped to YAML.
+
+Every section is a dataclass. ``Config.from_dict`` rejects unknown keys and wrong types with a
+message naming the dotted key; ``apply_overrides`` takes ``key=value`` strings as given to
+``--set`` (values parsed as YAML, so ``1e-3``, ``true`` and ``[1, 2]`` work).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names the dotted key."""
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are shaped.
+
+    ``source`` is a spec: a path (kind detected), ``kind:path`` or ``shapes``.
+    """
+
+    source: str = "shapes"
+    image_size: int = 32
+    channels: int | None = None  # None: 1 for gray-only sources, else 3
+    crop: str = "center"  # see vaekit.data.recipes.RECIPES
+    val_fraction: float = 0.05  # used when the source has no split of its own
+    seed: int = 0  # generated data (shapes) and the random train/val split
+    flip: bool = False  # random horizontal flip of training batches
+    num_images: int = 20000  # for generated sources (shapes)
+    cache_dir: str | None = None  # default: $VAEKIT_CACHE or ~/.cache/vaekit
+    workers: int = 0  # decoding threads; 0 = one per CPU
+
+
+@dataclass
+class ModelConfig:
+    """The architecture and its sizes."""
+
+    arch: str = "conv"
+    latent_dim: int = 16
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    kernel_size: int = 3
+    norm: str = "none"  # none | batch
+    activation: str = "relu"  # relu | leaky_relu | silu
+    hidden_dim: int = 0  # optional dense layer between conv stack and latent heads (0: none)
+
+
+@dataclass
+class LikelihoodConfig:
+    """The reconstruction term p(x|z); it also fixes the decoder's output range."""
+
+    name: str = "bernoulli"  # bernoulli | gaussian | laplace
+    binarize: str = "none"  # bernoulli only: none | dynamic
+    scale: float = 1.0  # gaussian sigma / laplace b (initial value when learned)
+    learn_scale: bool = False
+    output: str = "sigmoid"  # gaussian / laplace mean: sigmoid ([0,1]) | tanh ([-1,1]) | identity
+
+
+@dataclass
+class KLConfig:
+    """Weight of the KL term over training, and free bits."""
+
+    schedule: str = "constant"  # constant | linear | sigmoid | inverse_batch
+    weight: float = 1.0  # final (or constant) weight
+    warmup_steps: int = 0  # linear: steps from 0 to `weight`
+    sigmoid_center: float = 5.0  # sigmoid: epoch at which the weight is weight/2
+    sigmoid_slope: float = 1.0  # sigmoid: steepness per epoch
+    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
+
+
+@dataclass
+class ObjectiveConfig:
+    """The training objective and its hyper-parameters."""
+
+    name: str = "elbo"
+    kl: KLConfig = field(default_factory=KLConfig)
+
+
+@dataclass
+class TrainConfig:
+    """The training loop: optimiser, schedule, precision, budget and bookkeeping."""
+
+    epochs: int = 10
+    max_steps: int | None = None
+    max_time: float | None = None  # seconds of training, then stop cleanly (not resumable exactly)
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    lr_schedule: str = "constant"  # constant | multistep | exponential | cosine
+    lr_milestones: list[int] = field(default_factory=list)  # multistep: epochs
+    lr_gamma: float = 0.1  # multistep factor / exponential factor per epoch
+    grad_clip: float | None = None
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None  # torch intra-op threads; None: torch default
+    log_every: int = 20
+    checkpoint_every: int = 500  # steps; a checkpoint is also written at every epoch end
+    keep_checkpoints: int = 3
+    grid_size: int = 64  # images per reconstruction / sample grid
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    likelihood: LikelihoodConfig = field(default_factory=LikelihoodConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        return _build(cls, data, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Config:
+        text = Path(path).read_text()
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        try:
+            return cls.from_dict(raw)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from err
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> Config:
+        """A copy with dotted ``key=value`` overrides applied and validated."""
+        merged = self.to_dict()
+        items = overrides.items() if isinstance(overrides, dict) else map(_split_override, overrides)
+        for key, value in items:
+            _set_dotted(merged, key, value)
+        return Config.from_dict(merged)
+
+
+def available_presets() -> list[str]:
+    """Names of the built-in presets."""
+    folder = resources.files("vaekit") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> Config:
+    """The built-in preset ``name`` (see ``vaekit presets``)."""
+    names = available_presets()
+    if name not in names:
+        hint = difflib.get_close_matches(name, names, n=1)
+        raise ConfigError(
+            f"unknown preset {name!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; available: {', '.join(names)}"
+        )
+    path = resources.files("vaekit") / "presets" / f"{name}.yaml"
+    return Config.from_yaml(Path(str(path)))
+
+
+def preset_description(name: str) -> str:
+    """The first comment line of a preset file."""
+    path = resources.files("vaekit") / "presets" / f"{name}.yaml"
+    first = path.read_text().splitlines()[0] if path.is_file() else ""
+    return first.lstrip("# ").strip()
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key.strip(), value
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            _raise_unknown(".".join(parts[: depth + 1]), node)
+        node = child
+    if parts[-1] not in node:
+        _raise_unknown(key, node)
+    node[parts[-1]] = value
+
+
+def _raise_unknown(key: str, siblings: dict[str, Any]) -> typing.NoReturn:
+    last = key.rsplit(".", 1)[-1]
+    hint = difflib.get_close_matches(last, list(siblings), n=1)
+    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    suggestion = f" (did you mean {prefix + hint[0]!r}?)" if hint else ""
+    raise ConfigError(f"unknown config key {key!r}{suggestion}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            _raise_unknown(prefix + key, dict.fromkeys(fields))
+    values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} is not a valid {hint}")
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value

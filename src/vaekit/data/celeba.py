@@ -1,0 +1,84 @@
+"""CelebA: aligned face images (folder or zip) with their 40 binary attributes and a split."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from vaekit.data.dataset import TEST, TRAIN, ImageDataset
+from vaekit.data.images import DataError, ImageFiles, load_image_files
+
+
+def is_celeba_folder(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("list_attr_celeba*.txt"))
+
+
+def read_attributes(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``list_attr_celeba.txt``: (attribute names, {file name: 0/1 int8 vector}).
+
+    Accepts the original layout (count line, names line, rows of ``name ±1 ...``) and the
+    common variant without the count line.
+    """
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if lines and lines[0].strip().isdigit():
+        lines = lines[1:]
+    if not lines:
+        raise DataError(f"{path}: empty attribute file")
+    names = lines[0].split()
+    rows: dict[str, np.ndarray] = {}
+    for number, line in enumerate(lines[1:], start=3):
+        fields = line.split()
+        if len(fields) != len(names) + 1:
+            raise DataError(f"{path}:{number}: expected a file name and {len(names)} values, got {len(fields)} fields")
+        rows[fields[0]] = (np.array(fields[1:], dtype=np.int8) > 0).astype(np.int8)
+    return names, rows
+
+
+def read_partition(path: Path) -> dict[str, int]:
+    """``list_eval_partition.txt`` (0 train, 1 valid, 2 test) or ``name train|test`` lines."""
+    words = {"0": TRAIN, "train": TRAIN, "1": TEST, "2": TEST, "val": TEST, "valid": TEST, "test": TEST}
+    split: dict[str, int] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1].lower() not in words:
+            raise DataError(f"{path}:{number}: expected 'file_name train|test' or 'file_name 0|1|2'")
+        split[fields[0]] = words[fields[1].lower()]
+    return split
+
+
+def load_celeba(
+    folder: Path, *, image_size: int, crop: str, channels: int | None, cache_dir: str | None, workers: int = 0
+) -> ImageDataset:
+    """A CelebA folder: ``img_align_celeba/`` (or a zip of it) + ``list_attr_celeba*.txt``
+    + optional ``list_eval_partition*.txt`` / ``split*.txt``."""
+    attr_file = sorted(folder.glob("list_attr_celeba*.txt"))[0]
+    image_root = folder / "img_align_celeba"
+    if not image_root.is_dir():
+        zips = sorted(folder.glob("*.zip"))
+        if not zips:
+            raise DataError(f"{folder}: no img_align_celeba/ folder and no .zip of images")
+        image_root = zips[0]
+    dataset = load_image_files(
+        ImageFiles.scan(image_root),
+        image_size=image_size,
+        crop=crop,
+        channels=channels,
+        cache_dir=cache_dir,
+        workers=workers,
+        kind="celeba",
+    )
+    label_names, rows = read_attributes(attr_file)
+    basenames = [PurePosixPath(name).name for name in dataset.names or []]
+    missing = [name for name in basenames if name not in rows]
+    if missing:
+        raise DataError(f"{attr_file}: no attributes for {len(missing)} image(s), e.g. {missing[:3]}")
+    dataset.labels = np.stack([rows[name] for name in basenames])
+    dataset.label_names = label_names
+    split_files = sorted(folder.glob("list_eval_partition*.txt")) + sorted(folder.glob("split*.txt"))
+    if split_files:
+        split = read_partition(split_files[0])
+        dataset.partition = np.array([split.get(name, TRAIN) for name in basenames], dtype=np.uint8)
+    return dataset

@@ -1,0 +1,66 @@
+"""The in-memory form of every data source: uint8 images in (N, C, H, W) plus optional labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+TRAIN, TEST = 0, 1
+
+
+@dataclass
+class ImageDataset:
+    """Images decoded once into uint8 ``(N, C, H, W)`` (often a read-only memory map).
+
+    ``labels`` is ``(N,)`` (a class) or ``(N, K)`` (attributes / factors, named by ``label_names``).
+    ``partition`` marks the source's own train (0) / test (1) split where it has one.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    label_names: list[str] | None = None
+    names: list[str] | None = None
+    partition: np.ndarray | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: np.ndarray) -> ImageDataset:
+        """The images at ``index`` (sorted positions keep memory-map reads sequential)."""
+        index = np.asarray(index)
+
+        def take(values):
+            if values is None:
+                return None
+            if isinstance(values, list):
+                return [values[i] for i in index]
+            return values[index]
+
+        return replace(
+            self,
+            images=self.images[index],
+            labels=take(self.labels),
+            names=take(self.names),
+            partition=take(self.partition),
+        )
+
+    def split(self, which: str, val_fraction: float = 0.05, seed: int = 0) -> ImageDataset:
+        """``train`` or ``val``/``test``: the source's own split, else a seeded random one."""
+        if which not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {which!r}: use train, val or test")
+        if self.partition is not None:
+            wanted = TRAIN if which == "train" else TEST
+            return self.subset(np.flatnonzero(self.partition == wanted))
+        order = np.random.default_rng(seed).permutation(len(self))
+        n_val = int(round(len(self) * val_fraction)) if len(self) > 1 else 0
+        if val_fraction > 0 and len(self) > 1:
+            n_val = min(max(n_val, 1), len(self) - 1)
+        chosen = order[: len(self) - n_val] if which == "train" else order[len(self) - n_val :]
+        return self.subset(np.sort(chosen))

@@ -1,0 +1,151 @@
+"""Image folders and zip archives: list, decode in parallel, crop, store in the uint8 cache."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import warnings
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from vaekit.data.cache import allocate_images, cached_dataset
+from vaekit.data.dataset import ImageDataset
+from vaekit.data.recipes import is_gray, prepare
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+class DataError(ValueError):
+    """A data source cannot be used; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The image files of a folder or of a zip archive, in a stable (sorted) order."""
+
+    root: Path
+    members: tuple[str, ...]  # paths relative to the folder, or zip member names
+    fingerprint: tuple  # what the cache key depends on
+
+    @property
+    def is_zip(self) -> bool:
+        return self.root.is_file()
+
+    @classmethod
+    def scan(cls, root: Path | str) -> ImageFiles:
+        """All images under a folder (recursive) or inside a ``.zip``."""
+        root = Path(root)
+        if root.is_file() and zipfile.is_zipfile(root):
+            with zipfile.ZipFile(root) as archive:
+                infos = [i for i in archive.infolist() if not i.is_dir() and _is_image(i.filename)]
+            infos.sort(key=lambda i: i.filename)
+            members = tuple(i.filename for i in infos)
+            stat = root.stat()
+            fingerprint = (str(root.resolve()), stat.st_size, stat.st_mtime_ns, tuple((i.filename, i.CRC) for i in infos))
+        elif root.is_dir():
+            paths = sorted(p for p in root.rglob("*") if p.is_file() and _is_image(p.name))
+            members = tuple(p.relative_to(root).as_posix() for p in paths)
+            fingerprint = (str(root.resolve()),) + tuple(
+                (m, s.st_size, s.st_mtime_ns) for m, s in zip(members, (p.stat() for p in paths), strict=True)
+            )
+        else:
+            raise DataError(f"{root}: not an image folder or a zip archive")
+        if not members:
+            raise DataError(
+                f"no images found in {root} (looked recursively for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        return cls(root, members, fingerprint)
+
+    def opener(self) -> Callable[[str], Image.Image]:
+        """A thread-safe function that opens a member as a (lazy) Pillow image."""
+        if not self.is_zip:
+            return lambda member: Image.open(self.root / member)
+        local = threading.local()
+
+        def open_member(member: str) -> Image.Image:
+            if not hasattr(local, "archive"):
+                local.archive = zipfile.ZipFile(self.root)
+            return Image.open(io.BytesIO(local.archive.read(member)))
+
+        return open_member
+
+
+def _is_image(name: str) -> bool:
+    path = PurePosixPath(name)
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("._") and "__MACOSX" not in path.parts
+
+
+def load_image_files(
+    files: ImageFiles,
+    *,
+    image_size: int,
+    crop: str,
+    channels: int | None,
+    cache_dir: str | None,
+    workers: int = 0,
+    kind: str = "images",
+) -> ImageDataset:
+    """Decode ``files`` once into the cache (skipping unreadable ones) and return the dataset."""
+    parts = {"files": files.fingerprint, "size": image_size, "crop": crop, "channels": channels}
+
+    def build(folder: Path) -> ImageDataset:
+        return _decode_all(files, folder, image_size, crop, channels, workers)
+
+    return cached_dataset(cache_dir, kind, parts, build)
+
+
+def _decode_all(
+    files: ImageFiles, folder: Path, size: int, crop: str, channels: int | None, workers: int
+) -> ImageDataset:
+    decode_channels = channels or 3
+    images = allocate_images(folder, (len(files.members), decode_channels, size, size))
+    ok = np.zeros(len(files.members), dtype=bool)
+    gray = np.zeros(len(files.members), dtype=bool)
+    failures: list[str] = []
+    open_member = files.opener()
+
+    def decode(i: int) -> None:
+        member = files.members[i]
+        try:
+            with open_member(member) as image:
+                image.load()
+                gray[i] = is_gray(image)
+                images[i] = prepare(image, size, crop, decode_channels)
+            ok[i] = True
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            failures.append(f"{member} ({type(err).__name__}: {err})")
+
+    n_workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(n_workers) as pool:
+        for _ in tqdm(
+            pool.map(decode, range(len(files.members))),
+            total=len(files.members),
+            desc=f"decoding {files.root.name}",
+            unit="img",
+            leave=False,
+        ):
+            pass
+    if failures:
+        shown = "\n  ".join(sorted(failures)[:20])
+        more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+        warnings.warn(f"skipped {len(failures)} unreadable image(s) in {files.root}:\n  {shown}{more}", stacklevel=2)
+    if not ok.any():
+        raise DataError(f"none of the {len(files.members)} image files in {files.root} could be decoded")
+    keep = np.flatnonzero(ok)
+    if channels is None and gray[keep].all():
+        data = np.ascontiguousarray(images[keep, :1])
+    elif len(keep) < len(ok):
+        data = np.ascontiguousarray(images[keep])
+    else:
+        data = images
+    names = [files.members[i] for i in keep]
+    return ImageDataset(images=data, names=names, source=str(files.root))
+

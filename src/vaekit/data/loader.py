@@ -1,0 +1,61 @@
+"""Batches straight from the uint8 cache: the order is a pure function of (seed, epoch).
+
+Because nothing but ``(seed, epoch, batch index)`` decides which images a batch holds and whether
+they are flipped, a resumed run sees exactly the batches an uninterrupted one would.
+Images travel as uint8 and become float in [0, 1] on the target device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+
+class BatchLoader:
+    """Iterate one epoch of ``images`` (uint8 ``(N, C, H, W)``) as float batches in [0, 1]."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        flip: bool = False,
+        drop_last: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if len(images) == 0:
+            raise ValueError("cannot load batches from an empty dataset")
+        self.images = images
+        self.batch_size = min(batch_size, len(images)) if drop_last else batch_size
+        self.shuffle, self.flip, self.drop_last, self.seed = shuffle, flip, drop_last, seed
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        n = len(self.images)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The image indices of ``epoch`` in the order they are served."""
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
+        """Batches ``start, start+1, ...`` of ``epoch``."""
+        order = self.order(epoch)
+        for b in range(start, len(self)):
+            index = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+            batch = torch.from_numpy(np.ascontiguousarray(self.images[index]))
+            batch = batch.to(self.device, non_blocking=True).float().div_(255.0)
+            if self.flip:
+                flips = np.random.default_rng([self.seed, epoch, b, 1]).random(len(index)) < 0.5
+                mask = torch.from_numpy(flips).to(self.device).view(-1, 1, 1, 1)
+                batch = torch.where(mask, batch.flip(-1), batch)
+            yield batch
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self.epoch(0)

@@ -1,0 +1,87 @@
+"""Named crop-and-resize recipes and conversion of any Pillow image to uint8 RGB or gray."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom
+
+
+def _center_square(width: int, height: int) -> Box:
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def _center(side: int) -> Callable[[int, int], Box]:
+    def box(width: int, height: int) -> Box:
+        left, top = (width - side) // 2, (height - side) // 2
+        return left, top, left + side, top + side
+
+    return box
+
+
+def _rows(margin: int) -> Callable[[int, int], Box]:
+    return lambda width, height: (0, margin, width, height - margin)
+
+
+def _fixed(side: int, top: int, left: int) -> Callable[[int, int], Box]:
+    return lambda width, height: (left, top, left + side, top + side)
+
+
+RECIPES: dict[str, Callable[[int, int], Box] | None] = {
+    "none": None,  # resize the whole image (aspect ratio not kept)
+    "center": _center_square,  # largest centred square
+    "celeba-center140": _center(140),  # centre 140x140 crop of the 178x218 aligned faces
+    "celeba-rows20": _rows(20),  # rows 20:-20 (178x178 from 178x218)
+    "celeba-crop160": _fixed(160, top=29, left=9),  # 160x160 at (y=29, x=9), the Spatial-Z recipe
+}
+
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def is_gray(image: Image.Image) -> bool:
+    """Whether a decoded image carries a single intensity channel."""
+    return image.mode in _GRAY_MODES
+
+
+def to_8bit(image: Image.Image, channels: int) -> Image.Image:
+    """Convert any mode (16-bit, float, palette, alpha, CMYK) to 8-bit ``L`` or ``RGB``.
+
+    16-bit and float images are scaled to 0..255 rather than clipped; transparent pixels are
+    composited over white.
+    """
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if image.mode == "F" and values.max() <= 1.0 else (255.0 if values.max() <= 255 else 65535.0)
+        image = Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def apply_recipe(image: Image.Image, size: int, recipe: str) -> Image.Image:
+    """Crop ``image`` by the named recipe, then resize to ``size`` x ``size``."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown crop recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    box_of = RECIPES[recipe]
+    if box_of is not None:
+        box = box_of(*image.size)
+        if box != (0, 0, *image.size):
+            image = image.crop(box)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.LANCZOS)
+    return image
+
+
+def prepare(image: Image.Image, size: int, recipe: str, channels: int) -> np.ndarray:
+    """A decoded image as a uint8 ``(C, H, W)`` array of the requested size and channels."""
+    array = np.asarray(apply_recipe(to_8bit(image, channels), size, recipe))
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

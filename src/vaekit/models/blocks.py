@@ -1,0 +1,64 @@
+"""Layers shared by the architectures."""
+
+from __future__ import annotations
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: use one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def norm2d(name: str, channels: int) -> nn.Module:
+    if name == "none":
+        return nn.Identity()
+    if name == "batch":
+        return nn.BatchNorm2d(channels)
+    if name == "group":
+        return nn.GroupNorm(min(32, channels), channels)
+    raise ValueError(f"unknown norm {name!r}: use none, batch or group")
+
+
+def conv_down(c_in: int, c_out: int, kernel: int, norm: str, act: str) -> nn.Sequential:
+    """Stride-2 conv + norm + activation; halves the size (rounding as ``down_size``)."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=2, padding=(kernel - 1) // 2, bias=norm == "none"),
+        norm2d(norm, c_out),
+        activation(act),
+    )
+
+
+def down_size(size: int, kernel: int) -> int:
+    """Spatial size after ``conv_down``."""
+    return (size + 2 * ((kernel - 1) // 2) - kernel) // 2 + 1
+
+
+def conv_up(c_in: int, c_out: int, kernel: int, size_in: int, size_out: int, norm: str, act: str) -> nn.Sequential:
+    """Stride-2 transposed conv + norm + activation from ``size_in`` to exactly ``size_out``."""
+    padding = (kernel - 1) // 2
+    extra = size_out - ((size_in - 1) * 2 - 2 * padding + kernel)
+    if extra not in (0, 1):
+        raise ValueError(f"cannot upsample {size_in} -> {size_out} with kernel {kernel}")
+    return nn.Sequential(
+        nn.ConvTranspose2d(
+            c_in, c_out, kernel, stride=2, padding=padding, output_padding=extra, bias=norm == "none"
+        ),
+        norm2d(norm, c_out),
+        activation(act),
+    )
+
+
+class GaussianHead(nn.Module):
+    """A linear layer that outputs ``(mean, logvar)`` of a flat latent."""
+
+    def __init__(self, features: int, latent_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(features, 2 * latent_dim)
+
+    def forward(self, h):
+        mean, logvar = self.linear(h).chunk(2, dim=1)
+        return mean, logvar
