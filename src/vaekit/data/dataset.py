@@ -59,7 +59,7 @@ class ImageDataset:
             wanted = TRAIN if which == "train" else TEST
             return self.subset(np.flatnonzero(self.partition == wanted))
         order = np.random.default_rng(seed).permutation(len(self))
-        n_val = int(round(len(self) * val_fraction)) if len(self) > 1 else 0
+        n_val = round(len(self) * val_fraction) if len(self) > 1 else 0
         if val_fraction > 0 and len(self) > 1:
             n_val = min(max(n_val, 1), len(self) - 1)
         chosen = order[: len(self) - n_val] if which == "train" else order[len(self) - n_val :]

@@ -49,19 +49,21 @@ class ImageFiles:
             infos.sort(key=lambda i: i.filename)
             members = tuple(i.filename for i in infos)
             stat = root.stat()
-            fingerprint = (str(root.resolve()), stat.st_size, stat.st_mtime_ns, tuple((i.filename, i.CRC) for i in infos))
+            fingerprint = (
+                str(root.resolve()),
+                stat.st_size,
+                stat.st_mtime_ns,
+                tuple((i.filename, i.CRC) for i in infos),
+            )
         elif root.is_dir():
             paths = sorted(p for p in root.rglob("*") if p.is_file() and _is_image(p.name))
             members = tuple(p.relative_to(root).as_posix() for p in paths)
-            fingerprint = (str(root.resolve()),) + tuple(
-                (m, s.st_size, s.st_mtime_ns) for m, s in zip(members, (p.stat() for p in paths), strict=True)
-            )
+            stats = [(m, p.stat()) for m, p in zip(members, paths, strict=True)]
+            fingerprint = (str(root.resolve()), *((m, st.st_size, st.st_mtime_ns) for m, st in stats))
         else:
             raise DataError(f"{root}: not an image folder or a zip archive")
         if not members:
-            raise DataError(
-                f"no images found in {root} (looked recursively for {', '.join(sorted(IMAGE_SUFFIXES))})"
-            )
+            raise DataError(f"no images found in {root} (looked recursively for {', '.join(sorted(IMAGE_SUFFIXES))})")
         return cls(root, members, fingerprint)
 
     def opener(self) -> Callable[[str], Image.Image]:
@@ -148,4 +150,3 @@ def _decode_all(
         data = images
     names = [files.members[i] for i in keep]
     return ImageDataset(images=data, names=names, source=str(files.root))
-

@@ -44,9 +44,7 @@ def conv_up(c_in: int, c_out: int, kernel: int, size_in: int, size_out: int, nor
     if extra not in (0, 1):
         raise ValueError(f"cannot upsample {size_in} -> {size_out} with kernel {kernel}")
     return nn.Sequential(
-        nn.ConvTranspose2d(
-            c_in, c_out, kernel, stride=2, padding=padding, output_padding=extra, bias=norm == "none"
-        ),
+        nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=padding, output_padding=extra, bias=norm == "none"),
         norm2d(norm, c_out),
         activation(act),
     )

@@ -1,0 +1,51 @@
+"""Image grids: tensors in [0, 1] to a tiled uint8 picture, saved with Pillow."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``(N, C, H, W)`` floats in [0, 1] -> ``(N, H, W, C)`` uint8 (C = 1 or 3)."""
+    array = images.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    return array.transpose(0, 2, 3, 1)
+
+
+def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Tile ``images`` into one ``(H, W, 3)`` uint8 picture, ``nrow`` images per row."""
+    tiles = to_uint8(images)
+    if tiles.shape[-1] == 1:
+        tiles = np.repeat(tiles, 3, axis=-1)
+    n, h, w, _ = tiles.shape
+    cols = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding, 3), pad_value, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        grid[top : top + h, left : left + w] = tile
+    return grid
+
+
+def save_grid(images: torch.Tensor, path: Path | str, nrow: int | None = None, scale: int = 1) -> Path:
+    """Write ``make_grid(images)`` as an image file (``scale`` enlarges small images)."""
+    picture = Image.fromarray(make_grid(images, nrow))
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return path
+
+
+def interleave(originals: torch.Tensor, reconstructions: torch.Tensor, per_row: int) -> torch.Tensor:
+    """Rows of originals followed by rows of their reconstructions, ``per_row`` images a row."""
+    pieces = []
+    for start in range(0, len(originals), per_row):
+        pieces += [originals[start : start + per_row], reconstructions[start : start + per_row]]
+    return torch.cat(pieces)

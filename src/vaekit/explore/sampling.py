@@ -1,0 +1,51 @@
+"""Sampling a trained model: seeded draws at a temperature, saved as a grid or one file each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from vaekit.explore.grids import to_uint8
+from vaekit.explore.interpolation import interpolate
+from vaekit.models.base import VAE
+
+
+@torch.no_grad()
+def sample_images(
+    model: VAE, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int = 256
+) -> torch.Tensor:
+    """``n`` images in [0, 1], the same for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    parts = [
+        model.sample(min(batch_size, n - start), temperature, generator).cpu() for start in range(0, n, batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def dump_images(images: torch.Tensor, folder: Path | str, prefix: str = "sample") -> list[Path]:
+    """One PNG per image (for FID tools): ``folder/sample-000000.png`` ..."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, array in enumerate(to_uint8(images)):
+        path = folder / f"{prefix}-{i:06d}.png"
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+        paths.append(path)
+    return paths
+
+
+@torch.no_grad()
+def interpolation_frames(
+    model: VAE, images: torch.Tensor | None = None, *, steps: int = 16, mode: str = "slerp", seed: int = 0
+) -> torch.Tensor:
+    """Decoded frames from image A to image B (their posterior means) or between two random latents."""
+    if images is not None:
+        if len(images) != 2:
+            raise ValueError(f"interpolation needs exactly two images, got {len(images)}")
+        device = next(model.parameters()).device
+        z_a, z_b = model.embed(images.to(device))
+    else:
+        z_a, z_b = model.prior_sample(2, generator=torch.Generator().manual_seed(seed))
+    return model.to_image(interpolate(z_a, z_b, steps, mode)).cpu()

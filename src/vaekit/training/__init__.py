@@ -1,0 +1,1 @@
+"""The training loop, precision policy, checkpoints and run-directory bookkeeping."""

@@ -1,0 +1,101 @@
+"""Weights as safetensors, training state for ``torch.load(weights_only=True)``, atomic writes.
+
+A checkpoint is a folder ``checkpoints/step-XXXXXXXX/`` with ``model.safetensors`` and
+``training.pt`` (optimisers, scaler, random states, position). It is written under a temporary
+name and renamed into place, so a crash mid-write never leaves a half checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "training.pt"
+_PREFIX = "step-"
+
+
+class CheckpointError(RuntimeError):
+    """Weights or training state cannot be read or do not fit the model."""
+
+
+def save_weights(model: nn.Module, folder: Path) -> Path:
+    """``folder/model.safetensors`` with every parameter and buffer of ``model``."""
+    state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    path = folder / MODEL_FILE
+    save_file(state, str(path))
+    return path
+
+
+def load_weights(model: nn.Module, folder: Path) -> None:
+    """Load ``folder/model.safetensors`` into ``model``, with a clear error when it does not fit."""
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no {MODEL_FILE} in {folder}")
+    try:
+        state = load_file(str(path), device=str(next(model.parameters()).device))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: unreadable weights ({err})") from err
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        details = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if items:
+                details.append(f"{label}: {', '.join(items[:4])}" + (" ..." if len(items) > 4 else ""))
+        raise CheckpointError(
+            f"{path} does not fit this {type(model).__name__} (was it saved by another architecture or config?); "
+            + "; ".join(details)
+        )
+    model.load_state_dict(state)
+
+
+def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep: int) -> Path:
+    """Atomically write checkpoint ``step`` under ``folder`` and keep only the newest ``keep``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{_PREFIX}{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+    try:
+        save_weights(model, tmp)
+        torch.save(state, tmp / STATE_FILE)
+        for name in (MODEL_FILE, STATE_FILE):
+            with open(tmp / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints under ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.name.startswith(_PREFIX) and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
+
+
+def load_training_state(checkpoint: Path) -> dict:
+    """The training state of a checkpoint folder (no arbitrary unpickling)."""
+    try:
+        return torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as err:
+        raise CheckpointError(f"{checkpoint / STATE_FILE}: unreadable training state ({err})") from err
