@@ -74,6 +74,11 @@ def apply_recipe(image: Image.Image, size: int, recipe: str) -> Image.Image:
     box_of = RECIPES[recipe]
     if box_of is not None:
         box = box_of(*image.size)
+        left, top, right, bottom = box
+        if left < 0 or top < 0 or right > image.width or bottom > image.height or right <= left or bottom <= top:
+            raise ValueError(
+                f"crop recipe {recipe!r} needs a larger image than {image.width}x{image.height} (box {box})"
+            )
         if box != (0, 0, *image.size):
             image = image.crop(box)
     if image.size != (size, size):

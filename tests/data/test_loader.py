@@ -1,0 +1,49 @@
+import numpy as np
+import torch
+
+from vaekit.data import BatchLoader, ImageDataset
+
+
+def _images(n=10):
+    return np.arange(n, dtype=np.uint8)[:, None, None, None].repeat(2, axis=2).repeat(3, axis=3)
+
+
+def test_order_is_a_pure_function_of_seed_and_epoch():
+    a, b = BatchLoader(_images(), 3, seed=1), BatchLoader(_images(), 3, seed=1)
+    np.testing.assert_array_equal(a.order(5), b.order(5))
+    assert not np.array_equal(a.order(5), a.order(6))
+
+
+def test_resuming_mid_epoch_gives_the_remaining_batches():
+    loader = BatchLoader(_images(), 3, seed=1, flip=True)
+    full = list(loader.epoch(2))
+    resumed = list(loader.epoch(2, start=1))
+    assert len(full) == 3 and len(resumed) == 2
+    for x, y in zip(full[1:], resumed, strict=True):
+        assert torch.equal(x, y)
+
+
+def test_batches_are_floats_in_unit_range_and_cover_the_epoch():
+    loader = BatchLoader(_images(), 3, seed=0, drop_last=False)
+    batches = list(loader.epoch(0))
+    assert [len(b) for b in batches] == [3, 3, 3, 1]
+    seen = sorted(round(v * 255) for b in batches for v in b[:, 0, 0, 0].tolist())
+    assert seen == list(range(10))
+    assert batches[0].dtype == torch.float32
+
+
+def test_flip_mirrors_some_images_horizontally():
+    images = np.zeros((64, 1, 1, 2), dtype=np.uint8)
+    images[..., 0] = 255
+    batch = next(BatchLoader(images, 64, flip=True, seed=0).epoch(0))
+    flipped = batch[:, 0, 0, 1] == 1
+    assert 10 < flipped.sum() < 54
+
+
+def test_split_uses_the_source_partition_or_a_seeded_fraction():
+    data = ImageDataset(images=_images(20))
+    train, val = data.split("train", 0.25, seed=0), data.split("val", 0.25, seed=0)
+    assert len(train) == 15 and len(val) == 5
+    assert not set(train.images[:, 0, 0, 0]) & set(val.images[:, 0, 0, 0])
+    parted = ImageDataset(images=_images(4), partition=np.array([0, 1, 0, 1], np.uint8))
+    assert parted.split("test").images[:, 0, 0, 0].tolist() == [1, 3]

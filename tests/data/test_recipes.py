@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from vaekit.data.recipes import RECIPES, apply_recipe, prepare, to_8bit
+
+
+def _marked(width: int, height: int) -> Image.Image:
+    """An image whose pixel values encode their own coordinates."""
+    y, x = np.mgrid[0:height, 0:width]
+    return Image.fromarray(np.stack([x % 256, y % 256, np.zeros_like(x)], -1).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "box"),
+    [
+        ("center", (0, 20, 178, 198)),
+        ("celeba-center140", (19, 39, 159, 179)),
+        ("celeba-rows20", (0, 20, 178, 198)),
+        ("celeba-crop160", (9, 29, 169, 189)),
+    ],
+)
+def test_celeba_recipes_crop_the_documented_box(recipe, box):
+    image = _marked(178, 218)
+    cropped = np.asarray(apply_recipe(image, box[2] - box[0], recipe))
+    left, top = box[0], box[1]
+    assert cropped[0, 0, 0] == left and cropped[0, 0, 1] == top
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_every_recipe_gives_the_requested_size(recipe):
+    assert apply_recipe(_marked(178, 218), 16, recipe).size == (16, 16)
+
+
+def test_a_crop_larger_than_the_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs a larger image than 50x30"):
+        apply_recipe(_marked(50, 30), 16, "celeba-crop160")
+
+
+def test_unknown_recipe():
+    with pytest.raises(ValueError, match="unknown crop recipe"):
+        apply_recipe(_marked(8, 8), 8, "zoom")
+
+
+def test_16_bit_gray_is_scaled_not_clipped():
+    values = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    image = Image.frombytes("I;16", (3, 1), values.astype("<u2").tobytes())
+    assert np.asarray(to_8bit(image, 1)).tolist() == [[0, 128, 255]]
+
+
+def test_rgba_is_composited_over_white():
+    image = Image.new("RGBA", (2, 1), (255, 0, 0, 0))
+    image.putpixel((1, 0), (255, 0, 0, 255))
+    assert np.asarray(to_8bit(image, 3)).tolist() == [[[255, 255, 255], [255, 0, 0]]]
+
+
+def test_prepare_returns_channels_first():
+    assert prepare(_marked(10, 10), 8, "center", 3).shape == (3, 8, 8)
+    assert prepare(_marked(10, 10), 8, "center", 1).shape == (1, 8, 8)

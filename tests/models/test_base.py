@@ -1,0 +1,36 @@
+import torch
+from torch import distributions as D
+
+from vaekit.models.base import DiagonalGaussian
+
+
+def _posterior(shape):
+    g = torch.Generator().manual_seed(0)
+    return DiagonalGaussian(torch.randn(*shape, generator=g), torch.randn(*shape, generator=g))
+
+
+def test_kl_matches_torch_distributions_for_flat_and_spatial_latents():
+    for shape in [(5, 7), (2, 3, 4, 4)]:
+        q = _posterior(shape)
+        prior = D.Independent(D.Normal(torch.zeros(shape), torch.ones(shape)), len(shape) - 1)
+        torch.testing.assert_close(q.kl(), D.kl_divergence(q.distribution, prior))
+        assert q.kl().shape == (shape[0],)
+
+
+def test_kl_per_dim_sums_to_kl():
+    q = _posterior((4, 6))
+    torch.testing.assert_close(q.kl_per_dim().sum(1), q.kl())
+
+
+def test_sample_is_reparameterised_with_the_right_moments():
+    mean, logvar = torch.full((20000, 1), 2.0, requires_grad=True), torch.full((20000, 1), 0.0)
+    z = DiagonalGaussian(mean, logvar).sample()
+    assert abs(z.mean().item() - 2) < 0.05 and abs(z.std().item() - 1) < 0.05
+    z.sum().backward()
+    assert mean.grad is not None
+
+
+def test_log_prob_matches_normal():
+    q = _posterior((3, 5))
+    z = q.sample()
+    torch.testing.assert_close(q.log_prob(z), D.Normal(q.mean, q.std).log_prob(z).sum(1))

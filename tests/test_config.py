@@ -1,0 +1,64 @@
+import pytest
+
+from vaekit.config import Config, ConfigError, available_presets, load_preset
+
+
+def test_yaml_round_trip(tmp_path):
+    config = Config().with_overrides(["train.lr=3e-4", "model.channels=[8, 16]", "train.max_steps=12"])
+    config.to_yaml(tmp_path / "c.yaml")
+    assert Config.from_yaml(tmp_path / "c.yaml") == config
+
+
+def test_overrides_parse_yaml_values():
+    config = Config().with_overrides(["train.lr=1e-3", "train.precision=bf16", "data.flip=true", "train.max_steps=5"])
+    assert config.train.lr == 1e-3 and config.train.precision == "bf16"
+    assert config.data.flip is True and config.train.max_steps == 5
+
+
+def test_unknown_key_names_it_and_suggests():
+    with pytest.raises(ConfigError, match=r"'train.lrr'.*did you mean 'train.lr'"):
+        Config().with_overrides(["train.lrr=1"])
+
+
+def test_unknown_section_is_an_error():
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian' \(did you mean 'train'\?\)"):
+        Config().with_overrides(["trian.lr=1"])
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError, match="train.batch_size: expected an integer"):
+        Config().with_overrides(["train.batch_size=big"])
+
+
+def test_unknown_key_in_yaml_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  latent: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*'model.latent'"):
+        Config.from_yaml(path)
+
+
+def test_override_without_equals_sign():
+    with pytest.raises(ConfigError, match="key=value"):
+        Config().with_overrides(["train.lr"])
+
+
+@pytest.mark.parametrize("name", ["conv-mnist", "conv-celeba64", "anime-l1", "shapes-demo"])
+def test_presets_load(name):
+    assert name in available_presets()
+    assert isinstance(load_preset(name), Config)
+
+
+def test_preset_specs_from_the_issue():
+    mnist = load_preset("conv-mnist")
+    assert (mnist.model.channels, mnist.model.kernel_size, mnist.model.latent_dim) == ([16, 32, 64], 3, 16)
+    assert mnist.likelihood.name == "bernoulli"
+    celeba = load_preset("conv-celeba64")
+    assert (celeba.model.kernel_size, celeba.model.channels[0], celeba.model.channels[-1]) == (5, 64, 512)
+    assert celeba.model.latent_dim == 128 and celeba.likelihood.name == "gaussian"
+    anime = load_preset("anime-l1")
+    assert anime.likelihood.name == "laplace" and anime.data.image_size == 64
+
+
+def test_unknown_preset_suggests():
+    with pytest.raises(ConfigError, match="did you mean 'conv-mnist'"):
+        load_preset("conv-mnst")
