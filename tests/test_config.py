@@ -26,7 +26,7 @@ def test_unknown_section_is_an_error():
 
 
 def test_wrong_type_names_the_key():
-    with pytest.raises(ConfigError, match="train.batch_size: expected an integer"):
+    with pytest.raises(ConfigError, match=r"train\.batch_size: expected an integer"):
         Config().with_overrides(["train.batch_size=big"])
 
 

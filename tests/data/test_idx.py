@@ -8,8 +8,8 @@ import pytest
 
 from vaekit.data import idx
 from vaekit.data.dataset import TEST, TRAIN
-from vaekit.data.images import DataError
 from vaekit.data.idx import load_idx_folder, read_idx
+from vaekit.data.images import DataError
 
 
 def _write_idx(path, array, compress=True):

@@ -1,6 +1,6 @@
 import torch
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vaekit.models import create_model
 from vaekit.objectives import StepInfo, create_objective
 from vaekit.training.precision import Precision

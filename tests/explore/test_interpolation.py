@@ -1,0 +1,46 @@
+import pytest
+import torch
+from PIL import Image
+
+from vaekit.explore.interpolation import interpolate, save_gif
+
+
+@pytest.mark.parametrize("mode", ["lerp", "slerp"])
+def test_interpolation_starts_and_ends_at_the_endpoints(mode):
+    a, b = torch.randn(16), torch.randn(16)
+    path = interpolate(a, b, 7, mode)
+    assert path.shape == (7, 16)
+    torch.testing.assert_close(path[0], a)
+    torch.testing.assert_close(path[-1], b)
+
+
+def test_slerp_keeps_the_norm_between_equal_norm_points():
+    a = torch.tensor([3.0, 0.0])
+    b = torch.tensor([0.0, 3.0])
+    norms = interpolate(a, b, 5, "slerp").norm(dim=1)
+    torch.testing.assert_close(norms, torch.full((5,), 3.0))
+    assert interpolate(a, b, 5, "lerp").norm(dim=1)[2] < 2.5
+
+
+def test_spatial_latents_interpolate_in_their_shape():
+    a, b = torch.randn(4, 2, 2), torch.randn(4, 2, 2)
+    assert interpolate(a, b, 3, "slerp").shape == (3, 4, 2, 2)
+
+
+def test_gif_holds_the_ends_and_plays_back_and_forth(tmp_path):
+    frames = torch.linspace(0, 1, 5).view(5, 1, 1, 1).expand(5, 3, 4, 4)
+    path = save_gif(frames, tmp_path / "a.gif", frame_ms=50, hold_ms=500)
+    with Image.open(path) as gif:
+        durations, values = [], []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            durations.append(gif.info["duration"])
+            values.append(gif.convert("L").getpixel((0, 0)))
+    assert gif.n_frames == 8  # 5 forward + 3 back (the ends are not repeated)
+    assert durations[0] == 500 and durations[4] == 500 and durations[1] == 50
+    assert values[:5] == sorted(values[:5]) and values[5:] == sorted(values[5:], reverse=True)
+
+
+def test_unknown_mode():
+    with pytest.raises(ValueError, match="unknown interpolation mode"):
+        interpolate(torch.zeros(2), torch.ones(2), 3, "cubic")
