@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 from vaekit import api
 from vaekit.config import available_presets, preset_description
 from vaekit.explore.grids import interleave, save_grid
@@ -127,8 +125,7 @@ def _presets(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     run = api.train(preset="shapes-demo", out=args.out, overrides=args.overrides)
     model = api.load(run)
-    frames = torch.cat([interpolation_frames(model, steps=12, seed=seed) for seed in range(4)])
-    gif = save_gif(frames, run / "interpolation.gif", scale=4)
+    gif = save_gif(interpolation_frames(model, steps=24, seed=1), run / "interpolation.gif", scale=4)
     print(
         f"\ndemo run written to {run}/\n"
         f"  reconstructions  {run}/images/recon-final.png\n"

@@ -36,6 +36,16 @@ def test_zip_archive_matches_folder(tmp_path):
     np.testing.assert_array_equal(_load(tmp_path / "imgs").images, _load(tmp_path / "imgs.zip").images)
 
 
+def test_a_folder_holding_only_a_zip_reads_the_zip(tmp_path):
+    _write(tmp_path / "src" / "a.png")
+    (tmp_path / "data").mkdir()
+    with zipfile.ZipFile(tmp_path / "data" / "images.zip", "w") as archive:
+        archive.write(tmp_path / "src" / "a.png", "images/a.png")
+    (tmp_path / "data" / "README.md").write_text("about the data")
+    files = ImageFiles.scan(tmp_path / "data")
+    assert files.is_zip and files.members == ("images/a.png",)
+
+
 def test_corrupt_and_truncated_files_are_skipped_with_one_warning(tmp_path):
     _write(tmp_path / "good.png")
     (tmp_path / "text.png").write_text("hello")

@@ -41,7 +41,7 @@ class ImageFiles:
 
     @classmethod
     def scan(cls, root: Path | str) -> ImageFiles:
-        """All images under a folder (recursive) or inside a ``.zip``."""
+        """All images under a folder (recursive), inside a ``.zip``, or inside a folder's only ``.zip``."""
         root = Path(root)
         if root.is_file() and zipfile.is_zipfile(root):
             with zipfile.ZipFile(root) as archive:
@@ -57,6 +57,9 @@ class ImageFiles:
             )
         elif root.is_dir():
             paths = sorted(p for p in root.rglob("*") if p.is_file() and _is_image(p.name))
+            archives = sorted(root.glob("*.zip"))
+            if not paths and len(archives) == 1:  # a folder that ships its images as one zip
+                return cls.scan(archives[0])
             members = tuple(p.relative_to(root).as_posix() for p in paths)
             stats = [(m, p.stat()) for m, p in zip(members, paths, strict=True)]
             fingerprint = (str(root.resolve()), *((m, st.st_size, st.st_mtime_ns) for m, st in stats))
