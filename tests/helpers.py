@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vaekit.config import Config
@@ -41,3 +44,21 @@ def tiny_config(**overrides) -> Config:
         }
     )
     return config.with_overrides(overrides)
+
+
+def write_idx(path, array, compress=True):
+    """An IDX file (gzipped unless told otherwise) holding ``array`` as uint8."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(payload) if compress else payload)
+
+
+def fake_mnist(folder, n_train=6, n_test=4):
+    """A folder laid out like MNIST, with random images and labels 0..9 in turn."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28)))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(n_test) % 10)
+    return folder

@@ -1,10 +1,11 @@
+import json
 import subprocess
 import sys
 
 import pytest
 from PIL import Image
 
-from tests.helpers import tiny_config
+from tests.helpers import fake_mnist, tiny_config
 from vaekit.cli import main
 
 
@@ -14,7 +15,7 @@ def trained_run(tmp_path_factory):
     cache = folder / "cache"
     tiny_config(**{"data.cache_dir": str(cache)}).to_yaml(folder / "tiny.yaml")
     run = folder / "run"
-    assert main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--set", "train.max_steps=5"]) == 0
+    assert main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--set", "train.max_steps=8"]) == 0
     return run
 
 
@@ -22,12 +23,12 @@ def test_train_writes_a_loadable_run(trained_run):
     import vaekit
 
     model = vaekit.load(trained_run)
-    assert model.config.train.max_steps == 5 and not model.training
+    assert model.config.train.max_steps == 8 and not model.training
 
 
 def test_resume_with_a_higher_step_limit(trained_run, capsys):
-    assert main(["train", "--resume", str(trained_run), "--set", "train.max_steps=9"]) == 0
-    assert "step-00000009" in {p.name for p in (trained_run / "checkpoints").iterdir()}
+    assert main(["train", "--resume", str(trained_run), "--set", "train.max_steps=10"]) == 0
+    assert "step-00000010" in {p.name for p in (trained_run / "checkpoints").iterdir()}
 
 
 def test_sample_grid_and_dump(trained_run, tmp_path):
@@ -75,3 +76,42 @@ def test_errors_are_one_clear_line(trained_run, tmp_path, capsys):
 def test_console_script_lists_presets():
     result = subprocess.run([sys.executable, "-m", "vaekit", "presets"], capture_output=True, text=True, check=True)
     assert "conv-mnist" in result.stdout and "anime-l1" in result.stdout
+
+
+def test_evaluate_writes_json_and_markdown(trained_run, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    args = ["evaluate", str(trained_run), "--metrics", "elbo,reconstruction,nll,latents,speed", "--k", "3"]
+    assert main([*args, "--max-images", "8", "-o", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["data"]["images"] == 8 and report["settings"]["iwae_k"] == 3
+    assert report["metrics"]["nll"]["nll"] > 0 and out.with_suffix(".md").is_file()
+    assert "| elbo.neg_elbo |" in capsys.readouterr().out
+
+
+def test_fid_without_inception_weights_says_which_file_to_get(trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VAEKIT_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert main(["evaluate", str(trained_run), "--metrics", "fid", "-n", "4", "-o", str(tmp_path / "m.json")]) == 1
+    assert "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
+
+
+def test_fid_with_a_trained_domain_classifier(tmp_path, capsys):
+    mnist = fake_mnist(tmp_path / "mnist", n_train=40, n_test=20)
+    classifier = tmp_path / "digits.safetensors"
+    assert main(["train-classifier", "--data", str(mnist), "--epochs", "1", "-o", str(classifier)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    config = tiny_config(**{"data.source": str(mnist), "data.image_size": 28, "data.channels": 1})
+    config.to_yaml(tmp_path / "c.yaml")
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(run), "--set", "train.max_steps=2"]) == 0
+    out = tmp_path / "fid.json"
+    args = ["evaluate", str(run), "--metrics", "fid,kid", "-n", "30", "--features", str(classifier), "-o", str(out)]
+    assert main(args) == 0
+    generation = json.loads(out.read_text())["metrics"]["generation"]
+    assert generation["fid"] > 0 and "kid" in generation
+
+
+def test_progress_gif_from_epoch_grids(trained_run, tmp_path):
+    assert main(["progress", str(trained_run), "-o", str(tmp_path / "p.gif")]) == 0
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames >= 1

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from vaekit import api
-from vaekit.config import available_presets, preset_description
+from vaekit.config import DataConfig, available_presets, preset_description
+from vaekit.data import load_dataset
+from vaekit.evaluation.report import DEFAULT_METRICS, METRICS, EvaluationSettings, evaluate, write_report
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.explore.interpolation import save_gif
+from vaekit.explore.progress import progress_gif
 from vaekit.explore.sampling import dump_images, interpolation_frames, sample_images
+from vaekit.features.classifier import save_classifier, train_classifier
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +79,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.gif"))
     p.set_defaults(func=_interpolate)
 
+    p = commands.add_parser("evaluate", help="metrics of a trained model on held-out data, as JSON + Markdown")
+    p.add_argument("run", type=Path)
+    p.add_argument("--data", help="data spec (default: the run's own data source)")
+    p.add_argument("--split", default="test", choices=["test", "val", "train"])
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help=f"comma list of: {', '.join(METRICS)}")
+    p.add_argument("--max-images", type=int, help="use only the first N held-out images")
+    p.add_argument("--k", type=int, default=100, help="importance samples for the IWAE NLL")
+    p.add_argument("-n", "--samples", type=int, default=10000, help="generated images for FID / KID")
+    p.add_argument("--features", default="inception", help="'inception' or a classifier from train-classifier")
+    p.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--lpips", choices=["vgg", "alex"], default="vgg", help="LPIPS backbone")
+    p.add_argument("--lpips-backbone-weights", help="path to the torchvision VGG16 / AlexNet weights")
+    p.add_argument("--lpips-weights", help="path to the LPIPS v0.1 linear weights (vgg.pth / alex.pth)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", type=Path, help="JSON report (default RUN/evaluation-<split>.json)")
+    p.set_defaults(func=_evaluate)
+
+    p = commands.add_parser("progress", help="a GIF of the per-epoch grids of a run")
+    p.add_argument("run", type=Path)
+    p.add_argument("--kind", choices=["samples", "recon"], default="samples")
+    p.add_argument("-o", "--output", type=Path, default=Path("progress.gif"))
+    p.set_defaults(func=_progress)
+
+    p = commands.add_parser("train-classifier", help="train a small classifier to use as FID/KID features")
+    p.add_argument("--data", required=True, help="a labelled source (e.g. an MNIST IDX folder)")
+    p.add_argument("--image-size", type=int, default=28)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("-o", "--output", type=Path, default=Path("classifier.safetensors"))
+    p.set_defaults(func=_train_classifier)
+
     p = commands.add_parser("presets", help="list the built-in presets")
     p.set_defaults(func=_presets)
 
@@ -115,6 +150,42 @@ def _interpolate(args: argparse.Namespace) -> None:
     frames = interpolation_frames(model, images, steps=args.steps, mode=args.mode, seed=args.seed)
     scale = max(1, 128 // model.config.data.image_size)
     print(f"wrote {save_gif(frames, args.output, scale=scale)}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    model = api.load(args.run)
+    config = model.config.data
+    if args.data:
+        config = replace(config, source=args.data)
+    held_out = load_dataset(config).split(args.split, config.val_fraction, config.seed)
+    settings = EvaluationSettings(
+        split=args.split,
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+        max_images=args.max_images,
+        seed=args.seed,
+        iwae_k=args.k,
+        n_samples=args.samples,
+        features=args.features,
+        inception_weights=args.inception_weights,
+        lpips_backbone=args.lpips,
+        lpips_backbone_weights=args.lpips_backbone_weights,
+        lpips_linear_weights=args.lpips_weights,
+    )
+    report = evaluate(model, held_out, settings, run=str(args.run))
+    json_path, markdown = write_report(report, args.output or Path(args.run) / f"evaluation-{args.split}.json")
+    print(markdown.read_text().split("Settings:")[0].rstrip())
+    print(f"\nwrote {json_path} and {markdown}")
+
+
+def _progress(args: argparse.Namespace) -> None:
+    print(f"wrote {progress_gif(args.run, args.output, args.kind)}")
+
+
+def _train_classifier(args: argparse.Namespace) -> None:
+    data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop="none"))
+    model, accuracy = train_classifier(data.split("train"), data.split("test"), epochs=args.epochs)
+    path = save_classifier(model, args.output)
+    print(f"wrote {path}" + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))
 
 
 def _presets(args: argparse.Namespace) -> None:

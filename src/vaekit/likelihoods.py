@@ -22,7 +22,12 @@ def _sum_per_sample(values: torch.Tensor) -> torch.Tensor:
 
 
 class Likelihood(nn.Module):
-    """Base class: ``prepare`` data, ``nll`` of a target under decoder outputs, ``mean`` image."""
+    """Base class: ``prepare`` data, ``nll`` of a target under decoder outputs, ``mean`` image.
+
+    ``discrete``: the NLL is of discrete values (a probability mass), not a density on [0, 1].
+    """
+
+    discrete = False
 
     def prepare(self, x: torch.Tensor, stochastic: bool = False) -> torch.Tensor:
         """Map a [0, 1] batch to the target space (``stochastic``: draw binarisations etc.)."""
@@ -38,6 +43,8 @@ class Likelihood(nn.Module):
 
 class Bernoulli(Likelihood):
     """Decoder outputs logits. ``binarize='dynamic'`` samples binary targets each time."""
+
+    discrete = True
 
     def __init__(self, binarize: str = "none") -> None:
         super().__init__()

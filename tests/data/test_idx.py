@@ -1,43 +1,26 @@
-import gzip
 import hashlib
-import struct
 import urllib.error
 
 import numpy as np
 import pytest
 
+from tests.helpers import fake_mnist, write_idx
 from vaekit.data import idx
 from vaekit.data.dataset import TEST, TRAIN
 from vaekit.data.idx import load_idx_folder, read_idx
 from vaekit.data.images import DataError
 
 
-def _write_idx(path, array, compress=True):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(payload) if compress else payload)
-
-
-def _fake_mnist(folder, n_train=6, n_test=4):
-    folder.mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    _write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28)))
-    _write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
-    _write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28)))
-    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(n_test) % 10)
-    return folder
-
-
 def test_read_idx_plain_and_gzipped(tmp_path):
     array = np.arange(24).reshape(2, 3, 4)
-    _write_idx(tmp_path / "a-idx3-ubyte.gz", array)
-    _write_idx(tmp_path / "b-idx3-ubyte", array, compress=False)
+    write_idx(tmp_path / "a-idx3-ubyte.gz", array)
+    write_idx(tmp_path / "b-idx3-ubyte", array, compress=False)
     np.testing.assert_array_equal(read_idx(tmp_path / "a-idx3-ubyte.gz"), array)
     np.testing.assert_array_equal(read_idx(tmp_path / "b-idx3-ubyte"), array)
 
 
 def test_truncated_and_bad_magic_are_clear_errors(tmp_path):
-    _write_idx(tmp_path / "t-idx3-ubyte", np.zeros((4, 2, 2)), compress=False)
+    write_idx(tmp_path / "t-idx3-ubyte", np.zeros((4, 2, 2)), compress=False)
     data = (tmp_path / "t-idx3-ubyte").read_bytes()
     (tmp_path / "t-idx3-ubyte").write_bytes(data[:-3])
     with pytest.raises(DataError, match="truncated IDX file"):
@@ -48,7 +31,7 @@ def test_truncated_and_bad_magic_are_clear_errors(tmp_path):
 
 
 def test_folder_gives_images_labels_and_the_train_test_split(tmp_path):
-    data = load_idx_folder(_fake_mnist(tmp_path / "m"), image_size=28, crop="none", channels=None, cache_dir=None)
+    data = load_idx_folder(fake_mnist(tmp_path / "m"), image_size=28, crop="none", channels=None, cache_dir=None)
     assert data.images.shape == (10, 1, 28, 28)
     assert data.labels.tolist() == [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]
     assert (data.partition == TRAIN).sum() == 6 and (data.partition == TEST).sum() == 4
@@ -56,7 +39,7 @@ def test_folder_gives_images_labels_and_the_train_test_split(tmp_path):
 
 
 def test_folder_resizes_on_request(tmp_path):
-    data = load_idx_folder(_fake_mnist(tmp_path / "m"), image_size=32, crop="none", channels=3, cache_dir=None)
+    data = load_idx_folder(fake_mnist(tmp_path / "m"), image_size=32, crop="none", channels=3, cache_dir=None)
     assert data.images.shape == (10, 3, 32, 32)
 
 

@@ -62,6 +62,29 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path, monkey
     _assert_identical(_weights(straight), _weights(train(resume=stopped)))
 
 
+def test_after_a_crash_the_run_resumes_from_its_last_checkpoint_exactly(tmp_path, monkeypatch):
+    straight = Trainer(tiny_config(**RESUME_CONFIG), tmp_path / "a").fit()
+    original = ELBO.step
+
+    def crashes_at_step_11(self, batch, info):
+        if info.step == 10:
+            raise RuntimeError("simulated crash")
+        return original(self, batch, info)
+
+    monkeypatch.setattr(ELBO, "step", crashes_at_step_11)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Trainer(tiny_config(**RESUME_CONFIG), tmp_path / "b").fit()
+    assert list_checkpoints(tmp_path / "b" / "checkpoints")[-1].name == "step-00000008"
+    logged = [r.split(",")[0] for r in (tmp_path / "b" / "metrics.csv").read_text().splitlines()[1:]]
+    assert "9" in logged  # a row past the checkpoint, which resume must drop
+
+    monkeypatch.setattr(ELBO, "step", original)
+    resumed = train(resume=tmp_path / "b")
+    _assert_identical(_weights(straight), _weights(resumed))
+    rows = [tuple(r.split(",")[:3:2]) for r in (resumed / "metrics.csv").read_text().splitlines()[1:]]
+    assert len(rows) == len(set(rows))  # no (step, split) logged twice
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     original = ELBO.step
 

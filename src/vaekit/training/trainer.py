@@ -99,6 +99,12 @@ class Trainer:
         if train.max_steps is not None:
             total = min(total, train.max_steps)
         self.model.train()
+        parameters = sum(p.numel() for p in self.model.parameters())
+        tqdm.write(
+            f"{self.config.model.arch} VAE ({parameters / 1e6:.2f}M parameters, {train.precision}, {self.device}) on "
+            f"{len(self.train_set)} train / {len(self.val_set)} held-out images from {self.config.data.source}"
+            f" -> {self.run.root}" + (f" (resuming at step {self.step})" if self.step else "")
+        )
         self._clock = _Clock(self.elapsed)
         epoch, start = divmod(self.step, self.steps_per_epoch)
         stop_reason = None

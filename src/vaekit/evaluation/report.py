@@ -1,0 +1,167 @@
+"""One evaluation path that records every setting next to every number, as JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vaekit.data.dataset import ImageDataset
+from vaekit.data.loader import BatchLoader
+from vaekit.evaluation.elbo import evaluate_elbo
+from vaekit.evaluation.generation import extract_features, frechet_distance, kernel_inception_distance
+from vaekit.evaluation.likelihood import iwae_nll, latent_usage
+from vaekit.evaluation.reconstruction import reconstruction_metrics
+from vaekit.evaluation.speed import throughput
+from vaekit.explore.sampling import sample_images
+from vaekit.models.base import VAE
+
+METRICS = ("elbo", "reconstruction", "lpips", "fid", "kid", "nll", "latents", "speed")
+DEFAULT_METRICS = ("elbo", "reconstruction", "nll", "latents", "speed")
+
+
+@dataclass
+class EvaluationSettings:
+    """Everything a number depends on; all of it is written into the report."""
+
+    split: str = "test"
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    max_images: int | None = None  # cap on held-out images (first N of the split)
+    batch_size: int = 128
+    seed: int = 0
+    iwae_k: int = 100
+    n_samples: int = 10000  # generated images for FID / KID
+    features: str = "inception"  # "inception" (pytorch-fid weights) or a classifier .safetensors file
+    inception_weights: str | None = None
+    lpips_backbone: str = "vgg"
+    lpips_backbone_weights: str | None = None
+    lpips_linear_weights: str | None = None
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+
+    def __post_init__(self) -> None:
+        unknown = set(self.metrics) - set(METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(METRICS)}")
+
+
+def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, run: str = "") -> dict[str, Any]:
+    """Compute ``settings.metrics`` for ``model`` on ``held_out``; returns the full report."""
+    images = held_out.images[: settings.max_images] if settings.max_images else held_out.images
+    details: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    wanted = set(settings.metrics)
+    if "elbo" in wanted:
+        metrics["elbo"] = evaluate_elbo(model, images, settings.batch_size, settings.seed)
+    if wanted & {"reconstruction", "lpips"}:
+        lpips = _lpips(settings) if "lpips" in wanted else None
+        if lpips is not None:
+            details["lpips"] = f"LPIPS v0.1, {settings.lpips_backbone} backbone, inputs in [-1, 1]"
+        metrics["reconstruction"] = reconstruction_metrics(model, images, settings.batch_size, lpips)
+    if wanted & {"fid", "kid"}:
+        metrics["generation"], generation_details = _generation(model, images, settings, wanted)
+        details.update(generation_details)
+    if "nll" in wanted:
+        metrics["nll"] = iwae_nll(model, images, k=settings.iwae_k, seed=settings.seed)
+    if "latents" in wanted:
+        metrics["latents"] = latent_usage(model, images)
+    if "speed" in wanted:
+        metrics["speed"] = throughput(model, settings.batch_size)
+    return {
+        "run": run,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "class": type(model).__name__,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "image_shape": list(model.image_shape),
+            "latent_shape": list(model.latent_shape),
+            "likelihood": type(model.likelihood).__name__,
+        },
+        "data": {"source": held_out.source, "split": settings.split, "images": len(images)},
+        "settings": {**asdict(settings), **details},
+        "metrics": metrics,
+        "environment": {
+            "torch": torch.__version__,
+            "device": str(next(model.parameters()).device),
+            "threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _lpips(settings: EvaluationSettings) -> torch.nn.Module:
+    from vaekit.evaluation.lpips import pretrained_lpips
+
+    return pretrained_lpips(settings.lpips_backbone, settings.lpips_backbone_weights, settings.lpips_linear_weights)
+
+
+def _feature_network(settings: EvaluationSettings) -> tuple[torch.nn.Module, str]:
+    if settings.features == "inception":
+        from vaekit.features.inception import pretrained_fid_inception
+
+        network = pretrained_fid_inception(settings.inception_weights)
+        return network, "FID Inception v3 (pt_inception-2015-12-05), pool3 2048-d, bilinear resize to 299"
+    from vaekit.features.classifier import load_classifier
+
+    classifier = load_classifier(settings.features)
+    return _Features(classifier), f"classifier {settings.features} ({classifier.feature_dim}-d penultimate layer)"
+
+
+class _Features(torch.nn.Module):
+    def __init__(self, classifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images):
+        return self.classifier.features(images)
+
+
+def _generation(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]):
+    network, description = _feature_network(settings)
+    network = network.to(next(model.parameters()).device)
+    real = extract_features(network, BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False))
+    fake_images = sample_images(model, settings.n_samples, seed=settings.seed)
+    fake = extract_features(network, fake_images.split(settings.batch_size))
+    result: dict[str, float] = {}
+    if "fid" in wanted:
+        result["fid"] = frechet_distance(real, fake)
+    if "kid" in wanted:
+        result["kid"], result["kid_std"] = kernel_inception_distance(
+            real, fake, settings.kid_subsets, settings.kid_subset_size, settings.seed
+        )
+    details = {"feature_network": description, "n_real": len(real), "n_fake": len(fake), "sample_temperature": 1.0}
+    return result, details
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
+    """``path`` (JSON) and the same name with ``.md``: a short human summary with the settings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float))
+    lines = [
+        f"# Evaluation of {report['run'] or report['model']['class']}",
+        "",
+        f"{report['data']['images']} images of `{report['data']['source']}` ({report['data']['split']} split); "
+        f"{report['model']['class']} with {report['model']['parameters']:,} parameters, "
+        f"{report['model']['likelihood']} likelihood; {report['created']}.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for group, values in report["metrics"].items():
+        for name, value in values.items():
+            if isinstance(value, list) or value is None:
+                continue
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            lines.append(f"| {group}.{name} | {shown} |")
+    lines += ["", "Settings:", "", "```", json.dumps(report["settings"], indent=2), "```", ""]
+    markdown = path.with_suffix(".md")
+    markdown.write_text("\n".join(lines))
+    return path, markdown

@@ -1,0 +1,28 @@
+"""A GIF of training progress from the per-epoch grids a run writes to ``images/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from vaekit.explore.interpolation import save_gif
+
+
+def progress_gif(run: Path | str, output: Path | str, kind: str = "samples", frame_ms: int = 400) -> Path:
+    """Animate ``images/<kind>-epoch-*.png`` in epoch order, each frame labelled with its epoch."""
+    if kind not in ("samples", "recon"):
+        raise ValueError(f"kind must be samples or recon, got {kind!r}")
+    grids = sorted(Path(run, "images").glob(f"{kind}-epoch-*.png"))
+    if not grids:
+        raise FileNotFoundError(f"{run}: no images/{kind}-epoch-*.png grids (is it a vaekit run?)")
+    frames = []
+    for path in grids:
+        with Image.open(path) as grid:
+            picture = grid.convert("RGB")
+        labelled = Image.new("RGB", (picture.width, picture.height + 14), "white")
+        labelled.paste(picture, (0, 14))
+        ImageDraw.Draw(labelled).text((2, 1), f"epoch {int(path.stem.rsplit('-', 1)[1])}", fill="black")
+        frames.append(np.asarray(labelled))
+    return save_gif(frames, output, frame_ms=frame_ms, hold_ms=frame_ms * 3, pingpong=False)

@@ -1,0 +1,127 @@
+"""A small CNN classifier trained on a dataset's own labels, whose penultimate layer serves as a
+domain feature space for FID/KID (ImageNet Inception features judge digits poorly).
+
+Saved as safetensors with its shape in the metadata, so ``load_classifier`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from vaekit.data.dataset import ImageDataset
+from vaekit.data.loader import BatchLoader
+
+
+class SmallClassifier(nn.Module):
+    """conv32-conv64 (each + ReLU + 2x2 pool) -> 4x4 pool -> dense 128 (the features) -> classes."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, feature_dim: int = 128) -> None:
+        super().__init__()
+        self.channels, self.num_classes, self.image_size, self.feature_dim = (
+            channels,
+            num_classes,
+            image_size,
+            feature_dim,
+        )
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * 16, feature_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate activations of [0, 1] images, resized to the training size if needed."""
+        if images.shape[-1] != self.image_size:
+            images = F.interpolate(
+                images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+            )
+        return self.body(images.float())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+    def metadata(self) -> dict[str, str]:
+        keys = ("channels", "num_classes", "image_size", "feature_dim")
+        return {"vaekit_classifier": json.dumps({key: getattr(self, key) for key in keys})}
+
+
+def train_classifier(
+    train: ImageDataset,
+    test: ImageDataset | None,
+    *,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> tuple[SmallClassifier, float | None]:
+    """Fit a classifier to ``train.labels`` (class indices); returns it and its test accuracy."""
+    if train.labels is None or train.labels.ndim != 1:
+        raise ValueError("a feature classifier needs one class label per image (e.g. MNIST digits)")
+    torch.manual_seed(seed)
+    channels, size = train.image_shape[0], train.image_shape[1]
+    model = SmallClassifier(channels, int(train.labels.max()) + 1, size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    model.train()
+    for epoch in range(epochs):
+        order = rng.permutation(len(train))
+        for start in tqdm(range(0, len(order), batch_size), desc=f"classifier epoch {epoch + 1}", leave=False):
+            index = np.sort(order[start : start + batch_size])
+            images = torch.from_numpy(np.ascontiguousarray(train.images[index])).float() / 255
+            loss = F.cross_entropy(model(images), torch.from_numpy(np.asarray(train.labels[index], dtype=np.int64)))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    return model, (accuracy(model, test) if test is not None and len(test) else None)
+
+
+@torch.no_grad()
+def accuracy(model: SmallClassifier, data: ImageDataset, batch_size: int = 512) -> float:
+    correct = 0
+    for batch, start in zip(
+        BatchLoader(data.images, batch_size, shuffle=False, drop_last=False),
+        range(0, len(data), batch_size),
+        strict=True,
+    ):
+        labels = torch.from_numpy(np.asarray(data.labels[start : start + batch_size], dtype=np.int64))
+        correct += (model(batch).argmax(1) == labels).sum().item()
+    return correct / len(data)
+
+
+def save_classifier(model: SmallClassifier, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=model.metadata())
+    return path
+
+
+def load_classifier(path: str | Path) -> SmallClassifier:
+    """A classifier saved by ``save_classifier`` (eval mode, frozen)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"feature network {path} not found (train one with `vaekit train-classifier`)")
+    with safe_open(str(path), "pt") as handle:
+        meta = (handle.metadata() or {}).get("vaekit_classifier")
+    if meta is None:
+        raise ValueError(f"{path} is not a vaekit feature classifier (no vaekit_classifier metadata)")
+    model = SmallClassifier(**json.loads(meta))
+    model.load_state_dict(load_file(str(path)))
+    return model.eval().requires_grad_(False)

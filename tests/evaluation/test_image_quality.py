@@ -1,0 +1,51 @@
+import math
+
+import pytest
+import torch
+
+from vaekit.evaluation.image_quality import ms_ssim, psnr, ssim
+
+
+def test_psnr_of_a_known_error():
+    x = torch.full((2, 3, 8, 8), 0.5)
+    assert psnr(x, x + 0.1).tolist() == pytest.approx([20.0, 20.0], rel=1e-5)
+    assert psnr(x, x).tolist() == [100.0, 100.0]  # capped, not infinite
+
+
+def test_ssim_of_constant_images_matches_the_closed_form():
+    a, b = 0.2, 0.6
+    c1 = 0.01**2
+    expected = (2 * a * b + c1) / (a * a + b * b + c1)  # variances are zero: structure term is 1
+    value = ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b))
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_ssim_is_one_for_identical_images_and_falls_with_noise():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 32, 32, generator=g)
+    assert ssim(x, x).tolist() == pytest.approx([1.0] * 3, abs=1e-5)
+    noisy = [ssim(x, (x + s * torch.randn(x.shape, generator=g)).clamp(0, 1)).mean().item() for s in (0.05, 0.2)]
+    assert 1 > noisy[0] > noisy[1]
+
+
+def test_ssim_of_a_hand_computed_pair():
+    # 11x11 images: the single window covers each image exactly once
+    x = torch.zeros(1, 1, 11, 11)
+    y = torch.zeros(1, 1, 11, 11)
+    x[..., ::2, :] = 1.0  # alternate rows
+    coords = torch.arange(11.0) - 5
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
+    w = (g[:, None] * g[None, :]) / g.sum() ** 2
+    mu_x = (w * x[0, 0]).sum()
+    var_x = (w * x[0, 0] ** 2).sum() - mu_x**2
+    c1, c2 = 0.01**2, 0.03**2
+    expected = (c1 / (mu_x**2 + c1)) * (c2 / (var_x + c2))  # y is all zeros
+    assert ssim(x, y).item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_ms_ssim_needs_161_pixels():
+    assert ms_ssim(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)) is None
+    x = torch.rand(1, 3, 176, 176, generator=torch.Generator().manual_seed(0))
+    assert ms_ssim(x, x).item() == pytest.approx(1.0, abs=1e-4)
+    assert ms_ssim(x, (x + 0.2 * torch.rand_like(x)).clamp(0, 1)).item() < 0.99
+    assert math.isfinite(ms_ssim(x, torch.zeros_like(x)).item())

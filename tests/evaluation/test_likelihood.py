@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import tiny_config
+from vaekit.evaluation.elbo import evaluate_elbo
+from vaekit.evaluation.likelihood import iwae_nll, latent_usage
+from vaekit.models import create_model
+from vaekit.models.base import DiagonalGaussian
+
+
+@pytest.fixture(scope="module")
+def model_and_images():
+    torch.manual_seed(0)
+    model = create_model(tiny_config(**{"likelihood.name": "bernoulli", "likelihood.binarize": "dynamic"}))
+    images = np.random.default_rng(0).integers(0, 256, (16, 3, 16, 16), dtype=np.uint8)
+    return model, images
+
+
+def test_k1_matches_the_elbo_in_expectation(model_and_images):
+    model, images = model_and_images
+    iwae = np.mean([iwae_nll(model, images, k=1, seed=s)["nll"] for s in range(40)])
+    elbo = np.mean([evaluate_elbo(model, images, seed=s)["neg_elbo"] for s in range(40)])
+    assert iwae == pytest.approx(elbo, rel=0.002)
+
+
+def test_the_estimate_does_not_increase_with_k(model_and_images):
+    model, images = model_and_images
+    estimates = [np.mean([iwae_nll(model, images, k=k, seed=s)["nll"] for s in range(3)]) for k in (1, 10, 100)]
+    assert estimates[0] >= estimates[1] >= estimates[2]
+
+
+def test_bits_per_dim_for_discrete_and_continuous_likelihoods(model_and_images):
+    model, images = model_and_images
+    result = iwae_nll(model, images, k=2)
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (3 * 16 * 16 * np.log(2)))
+    gaussian = create_model(tiny_config())
+    continuous = iwae_nll(gaussian, images, k=2)
+    assert continuous["bits_per_dim"] == pytest.approx(continuous["nll"] / (3 * 16 * 16 * np.log(2)) + 8)
+
+
+def test_active_units_count_dimensions_whose_mean_varies(model_and_images, monkeypatch):
+    model, images = model_and_images
+
+    def encode(x):  # dimension 0 follows the image, 1..3 are constant
+        mean = torch.zeros(len(x), 4)
+        mean[:, 0] = x.flatten(1).mean(1) * 10
+        return DiagonalGaussian(mean, torch.zeros_like(mean))
+
+    monkeypatch.setattr(model, "encode", encode)
+    usage = latent_usage(model, images)
+    assert usage["active_units"] == 1 and usage["latent_dims"] == 4
+    assert len(usage["kl_per_dim"]) == 4 and usage["kl_per_dim"][1] == 0.0

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from vaekit.data.dataset import ImageDataset
+from vaekit.data.shapes import load_shapes
+from vaekit.features.classifier import load_classifier, save_classifier, train_classifier
+
+
+def test_a_classifier_learns_a_factor_and_round_trips(tmp_path):
+    data = load_shapes(n=600, image_size=16, channels=3, seed=0, cache_dir=None)
+    hue_bins = np.minimum((data.labels[:, 1] * 4).astype(np.int64), 3)
+    labelled = ImageDataset(images=np.asarray(data.images), labels=hue_bins)
+    model, accuracy = train_classifier(labelled.subset(np.arange(500)), labelled.subset(np.arange(500, 600)), epochs=4)
+    assert accuracy > 0.6  # four hue bins: chance is 0.25
+    path = save_classifier(model, tmp_path / "c.safetensors")
+    loaded = load_classifier(path)
+    assert loaded.num_classes == 4 and loaded.image_size == 16
+
+
+def test_multi_label_data_is_refused():
+    data = ImageDataset(images=np.zeros((4, 1, 8, 8), np.uint8), labels=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="one class label per image"):
+        train_classifier(data, None)
+
+
+def test_not_a_classifier_file(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a vaekit feature classifier"):
+        load_classifier(tmp_path / "other.safetensors")
