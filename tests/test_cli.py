@@ -115,3 +115,11 @@ def test_progress_gif_from_epoch_grids(trained_run, tmp_path):
     assert main(["progress", str(trained_run), "-o", str(tmp_path / "p.gif")]) == 0
     with Image.open(tmp_path / "p.gif") as gif:
         assert gif.n_frames >= 1
+
+
+def test_interpolate_grid_manifold(trained_run, tmp_path):
+    out = tmp_path / "grid.gif"
+    assert main(["interpolate", str(trained_run), "--grid", "3x4", "--steps", "5", "-o", str(out)]) == 0
+    with Image.open(out) as gif:
+        assert gif.n_frames == 5 + 3 and gif.size == (1 + 4 * 17, 1 + 3 * 17)
+    assert main(["interpolate", str(trained_run), "--grid", "big"]) == 1

@@ -15,7 +15,7 @@ from vaekit.evaluation.report import DEFAULT_METRICS, METRICS, EvaluationSetting
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.explore.interpolation import save_gif
 from vaekit.explore.progress import progress_gif
-from vaekit.explore.sampling import dump_images, interpolation_frames, sample_images
+from vaekit.explore.sampling import dump_images, interpolation_frames, manifold_frames, sample_images
 from vaekit.features.classifier import save_classifier, train_classifier
 
 
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="IMAGE_A IMAGE_B (default: random latents)")
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--mode", choices=["lerp", "slerp"], default="slerp")
+    p.add_argument("--grid", metavar="RxC", help="animate a grid of random latents to another (variance-preserving)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.gif"))
     p.set_defaults(func=_interpolate)
@@ -146,6 +147,15 @@ def _interpolate(args: argparse.Namespace) -> None:
     if len(args.images) not in (0, 2):
         raise ValueError("interpolate takes two images (A and B) or none (random latents)")
     model = api.load(args.run)
+    if args.grid:
+        rows, _, cols = args.grid.lower().partition("x")
+        if not (rows.isdigit() and cols.isdigit()):
+            raise ValueError(f"--grid takes ROWSxCOLS, e.g. 8x8, not {args.grid!r}")
+        if args.images:
+            raise ValueError("--grid animates random latents; it takes no images")
+        frames = manifold_frames(model, int(rows), int(cols), steps=args.steps, seed=args.seed)
+        print(f"wrote {save_gif(frames, args.output, frame_ms=60, hold_ms=400)}")
+        return
     images = api.load_images(args.images, model.config) if args.images else None
     frames = interpolation_frames(model, images, steps=args.steps, mode=args.mode, seed=args.seed)
     scale = max(1, 128 // model.config.data.image_size)

@@ -43,27 +43,58 @@ class DataConfig:
 
 
 @dataclass
+class StyleConfig:
+    """Options of the style-based decoder (``model.arch: style``)."""
+
+    mapping_layers: int = 8
+    style_dim: int = 256
+    noise: bool = True  # per-pixel noise with a learned per-channel scale (starts at 0)
+    blur: bool = True  # [1, 2, 1] blur after each upsampling conv
+    modulation: str = "stylize"  # stylize: x * (scale + 1) + bias | adain: x * scale + bias
+    level_latents: bool = False  # split z into one chunk per resolution, each styling its own level
+    max_channels: int = 512
+    channel_base: int = 8192  # feature maps per level: min(channel_base / 2^level, max_channels)
+
+
+@dataclass
 class ModelConfig:
     """The architecture and its sizes."""
 
-    arch: str = "conv"
+    arch: str = "conv"  # conv | style
     latent_dim: int = 16
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     kernel_size: int = 3
     norm: str = "none"  # none | batch
     activation: str = "relu"  # relu | leaky_relu | silu
     hidden_dim: int = 0  # optional dense layer between conv stack and latent heads (0: none)
+    style: StyleConfig = field(default_factory=StyleConfig)
+
+
+@dataclass
+class PerceptualConfig:
+    """Feature-space reconstruction term (``likelihood.name: perceptual``)."""
+
+    network: str = "vgg16"  # vgg16 | vgg19
+    layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
+    layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    resize: int | None = 256  # images are resized to this before the network (None: as they are)
+    imagenet_normalize: bool = True
+    weights: str | None = None  # local weights file; default: torch.hub cache / public URL
+    random_weights: bool = False  # only for tests and CPU-only benchmarks; never a silent fallback
+    pixel: str = "none"  # add a pixel term: none | gaussian | laplace (with likelihood.scale)
+    pixel_weight: float = 1.0
 
 
 @dataclass
 class LikelihoodConfig:
     """The reconstruction term p(x|z); it also fixes the decoder's output range."""
 
-    name: str = "bernoulli"  # bernoulli | gaussian | laplace
+    name: str = "bernoulli"  # bernoulli | gaussian | laplace | perceptual
     binarize: str = "none"  # bernoulli only: none | dynamic
     scale: float = 1.0  # gaussian sigma / laplace b (initial value when learned)
     learn_scale: bool = False
-    output: str = "sigmoid"  # gaussian / laplace mean: sigmoid ([0,1]) | tanh ([-1,1]) | identity
+    output: str = "sigmoid"  # gaussian / laplace / perceptual mean: sigmoid ([0,1]) | tanh ([-1,1]) | identity
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
 @dataclass
@@ -76,6 +107,7 @@ class KLConfig:
     sigmoid_center: float = 5.0  # sigmoid: epoch at which the weight is weight/2
     sigmoid_slope: float = 1.0  # sigmoid: steepness per epoch
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
+    group_weights: list[float] = field(default_factory=list)  # per latent group (e.g. style levels), x weight
 
 
 @dataclass

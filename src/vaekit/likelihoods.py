@@ -9,6 +9,8 @@ decoder outputs back to a displayable image in [0, 1].
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -65,22 +67,14 @@ class Bernoulli(Likelihood):
         return torch.sigmoid(params.float())
 
 
-class _LocationScale(Likelihood):
-    """Shared by Gaussian and Laplace: an output activation for the location and a scale that is
-    fixed or learned (one scalar, stored as its log)."""
+class _Continuous(Likelihood):
+    """Decoder outputs a location through an output activation; data may be mapped to [-1, 1]."""
 
-    def __init__(self, scale: float = 1.0, learn_scale: bool = False, output: str = "sigmoid") -> None:
+    def __init__(self, output: str = "sigmoid") -> None:
         super().__init__()
         if output not in ("sigmoid", "tanh", "identity"):
             raise ValueError(f"likelihood.output must be sigmoid, tanh or identity, got {output!r}")
-        if scale <= 0:
-            raise ValueError(f"likelihood.scale must be positive, got {scale}")
         self.output = output
-        log_scale = torch.tensor(math.log(scale))
-        if learn_scale:
-            self.log_scale = nn.Parameter(log_scale)
-        else:
-            self.register_buffer("log_scale", log_scale)
 
     def prepare(self, x: torch.Tensor, stochastic: bool = False) -> torch.Tensor:
         return x * 2 - 1 if self.output == "tanh" else x
@@ -93,9 +87,26 @@ class _LocationScale(Likelihood):
             return torch.tanh(params)
         return params
 
+    def to_unit(self, values: torch.Tensor) -> torch.Tensor:
+        """Target-space values back to [0, 1] (not clamped, so gradients flow)."""
+        return (values + 1) / 2 if self.output == "tanh" else values
+
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        location = self.location(params)
-        return ((location + 1) / 2 if self.output == "tanh" else location).clamp(0, 1)
+        return self.to_unit(self.location(params)).clamp(0, 1)
+
+
+class _LocationScale(_Continuous):
+    """Shared by Gaussian and Laplace: a scale that is fixed or learned (one scalar, as its log)."""
+
+    def __init__(self, scale: float = 1.0, learn_scale: bool = False, output: str = "sigmoid") -> None:
+        super().__init__(output)
+        if scale <= 0:
+            raise ValueError(f"likelihood.scale must be positive, got {scale}")
+        log_scale = torch.tensor(math.log(scale))
+        if learn_scale:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
 
 
 class Gaussian(_LocationScale):
@@ -116,6 +127,82 @@ class Laplace(_LocationScale):
         return _sum_per_sample(distance + log_b + math.log(2))
 
 
+class Perceptual(_Continuous):
+    """Distance in a frozen feature network's activations, optionally plus a pixel term.
+
+    Per image: sum over layers of ``weight * mean squared feature difference * pixels``, where
+    ``pixels`` = C * H * W of the image, so the term has the size of a per-pixel sum and KL weights
+    keep their meaning across image sizes. Not a normalised likelihood: ``neg_elbo`` with it is a
+    loss, not a bound. The network is built on first use (loading a model to sample needs no
+    weights), is never saved with the model, never trained, and always in eval mode.
+    """
+
+    def __init__(
+        self,
+        network_factory,
+        layers: list[str],
+        layer_weights: list[float],
+        resize: int | None = 256,
+        imagenet_normalize: bool = True,
+        output: str = "sigmoid",
+        pixel: Likelihood | None = None,
+        pixel_weight: float = 1.0,
+    ) -> None:
+        super().__init__(output)
+        if len(layers) != len(layer_weights):
+            raise ValueError(f"{len(layers)} perceptual layers but {len(layer_weights)} layer weights")
+        self._factory = network_factory
+        self.__dict__["_network"] = None  # kept out of nn.Module's registry: never saved or optimised
+        self.layers, self.layer_weights = list(layers), list(layer_weights)
+        self.resize, self.imagenet_normalize = resize, imagenet_normalize
+        self.pixel, self.pixel_weight = pixel, pixel_weight
+        self.register_buffer("imagenet_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("imagenet_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def network(self) -> nn.Module:
+        if self._network is None:
+            network = self._factory().eval().requires_grad_(False)
+            self.__dict__["_network"] = network.to(self.imagenet_mean.device)
+        return self._network
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if self._network is not None:
+            self._network._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self._network is not None:
+            self._network.eval()
+        return self
+
+    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The configured layers' activations of [0, 1] images."""
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        if self.resize and images.shape[-1] != self.resize:
+            images = F.interpolate(images, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        if self.imagenet_normalize:
+            images = (images - self.imagenet_mean) / self.imagenet_std
+        return self.network(images, self.layers)
+
+    def nll(self, params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        reconstruction = self.to_unit(self.location(params))
+        with torch.no_grad():
+            reference = self.features(self.to_unit(target.float()))
+        produced = self.features(reconstruction)
+        pixels = target[0].numel()
+        total = torch.zeros(len(target), device=target.device)
+        for name, weight in zip(self.layers, self.layer_weights, strict=True):
+            difference = (produced[name].float() - reference[name].float()).square()
+            total = total + weight * pixels * difference.flatten(1).mean(1)
+        if self.pixel is not None:
+            total = total + self.pixel_weight * self.pixel.nll(params, target)
+        return total
+
+
 def create_likelihood(config: LikelihoodConfig) -> Likelihood:
     """The likelihood named by ``config.name``."""
     if config.name == "bernoulli":
@@ -123,4 +210,29 @@ def create_likelihood(config: LikelihoodConfig) -> Likelihood:
     if config.name in ("gaussian", "laplace"):
         cls = Gaussian if config.name == "gaussian" else Laplace
         return cls(scale=config.scale, learn_scale=config.learn_scale, output=config.output)
-    raise ValueError(f"unknown likelihood {config.name!r}: use bernoulli, gaussian or laplace")
+    if config.name == "perceptual":
+        options = config.perceptual
+        pixel = None
+        if options.pixel != "none":
+            pixel = create_likelihood(replace(config, name=options.pixel))
+        return Perceptual(
+            partial(_feature_network, options.network, options.weights, options.random_weights),
+            options.layers,
+            options.layer_weights,
+            options.resize,
+            options.imagenet_normalize,
+            config.output,
+            pixel,
+            options.pixel_weight,
+        )
+    raise ValueError(f"unknown likelihood {config.name!r}: use bernoulli, gaussian, laplace or perceptual")
+
+
+def _feature_network(name: str, weights: str | None, random_weights: bool) -> nn.Module:
+    from vaekit.features.vgg import VGGFeatures, pretrained_vgg
+
+    if name not in ("vgg16", "vgg19"):
+        raise ValueError(f"unknown perceptual network {name!r}: use vgg16 or vgg19")
+    if random_weights:
+        return VGGFeatures(name)
+    return pretrained_vgg(name, weights)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaekit.explore.interpolation import interpolate, save_gif
+from vaekit.explore.interpolation import interpolate, save_gif, variance_preserving
 
 
 @pytest.mark.parametrize("mode", ["lerp", "slerp"])
@@ -44,3 +44,13 @@ def test_gif_holds_the_ends_and_plays_back_and_forth(tmp_path):
 def test_unknown_mode():
     with pytest.raises(ValueError, match="unknown interpolation mode"):
         interpolate(torch.zeros(2), torch.ones(2), 3, "cubic")
+
+
+def test_variance_preserving_path_keeps_the_prior_variance():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(20000, generator=g), torch.randn(20000, generator=g)
+    path = variance_preserving(a, b, 9)
+    torch.testing.assert_close(path[0], a)
+    torch.testing.assert_close(path[-1], b)
+    assert all(abs(step.var().item() - 1) < 0.05 for step in path)
+    assert interpolate(a, b, 9, "lerp")[4].var() < 0.6  # plain lerp shrinks it to 1/2 at the middle

@@ -28,6 +28,14 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
+def variance_preserving(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """(A (N - t) + B t) / sqrt((N - t)^2 + t^2) for t = 0..N (N = steps - 1): every point of the
+    path has the prior's variance when A and B are independent N(0, I) draws."""
+    n = steps - 1
+    t = torch.arange(steps, device=a.device, dtype=a.dtype).view(-1, *([1] * a.dim()))
+    return (a * (n - t) + b * t) / torch.sqrt((n - t) ** 2 + t**2)
+
+
 MODES = {"lerp": lerp, "slerp": slerp}
 
 

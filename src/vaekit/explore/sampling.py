@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from vaekit.explore.grids import to_uint8
-from vaekit.explore.interpolation import interpolate
+from vaekit.explore.grids import make_grid, to_uint8
+from vaekit.explore.interpolation import interpolate, variance_preserving
 from vaekit.models.base import VAE
 
 
@@ -49,3 +49,14 @@ def interpolation_frames(
     else:
         z_a, z_b = model.prior_sample(2, generator=torch.Generator().manual_seed(seed))
     return model.to_image(interpolate(z_a, z_b, steps, mode)).cpu()
+
+
+@torch.no_grad()
+def manifold_frames(model: VAE, rows: int, cols: int, *, steps: int = 30, seed: int = 0) -> list:
+    """The style VAE's "manifold" animation: a rows x cols grid of random latents moving to a second
+    grid along variance-preserving paths; one uint8 grid picture per step."""
+    generator = torch.Generator().manual_seed(seed)
+    n = rows * cols
+    a, b = model.prior_sample(n, generator=generator), model.prior_sample(n, generator=generator)
+    path = variance_preserving(a, b, steps)
+    return [make_grid(model.to_image(z).cpu(), nrow=cols, padding=1) for z in path]

@@ -56,7 +56,8 @@ class VAE(nn.Module):
     """An encoder to a diagonal Gaussian, a decoder to likelihood parameters, a N(0, I) prior.
 
     Subclasses build ``self.encoder`` (image -> ``(mean, logvar)``) and ``self.decoder``
-    (latent -> likelihood parameters) and set ``self.latent_shape``.
+    (latent -> likelihood parameters) and set ``self.latent_shape``; ``latent_groups`` names
+    ranges of the flattened latent that an objective may weight separately (e.g. style levels).
     """
 
     encoder: nn.Module
@@ -67,6 +68,7 @@ class VAE(nn.Module):
         super().__init__()
         self.likelihood = likelihood
         self.image_shape = tuple(image_shape)
+        self.latent_groups: list[tuple[str, int, int]] = []  # named ranges of the flattened latent
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """q(z|x) for a batch already in the likelihood's target space."""

@@ -7,7 +7,7 @@ import torch
 from vaekit.config import Config
 from vaekit.models.base import VAE
 from vaekit.objectives.base import Objective, StepInfo, make_optimizer
-from vaekit.objectives.kl_weight import kl_weight, penalised_kl
+from vaekit.objectives.kl_weight import grouped_kl, kl_weight
 from vaekit.training.precision import Precision
 
 
@@ -22,22 +22,33 @@ class ELBO(Objective):
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
         self.optimizers["model"] = make_optimizer(model.parameters(), config)
+        self.groups = list(model.latent_groups)
+        weights = config.objective.kl.group_weights
+        if weights and len(weights) != len(self.groups):
+            names = [name for name, _, _ in self.groups] or "none"
+            raise ValueError(
+                f"objective.kl.group_weights has {len(weights)} entries; the model's latent groups: {names}"
+            )
+        self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups))
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
         target = likelihood.prepare(batch, stochastic=True)
         with self.precision.autocast():
             out = self.model(target)
-        nll = likelihood.nll(out.params, target)
+            nll = likelihood.nll(out.params, target).float()
         kl_dims = out.posterior.kl_per_dim().float()
         kl = kl_dims.flatten(1).sum(1)
         beta = kl_weight(self.config.objective.kl, info.step, info.epoch, len(batch))
-        loss = nll.mean() + beta * penalised_kl(kl_dims, self.config.objective.kl.free_bits)
+        kl_config = self.config.objective.kl
+        loss = nll.mean() + beta * grouped_kl(kl_dims, kl_config.free_bits, self.groups, kl_config.group_weights)
         self.precision.minimize(loss, self.optimizers["model"], self.model.parameters())
+        flat = kl_dims.detach().flatten(1)
         return {
             "loss": loss.detach(),
             "neg_elbo": (nll + kl).mean().detach(),
             "nll": nll.mean().detach(),
             "kl": kl.mean().detach(),
             "kl_weight": torch.tensor(beta),
+            **{f"kl_{name}": flat[:, a:b].sum(1).mean() for name, a, b in self.groups},
         }

@@ -33,3 +33,13 @@ def penalised_kl(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:
     if free_bits > 0:
         per_dim = per_dim.clamp(min=free_bits)
     return per_dim.sum()
+
+
+def grouped_kl(
+    kl_per_dim: torch.Tensor, free_bits: float, groups: list[tuple[str, int, int]], weights: list[float]
+) -> torch.Tensor:
+    """``penalised_kl`` per latent group, each times its weight (all of the latent if no groups)."""
+    if not weights:
+        return penalised_kl(kl_per_dim, free_bits)
+    flat = kl_per_dim.flatten(1)
+    return sum(w * penalised_kl(flat[:, a:b], free_bits) for (_, a, b), w in zip(groups, weights, strict=True))

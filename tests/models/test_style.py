@@ -1,0 +1,110 @@
+import pytest
+import torch
+
+from tests.helpers import tiny_config
+from vaekit.config import StyleConfig
+from vaekit.models import create_model
+from vaekit.models.style import level_channels
+from vaekit.objectives import StepInfo, create_objective
+from vaekit.training.precision import Precision
+
+SMALL = {
+    "model.arch": "style",
+    "model.style.channel_base": 1024,
+    "model.style.max_channels": 16,
+    "model.style.mapping_layers": 2,
+    "model.style.style_dim": 8,
+    "model.latent_dim": 10,
+}
+
+
+def _style(**overrides):
+    return create_model(tiny_config(**{**SMALL, **overrides}))
+
+
+def test_published_feature_maps_per_level():
+    assert [level_channels(2**r, StyleConfig()) for r in range(2, 9)] == [512, 512, 512, 256, 128, 64, 32]
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_shapes_at_published_sizes(size):
+    model = _style(**{"data.image_size": size})
+    x = torch.rand(2, 3, size, size)
+    out = model(x)
+    assert out.params.shape == x.shape and out.z.shape == (2, 10)
+    assert len(model.decoder.levels) == len(range(2, size.bit_length()))
+
+
+def test_noise_scales_start_at_zero_and_eval_is_deterministic():
+    model = _style(**{"data.image_size": 16})
+    scales = [m.scale for m in model.modules() if type(m).__name__ == "NoiseInjection"]
+    assert scales and all(torch.equal(s, torch.zeros_like(s)) for s in scales)
+    for s in scales:
+        s.data.fill_(1.0)
+    z = torch.randn(2, 10)
+    model.eval()
+    assert torch.equal(model.decode(z), model.decode(z))
+    model.train()
+    assert not torch.equal(model.decode(z), model.decode(z))
+
+
+def test_options_change_the_network():
+    plain = _style(**{"data.image_size": 16, "model.style.noise": False, "model.style.blur": False})
+    assert not any(type(m).__name__ in ("NoiseInjection", "Blur") for m in plain.modules())
+    adain = _style(**{"data.image_size": 16, "model.style.modulation": "adain"})
+    modulation = next(m for m in adain.modules() if type(m).__name__ == "StyleModulation")
+    assert modulation.dense.bias[: modulation.dense.out_features // 2].eq(1).all()
+
+
+def test_level_latents_style_each_level_with_its_own_chunk():
+    model = _style(**{"data.image_size": 16, "model.latent_dim": 9, "model.style.level_latents": True}).eval()
+    assert model.latent_groups == [("4px", 0, 3), ("8px", 3, 6), ("16px", 6, 9)]
+    coarse = []
+    model.decoder.levels[0][1].register_forward_hook(lambda module, args, output: coarse.append(output))
+    z = torch.randn(1, 9)
+    fine_changed, coarse_changed = z.clone(), z.clone()
+    fine_changed[:, 6:] += 3.0
+    coarse_changed[:, :3] += 3.0
+    images = [model.decode(v) for v in (z, fine_changed, coarse_changed)]
+    assert torch.equal(coarse[0], coarse[1])  # the 4 px level ignores the 16 px chunk
+    assert not torch.equal(coarse[0], coarse[2])  # ... and follows its own
+    assert not torch.equal(images[0], images[1])  # the 16 px chunk still changes the image
+
+
+def test_level_latents_need_an_even_split():
+    with pytest.raises(ValueError, match="split evenly into 3 levels"):
+        _style(**{"data.image_size": 16, "model.latent_dim": 10, "model.style.level_latents": True})
+
+
+def test_per_level_kl_adds_up_to_the_total_and_is_weighted():
+    config = tiny_config(
+        **{
+            **SMALL,
+            "data.image_size": 16,
+            "model.latent_dim": 9,
+            "model.style.level_latents": True,
+            "objective.kl.group_weights": [0.0, 0.0, 0.0],
+        },
+    )
+    model = create_model(config)
+    objective = create_objective(model, config, Precision("fp32", torch.device("cpu")))
+    scalars = objective.step(torch.rand(4, 3, 16, 16), StepInfo(0, 0.0))
+    total = scalars["kl_4px"] + scalars["kl_8px"] + scalars["kl_16px"]
+    torch.testing.assert_close(total, scalars["kl"])
+    torch.testing.assert_close(scalars["loss"], scalars["nll"])  # every level weighted 0
+
+
+def test_group_weights_must_match_the_groups():
+    config = tiny_config(**{"objective.kl.group_weights": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="group_weights has 2 entries"):
+        create_objective(create_model(config), config, Precision("fp32", torch.device("cpu")))
+
+
+def test_too_small_channel_base_is_a_clear_error():
+    with pytest.raises(ValueError, match="leaves no feature maps at 256 px"):
+        _style(**{"data.image_size": 256, "model.style.channel_base": 128})
+
+
+def test_non_power_of_two_is_rejected():
+    with pytest.raises(ValueError, match="power-of-two"):
+        _style(**{"data.image_size": 28})

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from tests.helpers import tiny_config
+from vaekit.config import LikelihoodConfig, PerceptualConfig
+from vaekit.features.weights import WeightsNotFound
+from vaekit.likelihoods import Perceptual, create_likelihood
+from vaekit.models import create_model
+
+
+def _perceptual(**options) -> Perceptual:
+    torch.manual_seed(0)
+    settings = {"random_weights": True, "resize": None} | options
+    return create_likelihood(LikelihoodConfig(name="perceptual", perceptual=PerceptualConfig(**settings)))
+
+
+def test_zero_for_identical_images_and_grows_with_distortion():
+    likelihood = _perceptual()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    logits = torch.logit(x.clamp(1e-4, 1 - 1e-4))
+    assert likelihood.nll(logits, x).abs().max() < 1e-3
+    small, large = (likelihood.nll(logits + s * torch.randn_like(logits), x).mean() for s in (0.1, 1.0))
+    assert 0 < small < large
+
+
+def test_gradients_reach_the_decoder_output_not_the_network():
+    likelihood = _perceptual(layers=["relu1_1"], layer_weights=[1.0])
+    params = torch.zeros(1, 3, 16, 16, requires_grad=True)
+    likelihood.nll(params, torch.rand(1, 3, 16, 16)).sum().backward()
+    assert params.grad is not None and params.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in likelihood.network.parameters())
+
+
+def test_network_is_frozen_unsaved_and_follows_the_model():
+    model = create_model(tiny_config(**{"likelihood.name": "perceptual", "likelihood.perceptual.random_weights": True}))
+    likelihood = model.likelihood
+    assert likelihood._network is None  # built on first use only
+    likelihood.nll(torch.zeros(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+    assert not any(key.startswith("likelihood") and "features" in key for key in model.state_dict())
+    assert all(not p.requires_grad for p in likelihood.network.parameters())
+    assert not any(p is q for p in model.parameters() for q in likelihood.network.parameters())
+    model.train()
+    assert not likelihood.network.training
+    model.double()
+    assert next(likelihood.network.parameters()).dtype == torch.float64
+
+
+def test_pixel_term_is_added():
+    likelihood = _perceptual(pixel="gaussian", pixel_weight=2.0)
+    x = torch.rand(1, 3, 16, 16)
+    logits = torch.zeros_like(x)
+    pixel = create_likelihood(LikelihoodConfig(name="gaussian"))
+    combined = likelihood.nll(logits, x)
+    likelihood.pixel_weight = 0.0
+    torch.testing.assert_close(combined, likelihood.nll(logits, x) + 2 * pixel.nll(logits, x))
+
+
+def test_missing_pretrained_weights_are_an_error_not_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEKIT_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    likelihood = _perceptual(random_weights=False)
+    with pytest.raises(WeightsNotFound, match=r"vgg16-397923af\.pth"):
+        likelihood.nll(torch.zeros(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+
+
+def test_layer_weights_must_match_layers():
+    with pytest.raises(ValueError, match="3 perceptual layers but 1 layer weights"):
+        _perceptual(layer_weights=[1.0])
