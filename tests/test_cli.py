@@ -123,3 +123,36 @@ def test_interpolate_grid_manifold(trained_run, tmp_path):
     with Image.open(out) as gif:
         assert gif.n_frames == 5 + 3 and gif.size == (1 + 4 * 17, 1 + 3 * 17)
     assert main(["interpolate", str(trained_run), "--grid", "big"]) == 1
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faces")
+    rows = ["filename,Bright"]
+    for i in range(24):
+        value = 220 if i % 2 else 30
+        Image.new("RGB", (16, 16), (value, value, value)).save(folder / f"{i}.png")
+        rows.append(f"{i}.png,{1 if i % 2 else -1}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    config = tiny_config(**{"data.source": str(folder), "model.arch": "spatial", "model.spatial.residual_blocks": 1})
+    config.to_yaml(folder / "c.yaml")
+    run = tmp_path_factory.mktemp("runs") / "run"  # not inside the image folder it reads
+    assert main(["train", "--config", str(folder / "c.yaml"), "--out", str(run), "--set", "train.max_steps=3"]) == 0
+    return run, folder
+
+
+def test_attributes_edit_and_arithmetic(labelled_run, tmp_path, capsys):
+    run, folder = labelled_run
+    assert main(["attributes", str(run), "--labels", str(folder / "labels.csv")]) == 0
+    assert "Bright" in capsys.readouterr().out and (run / "model" / "attributes.safetensors").is_file()
+    image = str(folder / "0.png")
+    assert main(["edit", str(run), image, "--attr", "Bright=1.5", "-o", str(tmp_path / "e.png")]) == 0
+    with Image.open(tmp_path / "e.png") as picture:
+        assert picture.width == 2 + 3 * 18
+    assert main(["edit", str(run), image, "--attr", "Bright", "--sweep", "-2:2:5", "-o", str(tmp_path / "s.png")]) == 0
+    with Image.open(tmp_path / "s.png") as picture:
+        assert picture.width == 2 + 6 * 18
+    assert main(["edit", str(run), image, "--attr", "Smiling=1"]) == 1
+    assert "no attribute vector 'Smiling'" in capsys.readouterr().err
+    args = ["arithmetic", str(run), str(folder / "0.png"), str(folder / "1.png"), str(folder / "2.png")]
+    assert main([*args, "-o", str(tmp_path / "a.png")]) == 0

@@ -46,3 +46,25 @@ def test_small_image_folder_trains(tmp_path):
     folder = shared_data("bob-ross-paintings")
     config = tiny_config(**{"data.source": str(folder), "data.image_size": 16, "train.max_steps": 3})
     assert (Trainer(config, tmp_path / "run").fit() / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_celeba_subset_folder_drives_train_attributes_and_edit(tmp_path):
+    from vaekit.cli import main
+
+    folder = shared_data("celeba-subset")
+    run = tmp_path / "run"
+    args = ["train", "--preset", "spatial-celeba64", "--data", str(folder), "--out", str(run)]
+    assert main([*args, "--set", "data.image_size=16", "train.max_steps=2", "model.spatial.residual_blocks=1"]) == 0
+    assert main(["attributes", str(run), "--attrs", "Smiling,Male"]) == 0
+    image = tmp_path / "face.png"
+    import zipfile
+
+    with zipfile.ZipFile(next(folder.glob("*.zip"))) as archive:
+        image.write_bytes(archive.read("img_align_celeba/000002.jpg"))
+    assert (
+        main(
+            ["edit", str(run), str(image), "--attr", "Smiling=1.5", "--attr", "Male=-1", "-o", str(tmp_path / "e.png")]
+        )
+        == 0
+    )

@@ -73,6 +73,11 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> VAE:
     return model.eval()
 
 
+def model_folder(path: str | Path) -> Path:
+    """Where a run's (or model folder's) weights and the files saved beside them live."""
+    return _weights_folder(Path(path))
+
+
 def _weights_folder(path: Path) -> Path:
     if (path / "model.safetensors").is_file():
         return path

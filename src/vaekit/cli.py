@@ -8,10 +8,21 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from vaekit import api
 from vaekit.config import DataConfig, available_presets, preset_description
 from vaekit.data import load_dataset
 from vaekit.evaluation.report import DEFAULT_METRICS, METRICS, EvaluationSettings, evaluate, write_report
+from vaekit.explore.attributes import (
+    AttributeVectors,
+    compute_attribute_vectors,
+    edit_images,
+    latent_arithmetic,
+    parse_strengths,
+    parse_sweep,
+    sweep_images,
+)
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.explore.interpolation import save_gif
 from vaekit.explore.progress import progress_gif
@@ -20,7 +31,7 @@ from vaekit.features.classifier import save_classifier, train_classifier
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
@@ -31,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vaekit: error: {err}", file=sys.stderr)
         return 1
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--sweep -2:2:9`` -> ``--sweep=-2:2:9`` (argparse would read ``-2:2:9`` as an option)."""
+    joined, items = [], iter(argv)
+    for item in items:
+        joined.append(f"{item}={next(items, '')}" if item == "--sweep" else item)
+    return joined
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("-o", "--output", type=Path, default=Path("classifier.safetensors"))
     p.set_defaults(func=_train_classifier)
+
+    p = commands.add_parser("attributes", help="attribute vectors (mean latent difference) from labelled data")
+    p.add_argument("run", type=Path)
+    p.add_argument("--data", help="data spec (default: the run's own data source)")
+    p.add_argument("--labels", help="CSV of filename,attr1,... (for image folders without CelebA labels)")
+    p.add_argument("--attrs", help="comma list of attributes (default: all)")
+    p.add_argument("-o", "--output", type=Path, help="folder for the vectors (default RUN/model)")
+    p.set_defaults(func=_attributes)
+
+    p = commands.add_parser("edit", help="edit an image along attribute vectors")
+    p.add_argument("run", type=Path)
+    p.add_argument("image", type=Path)
+    p.add_argument("--attr", action="append", required=True, metavar="NAME=STRENGTH", help="repeatable")
+    p.add_argument("--sweep", metavar="START:STOP:COUNT", help="a strip over strengths of one --attr NAME")
+    p.add_argument("-o", "--output", type=Path, default=Path("edited.png"))
+    p.set_defaults(func=_edit)
+
+    p = commands.add_parser("arithmetic", help="decode z_A - z_B + z_C")
+    p.add_argument("run", type=Path)
+    p.add_argument("images", type=Path, nargs=3, metavar="IMAGE")
+    p.add_argument("-o", "--output", type=Path, default=Path("arithmetic.png"))
+    p.set_defaults(func=_arithmetic)
 
     p = commands.add_parser("presets", help="list the built-in presets")
     p.set_defaults(func=_presets)
@@ -196,6 +237,47 @@ def _train_classifier(args: argparse.Namespace) -> None:
     model, accuracy = train_classifier(data.split("train"), data.split("test"), epochs=args.epochs)
     path = save_classifier(model, args.output)
     print(f"wrote {path}" + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))
+
+
+def _attributes(args: argparse.Namespace) -> None:
+    model = api.load(args.run)
+    config = model.config.data
+    config = replace(config, source=args.data or config.source, labels=args.labels or config.labels)
+    data = load_dataset(config).split("train", config.val_fraction, config.seed)
+    names = [a.strip() for a in args.attrs.split(",")] if args.attrs else None
+    vectors = compute_attribute_vectors(model, data, names)
+    folder = args.output or api.model_folder(args.run)
+    vectors_file, counts_file = vectors.save(folder)
+    for name, count in vectors.counts.items():
+        state = "" if name in vectors.vectors else "  (no vector: one side is empty)"
+        print(f"{name:22s} with {count['with']:6d}  without {count['without']:6d}{state}")
+    print(f"wrote {vectors_file} and {counts_file}")
+
+
+def _edit(args: argparse.Namespace) -> None:
+    model = api.load(args.run)
+    vectors = AttributeVectors.load(api.model_folder(args.run))
+    (image,) = api.load_images([args.image], model.config)
+    if args.sweep:
+        if len(args.attr) != 1 or "=" in args.attr[0]:
+            raise ValueError("--sweep takes exactly one --attr NAME (no strength)")
+        strengths = parse_sweep(args.sweep)
+        strip = torch.cat([image[None], sweep_images(model, image, vectors, args.attr[0], strengths)])
+        print(f"wrote {save_grid(strip, args.output, nrow=len(strip))}  (original, then strengths {strengths})")
+        return
+    edited = edit_images(model, image[None], vectors, parse_strengths(args.attr))
+    reconstruction = model.reconstruct(image[None]).cpu()
+    print(
+        f"wrote {save_grid(torch.cat([image[None], reconstruction, edited]), args.output, nrow=3)}"
+        "  (original, reconstruction, edited)"
+    )
+
+
+def _arithmetic(args: argparse.Namespace) -> None:
+    model = api.load(args.run)
+    a, b, c = api.load_images(args.images, model.config)
+    result = latent_arithmetic(model, a, b, c)
+    print(f"wrote {save_grid(torch.cat([torch.stack([a, b, c]), result]), args.output, nrow=4)}  (A, B, C, A - B + C)")
 
 
 def _presets(args: argparse.Namespace) -> None:

@@ -38,6 +38,7 @@ class DataConfig:
     seed: int = 0  # generated data (shapes) and the random train/val split
     flip: bool = False  # random horizontal flip of training batches
     num_images: int = 20000  # for generated sources (shapes)
+    labels: str | None = None  # CSV of filename,attr1,... (or a CelebA attribute file) for image folders
     cache_dir: str | None = None  # default: $VAEKIT_CACHE or ~/.cache/vaekit
     workers: int = 0  # decoding threads; 0 = one per CPU
 
@@ -57,10 +58,21 @@ class StyleConfig:
 
 
 @dataclass
+class SpatialConfig:
+    """Options of the spatial-latent network (``model.arch: spatial``)."""
+
+    latent_channels: int = 12  # C of the H/f x W/f x C latent
+    downsamplings: int = 2  # f = 2^downsamplings
+    residual_blocks: int = 5
+    norm: str = "instance"  # instance | group | sample (whole-sample normalisation) | none
+    dense: bool = False  # the dense-latent variant: flatten -> latent_dim -> back to a map
+
+
+@dataclass
 class ModelConfig:
     """The architecture and its sizes."""
 
-    arch: str = "conv"  # conv | style
+    arch: str = "conv"  # conv | style | spatial
     latent_dim: int = 16
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     kernel_size: int = 3
@@ -68,13 +80,14 @@ class ModelConfig:
     activation: str = "relu"  # relu | leaky_relu | silu
     hidden_dim: int = 0  # optional dense layer between conv stack and latent heads (0: none)
     style: StyleConfig = field(default_factory=StyleConfig)
+    spatial: SpatialConfig = field(default_factory=SpatialConfig)
 
 
 @dataclass
 class PerceptualConfig:
     """Feature-space reconstruction term (``likelihood.name: perceptual``)."""
 
-    network: str = "vgg16"  # vgg16 | vgg19
+    network: str = "vgg16"  # vgg16 | vgg19 | package.module:factory (a user network; layers by module name)
     layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
     layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     resize: int | None = 256  # images are resized to this before the network (None: as they are)

@@ -229,10 +229,13 @@ def create_likelihood(config: LikelihoodConfig) -> Likelihood:
 
 
 def _feature_network(name: str, weights: str | None, random_weights: bool) -> nn.Module:
+    from vaekit.features.hooks import user_network
     from vaekit.features.vgg import VGGFeatures, pretrained_vgg
 
+    if ":" in name:
+        return user_network(name, weights, random_weights)
     if name not in ("vgg16", "vgg19"):
-        raise ValueError(f"unknown perceptual network {name!r}: use vgg16 or vgg19")
+        raise ValueError(f"unknown perceptual network {name!r}: use vgg16, vgg19 or package.module:factory")
     if random_weights:
         return VGGFeatures(name)
     return pretrained_vgg(name, weights)

@@ -10,6 +10,7 @@ from vaekit.data.celeba import is_celeba_folder, load_celeba
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.idx import is_idx_folder, load_idx_folder
 from vaekit.data.images import DataError, ImageFiles, load_image_files
+from vaekit.data.labels import attach_labels
 from vaekit.data.shapes import load_shapes
 
 KINDS = ("shapes", "images", "idx", "mnist", "celeba")
@@ -35,7 +36,13 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
 
 
 def load_dataset(config: DataConfig) -> ImageDataset:
-    """All images of the source that ``config.source`` names, decoded to the configured size."""
+    """All images of the source that ``config.source`` names, decoded to the configured size,
+    with labels from ``config.labels`` when given."""
+    dataset = _load_source(config)
+    return attach_labels(dataset, config.labels) if config.labels else dataset
+
+
+def _load_source(config: DataConfig) -> ImageDataset:
     kind, path = parse_spec(config.source)
     common = {"image_size": config.image_size, "channels": config.channels, "cache_dir": config.cache_dir}
     if kind == "shapes":

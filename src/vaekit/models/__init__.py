@@ -6,9 +6,10 @@ from vaekit.config import Config
 from vaekit.likelihoods import create_likelihood
 from vaekit.models.base import VAE, DiagonalGaussian, VAEOutput
 from vaekit.models.conv import ConvVAE
+from vaekit.models.spatial import SpatialVAE
 from vaekit.models.style import StyleVAE
 
-ARCHITECTURES: dict[str, type[VAE]] = {"conv": ConvVAE, "style": StyleVAE}
+ARCHITECTURES: dict[str, type[VAE]] = {"conv": ConvVAE, "style": StyleVAE, "spatial": SpatialVAE}
 
 
 def create_model(config: Config) -> VAE:

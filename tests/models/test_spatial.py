@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from tests.helpers import tiny_config
+from vaekit.models import create_model
+
+SPATIAL = {"model.arch": "spatial", "model.spatial.residual_blocks": 1, "likelihood.output": "tanh"}
+
+
+def _spatial(**overrides):
+    return create_model(tiny_config(**{**SPATIAL, **overrides}))
+
+
+@pytest.mark.parametrize(("size", "channels", "downsamplings"), [(16, 12, 2), (32, 24, 2), (64, 4, 3), (40, 12, 2)])
+def test_latent_is_a_feature_map(size, channels, downsamplings):
+    model = _spatial(**{"data.image_size": size, "model.spatial.latent_channels": channels,
+                        "model.spatial.downsamplings": downsamplings})  # fmt: skip
+    factor = 2**downsamplings
+    assert model.latent_shape == (channels, size // factor, size // factor)
+    out = model(torch.rand(2, 3, size, size))
+    assert out.z.shape == (2, *model.latent_shape) and out.params.shape == (2, 3, size, size)
+    assert model.sample(2).shape == (2, 3, size, size)
+
+
+@pytest.mark.parametrize("norm", ["instance", "group", "sample", "none"])
+def test_norms(norm):
+    assert _spatial(**{"model.spatial.norm": norm})(torch.rand(2, 3, 16, 16)).params.shape == (2, 3, 16, 16)
+
+
+def test_encoder_convs_have_no_biases_and_use_leaky_relu_0_1():
+    model = _spatial()
+    convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(conv.bias is None for conv in convs)
+    slopes = {m.negative_slope for m in model.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.1}
+
+
+def test_dense_variant_has_a_flat_latent():
+    model = _spatial(**{"model.spatial.dense": True, "model.latent_dim": 7})
+    assert model.latent_shape == (7,)
+    assert model(torch.rand(2, 3, 16, 16)).params.shape == (2, 3, 16, 16)
+
+
+def test_size_must_divide_by_the_downsampling():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        _spatial(**{"data.image_size": 18})
