@@ -156,3 +156,9 @@ def test_attributes_edit_and_arithmetic(labelled_run, tmp_path, capsys):
     assert "no attribute vector 'Smiling'" in capsys.readouterr().err
     args = ["arithmetic", str(run), str(folder / "0.png"), str(folder / "1.png"), str(folder / "2.png")]
     assert main([*args, "-o", str(tmp_path / "a.png")]) == 0
+
+
+def test_latent_map_command(trained_run, tmp_path):
+    out = tmp_path / "map.png"
+    assert main(["latent-map", str(trained_run), "--method", "pca", "--max-points", "30", "-o", str(out)]) == 0
+    assert out.is_file()

@@ -25,6 +25,7 @@ from vaekit.explore.attributes import (
 )
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.explore.interpolation import save_gif
+from vaekit.explore.latent_map import latent_map
 from vaekit.explore.progress import progress_gif
 from vaekit.explore.sampling import dump_images, interpolation_frames, manifold_frames, sample_images
 from vaekit.features.classifier import save_classifier, train_classifier
@@ -150,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", type=Path, nargs=3, metavar="IMAGE")
     p.add_argument("-o", "--output", type=Path, default=Path("arithmetic.png"))
     p.set_defaults(func=_arithmetic)
+
+    p = commands.add_parser("latent-map", help="2-D map of latent means with image thumbnails")
+    p.add_argument("run", type=Path)
+    p.add_argument("--data", help="data spec (default: the run's own data source)")
+    p.add_argument("--split", default="train", choices=["train", "val", "test"])
+    p.add_argument("--method", choices=["tsne", "pca", "umap"], default="tsne")
+    p.add_argument("--max-points", type=int, default=500)
+    p.add_argument("-o", "--output", type=Path, default=Path("latent-map.png"))
+    p.set_defaults(func=_latent_map)
 
     p = commands.add_parser("presets", help="list the built-in presets")
     p.set_defaults(func=_presets)
@@ -278,6 +288,15 @@ def _arithmetic(args: argparse.Namespace) -> None:
     a, b, c = api.load_images(args.images, model.config)
     result = latent_arithmetic(model, a, b, c)
     print(f"wrote {save_grid(torch.cat([torch.stack([a, b, c]), result]), args.output, nrow=4)}  (A, B, C, A - B + C)")
+
+
+def _latent_map(args: argparse.Namespace) -> None:
+    model = api.load(args.run)
+    config = model.config.data
+    if args.data:
+        config = replace(config, source=args.data)
+    data = load_dataset(config).split(args.split, config.val_fraction, config.seed)
+    print(f"wrote {latent_map(model, data, args.output, method=args.method, max_points=args.max_points)}")
 
 
 def _presets(args: argparse.Namespace) -> None:

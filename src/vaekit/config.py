@@ -124,11 +124,41 @@ class KLConfig:
 
 
 @dataclass
+class IntroConfig:
+    """Soft-IntroVAE / AS-IntroVAE hyper-parameters (``objective.name: soft-intro | as-intro``)."""
+
+    beta_kl: float = 1.0
+    beta_rec: float = 1.0
+    beta_neg: float = 256.0  # change it on resume: --resume RUN --set objective.intro.beta_neg=...
+    beta_neg_schedule: list[float] = field(default_factory=list)  # per epoch (last value continues); wins
+    gamma_r: float = 1.0e-8
+    warmup_epochs: int = 0  # plain-VAE epochs before the introspective game
+    ema_decay: float = 0.0  # EMA of the decoder used for samples and the saved model (as-intro: 0.999)
+    transition: str = "tanh"  # as-intro: c = min(1, tanh(5 t / T)) or min(1, 5 t / T) ("linear")
+    kl_fake_patience: int = 3  # epochs of KL(fake) < KL(real) before warning to raise beta_neg
+
+
+@dataclass
+class AdversarialConfig:
+    """An optional PatchGAN discriminator term (hinge loss) added to any objective's decoder loss."""
+
+    enabled: bool = False
+    weight: float = 0.5  # times the adaptive weight
+    adaptive: bool = True  # balance by gradient norms at the decoder's last layer (as in VQGAN)
+    start_step: int = 0
+    layers: int = 3
+    channels: int = 64
+    lr: float | None = None  # default: train.lr
+
+
+@dataclass
 class ObjectiveConfig:
     """The training objective and its hyper-parameters."""
 
-    name: str = "elbo"
+    name: str = "elbo"  # elbo | soft-intro | as-intro
     kl: KLConfig = field(default_factory=KLConfig)
+    intro: IntroConfig = field(default_factory=IntroConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
 
 @dataclass

@@ -38,9 +38,13 @@ class Likelihood(nn.Module):
     def nll(self, params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        """The expected image in [0, 1]."""
+    def image(self, params: torch.Tensor) -> torch.Tensor:
+        """The expected image on the [0, 1] scale, differentiable and not clamped."""
         raise NotImplementedError
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """The expected image in [0, 1], for display."""
+        return self.image(params).clamp(0, 1)
 
 
 class Bernoulli(Likelihood):
@@ -63,7 +67,7 @@ class Bernoulli(Likelihood):
         bce = F.binary_cross_entropy_with_logits(params.float(), target.float(), reduction="none")
         return _sum_per_sample(bce)
 
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
+    def image(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params.float())
 
 
@@ -91,8 +95,8 @@ class _Continuous(Likelihood):
         """Target-space values back to [0, 1] (not clamped, so gradients flow)."""
         return (values + 1) / 2 if self.output == "tanh" else values
 
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return self.to_unit(self.location(params)).clamp(0, 1)
+    def image(self, params: torch.Tensor) -> torch.Tensor:
+        return self.to_unit(self.location(params))
 
 
 class _LocationScale(_Continuous):

@@ -6,10 +6,11 @@ from vaekit.config import Config
 from vaekit.likelihoods import create_likelihood
 from vaekit.models.base import VAE, DiagonalGaussian, VAEOutput
 from vaekit.models.conv import ConvVAE
+from vaekit.models.resnet import ResNetVAE
 from vaekit.models.spatial import SpatialVAE
 from vaekit.models.style import StyleVAE
 
-ARCHITECTURES: dict[str, type[VAE]] = {"conv": ConvVAE, "style": StyleVAE, "spatial": SpatialVAE}
+ARCHITECTURES: dict[str, type[VAE]] = {"conv": ConvVAE, "resnet": ResNetVAE, "spatial": SpatialVAE, "style": StyleVAE}
 
 
 def create_model(config: Config) -> VAE:

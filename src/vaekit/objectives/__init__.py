@@ -6,9 +6,10 @@ from vaekit.config import Config
 from vaekit.models.base import VAE
 from vaekit.objectives.base import Objective, StepInfo
 from vaekit.objectives.elbo import ELBO
+from vaekit.objectives.intro import ASIntro, SoftIntro
 from vaekit.training.precision import Precision
 
-OBJECTIVES: dict[str, type[Objective]] = {"elbo": ELBO}
+OBJECTIVES: dict[str, type[Objective]] = {"elbo": ELBO, "soft-intro": SoftIntro, "as-intro": ASIntro}
 
 
 def create_objective(model: VAE, config: Config, precision: Precision) -> Objective:

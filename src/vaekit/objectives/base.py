@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from vaekit.config import Config
 from vaekit.models.base import VAE
+from vaekit.objectives.adversarial import AdversarialTerm
 from vaekit.training.precision import Precision
 
 
@@ -17,6 +19,7 @@ class StepInfo:
 
     step: int  # steps completed before this one
     epoch: float  # fractional epochs completed before this one
+    total_steps: int = 0  # planned length, train.epochs x steps per epoch (max_steps stops early, keeps it)
 
 
 class Objective:
@@ -32,24 +35,33 @@ class Objective:
         self.config = config
         self.precision = precision
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.adversarial: AdversarialTerm | None = None
+        if config.objective.adversarial.enabled:
+            self.adversarial = AdversarialTerm(model, config, precision)
+            self.optimizers["discriminator"] = self.adversarial.optimizer
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def end_of_epoch(self, epoch: int) -> str | None:
+        """A warning about the epoch just finished, if any (e.g. a collapsing game)."""
+        return None
+
+    def export_context(self) -> contextlib.AbstractContextManager:
+        """Weights to sample from and to save (e.g. an EMA decoder swapped in)."""
+        return contextlib.nullcontext()
+
     def state_dict(self) -> dict:
-        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        state = {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        if self.adversarial is not None:
+            state["discriminator_weights"] = self.adversarial.discriminator.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        if self.adversarial is not None:
+            self.adversarial.discriminator.load_state_dict(state["discriminator_weights"])
         for name, opt in self.optimizers.items():
+            configured = [group["initial_lr"] for group in opt.param_groups]
             opt.load_state_dict(state[name])
-
-
-def make_optimizer(parameters, config: Config) -> torch.optim.Optimizer:
-    """Adam or AdamW with the run's learning rate, betas and weight decay."""
-    train = config.train
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    if train.optimizer not in kinds:
-        raise ValueError(f"unknown optimizer {train.optimizer!r}: use adam or adamw")
-    return kinds[train.optimizer](
-        list(parameters), lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay
-    )
+            for group, lr in zip(opt.param_groups, configured, strict=True):
+                group["initial_lr"] = lr  # a learning rate changed with --set on resume wins

@@ -6,8 +6,9 @@ import torch
 
 from vaekit.config import Config
 from vaekit.models.base import VAE
-from vaekit.objectives.base import Objective, StepInfo, make_optimizer
+from vaekit.objectives.base import Objective, StepInfo
 from vaekit.objectives.kl_weight import grouped_kl, kl_weight
+from vaekit.objectives.optimizers import make_optimizer
 from vaekit.training.precision import Precision
 
 
@@ -29,7 +30,8 @@ class ELBO(Objective):
             raise ValueError(
                 f"objective.kl.group_weights has {len(weights)} entries; the model's latent groups: {names}"
             )
-        self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups))
+        adversarial = ("adv_weight", "d_loss") if self.adversarial is not None else ()
+        self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups), *adversarial)
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
@@ -42,9 +44,18 @@ class ELBO(Objective):
         beta = kl_weight(self.config.objective.kl, info.step, info.epoch, len(batch))
         kl_config = self.config.objective.kl
         loss = nll.mean() + beta * grouped_kl(kl_dims, kl_config.free_bits, self.groups, kl_config.group_weights)
+        extra = {}
+        if self.adversarial is not None:
+            with self.precision.autocast():
+                fake = likelihood.image(out.params)
+                adversarial_loss, extra["adv_weight"] = self.adversarial.generator_loss(fake, nll.mean(), info.step)
+            loss = loss + adversarial_loss
         self.precision.minimize(loss, self.optimizers["model"], self.model.parameters())
+        if self.adversarial is not None:
+            extra["d_loss"] = self.adversarial.discriminator_step(batch, fake, info.step)
         flat = kl_dims.detach().flatten(1)
         return {
+            **extra,
             "loss": loss.detach(),
             "neg_elbo": (nll + kl).mean().detach(),
             "nll": nll.mean().detach(),

@@ -26,21 +26,31 @@ class Precision:
         dtype = torch.bfloat16 if self.mode == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def minimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable) -> None:
-        """Backward ``loss`` and step ``optimizer`` (scaled for fp16, clipped if configured)."""
-        optimizer.zero_grad(set_to_none=True)
+    def minimize(
+        self, loss: torch.Tensor, optimizers: torch.optim.Optimizer | list[torch.optim.Optimizer], parameters: Iterable
+    ) -> None:
+        """Backward ``loss`` and step the optimiser(s) (scaled for fp16, clipped if configured).
+        Gradients are freed afterwards, so nothing carries over into another phase's update."""
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
             if self.grad_clip:
                 torch.nn.utils.clip_grad_norm_(list(parameters), self.grad_clip)
-            optimizer.step()
-            return
-        self.scaler.scale(loss).backward()
-        if self.grad_clip:
-            self.scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(list(parameters), self.grad_clip)
-        self.scaler.step(optimizer)
-        self.scaler.update()
+            for optimizer in optimizers:
+                optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            if self.grad_clip:
+                for optimizer in optimizers:
+                    self.scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(list(parameters), self.grad_clip)
+            for optimizer in optimizers:
+                self.scaler.step(optimizer)
+            self.scaler.update()
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
 
     def state_dict(self) -> dict:
         return self.scaler.state_dict() if self.scaler is not None else {}

@@ -95,9 +95,8 @@ class Trainer:
     def fit(self) -> Path:
         """Train until ``epochs``, ``max_steps``, ``max_time`` or a signal; return the run folder."""
         train = self.config.train
-        total = train.epochs * self.steps_per_epoch
-        if train.max_steps is not None:
-            total = min(total, train.max_steps)
+        planned = train.epochs * self.steps_per_epoch  # the plan; max_steps only stops early
+        total = planned if train.max_steps is None else min(planned, train.max_steps)
         self.model.train()
         parameters = sum(p.numel() for p in self.model.parameters())
         tqdm.write(
@@ -113,7 +112,7 @@ class Trainer:
             while self.step < total and stop_reason is None:
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
                     self._set_lr(self.step)
-                    info = StepInfo(self.step, epoch + batch_index / self.steps_per_epoch)
+                    info = StepInfo(self.step, epoch + batch_index / self.steps_per_epoch, planned)
                     self._pending.append((self.step, self.objective.step(batch, info)))
                     self.step += 1
                     self._clock.images += len(batch)
@@ -141,7 +140,7 @@ class Trainer:
         factor = lr_factor(self.config.train, step, self.steps_per_epoch)
         for optimizer in self.objective.optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = self.config.train.lr * factor
+                group["lr"] = group["initial_lr"] * factor
 
     def _flush(self, bar: tqdm) -> None:
         """Check the pending step results for NaN/inf, then log their mean as one row."""
@@ -173,6 +172,9 @@ class Trainer:
             self.metrics.write({"step": self.step, "epoch": float(epoch + 1), "split": "val", **val})
         self.save_grids(f"epoch-{epoch + 1:03d}")
         plot_curves(self.metrics.read(), self.run.curves)
+        warning = self.objective.end_of_epoch(epoch)
+        if warning:
+            tqdm.write(f"warning (epoch {epoch + 1}): {warning}")
         self._checkpoint()
 
     def save_grids(self, tag: str) -> None:
@@ -184,7 +186,9 @@ class Trainer:
         recon = self.model.reconstruct(self.fixed_images)
         save_grid(interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row)
         generator = torch.Generator().manual_seed(self.config.train.seed)
-        save_grid(self.model.sample(n, generator=generator), self.run.images / f"samples-{tag}.png", per_row)
+        with self.objective.export_context():
+            samples = self.model.sample(n, generator=generator)
+        save_grid(samples, self.run.images / f"samples-{tag}.png", per_row)
         self.model.train(was_training)
 
     def _fixed_batch(self) -> torch.Tensor:
@@ -228,7 +232,8 @@ class Trainer:
             )
             return
         self.run.model.mkdir(exist_ok=True)
-        save_weights(self.model, self.run.model)
+        with self.objective.export_context():
+            save_weights(self.model, self.run.model)
         self.config.to_yaml(self.run.model / "config.yaml")
         self.save_grids("final")
 

@@ -1,0 +1,76 @@
+"""A 2-D map of a dataset's latent means (t-SNE, PCA or UMAP), each point drawn as its thumbnail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+from vaekit.data.dataset import ImageDataset
+from vaekit.explore.attributes import posterior_means
+from vaekit.models.base import VAE
+
+METHODS = ("tsne", "pca", "umap")
+
+
+def project(points: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
+    """``(N, D)`` -> ``(N, 2)``."""
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(points)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = max(2.0, min(30.0, (len(points) - 1) / 3))
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+    if method == "umap":
+        try:
+            import umap
+        except ImportError as err:
+            raise ValueError("--method umap needs the umap-learn package (pip install umap-learn)") from err
+        return umap.UMAP(n_components=2, random_state=seed).fit_transform(points)
+    raise ValueError(f"unknown projection {method!r}: use tsne, pca or umap")
+
+
+def latent_map(
+    model: VAE,
+    data: ImageDataset,
+    output: Path | str,
+    *,
+    method: str = "tsne",
+    max_points: int = 500,
+    thumbnail_px: int = 24,
+    seed: int = 0,
+) -> Path:
+    """Draw the map; points are coloured by class when ``data`` has one label per image."""
+    count = min(max_points, len(data))
+    subset = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), count, replace=False)))
+    coords = project(posterior_means(model, subset.images).flatten(1).numpy(), method, seed)
+    fig, ax = plt.subplots(figsize=(10, 10))
+    labels = subset.labels if subset.labels is not None and subset.labels.ndim == 1 else None
+    colours = plt.cm.tab10(np.asarray(labels) % 10) if labels is not None else None
+    ax.scatter(coords[:, 0], coords[:, 1], s=4, c=colours if colours is not None else "gray")
+    zoom = thumbnail_px / subset.images.shape[-1]
+    for i, (x, y) in enumerate(coords):
+        picture = np.asarray(subset.images[i]).transpose(1, 2, 0)
+        picture = picture[..., 0] if picture.shape[-1] == 1 else picture
+        box = OffsetImage(picture, zoom=zoom, cmap="gray" if picture.ndim == 2 else None)
+        edge = colours[i] if colours is not None else "none"
+        ax.add_artist(
+            AnnotationBbox(box, (x, y), frameon=colours is not None, bboxprops={"edgecolor": edge, "lw": 1.5}, pad=0.05)
+        )
+    ax.set_title(f"{method.upper()} of {count} posterior means ({data.source})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output

@@ -1,0 +1,83 @@
+"""An adversarial term for any objective: a PatchGAN discriminator with the hinge loss, and a
+weight adapted so its gradient at the decoder's last layer matches the reconstruction term's
+(Esser et al. 2021), switched on at ``start_step``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaekit.config import Config
+from vaekit.models.base import VAE
+from vaekit.objectives.optimizers import make_optimizer
+from vaekit.training.precision import Precision
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix's N-layer PatchGAN: one real/fake logit per overlapping patch."""
+
+    def __init__(self, image_channels: int, channels: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = [nn.Conv2d(image_channels, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        width = channels
+        for i in range(1, layers + 1):
+            out = channels * min(2**i, 8)
+            stride = 2 if i < layers else 1
+            blocks += [nn.Conv2d(width, out, 4, stride, 1, bias=False), nn.BatchNorm2d(out), nn.LeakyReLU(0.2)]
+            width = out
+        blocks.append(nn.Conv2d(width, 1, 4, 1, 1))
+        self.main = nn.Sequential(*blocks)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.main(images)
+
+
+def last_decoder_layer(model: VAE) -> torch.Tensor:
+    """The weight of the decoder's last convolution (where the two gradients are compared)."""
+    convs = [m for m in model.decoder.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    if not convs:
+        raise ValueError("the adversarial term needs a decoder that ends in a convolution")
+    return convs[-1].weight
+
+
+class AdversarialTerm:
+    """Holds the discriminator and its optimiser; the objective calls ``generator_loss`` inside its
+    decoder loss and ``discriminator_step`` after its own update."""
+
+    def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
+        options = config.objective.adversarial
+        self.options, self.model, self.precision = options, model, precision
+        device = next(model.parameters()).device
+        self.discriminator = PatchDiscriminator(model.image_shape[0], options.channels, options.layers).to(device)
+        self.optimizer = make_optimizer(self.discriminator.parameters(), config, options.lr)
+
+    def active(self, step: int) -> bool:
+        return step >= self.options.start_step
+
+    def generator_loss(
+        self, fake: torch.Tensor, reconstruction_loss: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weighted adversarial loss for the decoder, the weight used)."""
+        if not self.active(step):
+            zero = torch.zeros((), device=fake.device)
+            return zero, zero
+        self.discriminator.requires_grad_(False)
+        g_loss = -self.discriminator(fake).mean()
+        self.discriminator.requires_grad_(True)
+        weight = torch.tensor(self.options.weight, device=fake.device)
+        if self.options.adaptive:
+            layer = last_decoder_layer(self.model)
+            rec_grad = torch.autograd.grad(reconstruction_loss, layer, retain_graph=True)[0]
+            g_grad = torch.autograd.grad(g_loss, layer, retain_graph=True)[0]
+            weight = weight * (rec_grad.norm() / (g_grad.norm() + 1e-4)).clamp(0, 1e4).detach()
+        return weight * g_loss, weight
+
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, step: int) -> torch.Tensor:
+        """One hinge-loss update of the discriminator on detached images; returns its loss."""
+        if not self.active(step):
+            return torch.zeros((), device=real.device)
+        with self.precision.autocast():
+            loss = F.relu(1 - self.discriminator(real)).mean() + F.relu(1 + self.discriminator(fake.detach())).mean()
+        self.precision.minimize(loss, self.optimizer, self.discriminator.parameters())
+        return loss.detach()

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import tiny_config
+from vaekit.data.shapes import load_shapes
+from vaekit.explore.latent_map import latent_map, project
+from vaekit.models import create_model
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_projection_to_two_dimensions(method):
+    points = np.random.default_rng(0).normal(size=(40, 6))
+    assert project(points, method).shape == (40, 2)
+
+
+def test_umap_without_the_package_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_umap(name, *args, **kwargs):
+        if name == "umap":
+            raise ImportError("No module named 'umap'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_umap)
+    with pytest.raises(ValueError, match="pip install umap-learn"):
+        project(np.zeros((5, 2)), "umap")
+
+
+def test_map_with_thumbnails_coloured_by_class(tmp_path):
+    model = create_model(tiny_config()).eval()
+    data = load_shapes(n=30, image_size=16, channels=3, seed=0, cache_dir=None)
+    data.labels = data.labels[:, 0].astype(np.int64)  # the shape class
+    path = latent_map(model, data, tmp_path / "map.png", method="pca", max_points=20)
+    with Image.open(path) as picture:
+        assert picture.size == (1000, 1000)

@@ -1,0 +1,47 @@
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers import tiny_config
+from vaekit.api import train
+from vaekit.models import create_model
+from vaekit.objectives import StepInfo, create_objective
+from vaekit.objectives.adversarial import PatchDiscriminator, last_decoder_layer
+from vaekit.training.precision import Precision
+
+ADVERSARIAL = {"objective.adversarial.enabled": True, "objective.adversarial.channels": 8,
+               "objective.adversarial.layers": 2, "data.image_size": 32}  # fmt: skip
+
+
+def test_patch_discriminator_gives_a_logit_map():
+    assert PatchDiscriminator(3, 8, 3)(torch.rand(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+
+
+def test_elbo_with_adversarial_term_trains_both_sides():
+    config = tiny_config(**ADVERSARIAL)
+    model = create_model(config)
+    objective = create_objective(model, config, Precision("fp32", torch.device("cpu")))
+    discriminator = [p.detach().clone() for p in objective.adversarial.discriminator.parameters()]
+    scalars = objective.step(torch.rand(4, 3, 32, 32), StepInfo(0, 0.0, 10))
+    assert scalars["adv_weight"] > 0 and scalars["d_loss"] > 0
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(discriminator, objective.adversarial.discriminator.parameters(), strict=True)
+    ]
+    assert any(changed)
+    assert last_decoder_layer(model) is model.decoder[-1].weight
+
+
+def test_adversarial_term_waits_for_its_start_step():
+    config = tiny_config(**{**ADVERSARIAL, "objective.adversarial.start_step": 100})
+    model = create_model(config)
+    objective = create_objective(model, config, Precision("fp32", torch.device("cpu")))
+    scalars = objective.step(torch.rand(4, 3, 32, 32), StepInfo(0, 0.0, 10))
+    assert scalars["adv_weight"] == 0 and scalars["d_loss"] == 0
+
+
+def test_discriminator_state_is_checkpointed_for_exact_resume(tmp_path):
+    straight = train(tiny_config(**{**ADVERSARIAL, "train.max_steps": 10}), out=tmp_path / "a")
+    first = train(tiny_config(**{**ADVERSARIAL, "train.max_steps": 5}), out=tmp_path / "b")
+    resumed = train(resume=first, overrides=["train.max_steps=10"])
+    a, b = load_file(str(straight / "model/model.safetensors")), load_file(str(resumed / "model/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,187 @@
+import math
+
+import pytest
+import torch
+
+from tests.helpers import tiny_config
+from vaekit.api import train
+from vaekit.models import create_model
+from vaekit.objectives import StepInfo, create_objective
+from vaekit.objectives.intro import as_distance, beta_neg_at, transition
+from vaekit.training.precision import Precision
+
+INTRO = {"likelihood.name": "gaussian", "likelihood.output": "identity", "model.latent_dim": 3,
+         "objective.intro.beta_neg": 4.0, "objective.intro.beta_rec": 0.5, "objective.intro.gamma_r": 0.3}  # fmt: skip
+
+
+def _setup(name, **overrides):
+    config = tiny_config(**{**INTRO, "objective.name": name, **overrides})
+    torch.manual_seed(0)
+    model = create_model(config)
+    return model, create_objective(model, config, Precision("fp32", torch.device("cpu"))), config
+
+
+# ------------------------------------------------------------------ a direct transcription of the formulas
+def _sse(a, b):
+    return ((a - b) ** 2).sum((1, 2, 3))
+
+
+def _kl(mu, logvar):
+    return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
+
+
+def _as(mu_a, lv_a, mu_b, lv_b, reduce):
+    def kernel(m1, v1, m2, v2):
+        total = v1[:, None, :] + v2[None, :, :]
+        values = torch.exp(-0.5 * (m1[:, None, :] - m2[None, :, :]) ** 2 / total) / torch.sqrt(total)
+        return values.mean() if reduce == "mean" else values.sum()
+
+    va, vb = lv_a.exp(), lv_b.exp()
+    return kernel(mu_a, va, mu_a, va) + kernel(mu_b, vb, mu_b, vb) - 2 * kernel(mu_a, va, mu_b, vb)
+
+
+def _transcribed_losses(model, real, b_kl, b_rec, b_neg, gamma, c=None):
+    """L_E and L_D as the issue writes them, drawing noise in the objective's order."""
+    s = 1 / real[0].numel()
+    enc, dec = model.encoder, model.decoder
+
+    def reparam(mu, lv):
+        return mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+
+    def negative(mu, lv, other):  # what stands for KL of a rec / fake posterior
+        kl = _kl(mu, lv)
+        if c is None:
+            return kl
+        t = [torch.tanh(v) for v in (mu, lv, *other)]
+        return c * kl + (1 - c) * _as(*t, reduce="sum")
+
+    noise = torch.randn(len(real), 3)
+    fake = dec(noise)
+    mu, lv = enc(real)
+    z = reparam(mu, lv)
+    rec = dec(z)
+    r_mu, r_lv = enc(rec)
+    f_mu, f_lv = enc(fake)
+    rec_rr, rec_ff = dec(reparam(r_mu, r_lv)), dec(reparam(f_mu, f_lv))
+    exp_r = torch.exp(-2 * s * (b_rec * _sse(rec, rec_rr) + b_neg * negative(r_mu, r_lv, (f_mu, f_lv)))).mean()
+    exp_f = torch.exp(-2 * s * (b_rec * _sse(fake, rec_ff) + b_neg * negative(f_mu, f_lv, (r_mu, r_lv)))).mean()
+    loss_e = s * (b_rec * _sse(real, rec).mean() + b_kl * _kl(mu, lv).mean()) + 0.25 * (exp_r + exp_f)
+
+    rec = dec(z)
+    r_mu, r_lv = enc(rec)
+    f_mu, f_lv = enc(fake)
+    rec_rr, rec_ff = dec(reparam(r_mu, r_lv)), dec(reparam(f_mu, f_lv))
+    if c is None:
+        kls = _kl(r_mu, r_lv).mean() + _kl(f_mu, f_lv).mean()
+    else:
+        t = [torch.tanh(v) for v in (r_mu, r_lv, f_mu, f_lv)]
+        kls = c * (_kl(t[0], t[1]).mean() + _kl(t[2], t[3]).mean()) + (1 - c) * _as(*t, reduce="mean")
+    loss_d = s * (b_rec * _sse(real, rec).mean() + 0.5 * b_kl * kls
+                  + 0.5 * gamma * b_rec * (_sse(rec, rec_rr).mean() + _sse(fake, rec_ff).mean()))  # fmt: skip
+    return loss_e, loss_d
+
+
+@pytest.mark.parametrize("name", ["soft-intro", "as-intro"])
+def test_losses_match_a_direct_transcription(name):
+    model, objective, _ = _setup(name, **{"train.lr": 0.0})  # weights stay put between the two phases
+    real = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    info = StepInfo(step=5, epoch=0.5, total_steps=20)
+    c = transition(5, 20, "tanh") if name == "as-intro" else None
+    torch.manual_seed(7)
+    scalars = objective.step(real, info)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        loss_e, loss_d = _transcribed_losses(model, real, 1.0, 0.5, 4.0, 0.3, c)
+    torch.testing.assert_close(scalars["loss_encoder"], loss_e, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(scalars["loss_decoder"], loss_d, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["soft-intro", "as-intro"])
+def test_each_phase_changes_only_its_own_parameters(name, monkeypatch):
+    model, objective, _ = _setup(name)
+    encoder = [p.detach().clone() for p in model.encoder.parameters()]
+    decoder = [p.detach().clone() for p in model.decoder.parameters()]
+    seen = {}
+
+    def check_then_step(optimizer, phase, other):
+        original = optimizer.step
+
+        def step(*args, **kwargs):
+            seen[phase] = all(p.grad is None for p in other.parameters())  # no gradient leaked across
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(optimizer, "step", step)
+
+    check_then_step(objective.optimizers["encoder"], "encoder", model.decoder)
+    check_then_step(objective.optimizers["decoder"], "decoder", model.encoder)
+    monkeypatch.setattr(objective.optimizers["decoder"], "step", lambda *a, **k: None)  # only the encoder moves
+    objective.step(torch.rand(4, 3, 16, 16), StepInfo(0, 0.0, 10))
+    assert seen["encoder"]
+    assert all(torch.equal(a, b) for a, b in zip(decoder, model.decoder.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(encoder, model.encoder.parameters(), strict=True))
+
+    model2, objective2, _ = _setup(name)
+    encoder2 = [p.detach().clone() for p in model2.encoder.parameters()]
+    decoder2 = [p.detach().clone() for p in model2.decoder.parameters()]
+    check_then_step(objective2.optimizers["decoder"], "decoder", model2.encoder)
+    monkeypatch.setattr(objective2.optimizers["encoder"], "step", lambda *a, **k: None)  # only the decoder moves
+    objective2.step(torch.rand(4, 3, 16, 16), StepInfo(0, 0.0, 10))
+    assert seen["decoder"]
+    assert all(torch.equal(a, b) for a, b in zip(encoder2, model2.encoder.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(decoder2, model2.decoder.parameters(), strict=True))
+
+
+def test_as_distance_is_symmetric_and_zero_for_identical_batches():
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randn(5, 4, generator=g) for _ in range(2)]
+    b = [torch.randn(5, 4, generator=g) for _ in range(2)]
+    for reduce in ("sum", "mean"):
+        torch.testing.assert_close(as_distance(*a, *b, reduce=reduce), as_distance(*b, *a, reduce=reduce))
+        assert abs(as_distance(*a, *a, reduce=reduce).item()) < 1e-5
+        assert as_distance(*a, *b, reduce=reduce).item() > 0
+
+
+def test_transition_and_beta_neg_schedules():
+    assert transition(0, 100) == 0.0
+    assert transition(10, 100) == pytest.approx(math.tanh(0.5))
+    assert transition(10, 100, "linear") == pytest.approx(0.5) and transition(90, 100, "linear") == 1.0
+    config = tiny_config(**{"objective.intro.beta_neg": 64.0}).objective.intro
+    assert beta_neg_at(config, 7) == 64.0
+    config.beta_neg_schedule = [256.0, 128.0, 32.0]
+    assert [beta_neg_at(config, e) for e in (0, 1, 2, 9)] == [256.0, 128.0, 32.0, 32.0]
+
+
+def test_warning_when_fake_kl_stays_below_real_kl():
+    _, objective, _ = _setup("soft-intro", **{"objective.intro.kl_fake_patience": 2})
+    for epoch in range(3):
+        objective._track(torch.tensor(10.0), torch.tensor(4.0))
+        warning = objective.end_of_epoch(epoch)
+        assert (warning is None) == (epoch == 0)
+    assert "raise beta_neg" in warning
+
+
+def test_resume_with_a_new_beta_neg(tmp_path):
+    config = tiny_config(**{**INTRO, "objective.name": "soft-intro", "train.max_steps": 4})
+    run = train(config, out=tmp_path / "run")
+    train(resume=run, overrides=["objective.intro.beta_neg=16", "train.max_steps=8"])
+    rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()]
+    column = rows[0].index("beta_neg")
+    by_step = {int(r[0]): float(r[column]) for r in rows[1:] if r[2] == "train"}
+    assert by_step[3] == 4.0 and by_step[8] == 16.0
+
+
+def test_as_intro_with_ema_and_warmup_resumes_exactly(tmp_path):
+    from safetensors.torch import load_file
+
+    settings = {**INTRO, "objective.name": "as-intro", "objective.intro.ema_decay": 0.9,
+                "objective.intro.warmup_epochs": 1, "train.epochs": 3}  # fmt: skip
+    straight = train(tiny_config(**{**settings, "train.max_steps": 16}), out=tmp_path / "a")
+    first = train(tiny_config(**{**settings, "train.max_steps": 9}), out=tmp_path / "b")
+    resumed = train(resume=first, overrides=["train.max_steps=16"])
+    a, b = load_file(str(straight / "model/model.safetensors")), load_file(str(resumed / "model/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_needs_a_continuous_likelihood():
+    with pytest.raises(ValueError, match="needs a continuous likelihood"):
+        _setup("soft-intro", **{"likelihood.name": "bernoulli"})
