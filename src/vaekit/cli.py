@@ -213,12 +213,20 @@ def _interpolate(args: argparse.Namespace) -> None:
     print(f"wrote {save_gif(frames, args.output, scale=scale)}")
 
 
-def _evaluate(args: argparse.Namespace) -> None:
+def _run_and_data(args: argparse.Namespace, split: str):
+    """The run's model and a split of its data (or of ``--data`` / ``--labels`` when given)."""
     model = api.load(args.run)
     config = model.config.data
-    if args.data:
-        config = replace(config, source=args.data)
-    held_out = load_dataset(config).split(args.split, config.val_fraction, config.seed)
+    config = replace(
+        config,
+        source=getattr(args, "data", None) or config.source,
+        labels=getattr(args, "labels", None) or config.labels,
+    )
+    return model, load_dataset(config).split(split, config.val_fraction, config.seed)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    model, held_out = _run_and_data(args, args.split)
     settings = EvaluationSettings(
         split=args.split,
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
@@ -250,10 +258,7 @@ def _train_classifier(args: argparse.Namespace) -> None:
 
 
 def _attributes(args: argparse.Namespace) -> None:
-    model = api.load(args.run)
-    config = model.config.data
-    config = replace(config, source=args.data or config.source, labels=args.labels or config.labels)
-    data = load_dataset(config).split("train", config.val_fraction, config.seed)
+    model, data = _run_and_data(args, "train")
     names = [a.strip() for a in args.attrs.split(",")] if args.attrs else None
     vectors = compute_attribute_vectors(model, data, names)
     folder = args.output or api.model_folder(args.run)
@@ -291,11 +296,7 @@ def _arithmetic(args: argparse.Namespace) -> None:
 
 
 def _latent_map(args: argparse.Namespace) -> None:
-    model = api.load(args.run)
-    config = model.config.data
-    if args.data:
-        config = replace(config, source=args.data)
-    data = load_dataset(config).split(args.split, config.val_fraction, config.seed)
+    model, data = _run_and_data(args, args.split)
     print(f"wrote {latent_map(model, data, args.output, method=args.method, max_points=args.max_points)}")
 
 
