@@ -66,3 +66,32 @@ def test_missing_pretrained_weights_are_an_error_not_a_fallback(tmp_path, monkey
 def test_layer_weights_must_match_layers():
     with pytest.raises(ValueError, match="3 perceptual layers but 1 layer weights"):
         _perceptual(layer_weights=[1.0])
+
+
+def test_style_model_trains_with_it_under_bf16_and_loads_without_vgg_weights(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from vaekit.api import load, train
+
+    config = tiny_config(
+        **{
+            "model.arch": "style",
+            "model.style.channel_base": 128,
+            "model.style.max_channels": 8,
+            "model.style.mapping_layers": 1,
+            "model.style.style_dim": 8,
+            "likelihood.name": "perceptual",
+            "likelihood.perceptual.random_weights": True,
+            "likelihood.perceptual.resize": None,
+            "train.precision": "bf16",
+            "train.max_steps": 2,
+        }
+    )
+    run = train(config, out=tmp_path / "run")
+    saved = load_file(str(run / "model" / "model.safetensors"))
+    assert not any("features" in key for key in saved)  # the VGG is not part of the model
+    monkeypatch.setenv("VAEKIT_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    config_file = run / "model" / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("random_weights: true", "random_weights: false"))
+    assert load(run).sample(2).shape == (2, 3, 16, 16)  # sampling never needs the VGG weights
