@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from vaekit import api
+from vaekit import __version__, api
 from vaekit.config import DataConfig, available_presets, preset_description
 from vaekit.data import load_dataset
 from vaekit.evaluation.report import DEFAULT_METRICS, METRICS, EvaluationSettings, evaluate, write_report
@@ -55,6 +55,7 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaekit", description="Train and use variational autoencoders on images.")
+    parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("train", help="train a model (or resume a run)")
