@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from vaekit.data.loader import BatchLoader
 from vaekit.evaluation.elbo import bits_per_dim
@@ -31,7 +32,8 @@ def iwae_nll(
     total = 0.0
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
+        loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
+        for batch in tqdm(loader, total=len(loader), desc=f"IWAE k={k}", unit="batch", leave=False):
             target = likelihood.prepare(batch, stochastic=True)
             posterior = model.encode(target)
             mean, std = posterior.mean.float(), posterior.std.float()
