@@ -34,3 +34,11 @@ def test_log_prob_matches_normal():
     q = _posterior((3, 5))
     z = q.sample()
     torch.testing.assert_close(q.log_prob(z), D.Normal(q.mean, q.std).log_prob(z).sum(1))
+
+
+def test_kl_is_computed_in_float32_even_from_bf16_parameters():
+    g = torch.Generator().manual_seed(0)
+    mean = (torch.randn(64, 32, generator=g) * 1e-2).bfloat16()
+    logvar = (torch.randn(64, 32, generator=g) * 1e-2).bfloat16()
+    kl = DiagonalGaussian(mean, logvar).kl_per_dim()
+    assert kl.dtype == torch.float32 and (kl >= 0).all()

@@ -26,8 +26,10 @@ class DiagonalGaussian:
         return self.mean + temperature * self.std * torch.randn_like(self.std)
 
     def kl_per_dim(self) -> torch.Tensor:
-        """KL(q || N(0, I)) per latent element, same shape as ``mean``."""
-        return 0.5 * (self.mean.square() + self.logvar.exp() - 1.0 - self.logvar)
+        """KL(q || N(0, I)) per latent element, same shape as ``mean``; always float32, because in
+        bf16 the terms cancel so badly that the result can come out negative."""
+        mean, logvar = self.mean.float(), self.logvar.float()
+        return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
 
     def kl(self) -> torch.Tensor:
         """KL(q || N(0, I)) per sample, summed over latent elements: ``(B,)``."""
@@ -40,7 +42,8 @@ class DiagonalGaussian:
     @property
     def distribution(self) -> distributions.Independent:
         """The same posterior as a ``torch.distributions`` object."""
-        return distributions.Independent(distributions.Normal(self.mean, self.std), self.mean.dim() - 1)
+        mean, std = self.mean.float(), self.std.float()
+        return distributions.Independent(distributions.Normal(mean, std), mean.dim() - 1)
 
 
 @dataclass

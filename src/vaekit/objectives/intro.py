@@ -38,7 +38,9 @@ def squared_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Per-sample KL(N(mean, exp(logvar)) || N(0, I)), without clamping (as the official code)."""
+    """Per-sample KL(N(mean, exp(logvar)) || N(0, I)), without clamping (as the official code), in
+    float32 whatever the autocast precision."""
+    mean, logvar = mean.float(), logvar.float()
     return -0.5 * (1 + logvar - logvar.exp() - mean.square()).flatten(1).sum(1)
 
 
