@@ -163,7 +163,8 @@ class Trainer:
         epochs_done = (steps[-1] + 1) / self.steps_per_epoch
         row = {"step": steps[-1] + 1, "epoch": epochs_done, "split": "train", "elapsed_s": self._clock.elapsed()}
         self.metrics.write({**row, "lr": lr, "images_per_s": rate, **means})
-        bar.set_postfix(loss=f"{means['loss']:.4g}", kl=f"{means.get('kl', math.nan):.3g}", img_s=f"{rate:.0f}")
+        kl = means.get("kl", means.get("kl_real", math.nan))  # intro objectives log kl_real / kl_fake
+        bar.set_postfix(loss=f"{means['loss']:.4g}", kl=f"{kl:.3g}", img_s=f"{rate:.0f}")
 
     def _end_of_epoch(self, epoch: int) -> None:
         """Validation ELBO, grids, curves and a checkpoint."""
