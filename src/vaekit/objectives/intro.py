@@ -117,10 +117,11 @@ class SoftIntro(Objective):
     def _encode(self, x: torch.Tensor) -> DiagonalGaussian:
         return self.model.encode(x)
 
-    def _set_trainable(self, encoder: bool) -> None:
-        self.model.encoder.requires_grad_(encoder)
-        self.model.decoder.requires_grad_(not encoder)
-        self.model.likelihood.requires_grad_(not encoder)
+    def _set_trainable(self, encoder: bool | None) -> None:
+        """Only the encoder (True), only the decoder side (False), or everything (None)."""
+        self.model.encoder.requires_grad_(encoder is not False)
+        self.model.decoder.requires_grad_(encoder is not True)
+        self.model.likelihood.requires_grad_(encoder is not True)
 
     def _negative_kl(self, posterior: DiagonalGaussian, other: DiagonalGaussian, c: float, reduce: str):
         """What stands for the KL of a reconstruction / fake posterior: plain KL for Soft-IntroVAE."""
@@ -184,9 +185,7 @@ class SoftIntro(Objective):
                 loss_decoder = loss_decoder + adversarial_loss
         decoder_parameters = [*self.model.decoder.parameters(), *self.model.likelihood.parameters()]
         self.precision.minimize(loss_decoder, self.optimizers["decoder"], decoder_parameters)
-        self._set_trainable(encoder=True)
-        self.model.decoder.requires_grad_(True)
-        self.model.likelihood.requires_grad_(True)
+        self._set_trainable(encoder=None)
         if self.adversarial is not None:
             extra["d_loss"] = self.adversarial.discriminator_step(batch, self.likelihood.to_unit(rec), info.step)
         if self.ema is not None:
@@ -220,9 +219,7 @@ class SoftIntro(Objective):
 
     def _vae_step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """Plain VAE warm-up (the official ``num_vae`` epochs): both optimisers, no scaling."""
-        self._set_trainable(encoder=True)
-        self.model.decoder.requires_grad_(True)
-        self.model.likelihood.requires_grad_(True)
+        self._set_trainable(encoder=None)
         with self.precision.autocast():
             posterior = self._encode(real)
             rec = self._decode(posterior.sample())
