@@ -42,3 +42,32 @@ def test_kl_is_computed_in_float32_even_from_bf16_parameters():
     logvar = (torch.randn(64, 32, generator=g) * 1e-2).bfloat16()
     kl = DiagonalGaussian(mean, logvar).kl_per_dim()
     assert kl.dtype == torch.float32 and (kl >= 0).all()
+
+
+def test_evaluating_restores_the_mode_even_after_an_error():
+    from tests.helpers import tiny_config
+    from vaekit.models import create_model
+
+    model = create_model(tiny_config()).train()
+    with model.evaluating():
+        assert not model.training
+    assert model.training
+    try:
+        with model.evaluating():
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert model.training
+
+
+def test_posterior_means_leave_batchnorm_statistics_alone():
+    import numpy as np
+
+    from tests.helpers import tiny_config
+    from vaekit.explore.attributes import posterior_means
+    from vaekit.models import create_model
+
+    model = create_model(tiny_config(**{"model.norm": "batch"})).train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    posterior_means(model, np.random.default_rng(0).integers(0, 256, (8, 3, 16, 16), dtype=np.uint8))
+    assert all(torch.equal(before[k], model.state_dict()[k]) for k in before) and model.training

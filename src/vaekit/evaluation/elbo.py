@@ -19,18 +19,15 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 256, seed: i
     random state, so the result is repeatable and the caller's random stream is untouched.
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     totals = {"nll": 0.0, "kl": 0.0}
     loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for batch in loader:
             target = model.likelihood.prepare(batch, stochastic=True)
             out = model(target)
             totals["nll"] += model.likelihood.nll(out.params, target).sum().item()
             totals["kl"] += out.posterior.kl().float().sum().item()
-    model.train(was_training)
     n = len(images)
     nll, kl = totals["nll"] / n, totals["kl"] / n
     bits = bits_per_dim(nll + kl, images.shape[1:], model.likelihood.discrete)

@@ -26,11 +26,9 @@ def iwae_nll(
     continuous likelihoods on 8-bit data, bits/dim includes the log(256) change of scale.
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     likelihood = model.likelihood
     total = 0.0
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
         for batch in tqdm(loader, total=len(loader), desc=f"IWAE k={k}", unit="batch", leave=False):
@@ -50,7 +48,6 @@ def iwae_nll(
                 log_qz = (-0.5 * (eps.square() + LOG_2PI) - std.log()).flatten(2).sum(2)
                 log_weights.append(log_px + log_pz - log_qz)
             total -= (torch.logsumexp(torch.cat(log_weights), 0) - math.log(k)).sum().item()
-    model.train(was_training)
     nll = total / len(images)
     return {"nll": nll, "bits_per_dim": bits_per_dim(nll, images.shape[1:], likelihood.discrete), "k": k}
 
@@ -60,14 +57,12 @@ def latent_usage(model: VAE, images: np.ndarray, threshold: float = 0.01, batch_
     """KL per latent dimension (mean over images) and active units: dimensions whose posterior
     mean varies across the data by more than ``threshold`` (Burda et al. 2016)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     means, kls = [], []
-    for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
-        posterior = model.encode(model.likelihood.prepare(batch))
-        means.append(posterior.mean.float().flatten(1).cpu())
-        kls.append(posterior.kl_per_dim().float().flatten(1).cpu())
-    model.train(was_training)
+    with model.evaluating():
+        for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
+            posterior = model.encode(model.likelihood.prepare(batch))
+            means.append(posterior.mean.float().flatten(1).cpu())
+            kls.append(posterior.kl_per_dim().float().flatten(1).cpu())
     activity = torch.cat(means).var(0)
     kl_per_dim = torch.cat(kls).mean(0)
     return {

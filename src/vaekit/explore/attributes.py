@@ -51,10 +51,11 @@ class AttributeVectors:
 
 @torch.no_grad()
 def posterior_means(model: VAE, images: np.ndarray, batch_size: int = 128) -> torch.Tensor:
-    """mu of every image, ``(N, *latent_shape)`` on the CPU."""
+    """mu of every image, ``(N, *latent_shape)`` on the CPU (in eval mode, whatever the model's mode)."""
     device = next(model.parameters()).device
     loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
-    return torch.cat([model.embed(batch).float().cpu() for batch in loader])
+    with model.evaluating():
+        return torch.cat([model.embed(batch).float().cpu() for batch in loader])
 
 
 def compute_attribute_vectors(

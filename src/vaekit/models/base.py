@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +74,16 @@ class VAE(nn.Module):
         self.likelihood = likelihood
         self.image_shape = tuple(image_shape)
         self.latent_groups: list[tuple[str, int, int]] = []  # named ranges of the flattened latent
+
+    @contextmanager
+    def evaluating(self) -> Iterator[VAE]:
+        """Eval mode for the block (BatchNorm uses running statistics), then the previous mode back."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """q(z|x) for a batch already in the likelihood's target space."""

@@ -180,17 +180,15 @@ class Trainer:
 
     def save_grids(self, tag: str) -> None:
         """Reconstructions of a fixed batch and samples of fixed latents, written to images/."""
-        was_training = self.model.training
-        self.model.eval()
         n = self.config.train.grid_size
         per_row = max(1, int(math.sqrt(n)))
-        recon = self.model.reconstruct(self.fixed_images)
-        save_grid(interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row)
         generator = torch.Generator().manual_seed(self.config.train.seed)
-        with self.objective.export_context():
-            samples = self.model.sample(n, generator=generator)
+        with self.model.evaluating():
+            recon = self.model.reconstruct(self.fixed_images)
+            with self.objective.export_context():
+                samples = self.model.sample(n, generator=generator)
+        save_grid(interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row)
         save_grid(samples, self.run.images / f"samples-{tag}.png", per_row)
-        self.model.train(was_training)
 
     def _fixed_batch(self) -> torch.Tensor:
         source = self.val_set if len(self.val_set) else self.train_set
