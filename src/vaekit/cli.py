@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("latent-map.png"))
     p.set_defaults(func=_latent_map)
 
+    p = commands.add_parser("serve", help="a local web page to explore a trained model")
+    p.add_argument("run", type=Path)
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_serve)
+
     p = commands.add_parser("presets", help="list the built-in presets")
     p.set_defaults(func=_presets)
 
@@ -177,6 +184,12 @@ def _train(args: argparse.Namespace) -> None:
         args.config, preset=args.preset, data=args.data, out=args.out, resume=args.resume, overrides=args.overrides
     )
     print(f"run: {run}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from vaekit.serve import serve  # the web stack loads only for this command
+
+    serve(args.run, args.host, args.port, args.device)
 
 
 def _reconstruct(args: argparse.Namespace) -> None:

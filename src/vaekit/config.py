@@ -178,6 +178,9 @@ class TrainConfig:
     lr_gamma: float = 0.1  # multistep factor / exponential factor per epoch
     grad_clip: float | None = None
     precision: str = "fp32"  # fp32 | bf16 | fp16
+    accumulate: int = 1  # micro-batches per update (batch_size is the whole update's batch)
+    channels_last: bool | None = None  # NHWC activations; None: on with bf16/fp16, off with fp32 (BENCHMARKS.md)
+    compile: bool = False  # torch.compile encoder and decoder (measured: see BENCHMARKS.md)
     device: str = "auto"
     seed: int = 0
     threads: int | None = None  # torch intra-op threads; None: torch default

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaekit import noise
 from vaekit.config import LikelihoodConfig
 
 
@@ -60,7 +61,7 @@ class Bernoulli(Likelihood):
 
     def prepare(self, x: torch.Tensor, stochastic: bool = False) -> torch.Tensor:
         if self.binarize == "dynamic" and stochastic:
-            return torch.bernoulli(x)
+            return (noise.rand_like(x) < x).to(x.dtype)
         return x
 
     def nll(self, params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

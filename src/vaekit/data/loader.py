@@ -1,8 +1,10 @@
 """Batches straight from the uint8 cache: the order is a pure function of (seed, epoch).
 
 Because nothing but ``(seed, epoch, batch index)`` decides which images a batch holds and whether
-they are flipped, a resumed run sees exactly the batches an uninterrupted one would.
-Images travel as uint8 and become float in [0, 1] on the target device.
+they are flipped, a resumed run sees exactly the batches an uninterrupted one would. With
+``shard=(rank, world)`` each training process reads only its equal slice of every global batch,
+straight from the memory-mapped cache. Images travel as uint8 and become float in [0, 1] on the
+target device.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import torch
 
 
 class BatchLoader:
-    """Iterate one epoch of ``images`` (uint8 ``(N, C, H, W)``) as float batches in [0, 1]."""
+    """Iterate one epoch of ``images`` (uint8 ``(N, C, H, W)``) as float batches in [0, 1].
+
+    ``batch_size`` is the global batch; with ``shard=(rank, world)`` this loader yields rank's
+    ``batch_size // world`` images of each.
+    """
 
     def __init__(
         self,
@@ -26,13 +32,20 @@ class BatchLoader:
         drop_last: bool = True,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        shard: tuple[int, int] = (0, 1),
+        channels_last: bool = False,
     ) -> None:
         if len(images) == 0:
             raise ValueError("cannot load batches from an empty dataset")
+        world = shard[1]
+        if batch_size % world:
+            raise ValueError(f"the batch of {batch_size} does not split evenly over {world} processes")
         self.images = images
         self.batch_size = min(batch_size, len(images)) if drop_last else batch_size
         self.shuffle, self.flip, self.drop_last, self.seed = shuffle, flip, drop_last, seed
         self.device = torch.device(device)
+        self.shard = shard
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -47,15 +60,17 @@ class BatchLoader:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
         """Batches ``start, start+1, ...`` of ``epoch``."""
         order = self.order(epoch)
+        rank, world = self.shard
         for b in range(start, len(self)):
             index = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
-            batch = torch.from_numpy(np.ascontiguousarray(self.images[index]))
+            mine = slice(rank * len(index) // world, (rank + 1) * len(index) // world)
+            batch = torch.from_numpy(np.ascontiguousarray(self.images[index[mine]]))
             batch = batch.to(self.device, non_blocking=True).float().div_(255.0)
             if self.flip:
-                flips = np.random.default_rng([self.seed, epoch, b, 1]).random(len(index)) < 0.5
+                flips = np.random.default_rng([self.seed, epoch, b, 1]).random(len(index))[mine] < 0.5
                 mask = torch.from_numpy(flips).to(self.device).view(-1, 1, 1, 1)
                 batch = torch.where(mask, batch.flip(-1), batch)
-            yield batch
+            yield batch.contiguous(memory_format=self.memory_format)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return self.epoch(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -49,16 +50,17 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, mode: str = "slerp
 
 def save_gif(
     frames: list[np.ndarray] | torch.Tensor,
-    path: Path | str,
+    path: Path | str | BinaryIO,
     *,
     frame_ms: int = 80,
     hold_ms: int = 600,
     pingpong: bool = True,
     scale: int = 1,
-) -> Path:
+) -> Path | BinaryIO:
     """An animated GIF that holds the first and last frames and plays forward then back.
 
-    ``frames``: ``(T, C, H, W)`` images in [0, 1] or a list of uint8 ``(H, W, 3)`` pictures.
+    ``frames``: ``(T, C, H, W)`` images in [0, 1] or a list of uint8 ``(H, W, 3)`` pictures;
+    ``path`` a file name or an open binary file (e.g. ``io.BytesIO``).
     """
     if isinstance(frames, torch.Tensor):
         frames = [make_grid(frame[None], nrow=1, padding=0) for frame in frames]
@@ -70,7 +72,9 @@ def save_gif(
     if pingpong and len(pictures) > 2:
         pictures += pictures[-2:0:-1]
         durations += [frame_ms] * (len(pictures) - len(durations))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0, disposal=2)
+    if isinstance(path, str | Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"save_all": True, "append_images": pictures[1:], "duration": durations, "loop": 0, "disposal": 2}
+    pictures[0].save(path, format="GIF", **options)
     return path

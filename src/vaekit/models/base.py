@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import distributions, nn
 
+from vaekit import noise
 from vaekit.likelihoods import Likelihood
 
 
@@ -25,7 +26,7 @@ class DiagonalGaussian:
 
     def sample(self, temperature: float = 1.0) -> torch.Tensor:
         """A reparameterised draw (gradients flow to mean and logvar)."""
-        return self.mean + temperature * self.std * torch.randn_like(self.std)
+        return self.mean + temperature * self.std * noise.randn_like(self.std)
 
     def kl_per_dim(self) -> torch.Tensor:
         """KL(q || N(0, I)) per latent element, same shape as ``mean``; always float32, because in

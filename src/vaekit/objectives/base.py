@@ -43,6 +43,11 @@ class Objective:
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    @property
+    def supports_accumulation(self) -> bool:
+        """Whether ``step`` is one backward and one update, so that micro-batches can share it."""
+        return False
+
     def end_of_epoch(self, epoch: int) -> str | None:
         """A warning about the epoch just finished, if any (e.g. a collapsing game)."""
         return None

@@ -33,6 +33,10 @@ class ELBO(Objective):
         adversarial = ("adv_weight", "d_loss") if self.adversarial is not None else ()
         self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups), *adversarial)
 
+    @property
+    def supports_accumulation(self) -> bool:
+        return self.adversarial is None  # the discriminator's update is a second phase
+
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
         target = likelihood.prepare(batch, stochastic=True)

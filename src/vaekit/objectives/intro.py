@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from vaekit import noise
 from vaekit.config import Config
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE, DiagonalGaussian
@@ -137,12 +138,12 @@ class SoftIntro(Objective):
         beta_neg = beta_neg_at(self.intro, epoch)
         c = transition(info.step, info.total_steps, self.intro.transition) if self.adversarial_similarity else 1.0
         s = self.scale
-        noise = torch.randn(len(real), *self.model.latent_shape, device=real.device)
+        prior_noise = noise.randn(len(real), *self.model.latent_shape, device=real.device)
 
         # ---- encoder step: decoder frozen
         self._set_trainable(encoder=True)
         with self.precision.autocast():
-            fake = self._decode(noise)
+            fake = self._decode(prior_noise)
             posterior = self._encode(real)
             z = posterior.sample()
             rec = self._decode(z)
@@ -162,7 +163,7 @@ class SoftIntro(Objective):
         # ---- decoder step: encoder frozen
         self._set_trainable(encoder=False)
         with self.precision.autocast():
-            fake = self._decode(noise)
+            fake = self._decode(prior_noise)
             rec = self._decode(z.detach())
             loss_rec = squared_error(real, rec).mean()
             rec_posterior = self._encode(rec)

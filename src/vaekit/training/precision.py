@@ -1,5 +1,6 @@
-"""Numeric precision policy: fp32, bf16 autocast (CPU and CUDA), fp16 autocast with a loss scaler
-(CUDA), plus gradient clipping. Objectives call ``autocast()`` and ``minimize()``."""
+"""How an update is made: precision (fp32, bf16 autocast on CPU and CUDA, fp16 autocast with a loss
+scaler on CUDA), gradient accumulation over micro-batches, the gradient average across ranks and
+clipping. Objectives call ``autocast()`` and ``minimize()``; the trainer sets ``micro_batch``."""
 
 from __future__ import annotations
 
@@ -8,17 +9,25 @@ from collections.abc import Iterable
 
 import torch
 
+from vaekit.training.distributed import average_gradients
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class Precision:
-    def __init__(self, mode: str, device: torch.device, grad_clip: float | None = None) -> None:
+    def __init__(
+        self, mode: str, device: torch.device, grad_clip: float | None = None, *, accumulate: int = 1, world: int = 1
+    ) -> None:
         if mode not in PRECISIONS:
             raise ValueError(f"unknown precision {mode!r}: use fp32, bf16 or fp16")
         if mode == "fp16" and device.type != "cuda":
             raise ValueError("precision fp16 needs a CUDA device (use bf16 on CPU)")
         self.mode, self.device, self.grad_clip = mode, device, grad_clip
+        if accumulate < 1:
+            raise ValueError(f"train.accumulate must be at least 1, got {accumulate}")
         self.scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
+        self.accumulate, self.world = accumulate, world
+        self.micro_batch = 0  # which of the ``accumulate`` micro-batches of the update is running
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.mode == "fp32":
@@ -29,19 +38,28 @@ class Precision:
     def minimize(
         self, loss: torch.Tensor, optimizers: torch.optim.Optimizer | list[torch.optim.Optimizer], parameters: Iterable
     ) -> None:
-        """Backward ``loss`` and step the optimiser(s) (scaled for fp16, clipped if configured).
-        Gradients are freed afterwards, so nothing carries over into another phase's update."""
+        """Backward ``loss``; on the last micro-batch of an update, average the gradients across
+        ranks and step the optimiser(s) (scaled for fp16, clipped if configured). Gradients are
+        freed after the step, so nothing carries over into another phase's update."""
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
+        if self.micro_batch == 0:
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+        if self.accumulate > 1:
+            loss = loss / self.accumulate
+        if self.micro_batch < self.accumulate - 1:
+            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+            return
         if self.scaler is None:
             loss.backward()
+            self._average(optimizers)
             if self.grad_clip:
                 torch.nn.utils.clip_grad_norm_(list(parameters), self.grad_clip)
             for optimizer in optimizers:
                 optimizer.step()
         else:
             self.scaler.scale(loss).backward()
+            self._average(optimizers)
             if self.grad_clip:
                 for optimizer in optimizers:
                     self.scaler.unscale_(optimizer)
@@ -51,6 +69,10 @@ class Precision:
             self.scaler.update()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
+
+    def _average(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        if self.world > 1:
+            average_gradients([p for opt in optimizers for g in opt.param_groups for p in g["params"]], self.world)
 
     def state_dict(self) -> dict:
         return self.scaler.state_dict() if self.scaler is not None else {}

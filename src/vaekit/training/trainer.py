@@ -17,12 +17,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from vaekit import noise
 from vaekit.config import Config
 from vaekit.data import BatchLoader, ImageDataset, load_dataset
 from vaekit.evaluation.elbo import evaluate_elbo
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.models import VAE, create_model
 from vaekit.objectives import StepInfo, create_objective
+from vaekit.training import distributed
 from vaekit.training.checkpoint import (
     list_checkpoints,
     load_training_state,
@@ -56,9 +58,10 @@ class Trainer:
         if train.threads:
             torch.set_num_threads(train.threads)
         torch.manual_seed(train.seed)
-        self.device = resolve_device(train.device)
+        self.ranks, rank_device = distributed.setup(train.device)
+        self.device = rank_device or resolve_device(train.device)
 
-        full = dataset if dataset is not None else load_dataset(config.data)
+        full = dataset if dataset is not None else self._load_dataset(config)
         config.data.channels = full.image_shape[0]  # resolve "auto" so the saved config is complete
         if full.image_shape[1:] != (config.data.image_size, config.data.image_size):
             raise ValueError(f"dataset images are {full.image_shape[1:]}, config wants {config.data.image_size} px")
@@ -67,10 +70,34 @@ class Trainer:
         self.config = config
 
         self.model: VAE = create_model(config).to(self.device)
-        self.precision = Precision(train.precision, self.device, train.grad_clip)
+        channels_last = train.precision != "fp32" if train.channels_last is None else train.channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.ranks.distributed:
+            distributed.broadcast_state(self.model)
+        self.precision = Precision(
+            train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
+        )
         self.objective = create_objective(self.model, config, self.precision)
+        if train.accumulate > 1 and not self.objective.supports_accumulation:
+            raise ValueError(f"train.accumulate: {type(self.objective).__name__} updates in several phases per step")
+        if train.compile:
+            self.model.encoder.compile()
+            self.model.decoder.compile()
+        per_process = train.batch_size // self.ranks.world
+        if train.batch_size % self.ranks.world or per_process % train.accumulate:
+            raise ValueError(
+                f"train.batch_size {train.batch_size} must split evenly over {self.ranks.world} process(es)"
+                f" x {train.accumulate} micro-batch(es)"
+            )
         self.loader = BatchLoader(
-            self.train_set.images, train.batch_size, flip=config.data.flip, seed=train.seed, device=self.device
+            self.train_set.images,
+            train.batch_size,
+            flip=config.data.flip,
+            seed=train.seed,
+            device=self.device,
+            shard=(self.ranks.rank, self.ranks.world),
+            channels_last=channels_last,
         )
         self.steps_per_epoch = len(self.loader)
         self.step = 0
@@ -87,9 +114,21 @@ class Trainer:
             raise FileExistsError(
                 f"{self.run.root} already holds a run: resume it with --resume, or pick another --out"
             )
-        config.to_yaml(self.run.config)
-        self.metrics = MetricsLog(self.run.metrics, self.objective.metric_names, self.step if resume else None)
+        distributed.barrier()  # every rank has looked for checkpoints before rank 0 writes any
+        self.metrics: MetricsLog | None = None
+        if self.ranks.is_main:
+            config.to_yaml(self.run.config)
+            self.metrics = MetricsLog(self.run.metrics, self.objective.metric_names, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
+
+    def _load_dataset(self, config: Config) -> ImageDataset:
+        """Rank 0 builds the image cache first; the other ranks then map it."""
+        if not self.ranks.is_main:
+            distributed.barrier()
+        dataset = load_dataset(config.data)
+        if self.ranks.is_main:
+            distributed.barrier()
+        return dataset
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Path:
@@ -99,27 +138,38 @@ class Trainer:
         total = planned if train.max_steps is None else min(planned, train.max_steps)
         self.model.train()
         parameters = sum(p.numel() for p in self.model.parameters())
-        tqdm.write(
+        self._say(
             f"{self.config.model.arch} VAE ({parameters / 1e6:.2f}M parameters, {train.precision}, {self.device}) on "
             f"{len(self.train_set)} train / {len(self.val_set)} held-out images from {self.config.data.source}"
-            f" -> {self.run.root}" + (f" (resuming at step {self.step})" if self.step else "")
+            f" -> {self.run.root}"
+            + (f" (resuming at step {self.step})" if self.step else "")
+            + (f" on {self.ranks.world} processes" if self.ranks.distributed else "")
         )
         self._clock = _Clock(self.elapsed)
         epoch, start = divmod(self.step, self.steps_per_epoch)
         stop_reason = None
-        bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, desc=self.run.root.name)
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            desc=self.run.root.name,
+            disable=not self.ranks.is_main,
+        )
         with self._stop_on_signals() as stop:
             while self.step < total and stop_reason is None:
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
                     self._set_lr(self.step)
                     info = StepInfo(self.step, epoch + batch_index / self.steps_per_epoch, planned)
-                    self._pending.append((self.step, self.objective.step(batch, info)))
+                    self._pending.append((self.step, self._update(batch, info)))
                     self.step += 1
-                    self._clock.images += len(batch)
+                    self._clock.images += len(batch) * self.ranks.world
                     bar.update(1)
                     if train.max_time is not None and self._clock.elapsed() >= train.max_time:
                         stop_reason = "time budget"
                     stop_reason = stop.signal or stop_reason
+                    if self.ranks.distributed and distributed.any_rank(stop_reason is not None, self.device):
+                        stop_reason = stop_reason or "another process stopping"
                     if self.step % train.log_every == 0:
                         self._flush(bar)
                     if self.step % train.checkpoint_every == 0:
@@ -136,6 +186,28 @@ class Trainer:
         return self.run.root
 
     # ------------------------------------------------------------------ pieces of the loop
+    def _update(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
+        """One optimiser update from this process's images, in ``train.accumulate`` micro-batches.
+
+        Noise is drawn per image of the global batch (see ``vaekit.noise``), so the update is the
+        same however the batch is split over processes and micro-batches.
+        """
+        k, rank, world = self.config.train.accumulate, self.ranks.rank, self.ranks.world
+        seed = noise.step_seed(self.config.train.seed, info.step)
+        size = len(batch) // k
+        results = []
+        for i in range(k):
+            self.precision.micro_batch = i
+            with noise.batch_shard(seed, rank * k + i, world * k):
+                results.append(self.objective.step(batch[i * size : (i + 1) * size], info))
+        if k == 1:
+            return results[0]
+        return {name: torch.stack([r[name] for r in results]).mean(0) for name in results[0]}
+
+    def _say(self, message: str) -> None:
+        if self.ranks.is_main:
+            tqdm.write(message)
+
     def _set_lr(self, step: int) -> None:
         factor = lr_factor(self.config.train, step, self.steps_per_epoch)
         for optimizer in self.objective.optimizers.values():
@@ -148,7 +220,12 @@ class Trainer:
         if not pending:
             return
         steps = [step for step, _ in pending]
-        losses = torch.stack([scalars["loss"].float() for _, scalars in pending]).cpu()
+        names = list(pending[0][1])
+        table = torch.stack([torch.stack([s[name].float().to(self.device) for name in names]) for _, s in pending])
+        if self.ranks.distributed:
+            table = distributed.mean_over_ranks(table, self.ranks.world)
+        table = table.cpu()
+        losses = table[:, names.index("loss")]
         bad = (~torch.isfinite(losses)).nonzero()
         if len(bad):
             good = list_checkpoints(self.run.checkpoints)
@@ -157,7 +234,9 @@ class Trainer:
                 f"loss became {losses[int(bad[0])].item()} at step {steps[int(bad[0])] + 1}; stopped. {where}. "
                 "Try a lower train.lr, train.grad_clip, or train.precision=fp32."
             )
-        means = {name: torch.stack([s[name].float() for _, s in pending]).mean().item() for name in pending[0][1]}
+        if self.metrics is None:
+            return
+        means = dict(zip(names, table.mean(0).tolist(), strict=True))
         rate = self._clock.images_per_s()
         lr = self.config.train.lr * lr_factor(self.config.train, steps[-1], self.steps_per_epoch)
         epochs_done = (steps[-1] + 1) / self.steps_per_epoch
@@ -167,16 +246,20 @@ class Trainer:
         bar.set_postfix(loss=f"{means['loss']:.4g}", kl=f"{kl:.3g}", img_s=f"{rate:.0f}")
 
     def _end_of_epoch(self, epoch: int) -> None:
-        """Validation ELBO, grids, curves and a checkpoint."""
+        """Validation ELBO, grids, curves (rank 0) and a checkpoint."""
+        warning = self.objective.end_of_epoch(epoch)
+        if warning:
+            self._say(f"warning (epoch {epoch + 1}): {warning}")
+        if self.metrics is not None:
+            self._validate_and_plot(epoch)
+        self._checkpoint()
+
+    def _validate_and_plot(self, epoch: int) -> None:
         if len(self.val_set):
             val = evaluate_elbo(self.model, self.val_set.images[:2048], self.config.train.batch_size)
             self.metrics.write({"step": self.step, "epoch": float(epoch + 1), "split": "val", **val})
         self.save_grids(f"epoch-{epoch + 1:03d}")
         plot_curves(self.metrics.read(), self.run.curves)
-        warning = self.objective.end_of_epoch(epoch)
-        if warning:
-            tqdm.write(f"warning (epoch {epoch + 1}): {warning}")
-        self._checkpoint()
 
     def save_grids(self, tag: str) -> None:
         """Reconstructions of a fixed batch and samples of fixed latents, written to images/."""
@@ -209,7 +292,9 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
-        save_checkpoint(self.run.checkpoints, self.step, self.model, state, self.config.train.keep_checkpoints)
+        if self.ranks.is_main:
+            save_checkpoint(self.run.checkpoints, self.step, self.model, state, self.config.train.keep_checkpoints)
+        distributed.barrier()
 
     def _restore(self, checkpoint: Path) -> None:
         load_weights(self.model, checkpoint)
@@ -223,7 +308,9 @@ class Trainer:
         self._saved_step = self.step
 
     def _finish(self, interrupted_by: str | None) -> None:
-        """Write model/ (weights + config) and the final grids and curves."""
+        """Write model/ (weights + config) and the final grids and curves (rank 0)."""
+        if self.metrics is None:
+            return
         plot_curves(self.metrics.read(), self.run.curves)
         if interrupted_by:
             tqdm.write(

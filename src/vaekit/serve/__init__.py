@@ -1,0 +1,5 @@
+"""``vaekit serve``: a local web page to explore a trained model's latent space."""
+
+from vaekit.serve.app import create_app, serve
+
+__all__ = ["create_app", "serve"]

@@ -1,0 +1,21 @@
+import pytest
+import torch
+
+from tests.helpers import tiny_config
+from vaekit.explore.attributes import AttributeVectors
+from vaekit.serve import create_app
+from vaekit.training.trainer import Trainer
+
+
+@pytest.fixture(scope="package")
+def served_run(tmp_path_factory):
+    """A tiny trained model (16 px shapes, 4-d latent) with two saved attribute vectors."""
+    run = Trainer(tiny_config(**{"train.max_steps": 6}), tmp_path_factory.mktemp("serve") / "run").fit()
+    vectors = {"Bigger": torch.tensor([2.0, 0, 0, 0]), "Redder": torch.tensor([0, 0, -2.0, 1.0])}
+    AttributeVectors(vectors, {name: {"with": 10, "without": 10} for name in vectors}).save(run / "model")
+    return run
+
+
+@pytest.fixture(scope="package")
+def app(served_run):
+    return create_app(served_run)

@@ -1,0 +1,74 @@
+"""End to end in a real browser: headless Chromium, driven by Playwright, on the served page."""
+
+import base64
+import io
+import shutil
+
+import pytest
+from PIL import Image
+
+from tests.serve.server import running
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
+# Chromium as the closed network here needs it: no sandbox as root, no background connections.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DECODED = "img => img.complete && img.naturalWidth > 0"
+
+
+def image_src(page, selector: str) -> str:
+    return page.eval_on_selector(selector, "img => img.src")
+
+
+def wait_for_new_image(page, selector: str, old: str) -> str:
+    page.wait_for_function(
+        f"([s, old]) => {{ const img = document.querySelector(s); return img.src !== old && ({DECODED})(img); }}",
+        arg=[selector, old],
+    )
+    return image_src(page, selector)
+
+
+def test_the_page_samples_interpolates_and_encodes_an_upload(app, tmp_path):
+    upload = tmp_path / "green.png"
+    Image.new("RGB", (50, 50), (20, 200, 40)).save(upload)
+    with running(app) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]", timeout=30000)
+
+        samples = page.locator("#samples img")
+        assert samples.count() == 16
+        assert all(samples.nth(i).evaluate(DECODED) for i in range(16))
+
+        samples.nth(0).click()  # into A
+        samples.nth(1).click()  # then into B
+        halfway = wait_for_new_image(page, "#mixed", "")
+        page.locator("#mix").fill("0.95")
+        near_b = wait_for_new_image(page, "#mixed", halfway)
+        assert near_b != halfway
+        assert page.locator("#mix-value").text_content() == "0.95"
+
+        old_recon = image_src(page, "#recon-a")
+        page.set_input_files("#upload-a", str(upload))
+        assert wait_for_new_image(page, "#recon-a", old_recon).startswith("data:image/png;base64,")
+        assert page.eval_on_selector("#original-a", DECODED)
+        with Image.open(io.BytesIO(base64.b64decode(image_src(page, "#original-a").split(",", 1)[1]))) as shown:
+            assert shown.convert("RGB").getpixel((8, 8)) == (20, 200, 40)  # the upload, at the model's size
+            assert shown.size == (16, 16)
+        assert page.locator("#attribute-sliders input").count() == 2
+        page.wait_for_function("document.querySelectorAll('#traversal img').length === 9")
+        assert page.locator("#error").is_hidden()
+        assert not errors
+        browser.close()

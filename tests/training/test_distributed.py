@@ -1,0 +1,94 @@
+"""Data-parallel training: 2 processes under torchrun (gloo, CPU) do what 1 process does."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers import tiny_config
+from vaekit.training.trainer import Trainer
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+# Per-image noise (dynamic binarisation, posterior samples) and flips must follow the image,
+# whichever process draws it; no BatchNorm (its statistics are per process, as in any DDP setup).
+CONFIG = {
+    "likelihood.name": "bernoulli",
+    "likelihood.binarize": "dynamic",
+    "data.flip": True,
+    "train.batch_size": 32,
+    "train.max_steps": 6,
+    "train.grad_clip": 1.0,
+}
+
+
+def _torchrun(config, out: Path, *extra: str) -> None:
+    config_file = out.with_suffix(".yaml")
+    config.to_yaml(config_file)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run(
+        [*command, str(WORKER), str(config_file), str(out), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _rank_weights(out: Path, rank: int) -> dict[str, torch.Tensor]:
+    return load_file(str(out / f"rank-{rank}" / "model.safetensors"))
+
+
+def _assert_close(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_two_processes_end_with_identical_weights_that_match_one_process_with_the_same_batch(tmp_path):
+    _torchrun(tiny_config(**CONFIG), tmp_path / "ddp")
+    rank0, rank1 = _rank_weights(tmp_path / "ddp", 0), _rank_weights(tmp_path / "ddp", 1)
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    single = Trainer(tiny_config(**CONFIG), tmp_path / "single")
+    single.fit()
+    _assert_close(rank0, {k: v for k, v in single.model.state_dict().items()})
+    # rank 0 alone wrote the run: its model is the ranks' model
+    _assert_close(load_file(str(tmp_path / "ddp" / "model" / "model.safetensors")), rank0)
+    assert not list((tmp_path / "ddp").glob("rank-*/checkpoints"))
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumes_under_torchrun_to_the_same_weights(tmp_path):
+    _torchrun(tiny_config(**CONFIG), tmp_path / "straight")
+    _torchrun(tiny_config(**{**CONFIG, "train.max_steps": 3}), tmp_path / "resumed")
+    for rank in (0, 1):
+        (tmp_path / "resumed" / f"rank-{rank}" / "model.safetensors").unlink()
+        (tmp_path / "resumed" / f"rank-{rank}").rmdir()
+    _torchrun(tiny_config(**CONFIG), tmp_path / "resumed", "--resume")
+    _assert_close(_rank_weights(tmp_path / "resumed", 0), _rank_weights(tmp_path / "straight", 0))
+
+
+def test_accumulating_two_micro_batches_makes_the_update_of_the_whole_batch(tmp_path):
+    whole = Trainer(tiny_config(**CONFIG), tmp_path / "whole")
+    whole.fit()
+    halves = Trainer(tiny_config(**CONFIG, **{"train.accumulate": 2}), tmp_path / "halves")
+    halves.fit()
+    _assert_close(halves.model.state_dict(), whole.model.state_dict())
+
+
+def test_accumulation_is_refused_for_objectives_that_update_in_phases(tmp_path):
+    config = tiny_config(**{"objective.name": "soft-intro", "train.accumulate": 2})
+    with pytest.raises(ValueError, match="accumulate"):
+        Trainer(config, tmp_path / "run")
+
+
+def test_a_batch_that_does_not_split_into_micro_batches_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="split evenly"):
+        Trainer(tiny_config(**{"train.batch_size": 30, "train.accumulate": 4}), tmp_path / "run")
