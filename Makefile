@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint format bench clean
+.PHONY: setup demo test test-all lint format bench-setup bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,13 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -m ""
+
+# pythae (the speed comparison) lives in .venv only for benchmarks: the `bench` extra.
+bench-setup: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
+
+bench: bench-setup
+	$(BIN)/python benchmarks/speed.py --threads 2 --repeats 3
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -38,7 +38,7 @@ PYTHAE_VARIANTS = {
     "vaekit fp32": {"framework": "vaekit", "precision": "fp32"},
     "vaekit bf16": {"framework": "vaekit", "precision": "bf16"},
     "vaekit fp32 channels-last": {"framework": "vaekit", "precision": "fp32", "channels_last": True},
-    "vaekit bf16 contiguous": {"framework": "vaekit", "precision": "bf16", "channels_last": False},
+    "vaekit bf16 channels-last": {"framework": "vaekit", "precision": "bf16", "channels_last": True},
     "vaekit bf16 compile": {"framework": "vaekit", "precision": "bf16", "compile": True},
 }
 PRESETS = {  # preset: (data folder under --data, steps, warm-up steps)
@@ -180,7 +180,7 @@ def run_vaekit(job: dict) -> dict:
         "train.grid_size": 4,
         "train.device": job["device"],
         "train.precision": job["precision"],
-        "train.channels_last": job.get("channels_last"),
+        "train.channels_last": job.get("channels_last", False),
         "train.compile": job.get("compile", False),
     }
     config = Config().with_overrides(overrides)

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.serve.server import running
+from vaekit.serve import running
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ class StepInfo:
     step: int  # steps completed before this one
     epoch: float  # fractional epochs completed before this one
     total_steps: int = 0  # planned length, train.epochs x steps per epoch (max_steps stops early, keeps it)
+    batch_size: int = 0  # images in the whole update (all processes and micro-batches); 0: the batch given
 
 
 class Objective:

@@ -45,7 +45,7 @@ class ELBO(Objective):
             nll = likelihood.nll(out.params, target).float()
         kl_dims = out.posterior.kl_per_dim().float()
         kl = kl_dims.flatten(1).sum(1)
-        beta = kl_weight(self.config.objective.kl, info.step, info.epoch, len(batch))
+        beta = kl_weight(self.config.objective.kl, info.step, info.epoch, info.batch_size or len(batch))
         kl_config = self.config.objective.kl
         loss = nll.mean() + beta * grouped_kl(kl_dims, kl_config.free_bits, self.groups, kl_config.group_weights)
         extra = {}

@@ -70,8 +70,7 @@ class Trainer:
         self.config = config
 
         self.model: VAE = create_model(config).to(self.device)
-        channels_last = train.precision != "fp32" if train.channels_last is None else train.channels_last
-        if channels_last:
+        if train.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.ranks.distributed:
             distributed.broadcast_state(self.model)
@@ -97,7 +96,7 @@ class Trainer:
             seed=train.seed,
             device=self.device,
             shard=(self.ranks.rank, self.ranks.world),
-            channels_last=channels_last,
+            channels_last=train.channels_last,
         )
         self.steps_per_epoch = len(self.loader)
         self.step = 0
@@ -160,7 +159,8 @@ class Trainer:
             while self.step < total and stop_reason is None:
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
                     self._set_lr(self.step)
-                    info = StepInfo(self.step, epoch + batch_index / self.steps_per_epoch, planned)
+                    progress = epoch + batch_index / self.steps_per_epoch
+                    info = StepInfo(self.step, progress, planned, self.loader.batch_size)
                     self._pending.append((self.step, self._update(batch, info)))
                     self.step += 1
                     self._clock.images += len(batch) * self.ranks.world

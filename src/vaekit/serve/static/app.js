@@ -152,6 +152,7 @@ function buildControls(info) {
   $("model-info").textContent =
     `${info.run}: ${info.architecture} VAE, ${info.image_size}px, latent ${info.latent_shape.join("x")}`;
   $("no-attributes").hidden = info.attributes.length > 0;
+  $("edited").parentElement.hidden = info.attributes.length === 0;
   $("attribute-sliders").replaceChildren(...info.attributes.map((name) => {
     const label = document.createElement("label");
     label.innerHTML = `<span>${name}</span><input type="range" min="-3" max="3" step="0.1" value="0"

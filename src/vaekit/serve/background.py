@@ -1,4 +1,4 @@
-"""A real uvicorn server on a free local port, in a background thread, for tests and screenshots."""
+"""The explorer served from a background thread (a notebook, a test, a screenshot script)."""
 
 from __future__ import annotations
 
