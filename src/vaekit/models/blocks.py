@@ -42,18 +42,16 @@ class Conv2d(nn.Conv2d):
     MATMUL_PIXELS = 4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        general = x.device.type != "cpu" or self.groups != 1 or self.padding_mode != "zeros"
+        if general or isinstance(self.padding, str):
+            return super().forward(x)
         out_h, out_w = (
             (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
             for size, pad, dil, k, stride in zip(
                 x.shape[-2:], self.padding, self.dilation, self.kernel_size, self.stride, strict=True
             )
         )
-        if (
-            x.device.type != "cpu"
-            or self.groups != 1
-            or out_h * out_w > self.MATMUL_PIXELS
-            or isinstance(self.padding, str)
-        ):
+        if out_h * out_w > self.MATMUL_PIXELS:
             return super().forward(x)
         cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)  # (B, C*k*k, L)
         weight = self.weight.flatten(1)

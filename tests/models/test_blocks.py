@@ -1,0 +1,40 @@
+import pytest
+import torch
+from torch import nn
+
+from vaekit.models.blocks import Conv2d
+
+
+def _pair(**options):
+    torch.manual_seed(0)
+    reference = nn.Conv2d(8, 16, 4, **options)
+    lowered = Conv2d(8, 16, 4, **options)
+    lowered.load_state_dict(reference.state_dict())
+    return reference, lowered
+
+
+@pytest.mark.parametrize(
+    ("size", "options"),
+    [
+        (3, {"stride": 2, "padding": 1}),  # 1x1 output: the matmul path
+        (4, {"stride": 2, "padding": 1}),  # 2x2 output: the matmul path
+        (14, {"stride": 2, "padding": 1}),  # 7x7 output: oneDNN
+        (3, {"stride": 2, "padding": 1, "padding_mode": "reflect"}),  # unfold pads with zeros only
+        (4, {"padding": "same"}),
+    ],
+)
+def test_the_small_output_conv_computes_what_nn_conv2d_computes_with_the_same_gradients(size, options):
+    reference, lowered = _pair(**options)
+    x = torch.randn(5, 8, size, size, requires_grad=True)
+    x_lowered = x.detach().clone().requires_grad_()
+    torch.testing.assert_close(lowered(x_lowered), reference(x), rtol=1e-4, atol=1e-5)
+    reference(x).square().sum().backward()
+    lowered(x_lowered).square().sum().backward()
+    torch.testing.assert_close(x_lowered.grad, x.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(lowered.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_the_small_output_conv_follows_bf16_autocast():
+    _, lowered = _pair(stride=2, padding=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lowered(torch.randn(2, 8, 3, 3)).dtype == torch.bfloat16
