@@ -62,7 +62,7 @@ def test_interpolate_between_random_latents_and_between_images(trained_run, tmp_
 
 
 def test_errors_are_one_clear_line(trained_run, tmp_path, capsys):
-    assert main(["train", "--preset", "conv-mnist", "--set", "train.lrr=1"]) == 1
+    assert main(["train", "--preset", "conv-mnist", "--set", "train.lrr=1"]) == 2  # a config error is usage
     assert "unknown config key 'train.lrr' (did you mean 'train.lr'?)" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
     assert "does not exist" in capsys.readouterr().err

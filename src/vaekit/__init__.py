@@ -3,13 +3,71 @@
 >>> import vaekit
 >>> run = vaekit.train(preset="conv-mnist", data="path/to/mnist", overrides=["train.epochs=3"])
 >>> model = vaekit.load(run)
->>> images = model.sample(16)
+>>> images = model.generate(16)          # (16, C, H, W) in [0, 1]
+
+Importing vaekit loads nothing heavy (no torch, no matplotlib backend switch): each name below is
+imported on first use.
 """
 
-from vaekit.api import load, load_images, train
-from vaekit.config import Config, available_presets, load_preset
-from vaekit.models import VAE, create_model
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["VAE", "Config", "available_presets", "create_model", "load", "load_images", "load_preset", "train"]
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "train": "vaekit.api",
+    "load": "vaekit.api",
+    "evaluate": "vaekit.api",
+    "sample": "vaekit.api",
+    "reconstruct": "vaekit.api",
+    "interpolate": "vaekit.api",
+    "attributes": "vaekit.api",
+    "edit": "vaekit.api",
+    "latent_map": "vaekit.api",
+    "serve": "vaekit.api",
+    "load_images": "vaekit.api",
+    "resolve_config": "vaekit.api",
+    "Config": "vaekit.config",
+    "available_presets": "vaekit.config",
+    "load_preset": "vaekit.config",
+    "VAE": "vaekit.models",
+    "create_model": "vaekit.models",
+    "Callback": "vaekit.training.callbacks",
+    "allow_code": "vaekit.plugins",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from vaekit.api import (
+        attributes,
+        edit,
+        evaluate,
+        interpolate,
+        latent_map,
+        load,
+        load_images,
+        reconstruct,
+        resolve_config,
+        sample,
+        serve,
+        train,
+    )
+    from vaekit.config import Config, available_presets, load_preset
+    from vaekit.models import VAE, create_model
+    from vaekit.plugins import allow_code
+    from vaekit.training.callbacks import Callback
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

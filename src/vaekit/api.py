@@ -1,37 +1,73 @@
-"""The Python API behind the CLI: train a run, load a trained model, read user images."""
+"""The Python API: everything the CLI does, as functions on models, runs and in-memory data.
+
+>>> import vaekit
+>>> run = vaekit.train(data=images_uint8_nhwc, overrides=["train.epochs=5"])
+>>> model = vaekit.load(run)
+>>> model.generate(16)                          # (16, C, H, W) in [0, 1]
+>>> vaekit.evaluate(model, data=test_images)    # metrics as a dict
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
-from vaekit.config import Config, load_preset
+from vaekit.config import Config, ConfigError, load_preset, read_yaml
+from vaekit.data import DataError, ImageDataset, load_dataset
+from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory
 from vaekit.data.recipes import prepare
 from vaekit.models import VAE, create_model
+from vaekit.models.modules import ModulesVAE
+from vaekit.plugins import code_allowed
+from vaekit.sharing import hub_snapshot, looks_like_hub_id, read_info
+from vaekit.training.callbacks import Callback
 from vaekit.training.checkpoint import CheckpointError, list_checkpoints, load_weights
 from vaekit.training.run_dir import RunDir
 from vaekit.training.trainer import Trainer
+
+Data = Any  # a path / spec string, numpy array, torch tensor, torch Dataset or datasets.Dataset
+Model = VAE | str | Path
+
+
+def resolve_config(
+    config: Config | str | Path | None = None, preset: str | None = None, overrides: Sequence[str] = ()
+) -> Config:
+    """The config a preset, a YAML file (its keys win over the preset's) and overrides make together."""
+    base = load_preset(preset) if preset else Config()
+    if isinstance(config, Config):
+        base = config
+    elif config is not None:
+        base = Config.from_dict(_deep_merge(base.to_dict(), read_yaml(config)))
+    return base.with_overrides(list(overrides))
 
 
 def train(
     config: Config | str | Path | None = None,
     *,
     preset: str | None = None,
-    data: str | None = None,
+    data: Data = None,
+    labels: Any = None,
+    model: VAE | None = None,
     out: str | Path | None = None,
     resume: str | Path | None = None,
     overrides: Sequence[str] = (),
+    callbacks: Sequence[Callback] = (),
+    trust_code: bool = False,
 ) -> Path:
     """Train a model and return its run directory.
 
-    ``config`` is a ``Config`` or a YAML file; ``preset`` names a built-in one; ``resume`` continues
-    the run in that folder (its saved config, with ``overrides`` applied, e.g. a higher
-    ``train.max_steps``).
+    ``data``: a path or spec (``"shapes"``, a folder, ``celeba:PATH``) or in-memory data (numpy
+    ``(N, H, W[, C])``, torch ``(N, C, H, W)``, a torch ``Dataset`` of images or (image, label), a
+    Hugging Face dataset with an image column; ``(N, D)`` vectors with your own networks); ``labels``
+    for in-memory data. ``model``: your own ``VAE`` (e.g. ``VAE.from_modules``). ``resume``: continue
+    that run (pass in-memory data and own modules again). ``callbacks``: ``vaekit.Callback`` objects.
     """
     if resume is not None:
         run = RunDir(Path(resume))
@@ -41,36 +77,75 @@ def train(
             raise CheckpointError(f"{resume}: no checkpoint to resume from")
         cfg = Config.from_yaml(run.config)
         out = run.root
-    elif isinstance(config, Config):
-        cfg = config
-    elif config is not None:
-        cfg = Config.from_yaml(config)
     else:
-        cfg = load_preset(preset) if preset else Config()
-    if data is not None:
+        cfg = resolve_config(config, preset)
+    dataset = None
+    if is_in_memory(data):
+        dataset = from_memory(data, labels, allow_vectors=model is not None)
+    elif data is not None:
         overrides = [*overrides, f"data.source={data}"]
+    elif resume is not None and cfg.data.source == MEMORY_SOURCE:
+        raise DataError(f"{resume} was trained on in-memory data: pass it again, vaekit.train(resume=..., data=...)")
     cfg = cfg.with_overrides(list(overrides))
+    if resume is not None and cfg.model.arch == "modules" and model is None:
+        model = _rebuild_modules_model(cfg, None, trust_code)
     if out is None:
         out = Path("runs") / f"{preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Trainer(cfg, out, resume=resume is not None).fit()
+    trainer = Trainer(
+        cfg,
+        out,
+        resume=resume is not None,
+        dataset=dataset,
+        model=model,
+        callbacks=callbacks,
+        trust_code=trust_code,
+    )
+    return trainer.fit()
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> VAE:
-    """A trained model in eval mode from a run directory, its ``model/`` folder or a checkpoint.
+def load(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    trust_code: bool = False,
+    modules: tuple[torch.nn.Module, torch.nn.Module] | None = None,
+) -> VAE:
+    """A trained model in eval mode from a run directory, a model folder, a checkpoint or a Hub id.
 
-    The model's config is available as ``model.config``.
+    ``model.config`` is its config and ``model.info`` what its folder says about it (versions, data,
+    final metrics). ``trust_code`` allows importing code the config names (plug-ins, the classes of
+    a ``from_modules`` model); or give that model's ``modules=(encoder, decoder)`` yourself.
     """
-    folder = _weights_folder(Path(path))
+    text = str(path)
+    folder = hub_snapshot(text) if looks_like_hub_id(text) else _weights_folder(Path(path))
     config_file = folder / "config.yaml"
     if not config_file.is_file():
         config_file = folder.parent.parent / "config.yaml"  # a checkpoint folder inside a run
     if not config_file.is_file():
         raise CheckpointError(f"{path}: no config.yaml next to the weights")
     config = Config.from_yaml(config_file)
-    model = create_model(config).to(device)
+    if config.model.arch == "modules":
+        model: VAE = _rebuild_modules_model(config, modules, trust_code)
+    else:
+        model = create_model(config, trust_code=trust_code)
+    model = model.to(device)
     load_weights(model, folder)
     model.config = config
+    model.info = read_info(folder)
     return model.eval()
+
+
+def _rebuild_modules_model(config: Config, modules, trust_code: bool) -> VAE:
+    if modules is None:
+        return create_model(config, trust_code=code_allowed(trust_code))
+    from vaekit.likelihoods import create_likelihood
+    from vaekit.models.modules import data_shape
+
+    encoder, decoder = modules
+    likelihood = create_likelihood(config.likelihood, trust_code=trust_code)
+    model = ModulesVAE(encoder, decoder, tuple(config.model.modules.latent_shape), likelihood, data_shape(config))
+    model.modules_config = config.model.modules
+    return model
 
 
 def model_folder(path: str | Path) -> Path:
@@ -86,18 +161,209 @@ def _weights_folder(path: Path) -> Path:
         return run.model
     checkpoints = list_checkpoints(run.checkpoints)
     if checkpoints:
-        return checkpoints[-1]
+        raise CheckpointError(
+            f"{path}: the run did not finish (no model/); continue it with vaekit train --resume {path}, "
+            f"or load a checkpoint explicitly: {checkpoints[-1]}"
+        )
     raise CheckpointError(f"{path}: no trained model here (looked for model/, checkpoints/ and model.safetensors)")
 
 
 def load_images(paths: Sequence[str | Path], config: Config) -> torch.Tensor:
-    """User images as a ``(N, C, H, W)`` batch in [0, 1], shaped like the model's training data."""
+    """User images as a ``(N, C, H, W)`` batch in [0, 1], shaped like the model's training data
+    (EXIF orientation applied, cropped and resized by the data's recipe)."""
     arrays = []
     for path in paths:
         try:
             with Image.open(path) as image:
                 image.load()
-                arrays.append(prepare(image, config.data.image_size, config.data.crop, config.data.channels or 3))
-        except (OSError, SyntaxError, ValueError) as err:
+                upright = ImageOps.exif_transpose(image)
+                arrays.append(prepare(upright, config.data.image_size, config.data.crop, config.data.channels or 3))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             raise ValueError(f"{path}: cannot read image ({err})") from err
     return torch.from_numpy(np.stack(arrays)).float() / 255.0
+
+
+# ---------------------------------------------------------------------- the CLI's commands as functions
+def as_model(model: Model, trust_code: bool = False) -> VAE:
+    """A loaded model, or the model given."""
+    return model if isinstance(model, VAE) else load(model, trust_code=trust_code)
+
+
+def as_images(images: Any, model: VAE) -> torch.Tensor:
+    """Image paths or in-memory images (as ``train`` takes them) as a [0, 1] batch for ``model``."""
+    if isinstance(images, str | Path):
+        images = [images]
+    if isinstance(images, Sequence) and images and isinstance(images[0], str | Path):
+        return load_images(images, model.config)
+    if isinstance(images, torch.Tensor) and images.is_floating_point() and images.dim() == 3:
+        images = images[None]
+    dataset = from_memory(images, allow_vectors=len(model.image_shape) == 1)
+    batch = torch.from_numpy(np.asarray(dataset.images)).float()
+    return batch / 255.0 if dataset.images.dtype == np.uint8 else batch
+
+
+def dataset_for(model: VAE, data: Data = None, labels: Any = None, split: str | None = None) -> ImageDataset:
+    """The data to evaluate or explore ``model`` with: in-memory data as given (all of it), or a
+    split of a path / the run's own source. Runs trained on memory data need it passed again."""
+    config = model.config.data
+    if is_in_memory(data):
+        return from_memory(data, labels, allow_vectors=len(model.image_shape) == 1)
+    if data is None and config.source == MEMORY_SOURCE:
+        raise DataError(
+            f"this model was trained on in-memory data ({config.fingerprint}); pass the data again (data=...)"
+        )
+    config = replace(config, source=str(data) if data is not None else config.source, labels=labels or config.labels)
+    dataset = load_dataset(config)
+    return dataset.split(split, config.val_fraction, config.seed) if split else dataset
+
+
+def evaluate(
+    model: Model,
+    data: Data = None,
+    *,
+    split: str = "test",
+    metrics: Sequence[str] | None = None,
+    output: str | Path | None = None,
+    trust_code: bool = False,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Metrics of ``model`` on held-out data (see ``vaekit.evaluation.report.EvaluationSettings`` for
+    the other settings); returns the report and writes it as JSON + Markdown when ``output`` is set."""
+    from vaekit.evaluation.report import DEFAULT_METRICS, EvaluationSettings, write_report
+    from vaekit.evaluation.report import evaluate as run_evaluation
+
+    vae = as_model(model, trust_code)
+    held_out = dataset_for(vae, data, split=split)
+    chosen = EvaluationSettings(split=split, metrics=list(metrics or DEFAULT_METRICS), **settings)
+    report = run_evaluation(vae, held_out, chosen, run=str(model) if not isinstance(model, VAE) else "")
+    if output is not None:
+        write_report(report, Path(output))
+    return report
+
+
+def sample(model: Model, n: int = 64, *, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """``n`` random images ``(n, C, H, W)`` in [0, 1]."""
+    from vaekit.explore.sampling import sample_images
+
+    return sample_images(as_model(model), n, seed=seed, temperature=temperature)
+
+
+def reconstruct(model: Model, images: Any) -> torch.Tensor:
+    """Reconstructions in [0, 1] of image files or in-memory images."""
+    vae = as_model(model)
+    return vae.reconstruct(as_images(images, vae).to(next(vae.parameters()).device)).cpu()
+
+
+def interpolate(
+    model: Model,
+    images: Any = None,
+    *,
+    steps: int = 16,
+    mode: str = "slerp",
+    seed: int = 0,
+    gif: str | Path | None = None,
+) -> torch.Tensor:
+    """Frames ``(steps, C, H, W)`` from image A to image B (two files or images), or between two
+    random latents; also written as a GIF when ``gif`` is given."""
+    from vaekit.explore.interpolation import save_gif
+    from vaekit.explore.sampling import interpolation_frames
+
+    vae = as_model(model)
+    batch = as_images(images, vae) if images is not None else None
+    frames = interpolation_frames(vae, batch, steps=steps, mode=mode, seed=seed)
+    if gif is not None:
+        save_gif(frames, gif, scale=max(1, 128 // vae.image_shape[-1]))
+    return frames
+
+
+def attributes(
+    model: Model,
+    data: Data = None,
+    *,
+    labels: Any = None,
+    label_names: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    save: bool | str | Path = False,
+):
+    """Attribute vectors (mean latent difference with / without each binary attribute).
+
+    In-memory data takes ``labels`` ``(N, K)`` of 0/1 with ``label_names``; a path takes its own
+    labels (CelebA) or a CSV. ``save=True`` writes them beside a run's model (``edit`` reads them).
+    """
+    from vaekit.explore.attributes import compute_attribute_vectors
+
+    vae = as_model(model)
+    dataset = dataset_for(vae, data, labels if not is_in_memory(data) else None, split="train")
+    if is_in_memory(data):
+        if labels is None or label_names is None:
+            raise DataError("attributes of in-memory data need labels (N, K) and label_names (K names)")
+        dataset = from_memory(data, labels)
+        dataset.label_names = list(label_names)
+        if dataset.labels.ndim != 2 or dataset.labels.shape[1] != len(label_names):
+            raise DataError(f"labels {dataset.labels.shape} do not match {len(label_names)} label_names")
+    vectors = compute_attribute_vectors(vae, dataset, list(names) if names else None)
+    if save:
+        target = Path(save) if not isinstance(save, bool) else model_folder(model)  # type: ignore[arg-type]
+        vectors.save(target)
+    return vectors
+
+
+def edit(model: Model, images: Any, strengths: Mapping[str, float], vectors=None) -> torch.Tensor:
+    """Images edited along attribute vectors, e.g. ``edit(run, "me.png", {"Smiling": 1.5})``;
+    ``vectors`` default to those saved beside the model."""
+    from vaekit.explore.attributes import AttributeVectors, edit_images
+
+    vae = as_model(model)
+    if vectors is None:
+        if isinstance(model, VAE):
+            raise ValueError("edit: pass vectors= (from vaekit.attributes) when giving a model object")
+        vectors = AttributeVectors.load(model_folder(model))
+    return edit_images(vae, as_images(images, vae), vectors, dict(strengths))
+
+
+def latent_map(
+    model: Model,
+    data: Data = None,
+    output: str | Path = "latent-map.png",
+    *,
+    method: str = "tsne",
+    split: str = "train",
+    **options: Any,
+) -> Path:
+    """A 2-D map (t-SNE, PCA or UMAP) of posterior means with image thumbnails."""
+    from vaekit.explore.latent_map import latent_map as draw
+
+    vae = as_model(model)
+    return draw(vae, dataset_for(vae, data, split=split), output, method=method, **options)
+
+
+def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu") -> None:
+    """The web explorer for a run (blocks until stopped)."""
+    from vaekit.serve import serve as start
+
+    start(run, host, port, device)
+
+
+def _deep_merge(base: dict[str, Any], update: Any) -> dict[str, Any]:
+    if not isinstance(update, dict):
+        raise ConfigError(f"config file: expected a mapping at the top, got {type(update).__name__}")
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+__all__ = [
+    "attributes",
+    "edit",
+    "evaluate",
+    "interpolate",
+    "latent_map",
+    "load",
+    "load_images",
+    "reconstruct",
+    "resolve_config",
+    "sample",
+    "serve",
+    "train",
+]

@@ -27,10 +27,13 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where images come from and how they are shaped.
 
-    ``source`` is a spec: a path (kind detected), ``kind:path`` or ``shapes``.
+    ``source`` is a spec: a path (kind detected), ``kind:path`` or ``shapes``; ``memory`` for data
+    given as an array, tensor or dataset in Python (``fingerprint`` then names it).
     """
 
     source: str = "shapes"
+    fingerprint: str | None = None  # memory data: "shape dtype sha256:..." of what was trained on
+    vector_dim: int | None = None  # memory data of (N, D) vectors (own networks only): D
     image_size: int = 32
     channels: int | None = None  # None: 1 for gray-only sources, else 3
     crop: str = "center"  # see vaekit.data.recipes.RECIPES
@@ -69,10 +72,21 @@ class SpatialConfig:
 
 
 @dataclass
+class ModulesConfig:
+    """Users' own encoder and decoder (``model.arch: modules``, made by ``VAE.from_modules``)."""
+
+    encoder: str = ""  # package.module:Class, rebuilt with encoder_args (only with trust_code)
+    decoder: str = ""
+    encoder_args: dict[str, Any] = field(default_factory=dict)
+    decoder_args: dict[str, Any] = field(default_factory=dict)
+    latent_shape: list[int] = field(default_factory=list)
+
+
+@dataclass
 class ModelConfig:
     """The architecture and its sizes."""
 
-    arch: str = "conv"  # conv | style | spatial
+    arch: str = "conv"  # conv | resnet | style | spatial | modules | package.module:Class (a plug-in)
     latent_dim: int = 16
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     kernel_size: int = 3
@@ -81,6 +95,8 @@ class ModelConfig:
     hidden_dim: int = 0  # optional dense layer between conv stack and latent heads (0: none)
     style: StyleConfig = field(default_factory=StyleConfig)
     spatial: SpatialConfig = field(default_factory=SpatialConfig)
+    modules: ModulesConfig = field(default_factory=ModulesConfig)
+    options: dict[str, Any] = field(default_factory=dict)  # a plug-in architecture's own options
 
 
 @dataclass
@@ -155,10 +171,11 @@ class AdversarialConfig:
 class ObjectiveConfig:
     """The training objective and its hyper-parameters."""
 
-    name: str = "elbo"  # elbo | soft-intro | as-intro
+    name: str = "elbo"  # elbo | soft-intro | as-intro | package.module:Class (a plug-in)
     kl: KLConfig = field(default_factory=KLConfig)
     intro: IntroConfig = field(default_factory=IntroConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    options: dict[str, Any] = field(default_factory=dict)  # a plug-in objective's own options
 
 
 @dataclass
@@ -188,6 +205,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps; a checkpoint is also written at every epoch end
     keep_checkpoints: int = 3
     grid_size: int = 64  # images per reconstruction / sample grid
+    loggers: list[str] = field(default_factory=lambda: ["csv"])  # + tensorboard | wandb | mlflow
 
 
 @dataclass
@@ -209,11 +227,7 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Config:
-        text = Path(path).read_text()
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        raw = read_yaml(path)
         try:
             return cls.from_dict(raw)
         except ConfigError as err:
@@ -232,6 +246,57 @@ class Config:
         for key, value in items:
             _set_dotted(merged, key, value)
         return Config.from_dict(merged)
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of text; anything larger is refused unread
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: an alias bomb ("billion laughs") cannot expand."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a vaekit config")
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, where: str = "config") -> Any:
+    """YAML text as Python values, refusing aliases and anything over ``MAX_CONFIG_BYTES``."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: {len(text)} characters is too large for a config (limit {MAX_CONFIG_BYTES})")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML: {_short(str(err), 300)}") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping (size checked before reading, UTF-8, no aliases)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is too large for a config (limit {MAX_CONFIG_BYTES})")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: {err.reason} at byte {err.start}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
+    raw = parse_yaml(text, str(path))
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {_short(raw)}")
+    return raw
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def available_presets() -> list[str]:
@@ -261,13 +326,16 @@ def preset_description(name: str) -> str:
     return first.lstrip("# ").strip()
 
 
+_FREE_MAPPINGS = ("options", "encoder_args", "decoder_args")
+
+
 def _split_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not of the form key=value")
     key, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+        value = parse_yaml(text, f"override {key.strip()}") if text.strip() else None
+    except ConfigError:
         value = text
     return key.strip(), value
 
@@ -280,7 +348,8 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(child, dict):
             _raise_unknown(".".join(parts[: depth + 1]), node)
         node = child
-    if parts[-1] not in node:
+    free = len(parts) > 1 and parts[-2] in _FREE_MAPPINGS  # plug-ins' own options take any key
+    if parts[-1] not in node and not free:
         _raise_unknown(key, node)
     node[parts[-1]] = value
 
@@ -295,7 +364,7 @@ def _raise_unknown(key: str, siblings: dict[str, Any]) -> typing.NoReturn:
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_short(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     for key in data:
@@ -320,22 +389,26 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
                 return _coerce(option, value, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} is not a valid {hint}")
+        raise ConfigError(f"{key}: {_short(value)} is not a valid {hint}")
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{key}: expected a mapping of names to values, got {_short(value)}")
+        return dict(value)
     if origin is list:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {_short(value)}")
         (item,) = typing.get_args(hint)
         return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {_short(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {_short(value)}")
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
@@ -344,9 +417,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a number, got {_short(value)}")
     if hint is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {_short(value)}")
     return value

@@ -18,6 +18,7 @@ from torch import nn
 
 from vaekit import noise
 from vaekit.config import LikelihoodConfig
+from vaekit.plugins import import_object, is_code_reference
 
 
 def _sum_per_sample(values: torch.Tensor) -> torch.Tensor:
@@ -208,8 +209,9 @@ class Perceptual(_Continuous):
         return total
 
 
-def create_likelihood(config: LikelihoodConfig) -> Likelihood:
-    """The likelihood named by ``config.name``."""
+def create_likelihood(config: LikelihoodConfig, *, trust_code: bool = False) -> Likelihood:
+    """The likelihood named by ``config.name``; ``trust_code`` allows a user perceptual network
+    (``package.module:factory``) to be imported."""
     if config.name == "bernoulli":
         return Bernoulli(config.binarize)
     if config.name in ("gaussian", "laplace"):
@@ -220,8 +222,11 @@ def create_likelihood(config: LikelihoodConfig) -> Likelihood:
         pixel = None
         if options.pixel != "none":
             pixel = create_likelihood(replace(config, name=options.pixel))
+        factory = None
+        if is_code_reference(options.network):  # imported now, with the caller's trust; built on first use
+            factory = import_object(options.network, "likelihood.perceptual.network", trust_code)
         return Perceptual(
-            partial(_feature_network, options.network, options.weights, options.random_weights),
+            partial(_feature_network, options.network, options.weights, options.random_weights, factory),
             options.layers,
             options.layer_weights,
             options.resize,
@@ -233,12 +238,12 @@ def create_likelihood(config: LikelihoodConfig) -> Likelihood:
     raise ValueError(f"unknown likelihood {config.name!r}: use bernoulli, gaussian, laplace or perceptual")
 
 
-def _feature_network(name: str, weights: str | None, random_weights: bool) -> nn.Module:
+def _feature_network(name: str, weights: str | None, random_weights: bool, factory=None) -> nn.Module:
     from vaekit.features.hooks import user_network
     from vaekit.features.vgg import VGGFeatures, pretrained_vgg
 
-    if ":" in name:
-        return user_network(name, weights, random_weights)
+    if factory is not None:
+        return user_network(name, factory, weights, random_weights)
     if name not in ("vgg16", "vgg19"):
         raise ValueError(f"unknown perceptual network {name!r}: use vgg16, vgg19 or package.module:factory")
     if random_weights:

@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 from tests.helpers import tiny_config
 from vaekit.api import load, train
 from vaekit.objectives.elbo import ELBO
-from vaekit.training.checkpoint import list_checkpoints
-from vaekit.training.trainer import Trainer, TrainingDiverged
+from vaekit.training.checkpoint import CheckpointError, list_checkpoints
+from vaekit.training.trainer import Trainer, TrainingDiverged, TrainingStopped
 
 # Everything that consumes randomness: flips (data order), dynamic binarisation and the posterior
 # sample (global RNG), BatchNorm running statistics (buffers).
@@ -53,7 +53,10 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path, monkey
         return original(self, batch, info)
 
     monkeypatch.setattr(ELBO, "step", terminated_at_step_5)
-    stopped = Trainer(tiny_config(**RESUME_CONFIG), tmp_path / "b").fit()
+    stopped = tmp_path / "b"
+    with pytest.raises(TrainingStopped, match="stopped by SIGTERM at step 6; continue with") as raised:
+        Trainer(tiny_config(**RESUME_CONFIG), stopped).fit()
+    assert raised.value.exit_code == 143
     assert list_checkpoints(stopped / "checkpoints")[-1].name == "step-00000006"
     assert not (stopped / "model").exists()  # interrupted runs do not pretend to be finished
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
@@ -99,7 +102,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 6.*step-00000004"):
         Trainer(config, tmp_path / "run").fit()
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step-00000004"]
-    assert load(tmp_path / "run") is not None  # the good checkpoint still loads
+    assert load(tmp_path / "run" / "checkpoints" / "step-00000004") is not None  # the good checkpoint still loads
+    with pytest.raises(CheckpointError, match="did not finish"):
+        load(tmp_path / "run")  # an unfinished run is not silently replaced by a checkpoint
 
 
 def test_run_directory_is_complete(tmp_path):

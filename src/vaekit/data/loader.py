@@ -16,7 +16,8 @@ import torch
 
 
 class BatchLoader:
-    """Iterate one epoch of ``images`` (uint8 ``(N, C, H, W)``) as float batches in [0, 1].
+    """Iterate one epoch of ``images`` (uint8 ``(N, C, H, W)``) as float batches in [0, 1]
+    (float32 vectors ``(N, D)``, for users' own networks, are served as they are).
 
     ``batch_size`` is the global batch; with ``shard=(rank, world)`` this loader yields rank's
     ``batch_size // world`` images of each.
@@ -65,12 +66,14 @@ class BatchLoader:
             index = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
             mine = slice(rank * len(index) // world, (rank + 1) * len(index) // world)
             batch = torch.from_numpy(np.ascontiguousarray(self.images[index[mine]]))
-            batch = batch.to(self.device, non_blocking=True).float().div_(255.0)
-            if self.flip:
+            batch = batch.to(self.device, non_blocking=True).float()
+            if self.images.dtype == np.uint8:
+                batch = batch.div_(255.0)
+            if self.flip and batch.dim() == 4:
                 flips = np.random.default_rng([self.seed, epoch, b, 1]).random(len(index))[mine] < 0.5
                 mask = torch.from_numpy(flips).to(self.device).view(-1, 1, 1, 1)
                 batch = torch.where(mask, batch.flip(-1), batch)
-            yield batch.contiguous(memory_format=self.memory_format)
+            yield batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return self.epoch(0)

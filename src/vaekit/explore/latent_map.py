@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 import numpy as np
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -52,9 +50,10 @@ def latent_map(
     count = min(max_points, len(data))
     subset = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), count, replace=False)))
     coords = project(posterior_means(model, subset.images).flatten(1).numpy(), method, seed)
-    fig, ax = plt.subplots(figsize=(10, 10))
+    fig = Figure(figsize=(10, 10))  # no pyplot: the user's backend and state stay untouched
+    ax = fig.subplots()
     labels = subset.labels if subset.labels is not None and subset.labels.ndim == 1 else None
-    colours = plt.cm.tab10(np.asarray(labels) % 10) if labels is not None else None
+    colours = colormaps["tab10"](np.asarray(labels) % 10) if labels is not None else None
     ax.scatter(coords[:, 0], coords[:, 1], s=4, c=colours if colours is not None else "gray")
     zoom = thumbnail_px / subset.images.shape[-1]
     for i, (x, y) in enumerate(coords):
@@ -72,5 +71,4 @@ def latent_map(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=100)
-    plt.close(fig)
     return output

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -38,16 +38,11 @@ class NamedLayerFeatures(nn.Module):
         return outputs
 
 
-def user_network(spec: str, weights: str | Path | None, random_weights: bool = False) -> NamedLayerFeatures:
-    """``package.module:factory`` called with no arguments, with ``weights`` (safetensors or a
-    ``.pth`` state dict, read without unpickling arbitrary objects) loaded strictly."""
-    module_name, _, factory_name = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), factory_name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(
-            f"perceptual.network {spec!r}: cannot import {factory_name} from {module_name} ({err})"
-        ) from err
+def user_network(
+    spec: str, factory: Callable[[], nn.Module], weights: str | Path | None, random_weights: bool = False
+) -> NamedLayerFeatures:
+    """The network ``factory()`` builds (``spec`` names it in messages), with ``weights``
+    (safetensors or a ``.pth`` state dict, read without unpickling arbitrary objects) loaded strictly."""
     network = factory()
     if weights is not None:
         network.load_state_dict(read_state_dict(Path(weights)))

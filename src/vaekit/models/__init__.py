@@ -1,26 +1,54 @@
-"""Architectures, each a ``VAE`` subclass, built from a config by ``create_model``."""
+"""Architectures, each a ``VAE`` subclass, built from a config by ``create_model``.
+
+Adding an architecture is one file defining a ``VAE`` subclass built as
+``Class(model_config, likelihood, image_shape)`` plus one line in ``ARCHITECTURES``; a plug-in
+outside vaekit is named ``model.arch: package.module:Class`` (imported only with trust_code).
+"""
 
 from __future__ import annotations
 
-from vaekit.config import Config
+import difflib
+
+from vaekit.config import Config, ConfigError
 from vaekit.likelihoods import create_likelihood
 from vaekit.models.base import VAE, DiagonalGaussian, VAEOutput
 from vaekit.models.conv import ConvVAE
+from vaekit.models.modules import ModulesVAE, data_shape, modules_from_config
 from vaekit.models.resnet import ResNetVAE
 from vaekit.models.spatial import SpatialVAE
 from vaekit.models.style import StyleVAE
+from vaekit.plugins import import_object, is_code_reference
 
 ARCHITECTURES: dict[str, type[VAE]] = {"conv": ConvVAE, "resnet": ResNetVAE, "spatial": SpatialVAE, "style": StyleVAE}
 
 
-def create_model(config: Config) -> VAE:
-    """The model that ``config.model`` and ``config.likelihood`` describe, for ``config.data``'s image shape."""
+def create_model(config: Config, *, trust_code: bool = False) -> VAE:
+    """The model that ``config.model`` and ``config.likelihood`` describe, for ``config.data``'s image shape.
+
+    ``trust_code`` allows importing the code a config names (plug-in architectures, the networks of
+    a ``from_modules`` model, user perceptual networks).
+    """
     arch = config.model.arch
+    likelihood = create_likelihood(config.likelihood, trust_code=trust_code)
+    shape = data_shape(config)
+    if arch == "modules":
+        encoder, decoder = modules_from_config(config.model.modules, trust_code)
+        return ModulesVAE(encoder, decoder, tuple(config.model.modules.latent_shape), likelihood, shape)
+    if is_code_reference(arch):
+        cls = import_object(arch, "model.arch", trust_code)
+        if not (isinstance(cls, type) and issubclass(cls, VAE)):
+            raise ConfigError(f"model.arch: {arch} is not a vaekit.VAE subclass")
+        return cls(config.model, likelihood, shape)
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHITECTURES)}")
-    channels = config.data.channels or 3
-    image_shape = (channels, config.data.image_size, config.data.image_size)
-    return ARCHITECTURES[arch](config.model, create_likelihood(config.likelihood), image_shape)
+        hint = difflib.get_close_matches(arch, list(ARCHITECTURES), n=1)
+        raise ConfigError(
+            f"model.arch: unknown architecture {arch!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; use one of {', '.join(ARCHITECTURES)}, or package.module:Class"
+        )
+    if len(shape) != 3:
+        raise ConfigError(f"model.arch {arch!r} is for images; vector data needs your own networks (VAE.from_modules)")
+    return ARCHITECTURES[arch](config.model, likelihood, shape)
 
 
-__all__ = ["ARCHITECTURES", "VAE", "DiagonalGaussian", "VAEOutput", "create_model"]
+__all__ = ["ARCHITECTURES", "VAE", "DiagonalGaussian", "ModulesVAE", "VAEOutput", "create_model"]

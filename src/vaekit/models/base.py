@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import distributions, nn
@@ -125,3 +126,68 @@ class VAE(nn.Module):
     def to_image(self, z: torch.Tensor) -> torch.Tensor:
         """Decode latents to [0, 1] images."""
         return self.likelihood.mean(self.decode(z))
+
+    # ---------------------------------------------------------------- image-space API
+    @torch.no_grad()
+    def generate(self, n: int, temperature: float = 1.0, seed: int | None = None) -> torch.Tensor:
+        """``n`` new images in [0, 1], ``(n, C, H, W)`` on the CPU, decoded in eval mode."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        with self.evaluating():
+            return self.sample(n, temperature, generator).cpu()
+
+    @torch.no_grad()
+    def decode_images(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents to images in [0, 1] (``decode`` gives the decoder's raw parameters)."""
+        device = next(self.parameters()).device
+        with self.evaluating():
+            return self.to_image(z.to(device)).cpu()
+
+    @classmethod
+    def from_modules(
+        cls,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        latent_shape: int | tuple[int, ...],
+        likelihood: str | Likelihood = "gaussian",
+        *,
+        encoder_args: dict | None = None,
+        decoder_args: dict | None = None,
+        **likelihood_options,
+    ) -> VAE:
+        """A VAE from your own networks: ``encoder(x) -> (mean, logvar)``, ``decoder(z) -> params``.
+
+        ``likelihood`` is a name (bernoulli, gaussian, laplace, ...; options such as ``scale=0.1``,
+        ``learn_scale=True`` or ``output='identity'`` as keywords). The model trains with every objective
+        and precision and saves like a built-in one; a new process rebuilds it with
+        ``vaekit.load(run, trust_code=True)`` (the classes re-imported and built with
+        ``encoder_args`` / ``decoder_args``) or ``vaekit.load(run, modules=(encoder, decoder))``.
+        """
+        from vaekit.config import LikelihoodConfig, ModulesConfig
+        from vaekit.likelihoods import create_likelihood
+        from vaekit.models.modules import ModulesVAE
+        from vaekit.plugins import class_path
+
+        if isinstance(latent_shape, int):
+            latent_shape = (latent_shape,)
+        if isinstance(likelihood, str):
+            likelihood_config = LikelihoodConfig(name=likelihood, **likelihood_options)
+            likelihood = create_likelihood(likelihood_config)
+        else:
+            likelihood_config = None
+        model = ModulesVAE(encoder, decoder, tuple(latent_shape), likelihood)
+        model.modules_config = ModulesConfig(
+            encoder=class_path(type(encoder)),
+            decoder=class_path(type(decoder)),
+            encoder_args=dict(encoder_args or {}),
+            decoder_args=dict(decoder_args or {}),
+            latent_shape=list(model.latent_shape),
+        )
+        model.likelihood_config = likelihood_config
+        return model
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """A self-describing model folder: weights (safetensors), config, vaekit version and a model
+        card (data, steps, final metrics) that ``vaekit.load`` and the Hugging Face Hub read."""
+        from vaekit.sharing import save_pretrained
+
+        return save_pretrained(self, Path(folder))

@@ -16,10 +16,6 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,10 @@ def plot_curves(
     names = tuple(n for n in names if any(r.get(n) for r in rows))
     if not names:
         return None
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    from matplotlib.figure import Figure  # no pyplot: the user's backend and state stay untouched
+
+    fig = Figure(figsize=(4 * len(names), 3.2))
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for split, style in (("train", "-"), ("val", "o-")):
             points = [(int(r["step"]), float(r[name])) for r in rows if r["split"] == split and r.get(name)]
@@ -105,5 +104,4 @@ def plot_curves(
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

@@ -7,10 +7,12 @@ signals and the NaN guard; the objective owns its optimisers and what one step d
 from __future__ import annotations
 
 import math
+import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,11 +22,14 @@ from tqdm.auto import tqdm
 from vaekit import noise
 from vaekit.config import Config
 from vaekit.data import BatchLoader, ImageDataset, load_dataset
+from vaekit.data.memory import MEMORY_SOURCE, fingerprint
 from vaekit.evaluation.elbo import evaluate_elbo
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.models import VAE, create_model
 from vaekit.objectives import StepInfo, create_objective
+from vaekit.sharing import write_model_card
 from vaekit.training import distributed
+from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.checkpoint import (
     list_checkpoints,
     load_training_state,
@@ -35,6 +40,19 @@ from vaekit.training.checkpoint import (
 from vaekit.training.lr_schedule import lr_factor
 from vaekit.training.precision import Precision
 from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
+from vaekit.training.tracking import create_loggers
+
+
+class TrainingStopped(RuntimeError):
+    """A signal (or another process's) stopped the run after a checkpoint; it can be resumed."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.reason == "SIGINT" else 143
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,10 +69,23 @@ class Trainer:
     """Train ``config`` into ``run_dir``; ``resume=True`` continues from its newest checkpoint."""
 
     def __init__(
-        self, config: Config, run_dir: Path | str, *, resume: bool = False, dataset: ImageDataset | None = None
+        self,
+        config: Config,
+        run_dir: Path | str,
+        *,
+        resume: bool = False,
+        dataset: ImageDataset | None = None,
+        model: VAE | None = None,
+        callbacks: Sequence[Callback] = (),
+        trust_code: bool = False,
     ):
+        """``dataset`` (in-memory data) and ``model`` (e.g. ``VAE.from_modules``) replace what the
+        config would build; ``trust_code`` allows importing code the config names."""
         self.run = RunDir(Path(run_dir))
         train = config.train
+        if model is not None:
+            describe_model(config, model)
+        self.callbacks = CallbackList([*create_loggers(train.loggers, self.run.root), *callbacks])
         if train.threads:
             torch.set_num_threads(train.threads)
         torch.manual_seed(train.seed)
@@ -62,14 +93,17 @@ class Trainer:
         self.device = rank_device or resolve_device(train.device)
 
         full = dataset if dataset is not None else self._load_dataset(config)
-        config.data.channels = full.image_shape[0]  # resolve "auto" so the saved config is complete
-        if full.image_shape[1:] != (config.data.image_size, config.data.image_size):
-            raise ValueError(f"dataset images are {full.image_shape[1:]}, config wants {config.data.image_size} px")
+        describe_data(config, full)
         self.train_set = full.split("train", config.data.val_fraction, config.data.seed)
         self.val_set = full.split("val", config.data.val_fraction, config.data.seed)
         self.config = config
 
-        self.model: VAE = create_model(config).to(self.device)
+        if model is None:
+            model = create_model(config, trust_code=trust_code)
+        elif not model.image_shape:
+            model.image_shape = full.image_shape
+        self.model: VAE = model.to(self.device)
+        self.is_image_data = len(full.image_shape) == 3
         if train.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.ranks.distributed:
@@ -77,7 +111,7 @@ class Trainer:
         self.precision = Precision(
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
         )
-        self.objective = create_objective(self.model, config, self.precision)
+        self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
         if train.accumulate > 1 and not self.objective.supports_accumulation:
             raise ValueError(f"train.accumulate: {type(self.objective).__name__} updates in several phases per step")
         if train.compile:
@@ -119,6 +153,7 @@ class Trainer:
             config.to_yaml(self.run.config)
             self.metrics = MetricsLog(self.run.metrics, self.objective.metric_names, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
+        self.last_validation: dict[str, float] = {}
 
     def _load_dataset(self, config: Config) -> ImageDataset:
         """Rank 0 builds the image cache first; the other ranks then map it."""
@@ -153,16 +188,22 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
             desc=self.run.root.name,
-            disable=not self.ranks.is_main,
+            disable=not self.ranks.is_main or not _interactive(),
         )
+        self._total = total
+        if self.ranks.is_main:
+            self.callbacks.on_start(self)
         with self._stop_on_signals() as stop:
             while self.step < total and stop_reason is None:
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
                     self._set_lr(self.step)
                     progress = epoch + batch_index / self.steps_per_epoch
                     info = StepInfo(self.step, progress, planned, self.loader.batch_size)
-                    self._pending.append((self.step, self._update(batch, info)))
+                    metrics = self._update(batch, info)
+                    self._pending.append((self.step, metrics))
                     self.step += 1
+                    if self.ranks.is_main:
+                        self.callbacks.on_step(self, self.step, metrics)
                     self._clock.images += len(batch) * self.ranks.world
                     bar.update(1)
                     if train.max_time is not None and self._clock.elapsed() >= train.max_time:
@@ -182,7 +223,7 @@ class Trainer:
                 epoch, start = epoch + 1, 0
             self._checkpoint()
         bar.close()
-        self._finish(interrupted_by=stop.signal)
+        self._finish(interrupted_by=stop_reason if stop_reason not in (None, "time budget") else None)
         return self.run.root
 
     # ------------------------------------------------------------------ pieces of the loop
@@ -241,9 +282,15 @@ class Trainer:
         lr = self.config.train.lr * lr_factor(self.config.train, steps[-1], self.steps_per_epoch)
         epochs_done = (steps[-1] + 1) / self.steps_per_epoch
         row = {"step": steps[-1] + 1, "epoch": epochs_done, "split": "train", "elapsed_s": self._clock.elapsed()}
-        self.metrics.write({**row, "lr": lr, "images_per_s": rate, **means})
+        row = {**row, "lr": lr, "images_per_s": rate, **means}
+        self.metrics.write(row)
+        self.callbacks.on_log(self, row)
         kl = means.get("kl", means.get("kl_real", math.nan))  # intro objectives log kl_real / kl_fake
-        bar.set_postfix(loss=f"{means['loss']:.4g}", kl=f"{kl:.3g}", img_s=f"{rate:.0f}")
+        status = {"loss": f"{means['loss']:.4g}", "kl": f"{kl:.3g}", "img_s": f"{rate:.0f}"}
+        if bar.disable:  # not a terminal: a plain line per log row, no carriage returns
+            print(f"step {row['step']}/{self._total} " + " ".join(f"{k}={v}" for k, v in status.items()), flush=True)
+        else:
+            bar.set_postfix(status)
 
     def _end_of_epoch(self, epoch: int) -> None:
         """Validation ELBO, grids, curves (rank 0) and a checkpoint."""
@@ -257,12 +304,17 @@ class Trainer:
     def _validate_and_plot(self, epoch: int) -> None:
         if len(self.val_set):
             val = evaluate_elbo(self.model, self.val_set.images[:2048], self.config.train.batch_size)
+            self.last_validation = val
             self.metrics.write({"step": self.step, "epoch": float(epoch + 1), "split": "val", **val})
-        self.save_grids(f"epoch-{epoch + 1:03d}")
+        images = self.save_grids(f"epoch-{epoch + 1:03d}")
         plot_curves(self.metrics.read(), self.run.curves)
+        self.callbacks.on_validation(self, epoch, self.last_validation, images)
 
-    def save_grids(self, tag: str) -> None:
-        """Reconstructions of a fixed batch and samples of fixed latents, written to images/."""
+    def save_grids(self, tag: str) -> dict[str, Path]:
+        """Reconstructions of a fixed batch and samples of fixed latents, written to images/
+        (nothing for vector data)."""
+        if not self.is_image_data:
+            return {}
         n = self.config.train.grid_size
         per_row = max(1, int(math.sqrt(n)))
         generator = torch.Generator().manual_seed(self.config.train.seed)
@@ -270,8 +322,10 @@ class Trainer:
             recon = self.model.reconstruct(self.fixed_images)
             with self.objective.export_context():
                 samples = self.model.sample(n, generator=generator)
-        save_grid(interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row)
-        save_grid(samples, self.run.images / f"samples-{tag}.png", per_row)
+        return {
+            "recon": save_grid(interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row),
+            "samples": save_grid(samples, self.run.images / f"samples-{tag}.png", per_row),
+        }
 
     def _fixed_batch(self) -> torch.Tensor:
         source = self.val_set if len(self.val_set) else self.train_set
@@ -293,7 +347,8 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
         if self.ranks.is_main:
-            save_checkpoint(self.run.checkpoints, self.step, self.model, state, self.config.train.keep_checkpoints)
+            path = save_checkpoint(self.run.checkpoints, self.step, self.model, state, self.config.train.keep_checkpoints)
+            self.callbacks.on_checkpoint(self, path)
         distributed.barrier()
 
     def _restore(self, checkpoint: Path) -> None:
@@ -309,19 +364,24 @@ class Trainer:
 
     def _finish(self, interrupted_by: str | None) -> None:
         """Write model/ (weights + config) and the final grids and curves (rank 0)."""
+        if interrupted_by:
+            if self.metrics is not None:
+                plot_curves(self.metrics.read(), self.run.curves)
+                self.callbacks.on_end(self, self.last_validation, True)
+            raise TrainingStopped(
+                f"stopped by {interrupted_by} at step {self.step}; continue with: vaekit train --resume {self.run.root}",
+                interrupted_by,
+            )
         if self.metrics is None:
             return
         plot_curves(self.metrics.read(), self.run.curves)
-        if interrupted_by:
-            tqdm.write(
-                f"stopped by {interrupted_by} at step {self.step}; resume with: vaekit train --resume {self.run.root}"
-            )
-            return
         self.run.model.mkdir(exist_ok=True)
         with self.objective.export_context():
             save_weights(self.model, self.run.model)
         self.config.to_yaml(self.run.model / "config.yaml")
+        write_model_card(self.run.model, self.config, self.model, self.step, self.last_validation)
         self.save_grids("final")
+        self.callbacks.on_end(self, self.last_validation, False)
 
     @contextmanager
     def _stop_on_signals(self) -> Iterator[_StopFlag]:
@@ -344,6 +404,36 @@ class Trainer:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+
+def describe_model(config: Config, model: VAE) -> None:
+    """Record a user-built model in the config, so that the run can be loaded again."""
+    modules = getattr(model, "modules_config", None)
+    if modules is not None:
+        config.model.arch = "modules"
+        config.model.modules = modules
+    if getattr(model, "likelihood_config", None) is not None:
+        config.likelihood = model.likelihood_config
+
+
+def describe_data(config: Config, dataset: ImageDataset) -> None:
+    """Resolve the data's shape into the config (and name in-memory data), so it is complete."""
+    shape = dataset.image_shape
+    if dataset.source == MEMORY_SOURCE:
+        config.data.source = MEMORY_SOURCE
+        config.data.fingerprint = fingerprint(dataset)
+        if len(shape) == 1:
+            config.data.vector_dim = shape[0]
+            return
+        config.data.image_size = shape[-1]
+    config.data.channels = shape[0]  # resolve "auto" so the saved config is complete
+    if shape[1:] != (config.data.image_size, config.data.image_size):
+        raise ValueError(f"dataset images are {shape[1:]}, config wants {config.data.image_size} px")
+
+
+def _interactive() -> bool:
+    """A progress bar only on a terminal and unless TQDM_DISABLE is set."""
+    return sys.stderr.isatty() and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
 
 
 class _StopFlag:

@@ -1,0 +1,178 @@
+"""Data that is already in memory: numpy arrays, torch tensors, torch Datasets, Hugging Face datasets.
+
+Everything becomes an ``ImageDataset``: images as uint8 ``(N, C, H, W)`` (float data in [0, 1] is
+rounded to 8 bits, as an image file would be), or, for users' own networks, float32 vectors
+``(N, D)``. ``fingerprint`` names the data (shape, dtype and a hash of the bytes) so that a run's
+config records what it was trained on without storing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaekit.data.dataset import ImageDataset
+from vaekit.data.images import DataError
+
+MEMORY_SOURCE = "memory"
+
+
+def is_in_memory(data: Any) -> bool:
+    """Whether ``data`` is an object (array, tensor, dataset) rather than a path or spec string."""
+    return data is not None and not isinstance(data, str | Path)
+
+
+def from_memory(data: Any, labels: Any = None, *, allow_vectors: bool = False) -> ImageDataset:
+    """An ``ImageDataset`` from an array, tensor, ``torch.utils.data.Dataset`` or ``datasets.Dataset``.
+
+    numpy arrays are ``(N, H, W)`` or ``(N, H, W, C)``; torch tensors ``(N, C, H, W)`` or
+    ``(N, H, W)``; values uint8 or floats in [0, 1]. ``allow_vectors`` also accepts ``(N, D)``
+    float data (for a model built with ``VAE.from_modules``). ``labels``: ``(N,)`` or ``(N, K)``.
+    """
+    kind = _kind(data)
+    if kind == "hf":
+        images, found = _from_hf(data)
+    elif kind == "torch-dataset":
+        images, found = _from_torch_dataset(data)
+    else:
+        images, found = _array(data), None
+        if kind == "numpy" and images.ndim == 4 and images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3):
+            images = images.transpose(0, 3, 1, 2)
+    labels = found if labels is None else _array(labels)
+    dataset = ImageDataset(_normalise(images, allow_vectors), source=MEMORY_SOURCE)
+    if labels is not None:
+        if len(labels) != len(dataset):
+            raise DataError(f"data: {len(labels)} labels for {len(dataset)} images")
+        dataset.labels = labels
+    return dataset
+
+
+def fingerprint(dataset: ImageDataset) -> str:
+    """``shape dtype sha256-prefix`` of the dataset's values (what a config records for memory data)."""
+    images = np.ascontiguousarray(dataset.images)
+    digest = hashlib.sha256(memoryview(images).cast("B")).hexdigest()[:16]
+    return f"{'x'.join(map(str, images.shape))} {images.dtype} sha256:{digest}"
+
+
+def _kind(data: Any) -> str:
+    module = type(data).__module__
+    if module.startswith("datasets.") and hasattr(data, "features"):
+        return "hf"
+    if isinstance(data, np.ndarray):
+        return "numpy"
+    import torch
+
+    if isinstance(data, torch.Tensor):
+        return "torch"
+    if isinstance(data, torch.utils.data.Dataset):
+        return "torch-dataset"
+    if isinstance(data, Sequence) and data and hasattr(data[0], "__array__"):
+        return "numpy"
+    raise DataError(
+        f"data: cannot use a {type(data).__name__}; give a path, a numpy array, a torch tensor, "
+        "a torch Dataset or a Hugging Face dataset"
+    )
+
+
+def _array(values: Any) -> np.ndarray:
+    import torch
+
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _normalise(images: np.ndarray, allow_vectors: bool) -> np.ndarray:
+    """uint8 ``(N, C, H, W)`` images, or float32 ``(N, D)`` vectors when allowed."""
+    if len(images) == 0:
+        raise DataError("data: the array holds no items")
+    if images.ndim == 2:
+        if not allow_vectors:
+            raise DataError(
+                f"data: a {images.shape} array is vectors, not images; vectors need your own networks "
+                "(vaekit.VAE.from_modules)"
+            )
+        vectors = images.astype(np.float32)
+        if not np.isfinite(vectors).all():
+            raise DataError("data: the array holds NaN or infinite values")
+        return vectors
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or images.shape[1] not in (1, 3, 4):
+        raise DataError(
+            f"data: expected images (N, H, W), (N, H, W, C) (numpy) or (N, C, H, W) (torch) with 1 or 3 channels,"
+            f" got shape {images.shape}"
+        )
+    if images.shape[1] == 4:
+        images = images[:, :3]
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images)
+    if images.dtype == np.bool_:
+        return images.astype(np.uint8) * 255
+    if not np.issubdtype(images.dtype, np.number):
+        raise DataError(f"data: images of dtype {images.dtype} are not numbers")
+    values = images.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise DataError("data: the images hold NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if low < 0 or high > 1:
+        raise DataError(f"data: float images must lie in [0, 1] (these span {low:.3g} to {high:.3g}); or pass uint8")
+    return np.rint(values * 255).astype(np.uint8)
+
+
+def _from_torch_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Items are images or (image, label) pairs: tensors (C, H, W), arrays (H, W[, C]) or PIL images."""
+    images, labels = [], []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if isinstance(item, tuple | list):
+            item, label = item[0], item[1]
+            labels.append(_array(label))
+        images.append(_item_image(item))
+    return np.stack(images), (np.stack(labels) if labels else None)
+
+
+def _item_image(item: Any) -> np.ndarray:
+    """One image item as ``(C, H, W)``: torch tensors are CHW, arrays and PIL images HW[C]."""
+    import torch
+
+    if isinstance(item, torch.Tensor):
+        array = item.detach().cpu().numpy()
+        return array[None] if array.ndim == 2 else array
+    array = np.asarray(item)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _from_hf(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """A ``datasets.Dataset`` with an Image column (and a ClassLabel / int column as labels)."""
+    from datasets import ClassLabel, Image, Value
+
+    features = dataset.features
+    image_columns = [name for name, feature in features.items() if isinstance(feature, Image)]
+    if not image_columns:
+        raise DataError(f"data: the Hugging Face dataset has no Image column (columns: {', '.join(features)})")
+    label_columns = [
+        name
+        for name, feature in features.items()
+        if isinstance(feature, ClassLabel) or (isinstance(feature, Value) and feature.dtype.startswith("int"))
+    ]
+    column = image_columns[0]
+    images = [_pil_image(image) for image in dataset[column]]
+    if len({image.shape for image in images}) > 1:
+        raise DataError("data: the Hugging Face dataset's images differ in size; resize them first (dataset.map)")
+    labels = np.asarray(dataset[label_columns[0]]) if label_columns else None
+    return np.stack(images), labels
+
+
+def _pil_image(image: Any) -> np.ndarray:
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    array = np.asarray(image)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -1,0 +1,76 @@
+"""Export a model's encoder and decoder as ONNX or TorchScript files.
+
+``encoder``: images ``(B, C, H, W)`` in [0, 1] -> ``(mean, logvar)`` of the posterior;
+``decoder``: latents ``(B, *latent_shape)`` -> images in [0, 1]. The batch dimension is dynamic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vaekit.models.base import VAE
+
+FORMATS = ("onnx", "torchscript")
+
+
+class ImageEncoder(nn.Module):
+    """[0, 1] images -> posterior (mean, logvar)."""
+
+    def __init__(self, model: VAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        posterior = self.model.encode(self.model.likelihood.prepare(images))
+        return posterior.mean, posterior.logvar
+
+
+class ImageDecoder(nn.Module):
+    """Latents -> [0, 1] images."""
+
+    def __init__(self, model: VAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.likelihood.mean(self.model.decode(z))
+
+
+def export(model: VAE, folder: str | Path, fmt: str = "onnx") -> list[Path]:
+    """Write ``encoder.<ext>`` and ``decoder.<ext>`` for ``model`` into ``folder``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = model.cpu().eval()
+    images = torch.rand(2, *model.image_shape)
+    latents = torch.randn(2, *model.latent_shape)
+    written = []
+    for name, module, example, inputs, outputs in (
+        ("encoder", ImageEncoder(model), images, ["images"], ["mean", "logvar"]),
+        ("decoder", ImageDecoder(model), latents, ["latents"], ["images"]),
+    ):
+        if fmt == "torchscript":
+            path = folder / f"{name}.pt"
+            with torch.no_grad():
+                torch.jit.trace(module, example, check_trace=False).save(str(path))
+        else:
+            path = folder / f"{name}.onnx"
+            _export_onnx(module, example, path, inputs, outputs)
+        written.append(path)
+    return written
+
+
+def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inputs: list[str], outputs: list[str]) -> None:
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+    except ImportError as err:
+        raise ValueError("export --format onnx needs onnx: pip install 'vaekit[onnx]'") from err
+    axes = {name: {0: "batch"} for name in inputs + outputs}
+    with torch.no_grad():
+        torch.onnx.export(
+            module, (example,), str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes, dynamo=False
+        )
