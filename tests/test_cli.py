@@ -162,3 +162,33 @@ def test_latent_map_command(trained_run, tmp_path):
     out = tmp_path / "map.png"
     assert main(["latent-map", str(trained_run), "--method", "pca", "--max-points", "30", "-o", str(out)]) == 0
     assert out.is_file()
+
+
+def test_config_prints_yaml_that_train_takes_back(tmp_path, capsys):
+    assert main(["config", "--preset", "conv-mnist", "--set", "train.epochs=1"]) == 0
+    text = capsys.readouterr().out
+    (tmp_path / "f.yaml").write_text(text)
+    from vaekit.config import Config, load_preset
+
+    assert Config.from_yaml(tmp_path / "f.yaml") == load_preset("conv-mnist").with_overrides(["train.epochs=1"])
+    args = ["train", "--config", str(tmp_path / "f.yaml"), "--data", "shapes", "--out", str(tmp_path / "run")]
+    small = ["data.num_images=64", "model.channels=[8,16]", "train.batch_size=32", "train.threads=1"]
+    assert main([*args, "--set", *small]) == 0
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_info_export_and_help_show_what_they_promise(trained_run, tmp_path, capsys):
+    assert main(["info", str(trained_run), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["architecture"] == "conv" and info["parameters"] > 0
+    assert main(["export", str(trained_run), "--format", "torchscript", "-o", str(tmp_path / "ts")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ts").iterdir()) == ["decoder.pt", "encoder.pt"]
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "(default: 64)" in capsys.readouterr().out
+
+
+def test_console_script_help_answers_without_importing_torch():
+    code = "import sys; from vaekit.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

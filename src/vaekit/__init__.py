@@ -38,7 +38,27 @@ _EXPORTS = {
     "allow_code": "vaekit.plugins",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "VAE",
+    "Callback",
+    "Config",
+    "allow_code",
+    "attributes",
+    "available_presets",
+    "create_model",
+    "edit",
+    "evaluate",
+    "interpolate",
+    "latent_map",
+    "load",
+    "load_images",
+    "load_preset",
+    "reconstruct",
+    "resolve_config",
+    "sample",
+    "serve",
+    "train",
+]
 
 if TYPE_CHECKING:
     from vaekit.api import (

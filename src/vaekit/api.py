@@ -349,7 +349,9 @@ def _deep_merge(base: dict[str, Any], update: Any) -> dict[str, Any]:
         raise ConfigError(f"config file: expected a mapping at the top, got {type(update).__name__}")
     merged = dict(base)
     for key, value in update.items():
-        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 

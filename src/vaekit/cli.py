@@ -265,7 +265,10 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from vaekit.serve import serve  # the web stack loads only for this command
+    from vaekit.optional import require
+
+    require("fastapi", "serve", "vaekit serve")  # the web stack loads only for this command
+    from vaekit.serve import serve
 
     serve(args.run, args.host, args.port, args.device)
 
@@ -291,7 +294,9 @@ def _sample(args: argparse.Namespace) -> None:
     from vaekit import api
     from vaekit.explore.sampling import dump_images
 
-    images = api.sample(api.load(args.run, trust_code=args.trust_code), args.n, seed=args.seed, temperature=args.temperature)
+    images = api.sample(
+        api.load(args.run, trust_code=args.trust_code), args.n, seed=args.seed, temperature=args.temperature
+    )
     print(f"wrote {_save_grid(images, args.output)}")
     if args.dump:
         print(f"wrote {len(dump_images(images, args.dump))} images to {args.dump}")
@@ -336,7 +341,9 @@ def _evaluate(args: argparse.Namespace) -> None:
         "lpips_linear_weights": args.lpips_weights,
     }
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    report = api.evaluate(args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, **settings)
+    report = api.evaluate(
+        args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, **settings
+    )
     json_path, markdown = write_report(report, args.output or Path(args.run) / f"evaluation-{args.split}.json")
     print(markdown.read_text().split("Settings:")[0].rstrip())
     print(f"\nwrote {json_path} and {markdown}")

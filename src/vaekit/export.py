@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -55,7 +56,8 @@ def export(model: VAE, folder: str | Path, fmt: str = "onnx") -> list[Path]:
     ):
         if fmt == "torchscript":
             path = folder / f"{name}.pt"
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notes; the files work
                 torch.jit.trace(module, example, check_trace=False).save(str(path))
         else:
             path = folder / f"{name}.onnx"
@@ -70,7 +72,8 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inputs: l
     except ImportError as err:
         raise ValueError("export --format onnx needs onnx: pip install 'vaekit[onnx]'") from err
     axes = {name: {0: "batch"} for name in inputs + outputs}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             module, (example,), str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes, dynamo=False
         )

@@ -58,7 +58,7 @@ def write_model_card(
         + (f" (fingerprint {info['data']['fingerprint']})" if info["data"]["fingerprint"] else "")
         + f"\n- steps: {steps}\n- vaekit {info['vaekit_version']}, torch {info['torch_version']}\n\n"
         "## Final held-out metrics\n\n| metric | value |\n|---|---|\n"
-        f"{rows}\n\n## Use\n\n```python\nimport vaekit\nmodel = vaekit.load(\"THIS_FOLDER_OR_HUB_ID\")\n"
+        f'{rows}\n\n## Use\n\n```python\nimport vaekit\nmodel = vaekit.load("THIS_FOLDER_OR_HUB_ID")\n'
         "images = model.generate(16)  # (16, C, H, W) in [0, 1]\n```\n"
     )
 

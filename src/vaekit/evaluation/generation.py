@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
-from scipy import linalg
+
+from vaekit.optional import require
 
 
 @torch.no_grad()
@@ -19,6 +20,7 @@ def extract_features(network: Callable[[torch.Tensor], torch.Tensor], batches: I
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """FID between two feature sets ``(N, D)``: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2)."""
+    linalg = require("scipy.linalg", "eval", "FID")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     root = linalg.sqrtm(cov_a @ cov_b)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-import numpy as np
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
 from vaekit.data.dataset import ImageDataset
 from vaekit.explore.attributes import posterior_means
 from vaekit.models.base import VAE
+from vaekit.optional import require
 
 METHODS = ("tsne", "pca", "umap")
 
@@ -19,19 +20,14 @@ METHODS = ("tsne", "pca", "umap")
 def project(points: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
     """``(N, D)`` -> ``(N, 2)``."""
     if method == "pca":
-        from sklearn.decomposition import PCA
-
-        return PCA(n_components=2, random_state=seed).fit_transform(points)
+        decomposition = require("sklearn.decomposition", "eval", "a PCA latent map")
+        return decomposition.PCA(n_components=2, random_state=seed).fit_transform(points)
     if method == "tsne":
-        from sklearn.manifold import TSNE
-
+        manifold = require("sklearn.manifold", "eval", "a t-SNE latent map")
         perplexity = max(2.0, min(30.0, (len(points) - 1) / 3))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+        return manifold.TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
     if method == "umap":
-        try:
-            import umap
-        except ImportError as err:
-            raise ValueError("--method umap needs the umap-learn package (pip install umap-learn)") from err
+        umap = require("umap", "umap", "a UMAP latent map")
         return umap.UMAP(n_components=2, random_state=seed).fit_transform(points)
     raise ValueError(f"unknown projection {method!r}: use tsne, pca or umap")
 

@@ -49,7 +49,10 @@ def modules_from_config(config: ModulesConfig, trust_code: bool) -> tuple[nn.Mod
     if not config.encoder or not config.decoder:
         raise ValueError("model.arch 'modules' needs model.modules.encoder and .decoder (made by VAE.from_modules)")
     built = []
-    for role, spec, kwargs in (("encoder", config.encoder, config.encoder_args), ("decoder", config.decoder, config.decoder_args)):
+    for role, spec, kwargs in (
+        ("encoder", config.encoder, config.encoder_args),
+        ("decoder", config.decoder, config.decoder_args),
+    ):
         cls = import_object(spec, f"model.modules.{role}", trust_code)
         try:
             built.append(cls(**kwargs))

@@ -15,20 +15,14 @@ from typing import Any
 import numpy as np
 
 from vaekit.config import ConfigError
+from vaekit.optional import require
 from vaekit.training.callbacks import Callback
 
 LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
 
 
 def _require(module: str, extra: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ConfigError(
-            f"train.loggers: {extra} needs the {module} package: pip install 'vaekit[{extra}]' ({err})"
-        ) from err
+    return require(module, extra, f"train.loggers: {extra}")
 
 
 def _scalars(row: dict[str, Any]) -> dict[str, float]:
@@ -111,6 +105,8 @@ class MLflowLogger(Callback):
         self.name = name
 
     def on_start(self, trainer) -> None:
+        if self.uri.startswith("file:"):  # MLflow 3 asks for an explicit opt-in to its file store
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.mlflow.set_tracking_uri(self.uri)
         self.mlflow.set_experiment("vaekit")
         self.mlflow.start_run(run_name=self.name)

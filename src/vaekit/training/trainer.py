@@ -179,6 +179,8 @@ class Trainer:
             + (f" (resuming at step {self.step})" if self.step else "")
             + (f" on {self.ranks.world} processes" if self.ranks.distributed else "")
         )
+        if self.ranks.is_main:
+            self.callbacks.on_start(self)  # trackers start here, outside the clock
         self._clock = _Clock(self.elapsed)
         epoch, start = divmod(self.step, self.steps_per_epoch)
         stop_reason = None
@@ -191,8 +193,6 @@ class Trainer:
             disable=not self.ranks.is_main or not _interactive(),
         )
         self._total = total
-        if self.ranks.is_main:
-            self.callbacks.on_start(self)
         with self._stop_on_signals() as stop:
             while self.step < total and stop_reason is None:
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
@@ -323,7 +323,9 @@ class Trainer:
             with self.objective.export_context():
                 samples = self.model.sample(n, generator=generator)
         return {
-            "recon": save_grid(interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row),
+            "recon": save_grid(
+                interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row
+            ),
             "samples": save_grid(samples, self.run.images / f"samples-{tag}.png", per_row),
         }
 
@@ -347,7 +349,9 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
         if self.ranks.is_main:
-            path = save_checkpoint(self.run.checkpoints, self.step, self.model, state, self.config.train.keep_checkpoints)
+            path = save_checkpoint(
+                self.run.checkpoints, self.step, self.model, state, self.config.train.keep_checkpoints
+            )
             self.callbacks.on_checkpoint(self, path)
         distributed.barrier()
 
@@ -369,7 +373,8 @@ class Trainer:
                 plot_curves(self.metrics.read(), self.run.curves)
                 self.callbacks.on_end(self, self.last_validation, True)
             raise TrainingStopped(
-                f"stopped by {interrupted_by} at step {self.step}; continue with: vaekit train --resume {self.run.root}",
+                f"stopped by {interrupted_by} at step {self.step}; "
+                f"continue with: vaekit train --resume {self.run.root}",
                 interrupted_by,
             )
         if self.metrics is None:

@@ -1,0 +1,248 @@
+"""The Python API as a notebook user meets it: in-memory data, own networks, reload, image-space methods."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vaekit
+from tests.networks import MLPDecoder, MLPEncoder
+from vaekit.config import ConfigError
+from vaekit.data import DataError
+from vaekit.plugins import UntrustedCode
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "model.latent_dim=4",
+    "model.channels=[8,16]",
+    "likelihood.name=gaussian",
+    "likelihood.scale=0.1",
+    "train.epochs=2",
+    "train.batch_size=16",
+    "train.log_every=2",
+    "train.grid_size=4",
+    "train.threads=1",
+]
+
+
+def digits(n: int = 64, size: int = 16) -> np.ndarray:
+    """uint8 (N, H, W) pictures: a bright square whose position depends on the index."""
+    images = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        top = i % (size - 4)
+        images[i, top : top + 4, 4:8] = 255
+    return images
+
+
+def fresh_process(code: str) -> str:
+    """Run ``code`` in a new interpreter (nothing cached from this one) and return its stdout."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_train_from_a_numpy_array_records_the_data_and_reloads_in_a_fresh_process(tmp_path):
+    images = digits()
+    run = vaekit.train(data=images, out=tmp_path / "run", overrides=TINY)
+    config = vaekit.load(run).config
+    assert config.data.source == "memory" and config.data.image_size == 16 and config.data.channels == 1
+    assert config.data.fingerprint.startswith("64x1x16x16 uint8 sha256:")
+    out = fresh_process(
+        f"""
+        import vaekit
+        model = vaekit.load({str(run)!r})
+        images = model.generate(5, seed=0)
+        print(tuple(images.shape), float(images.min()) >= 0, float(images.max()) <= 1)
+        """
+    )
+    assert out.strip() == "(5, 1, 16, 16) True True"
+
+
+def test_float_tensor_nchw_and_numpy_nhwc_are_the_same_data(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), dtype=np.uint8)
+    from vaekit.data.memory import fingerprint, from_memory
+
+    as_numpy = from_memory(rgb)
+    as_tensor = from_memory(torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0)
+    assert as_numpy.image_shape == (3, 16, 16)
+    np.testing.assert_array_equal(as_numpy.images, as_tensor.images)
+    assert fingerprint(as_numpy) == fingerprint(as_tensor)
+    run = vaekit.train(
+        data=torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0, out=tmp_path / "t", overrides=TINY
+    )
+    assert vaekit.load(run).image_shape == (3, 16, 16)
+
+
+def test_a_torch_dataset_of_image_label_pairs_trains_and_keeps_its_labels(tmp_path):
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self):
+            return 48
+
+        def __getitem__(self, i):
+            return torch.from_numpy(digits(48)[i]).float()[None] / 255.0, i % 3
+
+    from vaekit.data.memory import from_memory
+
+    dataset = from_memory(Pairs())
+    assert dataset.labels.tolist()[:4] == [0, 1, 2, 0]
+    run = vaekit.train(data=Pairs(), out=tmp_path / "run", overrides=TINY)
+    assert (run / "model" / "model.safetensors").is_file()
+
+
+def test_a_hugging_face_dataset_with_an_image_column(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    pictures = [Image.fromarray(image) for image in digits(40)]
+    hf = datasets.Dataset.from_dict({"image": pictures, "label": [i % 2 for i in range(40)]}).cast_column(
+        "image", datasets.Image()
+    )
+    from vaekit.data.memory import from_memory
+
+    dataset = from_memory(hf)
+    assert dataset.image_shape == (1, 16, 16) and dataset.labels.tolist()[:3] == [0, 1, 0]
+    np.testing.assert_array_equal(dataset.images[:, 0], digits(40))
+
+
+def test_bad_in_memory_data_gets_one_clear_line():
+    from vaekit.data.memory import from_memory
+
+    with pytest.raises(DataError, match=r"must lie in \[0, 1\]"):
+        from_memory(np.full((4, 8, 8), 3.0))
+    with pytest.raises(DataError, match="vectors, not images"):
+        from_memory(np.zeros((4, 2), np.float32))
+    with pytest.raises(DataError, match="NaN"):
+        from_memory(np.full((4, 8, 8), np.nan))
+    with pytest.raises(DataError, match="cannot use a dict"):
+        from_memory({"a": 1})
+
+
+def test_own_networks_train_and_reload_in_a_fresh_process_only_with_trust(tmp_path):
+    model = vaekit.VAE.from_modules(
+        MLPEncoder(256, 2),
+        MLPDecoder(2, (1, 16, 16)),
+        latent_shape=2,
+        likelihood="gaussian",
+        scale=0.1,
+        encoder_args={"inputs": 256, "latent": 2},
+        decoder_args={"latent": 2, "shape": [1, 16, 16]},
+    )
+    run = vaekit.train(
+        data=digits(), model=model, out=tmp_path / "run", overrides=["train.epochs=2", "train.batch_size=16"]
+    )
+    config = vaekit.load(run, trust_code=True).config
+    assert config.model.arch == "modules" and config.model.modules.encoder == "tests.networks:MLPEncoder"
+    assert config.likelihood.name == "gaussian" and config.likelihood.scale == 0.1
+    with pytest.raises(UntrustedCode, match="--trust-code"):
+        vaekit.load(run)
+    same = vaekit.load(run, modules=(MLPEncoder(256, 2), MLPDecoder(2, (1, 16, 16))))
+    torch.testing.assert_close(same.decode_images(torch.zeros(1, 2)), model.decode_images(torch.zeros(1, 2)))
+    out = fresh_process(
+        f"""
+        import vaekit, torch
+        model = vaekit.load({str(run)!r}, trust_code=True)
+        images = model.generate(3, seed=1)
+        print(type(model.encoder).__name__, tuple(images.shape), bool(((images >= 0) & (images <= 1)).all()))
+        """
+    )
+    assert out.strip() == "MLPEncoder (3, 1, 16, 16) True"
+
+
+def test_own_networks_train_on_vectors_with_every_objective(tmp_path):
+    points = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
+    for objective in ("elbo", "soft-intro"):
+        model = vaekit.VAE.from_modules(
+            MLPEncoder(2, 2),
+            MLPDecoder(2, (2,)),
+            latent_shape=(2,),
+            likelihood="gaussian",
+            output="identity",
+            encoder_args={"inputs": 2},
+            decoder_args={"shape": [2]},
+        )
+        run = vaekit.train(
+            data=points,
+            model=model,
+            out=tmp_path / objective,
+            overrides=[f"objective.name={objective}", "train.epochs=1", "train.batch_size=64"],
+        )
+        assert vaekit.load(run, trust_code=True).config.data.vector_dim == 2
+        assert model.generate(4).shape == (4, 2)
+
+
+def test_a_plug_in_architecture_and_objective_need_trust(tmp_path):
+    overrides = [
+        *TINY,
+        "model.arch=tests.networks:TinyPluginVAE",
+        "model.options.hidden=8",
+        "objective.name=tests.networks:CountingELBO",
+    ]
+    with pytest.raises(UntrustedCode, match=r"model\.arch"):
+        vaekit.train(data=digits(), out=tmp_path / "no", overrides=overrides)
+    run = vaekit.train(data=digits(), out=tmp_path / "yes", overrides=overrides, trust_code=True)
+    assert "steps_seen" in (run / "metrics.csv").read_text().splitlines()[0]
+    assert type(vaekit.load(run, trust_code=True)).__name__ == "TinyPluginVAE"
+
+
+def test_image_space_methods_return_images_in_the_unit_range(tmp_path):
+    run = vaekit.train(data=digits(), out=tmp_path / "run", overrides=TINY)
+    model = vaekit.load(run)
+    z = torch.randn(3, *model.latent_shape) * 5
+    decoded = model.decode_images(z)
+    raw = model.decode(z)
+    assert decoded.min() >= 0 and decoded.max() <= 1 and not torch.equal(decoded, raw)
+    recon = vaekit.reconstruct(model, digits(4))
+    assert recon.shape == (4, 1, 16, 16) and recon.min() >= 0 and recon.max() <= 1
+    assert vaekit.sample(run, 6, seed=3).shape == (6, 1, 16, 16)
+    frames = vaekit.interpolate(model, digits(2), steps=5, gif=tmp_path / "walk.gif")
+    assert frames.shape == (5, 1, 16, 16) and (tmp_path / "walk.gif").is_file()
+
+
+def test_evaluate_and_attributes_take_memory_data_and_say_when_it_is_missing(tmp_path):
+    images = digits()
+    run = vaekit.train(data=images, out=tmp_path / "run", overrides=TINY)
+    with pytest.raises(DataError, match=r"trained on in-memory data.*pass the data again"):
+        vaekit.evaluate(run, metrics=["elbo"])
+    report = vaekit.evaluate(run, images[:16], metrics=["elbo", "reconstruction"])
+    assert report["data"]["images"] == 16 and report["metrics"]["reconstruction"]["psnr"] > 0
+    labels = (np.arange(64)[:, None] % 2 == np.array([[0, 1]])).astype(np.int8)
+    vectors = vaekit.attributes(run, images, labels=labels, label_names=["even", "odd"], save=True)
+    assert set(vectors.vectors) == {"even", "odd"}
+    edited = vaekit.edit(run, images[:2], {"odd": 1.0})
+    assert edited.shape == (2, 1, 16, 16)
+    assert vaekit.latent_map(run, images, tmp_path / "map.png", method="pca").is_file()
+
+
+def test_a_config_file_overrides_the_preset_key_by_key(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train:\n  lr: 0.005\n")
+    config = vaekit.resolve_config(path, "conv-mnist")
+    preset = vaekit.load_preset("conv-mnist")
+    assert config.train.lr == 0.005 and config.model == preset.model and config.train.epochs == preset.train.epochs
+    with pytest.raises(ConfigError, match="aliases"):
+        path.write_text("a: &x [1]\nb: *x\n")
+        vaekit.resolve_config(path)
+
+
+def test_importing_vaekit_loads_nothing_heavy_and_keeps_the_matplotlib_backend():
+    out = fresh_process(
+        """
+        import sys
+        import vaekit
+        print('torch' in sys.modules, 'matplotlib' in sys.modules)
+        import matplotlib
+        matplotlib.use('svg')
+        vaekit.Config  # the config module alone
+        from vaekit.training import run_dir
+        print(matplotlib.get_backend())
+        """
+    )
+    assert out.split() == ["False", "False", "svg"]

@@ -1,0 +1,60 @@
+"""Model folders describe themselves and load from a path or a Hub id (a local snapshot; no network)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import vaekit
+from tests.helpers import tiny_config
+from vaekit.sharing import describe
+from vaekit.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return Trainer(tiny_config(), tmp_path_factory.mktemp("share") / "run").fit()
+
+
+def test_a_finished_run_has_a_model_card_with_versions_data_and_final_metrics(run):
+    info = json.loads((run / "model" / "vaekit.json").read_text())
+    assert info["vaekit_version"] == vaekit.__version__ and info["architecture"] == "conv"
+    assert info["steps"] == 14 and info["final_metrics"]["neg_elbo"] > 0
+    assert info["data"]["source"] == "shapes" and info["parameters"] > 1000
+    card = (run / "model" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: vaekit") and "neg_elbo" in card
+
+
+def test_save_pretrained_round_trips(run, tmp_path):
+    model = vaekit.load(run)
+    folder = model.save_pretrained(tmp_path / "shared")
+    again = vaekit.load(folder)
+    z = torch.randn(2, *model.latent_shape)
+    torch.testing.assert_close(again.decode_images(z), model.decode_images(z))
+    assert again.info["final_metrics"] == model.info["final_metrics"]
+
+
+def test_a_hub_id_loads_from_the_local_hub_cache_when_offline(run, tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--tiny-vae" / "snapshots" / ("0" * 40)
+    vaekit.load(run).save_pretrained(snapshot)
+    (cache / "models--someone--tiny-vae" / "refs").mkdir()
+    (cache / "models--someone--tiny-vae" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model = vaekit.load("someone/tiny-vae")
+    assert model.config.model.arch == "conv" and model.info["steps"] == 14
+    with pytest.raises(ValueError, match="the Hub could not provide it"):
+        vaekit.load("someone/not-there")
+
+
+def test_info_describes_a_run(run):
+    info = describe(str(run))
+    assert info["architecture"] == "conv" and info["steps"] == 14 and "neg_elbo" in info["final_metrics"]
