@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,17 +17,8 @@ def test_projection_to_two_dimensions(method):
 
 
 def test_umap_without_the_package_is_a_clear_error(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_umap(name, *args, **kwargs):
-        if name == "umap":
-            raise ImportError("No module named 'umap'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_umap)
-    with pytest.raises(ValueError, match="pip install umap-learn"):
+    monkeypatch.setitem(sys.modules, "umap", None)  # what Python does for a package that is not installed
+    with pytest.raises(ValueError, match=r"needs the umap package: pip install 'vaekit\[umap\]'"):
         project(np.zeros((5, 2)), "umap")
 
 
