@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from tests.helpers import tiny_config
@@ -37,3 +38,13 @@ def test_loss_decreases_on_a_fixed_batch():
     for step in range(1, 40):
         last = objective.step(batch, StepInfo(step, 0.0))["loss"].item()
     assert last < first
+
+
+def test_the_one_over_batch_weight_uses_the_whole_update_not_this_micro_batch():
+    config = tiny_config(**{"objective.kl.schedule": "inverse_batch"})
+    model = create_model(config)
+    objective = create_objective(model, config, Precision("fp32", torch.device("cpu")))
+    scalars = objective.step(torch.rand(8, 3, 16, 16), StepInfo(step=0, epoch=0.0, total_steps=10, batch_size=64))
+    assert scalars["kl_weight"].item() == pytest.approx(1 / 64)
+    scalars = objective.step(torch.rand(8, 3, 16, 16), StepInfo(step=1, epoch=0.0, total_steps=10))
+    assert scalars["kl_weight"].item() == pytest.approx(1 / 8)  # no global size given: the batch itself

@@ -36,3 +36,9 @@ def test_free_bits_floor_each_dimension_batch_mean():
     kl = torch.tensor([[0.1, 2.0], [0.3, 4.0]])  # batch means: 0.2 and 3.0
     assert penalised_kl(kl, 0.0).item() == pytest.approx(3.2)
     assert penalised_kl(kl, 0.5).item() == pytest.approx(3.5)
+
+
+def test_free_bits_floor_the_batch_mean_not_each_sample():
+    kl = torch.tensor([[0.1, 2.0], [0.9, 4.0]])  # dim 0: samples 0.1 and 0.9, batch mean 0.5
+    assert penalised_kl(kl, 0.4).item() == pytest.approx(0.5 + 3.0)  # the mean clears the floor
+    assert penalised_kl(kl, 0.6).item() == pytest.approx(0.6 + 3.0)
