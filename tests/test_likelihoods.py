@@ -77,3 +77,12 @@ def test_mean_image_is_in_unit_range(name, params):
 def test_unknown_likelihood():
     with pytest.raises(ValueError, match="unknown likelihood"):
         create_likelihood(LikelihoodConfig(name="poisson"))
+
+
+@pytest.mark.parametrize("name", ["gaussian", "laplace"])
+def test_the_config_decides_whether_the_scale_is_learned(name):
+    learned = create_likelihood(LikelihoodConfig(name=name, scale=0.2, learn_scale=True))
+    fixed = create_likelihood(LikelihoodConfig(name=name, scale=0.2, learn_scale=False))
+    assert [n for n, _ in learned.named_parameters()] == ["log_scale"]
+    assert list(fixed.parameters()) == [] and "log_scale" in dict(fixed.named_buffers())
+    assert learned.log_scale.item() == pytest.approx(math.log(0.2))

@@ -5,10 +5,10 @@ from torch import nn
 from vaekit.models.blocks import Conv2d
 
 
-def _pair(**options):
+def _pair(kernel=4, **options):
     torch.manual_seed(0)
-    reference = nn.Conv2d(8, 16, 4, **options)
-    lowered = Conv2d(8, 16, 4, **options)
+    reference = nn.Conv2d(8, 16, kernel, **options)
+    lowered = Conv2d(8, 16, kernel, **options)
     lowered.load_state_dict(reference.state_dict())
     return reference, lowered
 
@@ -21,6 +21,9 @@ def _pair(**options):
         (14, {"stride": 2, "padding": 1}),  # 7x7 output: oneDNN
         (3, {"stride": 2, "padding": 1, "padding_mode": "reflect"}),  # unfold pads with zeros only
         (4, {"padding": "same"}),
+        (3, {"kernel": 2, "dilation": 2}),  # 1x1 output only when the dilation is counted
+        (5, {"kernel": 3, "dilation": 2, "padding": 1}),
+        (3, {"stride": 2, "padding": 1, "groups": 2}),  # grouped: unfold + one matmul would be wrong
     ],
 )
 def test_the_small_output_conv_computes_what_nn_conv2d_computes_with_the_same_gradients(size, options):

@@ -43,3 +43,15 @@ def test_non_square_is_rejected():
         from vaekit.models.conv import ConvVAE
 
         ConvVAE(tiny_config().model, Bernoulli(), (3, 16, 20))
+
+
+def test_every_encoder_and_decoder_layer_is_followed_by_its_activation():
+    from torch import nn
+
+    model = create_model(tiny_config(**{"model.hidden_dim": 24, "model.activation": "silu"}))
+    encoder = list(model.encoder)
+    hidden = [i for i, m in enumerate(encoder) if isinstance(m, nn.Linear)]
+    assert hidden and all(isinstance(encoder[i + 1], nn.SiLU) for i in hidden)
+    assert all(isinstance(block[-1], nn.SiLU) for block in encoder if isinstance(block, nn.Sequential))
+    decoder = list(model.decoder)
+    assert all(isinstance(decoder[i + 1], nn.SiLU) for i, m in enumerate(decoder) if isinstance(m, nn.Linear))

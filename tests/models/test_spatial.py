@@ -22,6 +22,16 @@ def test_latent_is_a_feature_map(size, channels, downsamplings):
     assert model.sample(2).shape == (2, 3, size, size)
 
 
+def test_the_sample_norm_normalises_each_sample_over_all_channels_and_pixels():
+    from vaekit.models.spatial import _norm
+
+    norm = _norm("sample", 64)
+    x = torch.randn(2, 64, 4, 4) * torch.arange(1, 65.0).view(1, 64, 1, 1) + torch.arange(64.0).view(1, 64, 1, 1)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    std = x.var((1, 2, 3), unbiased=False, keepdim=True).add(norm.eps).sqrt()
+    torch.testing.assert_close(norm(x), (x - mean) / std, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("norm", ["instance", "group", "sample", "none"])
 def test_norms(norm):
     assert _spatial(**{"model.spatial.norm": norm})(torch.rand(2, 3, 16, 16)).params.shape == (2, 3, 16, 16)

@@ -108,3 +108,51 @@ def test_too_small_channel_base_is_a_clear_error():
 def test_non_power_of_two_is_rejected():
     with pytest.raises(ValueError, match="power-of-two"):
         _style(**{"data.image_size": 28})
+
+
+# ------------------------------------------------------------------ the layers, one formula each
+def test_noise_is_one_map_per_image_shared_by_all_channels_times_each_channel_scale():
+    from vaekit.models.style import NoiseInjection
+
+    injection = NoiseInjection(4).train()
+    injection.scale.data = torch.tensor([1.0, 2.0, -1.0, 0.5]).view(1, 4, 1, 1)
+    x = torch.zeros(2, 4, 5, 5)
+    added = injection(x) / injection.scale
+    for c in range(1, 4):
+        torch.testing.assert_close(added[:, c], added[:, 0])
+    assert not torch.equal(added[0, 0], added[1, 0])  # a map per image
+
+
+def test_blur_keeps_a_flat_image_flat_and_is_the_normalised_binomial():
+    from vaekit.models.style import Blur
+
+    flat = torch.full((1, 2, 6, 6), 3.0)
+    torch.testing.assert_close(Blur()(flat)[:, :, 1:-1, 1:-1], flat[:, :, 1:-1, 1:-1])
+    impulse = torch.zeros(1, 1, 5, 5)
+    impulse[0, 0, 2, 2] = 1.0
+    expected = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16
+    torch.testing.assert_close(Blur()(impulse)[0, 0, 1:4, 1:4], expected)
+
+
+def test_stylize_is_x_times_scale_plus_one_plus_bias():
+    from vaekit.models.style import StyleModulation
+
+    modulation = StyleModulation(3, 2, "stylize")
+    torch.nn.init.zeros_(modulation.dense.weight)
+    x = torch.randn(2, 2, 4, 4)
+    torch.testing.assert_close(modulation(x, torch.randn(2, 3)), x)  # zero style: identity
+    modulation.dense.bias.data = torch.tensor([0.5, -1.0, 0.1, 0.2])
+    expected = x * torch.tensor([1.5, 0.0]).view(1, 2, 1, 1) + torch.tensor([0.1, 0.2]).view(1, 2, 1, 1)
+    torch.testing.assert_close(modulation(x, torch.randn(2, 3)), expected)
+
+
+def test_a_style_layer_normalises_after_the_activation():
+    import torch.nn.functional as F
+
+    from vaekit.models.style import StyleLayer
+
+    layer = StyleLayer(2, 2, StyleConfig(style_dim=3, noise=False, blur=False), upsample=False, conv=False)
+    torch.nn.init.zeros_(layer.modulation.dense.weight)
+    x = torch.randn(2, 2, 4, 4) + 0.3
+    expected = F.instance_norm(F.leaky_relu(x, 0.2))
+    torch.testing.assert_close(layer(x, torch.randn(2, 3)), expected, rtol=1e-4, atol=1e-5)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaekit import noise
 from vaekit.config import ModelConfig, StyleConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
@@ -62,7 +63,8 @@ class NoiseInjection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        return x + self.scale * torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        # through vaekit.noise: each image's noise is the same however the batch is split
+        return x + self.scale * noise.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
 
 
 class StyleModulation(nn.Module):
