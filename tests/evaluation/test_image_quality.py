@@ -49,3 +49,21 @@ def test_ms_ssim_needs_161_pixels():
     assert ms_ssim(x, x).item() == pytest.approx(1.0, abs=1e-4)
     assert ms_ssim(x, (x + 0.2 * torch.rand_like(x)).clamp(0, 1)).item() < 0.99
     assert math.isfinite(ms_ssim(x, torch.zeros_like(x)).item())
+
+
+def test_ms_ssim_weights_each_scale_by_its_published_exponent():
+    from vaekit.evaluation.image_quality import _ssim_terms, _window
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 176, 176, generator=g)
+    y = (x + 0.3 * torch.randn(2, 1, 176, 176, generator=g)).clamp(0, 1)
+    a, b, terms = x.double(), y.double(), []
+    window = _window(11, 1.5, 1, a.device, a.dtype)
+    for scale in range(5):
+        full, cs = _ssim_terms(a, b, window)
+        terms.append(full if scale == 4 else cs)
+        a, b = torch.nn.functional.avg_pool2d(a, 2), torch.nn.functional.avg_pool2d(b, 2)
+    published = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # finest scale first (Wang et al. 2003)
+    expected = torch.stack([t.clamp_min(0) ** w for t, w in zip(terms, published, strict=True)], 1).prod(1)
+    assert len({round(t[0].item(), 3) for t in terms}) == 5  # the scales really differ
+    torch.testing.assert_close(ms_ssim(x, y), expected.float())

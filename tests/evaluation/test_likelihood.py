@@ -51,3 +51,32 @@ def test_active_units_count_dimensions_whose_mean_varies(model_and_images, monke
     usage = latent_usage(model, images)
     assert usage["active_units"] == 1 and usage["latent_dims"] == 4
     assert len(usage["kl_per_dim"]) == 4 and usage["kl_per_dim"][1] == 0.0
+
+
+class _ExactPosterior(torch.nn.Module):
+    """The true posterior of x = z + N(0, s^2): q(z|x) = N(x / (1 + s^2), s^2 / (1 + s^2))."""
+
+    def __init__(self, s: float) -> None:
+        super().__init__()
+        self.s2 = s * s
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a model needs a parameter (its device)
+
+    def forward(self, x):
+        var = torch.full_like(x, self.s2 / (1 + self.s2))
+        return x / (1 + self.s2) + self.anchor, var.log()
+
+
+def test_with_the_exact_posterior_every_k_gives_the_exact_log_likelihood():
+    """q = p(z|x) makes every importance weight equal p(x): the estimate is exact for any k,
+    which pins the -log k term and log q(z|x) (a posterior std far from 1)."""
+    import vaekit
+
+    s = 0.3
+    model = vaekit.VAE.from_modules(
+        _ExactPosterior(s), torch.nn.Identity(), latent_shape=3, likelihood="gaussian", scale=s, output="identity"
+    )
+    model.image_shape = (3,)
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32) * np.sqrt(1 + s * s)
+    exact = -torch.distributions.Normal(0.0, float(np.sqrt(1 + s * s))).log_prob(torch.from_numpy(x)).sum(1).mean()
+    for k in (1, 7, 50):
+        assert iwae_nll(model, x, k=k)["nll"] == pytest.approx(exact.item(), rel=1e-5)

@@ -1,8 +1,10 @@
+import math
+
 import pytest
 import torch
 from PIL import Image
 
-from vaekit.explore.interpolation import interpolate, save_gif, variance_preserving
+from vaekit.explore.interpolation import interpolate, save_gif, slerp, variance_preserving
 
 
 @pytest.mark.parametrize("mode", ["lerp", "slerp"])
@@ -54,3 +56,28 @@ def test_variance_preserving_path_keeps_the_prior_variance():
     torch.testing.assert_close(path[-1], b)
     assert all(abs(step.var().item() - 1) < 0.05 for step in path)
     assert interpolate(a, b, 9, "lerp")[4].var() < 0.6  # plain lerp shrinks it to 1/2 at the middle
+
+
+def test_slerp_measures_the_angle_between_directions_whatever_the_lengths():
+    a, b = torch.tensor([3.0, 0.0]), torch.tensor([3.0, 3.0])  # 45 degrees apart, lengths 3 and 4.24
+    middle = slerp(a, b, torch.tensor([0.5]))[0]
+    omega = math.pi / 4
+    expected = (math.sin(omega / 2) * a + math.sin(omega / 2) * b) / math.sin(omega)
+    torch.testing.assert_close(middle, expected)
+
+
+def test_the_manifold_animation_walks_the_variance_preserving_path(monkeypatch):
+    from tests.helpers import tiny_config
+    from vaekit.explore.sampling import manifold_frames
+    from vaekit.models import create_model
+
+    model = create_model(tiny_config()).eval()
+    decoded = []
+    real = model.to_image
+    monkeypatch.setattr(model, "to_image", lambda z: decoded.append(z) or real(z))
+    frames = manifold_frames(model, 2, 3, steps=5, seed=4)
+    assert len(frames) == 5
+    generator = torch.Generator().manual_seed(4)
+    a, b = model.prior_sample(6, generator=generator), model.prior_sample(6, generator=generator)
+    torch.testing.assert_close(torch.stack(decoded), variance_preserving(a, b, 5))
+    torch.testing.assert_close(decoded[2], (a * 2 + b * 2) / math.sqrt(8))
