@@ -112,3 +112,110 @@ def test_cached_images_are_memory_mapped_and_read_only(tmp_path):
     assert isinstance(data.images, np.memmap)
     with pytest.raises(ValueError):
         data.images[0, 0, 0, 0] = 1
+
+
+def test_the_fingerprint_holds_each_files_size_and_times(tmp_path):
+    _write(tmp_path / "a.png")
+    stat = (tmp_path / "a.png").stat()
+    (entry,) = ImageFiles.scan(tmp_path).fingerprint[1:]
+    assert entry == ("a.png", stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def test_a_same_size_file_copied_over_with_its_mtime_kept_is_decoded_again(tmp_path):
+    _write(tmp_path / "img" / "b.png", value=0)
+    assert _load(tmp_path / "img").images.mean() == 0
+    _write(tmp_path / "white.png", value=250)
+    old = (tmp_path / "img" / "b.png").stat()
+    (tmp_path / "img" / "b.png").write_bytes((tmp_path / "white.png").read_bytes())  # what cp -p does
+    os.utime(tmp_path / "img" / "b.png", ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert _load(tmp_path / "img").images[:, 0].mean() == 250
+
+
+def test_the_channel_count_is_part_of_the_cache_key(tmp_path):
+    _write(tmp_path / "a.png")
+    assert _load(tmp_path, channels=1).images.shape[1] == 1
+    assert _load(tmp_path, channels=3).images.shape[1] == 3
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    picture = Image.new("RGB", (40, 20), (0, 0, 255))
+    picture.paste((255, 0, 0), (0, 0, 20, 20))  # left half red, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    picture.save(tmp_path / "phone.jpg", exif=exif)
+    image = _load(tmp_path, image_size=16, crop="none").images[0].astype(int)
+    assert image[0, :4].mean() > 200 and image[0, -4:].mean() < 60  # red on top after rotation
+
+
+def test_gif_and_tiff_files_are_images_too(tmp_path):
+    _write(tmp_path / "a.gif", mode="P")
+    _write(tmp_path / "b.tif")
+    assert ImageFiles.scan(tmp_path).members == ("a.gif", "b.tif")
+
+
+def _zip_of_four(path, method=zipfile.ZIP_DEFLATED):
+    import io
+
+    def bmp(i):
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32), (40 * i, 90, 200)).save(buffer, "BMP")
+        return buffer.getvalue()
+
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for i in range(4):
+            archive.writestr(f"img{i}.bmp", bmp(i))
+    return bytearray(path.read_bytes())
+
+
+def _damage_first_member(path, method, offset_in_data, flag=None, compression=None):
+    data = _zip_of_four(path, method)
+    if flag is not None or compression is not None:
+        central = data.index(b"PK\x01\x02")
+        for start, field_offset, value in (
+            (0, 6, flag),
+            (central + 2, 6, flag),
+            (0, 8, compression),
+            (central + 2, 8, compression),
+        ):
+            if value is not None:
+                data[start + field_offset : start + field_offset + 2] = value.to_bytes(2, "little")
+    else:
+        name_length = int.from_bytes(data[26:28], "little")
+        start = 30 + name_length + offset_in_data
+        data[start : start + 20] = b"\xff" * 20
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("method", "damage"),
+    [
+        (zipfile.ZIP_DEFLATED, {"offset_in_data": 10}),  # a broken deflate stream
+        (zipfile.ZIP_STORED, {"offset_in_data": 60}),  # a CRC mismatch
+        (zipfile.ZIP_DEFLATED, {"offset_in_data": 0, "flag": 1}),  # marked encrypted
+        (zipfile.ZIP_DEFLATED, {"offset_in_data": 0, "compression": 98}),  # an unsupported method
+    ],
+)
+def test_a_damaged_zip_member_is_skipped_and_named_like_a_bad_file(tmp_path, method, damage):
+    _damage_first_member(tmp_path / "set.zip", method, **damage)
+    with pytest.warns(UserWarning, match=r"img0\.bmp") as warned:
+        data = _load(tmp_path / "set.zip")
+    assert len(data) == 3 and "set.zip" in str(warned[0].message)
+
+
+def test_an_oversized_zip_member_is_skipped_without_being_read(tmp_path, monkeypatch):
+    import vaekit.data.images as images
+
+    monkeypatch.setattr(images, "MAX_MEMBER_BYTES", 1 << 20)
+    _zip_of_four(tmp_path / "set.zip")
+    with zipfile.ZipFile(tmp_path / "set.zip", "a") as archive:
+        archive.writestr("zeros.bmp", bytes(4 << 20))
+    with pytest.warns(UserWarning, match=r"zeros\.bmp \(4194304 bytes uncompressed"):
+        assert len(_load(tmp_path / "set.zip")) == 4
+
+
+def test_a_file_that_is_not_a_zip_inside_is_one_clear_error(tmp_path):
+    data = _zip_of_four(tmp_path / "set.zip")
+    central = data.index(b"PK\x01\x02")
+    (tmp_path / "set.zip").write_bytes(bytes(data[: central + 10]) + bytes(data[-22:]))
+    with pytest.raises(DataError, match="set.zip"):
+        ImageFiles.scan(tmp_path / "set.zip")

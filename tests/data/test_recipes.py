@@ -57,3 +57,11 @@ def test_rgba_is_composited_over_white():
 def test_prepare_returns_channels_first():
     assert prepare(_marked(10, 10), 8, "center", 3).shape == (3, 8, 8)
     assert prepare(_marked(10, 10), 8, "center", 1).shape == (1, 8, 8)
+
+
+def test_downsizing_filters_instead_of_picking_pixels():
+    stripes = np.zeros((32, 32), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: any pixel picker returns pure black or white
+    small = apply_recipe(Image.fromarray(stripes), 8, "none")
+    values = np.asarray(small, dtype=float)
+    assert np.abs(values - 127.5).max() < 20  # a low-pass filter averages the stripes to grey

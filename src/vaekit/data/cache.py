@@ -2,18 +2,22 @@
 
 A cache entry is a folder ``<cache_dir>/<kind>-<key>/`` holding ``images.npy`` (uint8, memory
 mapped on load), optional ``labels.npy`` / ``partition.npy`` and ``meta.json``. The key hashes
-everything the result depends on (file names, sizes and modification times, image size, crop
-recipe, channels, code version), so a change to any of them builds a new entry. Entries are
-written to a temporary folder and renamed into place, so an interrupted build leaves nothing.
+everything the result depends on (file names, sizes, modification and change times, image size,
+crop recipe, channels, code version), so a change to any of them builds a new entry. Entries are
+written to a temporary folder and renamed into place, so an interrupted build leaves nothing;
+``meta.json`` records the size of every stored array, so a truncated or damaged entry is found and
+rebuilt (with a warning) instead of failing every later run.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ import numpy as np
 
 from vaekit.data.dataset import ImageDataset
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: EXIF orientation applied; sizes of the stored arrays in meta.json
 
 
 def default_cache_dir() -> Path:
@@ -47,10 +51,17 @@ def cached_dataset(cache_dir: Path | str | None, kind: str, parts: dict[str, Any
     """
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     entry = root / f"{kind}-{cache_key(parts)}"
-    if (entry / "meta.json").is_file():
-        return _read(entry)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=root))
+    if entry.is_dir():
+        problem = _damage(entry)
+        if problem is None:
+            return _read(entry)
+        warnings.warn(f"cache entry {entry} is damaged ({problem}); rebuilding it", stacklevel=2)
+        shutil.rmtree(entry, ignore_errors=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=root))
+    except OSError as err:
+        raise CacheError(f"cannot write the dataset cache in {root} ({err.strerror or err}); set VAEKIT_CACHE") from err
     try:
         dataset = build(tmp)
         _write(tmp, dataset, parts)
@@ -59,15 +70,45 @@ def cached_dataset(cache_dir: Path | str | None, kind: str, parts: dict[str, Any
             os.replace(tmp, entry)
         except OSError:  # another process stored the same entry first
             shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno == errno.ENOSPC:
+            raise CacheError(
+                f"no space left on the device while caching the dataset in {root}; free space or set VAEKIT_CACHE"
+            ) from err
+        raise
+    except BaseException:  # a signal, a bad image, ...: nothing half-written stays behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _read(entry)
 
 
+class CacheError(OSError):
+    """The dataset cache cannot be written; the message says where and what to do."""
+
+
+def _damage(entry: Path) -> str | None:
+    """Why a cache entry cannot be used as it is (missing or truncated files), or None."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        sizes = meta["sizes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unreadable meta.json"
+    for name, size in sizes.items():
+        path = entry / name
+        if not path.is_file() or path.stat().st_size != size:
+            return f"{name} is {path.stat().st_size if path.is_file() else 'missing'}, expected {size} bytes"
+    return None
+
+
 def allocate_images(folder: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """A writable uint8 memory map ``folder/images.npy`` of ``shape``."""
-    return np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    """A writable uint8 memory map ``folder/images.npy`` of ``shape``, its disk space reserved up
+    front (a full disk is then an ``ENOSPC`` error here, not a crash while writing the map)."""
+    images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    if hasattr(os, "posix_fallocate"):
+        with open(folder / "images.npy", "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    return images
 
 
 def _write(folder: Path, dataset: ImageDataset, parts: dict[str, Any]) -> None:
@@ -81,7 +122,14 @@ def _write(folder: Path, dataset: ImageDataset, parts: dict[str, Any]) -> None:
         np.save(folder / "labels.npy", dataset.labels)
     if dataset.partition is not None:
         np.save(folder / "partition.npy", dataset.partition.astype(np.uint8))
-    meta = {"label_names": dataset.label_names, "names": dataset.names, "source": dataset.source, "key": parts}
+    sizes = {p.name: p.stat().st_size for p in folder.glob("*.npy")}
+    meta = {
+        "label_names": dataset.label_names,
+        "names": dataset.names,
+        "source": dataset.source,
+        "key": parts,
+        "sizes": sizes,
+    }
     (folder / "meta.json").write_text(json.dumps(meta, default=str))
 
 

@@ -7,20 +7,23 @@ import os
 import threading
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from vaekit.data.cache import allocate_images, cached_dataset
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.recipes import is_gray, prepare
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+MAX_MEMBER_BYTES = 256 << 20  # an image inside a zip larger than this uncompressed is skipped
+MAX_ARCHIVE_BYTES = 1 << 40  # all members together (from the headers)
 
 
 class DataError(ValueError):
@@ -44,9 +47,7 @@ class ImageFiles:
         """All images under a folder (recursive), inside a ``.zip``, or inside a folder's only ``.zip``."""
         root = Path(root)
         if root.is_file() and zipfile.is_zipfile(root):
-            with zipfile.ZipFile(root) as archive:
-                infos = [i for i in archive.infolist() if not i.is_dir() and _is_image(i.filename)]
-            infos.sort(key=lambda i: i.filename)
+            infos = _zip_members(root)
             members = tuple(i.filename for i in infos)
             stat = root.stat()
             fingerprint = (
@@ -62,7 +63,11 @@ class ImageFiles:
                 return cls.scan(archives[0])
             members = tuple(p.relative_to(root).as_posix() for p in paths)
             stats = [(m, p.stat()) for m, p in zip(members, paths, strict=True)]
-            fingerprint = (str(root.resolve()), *((m, st.st_size, st.st_mtime_ns) for m, st in stats))
+            # the change time too: a same-size file copied over with its mtime kept (cp -p) still counts
+            fingerprint = (
+                str(root.resolve()),
+                *((m, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for m, st in stats),
+            )
         else:
             raise DataError(f"{root}: not an image folder or a zip archive")
         if not members:
@@ -78,9 +83,49 @@ class ImageFiles:
         def open_member(member: str) -> Image.Image:
             if not hasattr(local, "archive"):
                 local.archive = zipfile.ZipFile(self.root)
-            return Image.open(io.BytesIO(local.archive.read(member)))
+            return Image.open(io.BytesIO(_read_member(local.archive, member)))
 
         return open_member
+
+
+def _zip_members(archive_path: Path) -> list[zipfile.ZipInfo]:
+    """The image members of a zip, sorted; duplicates, encrypted or oversized members are left out
+    with one warning; a damaged directory is a ``DataError`` naming the archive."""
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            infos = [i for i in archive.infolist() if not i.is_dir() and _is_image(i.filename)]
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise DataError(f"{archive_path}: not a readable zip archive ({err})") from err
+    skipped, seen, kept = [], set(), []
+    for info in sorted(infos, key=lambda i: i.filename):
+        if info.filename in seen:
+            skipped.append(f"{info.filename} (a second member of the same name)")
+        elif info.flag_bits & 0x1:
+            skipped.append(f"{info.filename} (encrypted)")
+        elif info.file_size > MAX_MEMBER_BYTES:
+            skipped.append(f"{info.filename} ({info.file_size} bytes uncompressed, over {MAX_MEMBER_BYTES})")
+        else:
+            kept.append(info)
+        seen.add(info.filename)
+    if sum(i.file_size for i in kept) > MAX_ARCHIVE_BYTES:
+        raise DataError(f"{archive_path}: its members claim more than {MAX_ARCHIVE_BYTES} bytes uncompressed")
+    if skipped:
+        shown = "\n  ".join(skipped[:20])
+        warnings.warn(f"skipped {len(skipped)} member(s) of {archive_path}:\n  {shown}", stacklevel=3)
+    return kept
+
+
+def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
+    """A member's bytes, read in chunks and abandoned as soon as it grows past ``MAX_MEMBER_BYTES``
+    (a header can lie about the size; memory stays bounded)."""
+    chunks, total = [], 0
+    with archive.open(member) as stream:
+        while chunk := stream.read(1 << 20):
+            total += len(chunk)
+            if total > MAX_MEMBER_BYTES:
+                raise ValueError(f"more than {MAX_MEMBER_BYTES} bytes uncompressed; skipped")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _is_image(name: str) -> bool:
@@ -123,9 +168,10 @@ def _decode_all(
             with open_member(member) as image:
                 image.load()
                 gray[i] = is_gray(image)
-                images[i] = prepare(image, size, crop, decode_channels)
+                images[i] = prepare(ImageOps.exif_transpose(image), size, crop, decode_channels)
             ok[i] = True
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, zipfile.BadZipFile, zlib.error,
+                NotImplementedError, RuntimeError, EOFError) as err:  # fmt: skip
             failures.append(f"{member} ({type(err).__name__}: {err})")
 
     n_workers = workers or os.cpu_count() or 1
