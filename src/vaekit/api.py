@@ -29,7 +29,7 @@ from vaekit.plugins import code_allowed
 from vaekit.sharing import hub_snapshot, looks_like_hub_id, read_info
 from vaekit.training.callbacks import Callback
 from vaekit.training.checkpoint import CheckpointError, list_checkpoints, load_weights
-from vaekit.training.run_dir import RunDir
+from vaekit.training.run_dir import RunDir, fork_run
 from vaekit.training.trainer import Trainer
 
 Data = Any  # a path / spec string, numpy array, torch tensor, torch Dataset or datasets.Dataset
@@ -60,6 +60,7 @@ def train(
     overrides: Sequence[str] = (),
     callbacks: Sequence[Callback] = (),
     trust_code: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Train a model and return its run directory.
 
@@ -67,14 +68,23 @@ def train(
     ``(N, H, W[, C])``, torch ``(N, C, H, W)``, a torch ``Dataset`` of images or (image, label), a
     Hugging Face dataset with an image column; ``(N, D)`` vectors with your own networks); ``labels``
     for in-memory data. ``model``: your own ``VAE`` (e.g. ``VAE.from_modules``). ``resume``: continue
-    that run (pass in-memory data and own modules again). ``callbacks``: ``vaekit.Callback`` objects.
+    that run (pass in-memory data and own modules again); with ``out`` as well, continue it as a
+    new run there and leave ``resume`` untouched (a fork). ``callbacks``: ``vaekit.Callback``
+    objects. ``overwrite`` replaces a run already in ``out``.
     """
     if resume is not None:
+        if config is not None or preset is not None:
+            raise ConfigError(
+                "--resume continues a run with its own config; give changes with --set, not --preset/--config"
+            )
         run = RunDir(Path(resume))
         if not run.config.is_file():
             raise FileNotFoundError(f"{resume}: not a run directory (no config.yaml)")
         if not list_checkpoints(run.checkpoints):
             raise CheckpointError(f"{resume}: no checkpoint to resume from")
+        if out is not None and Path(out).resolve() != run.root.resolve():
+            fork_run(run, RunDir(Path(out)))
+            run = RunDir(Path(out))
         cfg = Config.from_yaml(run.config)
         out = run.root
     else:
@@ -99,6 +109,7 @@ def train(
         model=model,
         callbacks=callbacks,
         trust_code=trust_code,
+        overwrite=overwrite,
     )
     return trainer.fit()
 

@@ -108,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="a YAML config file (its keys override the preset's)")
     p.add_argument("--data", help="a folder, a .zip, an IDX folder, a CelebA folder, kind:path, or shapes")
     p.add_argument("--out", type=Path, help="run directory (default runs/<preset>-<time>)")
-    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN")
+    p.add_argument(
+        "--resume", type=Path, metavar="RUN", help="continue the run in RUN (with --out: as a new run, RUN untouched)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -221,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("config", "print a full resolved config as YAML (that --config takes back)")
     p.add_argument("run", nargs="?", type=Path, help="a run directory (or use --preset)")
     p.add_argument("--preset", help="a built-in preset")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="config overrides"
+    )
     p.set_defaults(func=_config)
 
     p = command("export", "export a model's encoder and decoder (ONNX or TorchScript)")
@@ -240,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_presets)
 
     p = command("demo", "train on the built-in shapes for ~2 minutes and write a complete run")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (replaced if it exists)")
+    p.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="config overrides"
+    )
     p.set_defaults(func=_demo)
     return parser
 
@@ -260,6 +267,7 @@ def _train(args: argparse.Namespace) -> None:
         resume=args.resume,
         overrides=args.overrides,
         trust_code=args.trust_code,
+        overwrite=args.overwrite,
     )
     print(f"run: {run}")
 
@@ -485,7 +493,7 @@ def _demo(args: argparse.Namespace) -> None:
     from vaekit.explore.interpolation import save_gif
     from vaekit.explore.sampling import interpolation_frames
 
-    run = api.train(preset="shapes-demo", out=args.out, overrides=args.overrides)
+    run = api.train(preset="shapes-demo", out=args.out, overrides=args.overrides, overwrite=True)
     model = api.load(run)
     gif = save_gif(interpolation_frames(model, steps=24, seed=1), run / "interpolation.gif", scale=4)
     print(

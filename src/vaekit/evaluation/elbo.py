@@ -10,6 +10,8 @@ import torch
 from vaekit.data.loader import BatchLoader
 from vaekit.models.base import VAE
 
+VALIDATION_METRICS = ("neg_elbo", "nll", "kl", "bits_per_dim")  # what evaluate_elbo reports
+
 
 @torch.no_grad()
 def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 256, seed: int = 0) -> dict[str, float]:

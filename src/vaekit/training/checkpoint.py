@@ -70,10 +70,16 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
     try:
         save_weights(model, tmp)
-        torch.save(state, tmp / STATE_FILE)
+        try:
+            torch.save(state, tmp / STATE_FILE)
+        except RuntimeError as err:  # torch reports a full disk as "unexpected pos ..."
+            raise OSError(f"cannot write {final}: {err} (is the disk full?)") from err
+        mode = _umask_mode()
         for name in (MODEL_FILE, STATE_FILE):
             with open(tmp / name, "rb") as handle:
                 os.fsync(handle.fileno())
+            os.chmod(tmp / name, mode & 0o666)
+        os.chmod(tmp, mode)  # mkdtemp makes 0700; a team's group may read runs like other files
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -85,17 +91,43 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep
     return final
 
 
+def _umask_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Temporary folders of interrupted writes and empty ``step-*`` folders of interrupted pruning."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        incomplete = path.name.startswith(_PREFIX) and not (path / STATE_FILE).is_file()
+        if path.is_dir() and (path.name.startswith(".tmp-") or incomplete):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
     """Complete checkpoints under ``folder``, oldest first."""
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.name.startswith(_PREFIX) and (p / STATE_FILE).is_file()]
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.name.startswith(_PREFIX) and p.name[len(_PREFIX) :].isdigit() and (p / STATE_FILE).is_file()
+    ]
     return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
 
 
 def load_training_state(checkpoint: Path) -> dict:
     """The training state of a checkpoint folder (no arbitrary unpickling)."""
     try:
-        return torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as err:
-        raise CheckpointError(f"{checkpoint / STATE_FILE}: unreadable training state ({err})") from err
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+    except Exception as err:  # damaged, truncated, or a pickle that is not plain data: never unpickled
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{checkpoint / STATE_FILE}: unreadable training state (not a vaekit checkpoint, or damaged: {first[:200]})"
+        ) from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"{checkpoint / STATE_FILE}: not a vaekit training state")
+    return state

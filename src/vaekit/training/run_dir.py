@@ -7,14 +7,39 @@ RUN/metrics.csv        one row per log interval (split=train) and per epoch (spl
 RUN/images/            recon-epoch-NNN.png and samples-epoch-NNN.png
 RUN/curves.png         loss / KL curves
 RUN/model/             final weights + config.yaml, read by vaekit.load(RUN)
+RUN/.lock              pid and host of the process training into RUN (one writer per run)
 ```
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+ARTEFACTS = (
+    "config.yaml",
+    "metrics.csv",
+    "checkpoints",
+    "images",
+    "curves.png",
+    "model",
+    "tensorboard",
+    "mlruns",
+    "wandb",
+)
+
+
+class RunInUse(RuntimeError):
+    """Another live process is training into this run folder."""
+
+
+class RunExists(FileExistsError):
+    """The folder already holds a run and neither --resume nor --overwrite was given."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,88 @@ class RunDir:
     def model(self) -> Path:
         return self.root / "model"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    def artefacts(self) -> list[str]:
+        """The run files already in the folder."""
+        return [name for name in ARTEFACTS if (self.root / name).exists()]
+
+    def refuse_or_clear(self, overwrite: bool) -> None:
+        """A fresh run may not mix with an old one: refuse, or (``overwrite``) remove the old run's files."""
+        found = self.artefacts()
+        if found and not overwrite:
+            raise RunExists(
+                f"{self.root} already holds a run ({', '.join(found)}): continue it with --resume {self.root}, "
+                "pick another --out, or start over with --overwrite"
+            )
+        for name in found:
+            path = self.root / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    def lock(self) -> None:
+        """Take the run's lock (pid + host); a stale lock of a dead process is taken over with a warning."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        me = f"{os.getpid()} {socket.gethostname()}"
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self.lock_file.read_text(errors="replace").split()
+                pid, host = (
+                    (int(owner[0]) if owner and owner[0].isdigit() else -1),
+                    (owner[1] if len(owner) > 1 else "?"),
+                )
+                if host == socket.gethostname() and (pid == os.getpid() or not _alive(pid)):
+                    if pid != os.getpid():
+                        warnings.warn(
+                            f"{self.lock_file}: taking over the lock of process {pid}, which is gone", stacklevel=2
+                        )
+                    self.lock_file.unlink(missing_ok=True)
+                    continue
+                raise RunInUse(
+                    f"{self.root} is being trained by process {pid} on {host}; wait for it, or delete "
+                    f"{self.lock_file} if that process is gone"
+                ) from None
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(me + "\n")
+            return
+
+    def unlock(self) -> None:
+        try:
+            if self.lock_file.read_text().split()[:1] == [str(os.getpid())]:
+                self.lock_file.unlink()
+        except OSError:
+            pass
+
+
+def fork_run(source: RunDir, target: RunDir) -> None:
+    """Start ``target`` as a copy of ``source``'s state (config, metrics, grids, checkpoints);
+    ``source`` is only read."""
+    if target.root.resolve() == source.root.resolve():
+        return
+    target.refuse_or_clear(overwrite=False)
+    target.root.mkdir(parents=True, exist_ok=True)
+    for name in ("config.yaml", "metrics.csv", "curves.png"):
+        if (source.root / name).is_file():
+            shutil.copy2(source.root / name, target.root / name)
+    for name in ("checkpoints", "images"):
+        if (source.root / name).is_dir():
+            shutil.copytree(source.root / name, target.root / name, ignore=shutil.ignore_patterns(".tmp-*"))
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 BASE_COLUMNS = ("step", "epoch", "split", "elapsed_s", "lr", "images_per_s")
 
@@ -57,11 +164,16 @@ class MetricsLog:
 
     def __init__(self, path: Path, metric_names: tuple[str, ...], resume_step: int | None = None) -> None:
         self.path = path
-        self.columns = list(BASE_COLUMNS) + [m for m in metric_names if m not in BASE_COLUMNS]
+        self.columns = list(BASE_COLUMNS) + list(dict.fromkeys(m for m in metric_names if m not in BASE_COLUMNS))
         rows = []
         if resume_step is not None and path.is_file():
-            with open(path, newline="") as handle:
-                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
+            with open(path, newline="", errors="replace") as handle:
+                read = list(csv.DictReader(line.replace("\0", "") for line in handle))
+            rows = [r for r in read if str(r.get("step") or "").isdigit() and int(r["step"]) <= resume_step]
+            if any(not str(r.get("step") or "").isdigit() for r in read):
+                warnings.warn(
+                    f"{path}: dropped unreadable row(s) (a crash can leave them); the weights are fine", stacklevel=2
+                )
         self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict]) -> None:

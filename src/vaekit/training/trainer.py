@@ -12,6 +12,8 @@ import signal
 import sys
 import threading
 import time
+import typing
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from vaekit import noise
-from vaekit.config import Config
+from vaekit.config import Config, ConfigError
 from vaekit.data import BatchLoader, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
-from vaekit.evaluation.elbo import evaluate_elbo
+from vaekit.evaluation.elbo import VALIDATION_METRICS, evaluate_elbo
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.models import VAE, create_model
 from vaekit.objectives import StepInfo, create_objective
@@ -31,9 +33,11 @@ from vaekit.sharing import write_model_card
 from vaekit.training import distributed
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.checkpoint import (
+    CheckpointError,
     list_checkpoints,
     load_training_state,
     load_weights,
+    remove_leftovers,
     save_checkpoint,
     save_weights,
 )
@@ -78,18 +82,33 @@ class Trainer:
         model: VAE | None = None,
         callbacks: Sequence[Callback] = (),
         trust_code: bool = False,
+        overwrite: bool = False,
     ):
         """``dataset`` (in-memory data) and ``model`` (e.g. ``VAE.from_modules``) replace what the
-        config would build; ``trust_code`` allows importing code the config names."""
+        config would build; ``trust_code`` allows importing code the config names; ``overwrite``
+        replaces a run already in ``run_dir`` (otherwise refused unless ``resume``)."""
         self.run = RunDir(Path(run_dir))
         train = config.train
         if model is not None:
             describe_model(config, model)
-        self.callbacks = CallbackList([*create_loggers(train.loggers, self.run.root), *callbacks])
+        self.ranks, rank_device = distributed.setup(train.device)
+        if self.ranks.is_main and not resume:  # before any data, model or tracker work
+            self.run.refuse_or_clear(overwrite)
+        loggers = create_loggers(train.loggers, self.run.root) if self.ranks.is_main else []
+        self.callbacks = CallbackList([*loggers, *callbacks])
+        if self.ranks.is_main:
+            self.run.lock()  # one writer per run
+        try:
+            self._build(config, resume, dataset, model, trust_code, rank_device)
+        except BaseException:
+            self.run.unlock()
+            raise
+
+    def _build(self, config, resume, dataset, model, trust_code, rank_device) -> None:
+        train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
         torch.manual_seed(train.seed)
-        self.ranks, rank_device = distributed.setup(train.device)
         self.device = rank_device or resolve_device(train.device)
 
         full = dataset if dataset is not None else self._load_dataset(config)
@@ -140,18 +159,17 @@ class Trainer:
         self._clock = _Clock(0.0)
 
         self.run.root.mkdir(parents=True, exist_ok=True)
-        checkpoints = list_checkpoints(self.run.checkpoints)
-        if resume and checkpoints:
-            self._restore(checkpoints[-1])
-        elif checkpoints:
-            raise FileExistsError(
-                f"{self.run.root} already holds a run: resume it with --resume, or pick another --out"
-            )
+        if self.ranks.is_main:
+            remove_leftovers(self.run.checkpoints)
+        distributed.barrier()
+        if resume:
+            self._restore_newest_readable()
         distributed.barrier()  # every rank has looked for checkpoints before rank 0 writes any
         self.metrics: MetricsLog | None = None
         if self.ranks.is_main:
             config.to_yaml(self.run.config)
-            self.metrics = MetricsLog(self.run.metrics, self.objective.metric_names, self.step if resume else None)
+            columns = (*self.objective.metric_names, *VALIDATION_METRICS)
+            self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
         self.last_validation: dict[str, float] = {}
 
@@ -167,6 +185,13 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Path:
         """Train until ``epochs``, ``max_steps``, ``max_time`` or a signal; return the run folder."""
+        try:
+            return self._fit()
+        finally:
+            if self.ranks.is_main:
+                self.run.unlock()
+
+    def _fit(self) -> Path:
         train = self.config.train
         planned = train.epochs * self.steps_per_epoch  # the plan; max_steps only stops early
         total = planned if train.max_steps is None else min(planned, train.max_steps)
@@ -213,8 +238,8 @@ class Trainer:
                         stop_reason = stop_reason or "another process stopping"
                     if self.step % train.log_every == 0:
                         self._flush(bar)
-                    if self.step % train.checkpoint_every == 0:
-                        self._checkpoint()
+                    if self.step % train.checkpoint_every == 0 and self.step % self.steps_per_epoch:
+                        self._checkpoint()  # an epoch's last step is saved after its validation, below
                     if stop_reason or self.step >= total:
                         break
                 self._flush(bar)
@@ -269,17 +294,12 @@ class Trainer:
         losses = table[:, names.index("loss")]
         bad = (~torch.isfinite(losses)).nonzero()
         if len(bad):
-            good = list_checkpoints(self.run.checkpoints)
-            where = f"the last good checkpoint is {good[-1]}" if good else "no checkpoint had been written yet"
-            raise TrainingDiverged(
-                f"loss became {losses[int(bad[0])].item()} at step {steps[int(bad[0])] + 1}; stopped. {where}. "
-                "Try a lower train.lr, train.grad_clip, or train.precision=fp32."
-            )
+            self._diverged(f"loss became {losses[int(bad[0])].item()} at step {steps[int(bad[0])] + 1}")
         if self.metrics is None:
             return
         means = dict(zip(names, table.mean(0).tolist(), strict=True))
         rate = self._clock.images_per_s()
-        lr = self.config.train.lr * lr_factor(self.config.train, steps[-1], self.steps_per_epoch)
+        lr = next(iter(self.objective.optimizers.values())).param_groups[0]["lr"]  # what the optimiser used
         epochs_done = (steps[-1] + 1) / self.steps_per_epoch
         row = {"step": steps[-1] + 1, "epoch": epochs_done, "split": "train", "elapsed_s": self._clock.elapsed()}
         row = {**row, "lr": lr, "images_per_s": rate, **means}
@@ -339,9 +359,11 @@ class Trainer:
     def _checkpoint(self) -> None:
         if self._saved_step == self.step:
             return
+        self._assert_finite()
         self._saved_step = self.step
         state = {
             "step": self.step,
+            "pending": [(step, {k: v.detach().float().cpu() for k, v in s.items()}) for step, s in self._pending],
             "elapsed_s": self._clock.elapsed(),
             "optimizers": self.objective.state_dict(),
             "scaler": self.precision.state_dict(),
@@ -355,6 +377,39 @@ class Trainer:
             self.callbacks.on_checkpoint(self, path)
         distributed.barrier()
 
+    def _assert_finite(self) -> None:
+        """Nothing non-finite reaches a checkpoint: the losses since the last log row and every weight."""
+        for step, scalars in self._pending:
+            loss = scalars["loss"].float()
+            if not torch.isfinite(loss).all():
+                self._diverged(f"loss became {loss.item()} at step {step + 1}")
+        for name, parameter in self.model.named_parameters():
+            if not torch.isfinite(parameter.detach()).all():
+                self._diverged(f"weight {name} became non-finite by step {self.step}")
+
+    def _diverged(self, what: str) -> typing.NoReturn:
+        good = list_checkpoints(self.run.checkpoints)
+        where = f"the last good checkpoint is {good[-1]}" if good else "no checkpoint had been written yet"
+        raise TrainingDiverged(
+            f"{what}; stopped. {where}. Try a lower train.lr, train.grad_clip, or train.precision=fp32."
+        )
+
+    def _restore_newest_readable(self) -> None:
+        """Continue from the newest checkpoint that reads back; unreadable newer ones are set aside."""
+        checkpoints = list_checkpoints(self.run.checkpoints)
+        if not checkpoints:
+            raise CheckpointError(f"{self.run.root}: no checkpoint to resume from")
+        for checkpoint in reversed(checkpoints):
+            try:
+                self._restore(checkpoint)
+                return
+            except CheckpointError as err:
+                if not self.ranks.is_main or checkpoint == checkpoints[0]:
+                    raise
+                aside = checkpoint.with_name(f"unreadable-{checkpoint.name}")
+                checkpoint.rename(aside)
+                warnings.warn(f"{err}; set aside as {aside.name}, resuming from the checkpoint before it", stacklevel=2)
+
     def _restore(self, checkpoint: Path) -> None:
         load_weights(self.model, checkpoint)
         state = load_training_state(checkpoint)
@@ -364,7 +419,14 @@ class Trainer:
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
+        self._pending = [(int(step), dict(scalars)) for step, scalars in state.get("pending", [])]
         self._saved_step = self.step
+        budget = self.config.train.max_time
+        if budget is not None and self.elapsed >= budget:
+            raise ConfigError(
+                f"train.max_time: this run has trained {self.elapsed:.0f} s of its {budget:g} s budget; "
+                "raise it to continue (--set train.max_time=...)"
+            )
 
     def _finish(self, interrupted_by: str | None) -> None:
         """Write model/ (weights + config) and the final grids and curves (rank 0)."""
