@@ -42,3 +42,67 @@ def test_unreadable_weights_are_a_clear_error(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="unreadable weights"):
         load_weights(create_model(tiny_config()), tmp_path)
+
+
+KILL_DURING_WRITE = """
+import os, sys, torch
+from pathlib import Path
+from tests.helpers import tiny_config
+from vaekit.models import create_model
+from vaekit.training import checkpoint
+model = create_model(tiny_config())
+checkpoint.save_checkpoint(Path(sys.argv[1]), 1, model, {"step": 1}, keep=3)
+real_save = torch.save
+def save_half_then_die(obj, path, *args, **kwargs):
+    real_save(obj, path, *args, **kwargs)
+    with open(path, "r+b") as handle:
+        handle.truncate(os.path.getsize(path) // 2)
+    os._exit(9)  # the process is killed mid-write: no exception handler, no cleanup
+checkpoint.torch.save = save_half_then_die
+checkpoint.save_checkpoint(Path(sys.argv[1]), 2, model, {"step": 2}, keep=3)
+"""
+
+
+def test_a_process_killed_mid_write_leaves_the_previous_checkpoint_as_the_newest(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, str(tmp_path)], cwd=root, timeout=120)
+    assert result.returncode == 9
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000001"]
+    assert load_training_state(list_checkpoints(tmp_path)[-1])["step"] == 1
+    checkpoint.remove_leftovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]
+
+
+def test_a_pickle_in_place_of_the_training_state_is_refused_without_running_it(tmp_path):
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    model = create_model(tiny_config())
+    folder = checkpoint.save_checkpoint(tmp_path / "c", 1, model, {"step": 1}, keep=3)
+    torch.save({"x": Evil()}, folder / "training.pt")
+    with pytest.raises(CheckpointError, match="unreadable training state"):
+        load_training_state(folder)
+    (folder / "training.pt").write_bytes(os.urandom(2000))
+    with pytest.raises(CheckpointError, match="unreadable training state"):
+        load_training_state(folder)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_checkpoints_are_readable_as_the_umask_says(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        folder = checkpoint.save_checkpoint(tmp_path, 1, create_model(tiny_config()), {"step": 1}, keep=3)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert stat.S_IMODE((folder / "model.safetensors").stat().st_mode) == 0o644

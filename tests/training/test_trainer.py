@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 
 from tests.helpers import tiny_config
 from vaekit.api import load, train
+from vaekit.config import Config
 from vaekit.objectives.elbo import ELBO
 from vaekit.training.checkpoint import CheckpointError, list_checkpoints
 from vaekit.training.trainer import Trainer, TrainingDiverged, TrainingStopped
@@ -148,3 +149,217 @@ def test_fp16_without_cuda_is_refused(tmp_path):
         pytest.skip("CUDA present: fp16 is allowed")
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         Trainer(tiny_config(**{"train.precision": "fp16"}), tmp_path / "run")
+
+
+# ------------------------------------------------------------------ what resume restores
+def test_resume_restores_the_random_state_saved_with_the_checkpoint(tmp_path):
+    from vaekit.training.checkpoint import load_training_state
+
+    run = Trainer(tiny_config(**{"train.max_steps": 5}), tmp_path / "run").fit()
+    saved = load_training_state(list_checkpoints(run / "checkpoints")[-1])["rng_cpu"]
+    torch.manual_seed(12345)
+    Trainer(tiny_config(**{"train.max_steps": 9}), run, resume=True)
+    assert torch.equal(torch.get_rng_state(), saved)
+
+
+def _optimizer_lrs(config, run, resume=False, overrides=()):
+    from vaekit.training.callbacks import Callback
+
+    seen = {}
+
+    class Watch(Callback):
+        def on_step(self, trainer, step, metrics):
+            seen[step] = trainer.objective.optimizers["model"].param_groups[0]["lr"]
+
+    if resume:
+        config = Config.from_yaml(run / "config.yaml").with_overrides(list(overrides))
+    Trainer(config, run, resume=resume, callbacks=[Watch()]).fit()
+    return seen
+
+
+def test_the_schedule_reaches_the_optimiser_at_every_global_step_also_after_a_resume(tmp_path):
+    from vaekit.training.lr_schedule import lr_factor
+
+    settings = {"train.lr_schedule": "cosine", "train.epochs": 3, "train.lr": 0.01}
+    straight = _optimizer_lrs(tiny_config(**settings), tmp_path / "a")
+    first = _optimizer_lrs(tiny_config(**settings, **{"train.max_steps": 10}), tmp_path / "b")
+    rest = _optimizer_lrs(None, tmp_path / "b", resume=True, overrides=["train.max_steps=null"])
+    config = tiny_config(**settings)
+    expected = {step: 0.01 * lr_factor(config.train, step - 1, 7) for step in range(1, 22)}
+    assert straight == pytest.approx(expected) and {**first, **rest} == pytest.approx(expected)
+    assert len(set(straight.values())) > 15  # the lr really moves
+    rows = [r.split(",") for r in (tmp_path / "a" / "metrics.csv").read_text().splitlines()[1:]]
+    logged = {int(r[0]): float(r[4]) for r in rows if r[2] == "train"}
+    assert logged == pytest.approx({step: expected[step] for step in logged}, rel=1e-5)
+
+
+def test_a_learning_rate_set_on_resume_wins_over_the_checkpoints(tmp_path):
+    run = Trainer(tiny_config(**{"train.max_steps": 4}), tmp_path / "run").fit()
+    seen = _optimizer_lrs(None, run, resume=True, overrides=["train.max_steps=8", "train.lr=0.0003"])
+    assert set(seen.values()) == {0.0003}
+
+
+def test_the_first_row_after_a_crash_and_resume_averages_the_same_steps_as_a_straight_run(tmp_path, monkeypatch):
+    settings = {"train.log_every": 3, "train.checkpoint_every": 2}
+    Trainer(tiny_config(**settings), tmp_path / "a").fit()
+    original = ELBO.step
+
+    def crashes_at_step_6(self, batch, info):
+        if info.step == 5:
+            raise RuntimeError("simulated crash")
+        return original(self, batch, info)
+
+    monkeypatch.setattr(ELBO, "step", crashes_at_step_6)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Trainer(tiny_config(**settings), tmp_path / "b").fit()
+    monkeypatch.setattr(ELBO, "step", original)
+    train(resume=tmp_path / "b")  # from step 4, whose row (steps 4..6) began before the checkpoint
+    straight, resumed = ((tmp_path / r / "metrics.csv").read_text().splitlines() for r in ("a", "b"))
+
+    def rows(lines):
+        return {(r.split(",")[0], r.split(",")[2]): r.split(",")[6:] for r in lines[1:]}
+
+    assert rows(straight) == rows(resumed)
+
+
+# ------------------------------------------------------------------ nothing bad reaches a checkpoint
+def test_non_finite_weights_never_reach_a_checkpoint(tmp_path, monkeypatch):
+    original = ELBO.step
+
+    def poisons_the_weights_at_step_6(self, batch, info):
+        scalars = original(self, batch, info)
+        if info.step == 5:
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("inf"))
+        return scalars
+
+    monkeypatch.setattr(ELBO, "step", poisons_the_weights_at_step_6)
+    config = tiny_config(**{"train.checkpoint_every": 2, "train.log_every": 50})
+    with pytest.raises(TrainingDiverged, match=r"non-finite.*step-00000004"):
+        Trainer(config, tmp_path / "run").fit()
+    assert list_checkpoints(tmp_path / "run" / "checkpoints")[-1].name == "step-00000004"
+
+
+def test_a_nan_loss_between_log_rows_is_caught_before_the_checkpoint(tmp_path, monkeypatch):
+    original = ELBO.step
+
+    def nan_at_step_3(self, batch, info):
+        scalars = original(self, batch, info)
+        if info.step == 2:
+            scalars["loss"] = torch.tensor(float("nan"))
+        return scalars
+
+    monkeypatch.setattr(ELBO, "step", nan_at_step_3)
+    config = tiny_config(**{"train.checkpoint_every": 4, "train.log_every": 100})
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 3.*no checkpoint"):
+        Trainer(config, tmp_path / "run").fit()
+    assert list_checkpoints(tmp_path / "run" / "checkpoints") == []
+
+
+def test_a_crash_during_validation_does_not_lose_the_epochs_row_and_grids(tmp_path, monkeypatch):
+    import vaekit.training.trainer as trainer_module
+
+    real = trainer_module.evaluate_elbo
+    calls = []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("killed during validation")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "evaluate_elbo", fails_once)
+    config = tiny_config(**{"train.checkpoint_every": 1})  # a checkpoint due on the epoch boundary itself
+    with pytest.raises(RuntimeError, match="killed during validation"):
+        Trainer(config, tmp_path / "run").fit()
+    train(resume=tmp_path / "run")
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[:3] for r in rows if ",val," in r] == [["7", "1", "val"], ["14", "2", "val"]]
+    assert (tmp_path / "run" / "images" / "recon-epoch-001.png").is_file()
+
+
+# ------------------------------------------------------------------ one run, one writer, honest folders
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_path):
+    from vaekit.training.run_dir import RunExists
+
+    Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "run").fit()
+    with pytest.raises(RunExists, match="--resume.*--overwrite"):
+        Trainer(tiny_config(), tmp_path / "run")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "metrics.csv").write_text("step\n")
+    with pytest.raises(RunExists, match="metrics.csv"):
+        Trainer(tiny_config(), tmp_path / "other")
+    Trainer(tiny_config(**{"train.max_steps": 3}), tmp_path / "run", overwrite=True).fit()
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step-00000003"]
+
+
+def test_a_live_lock_refuses_a_second_writer_and_a_dead_ones_is_taken_over(tmp_path):
+    import socket
+    import subprocess
+
+    from vaekit.training.run_dir import RunInUse
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(f"1 {socket.gethostname()}\n")  # pid 1 is alive
+    with pytest.raises(RunInUse, match="process 1"):
+        Trainer(tiny_config(), run)
+    gone = subprocess.run(["true"]).args and subprocess.Popen(["true"])
+    gone.wait()
+    (run / ".lock").write_text(f"{gone.pid} {socket.gethostname()}\n")
+    with pytest.warns(UserWarning, match="taking over the lock"):
+        Trainer(tiny_config(**{"train.max_steps": 2}), run).fit()
+    assert not (run / ".lock").exists()  # released at the end
+
+
+def test_resume_into_another_folder_forks_and_leaves_the_original_untouched(tmp_path):
+    import hashlib
+
+    def snapshot(folder):
+        return {
+            p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+        }
+
+    straight = Trainer(tiny_config(**RESUME_CONFIG, **{"train.max_steps": 12}), tmp_path / "a").fit()
+    source = Trainer(tiny_config(**RESUME_CONFIG, **{"train.max_steps": 6}), tmp_path / "b").fit()
+    before = snapshot(source)
+    fork = train(resume=source, out=tmp_path / "c", overrides=["train.max_steps=12"])
+    assert fork == tmp_path / "c" and snapshot(source) == before
+    _assert_identical(_weights(straight), _weights(fork))
+    with pytest.raises(ValueError, match="not --preset/--config"):
+        train(preset="conv-mnist", resume=source)
+
+
+def test_resume_cleans_leftovers_survives_a_nul_row_and_skips_an_unreadable_newest_checkpoint(tmp_path):
+    run = Trainer(tiny_config(**{"train.max_steps": 6, "train.checkpoint_every": 2}), tmp_path / "run").fit()
+    (run / "checkpoints" / ".tmp-abc").mkdir()
+    (run / "checkpoints" / "step-00000099").mkdir()
+    with open(run / "metrics.csv", "ab") as handle:
+        handle.write(b"\0\0\0\0\n")
+    newest = list_checkpoints(run / "checkpoints")[-1]
+    (newest / "model.safetensors").write_bytes(b"truncated")
+    with pytest.warns(UserWarning) as warned:
+        train(resume=run, overrides=["train.max_steps=8"])
+    messages = " ".join(str(w.message) for w in warned)
+    assert "unreadable weights" in messages and "resuming from the checkpoint before it" in messages
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ".tmp-abc" not in names and "step-00000099" not in names and "unreadable-step-00000006" in names
+    assert list_checkpoints(run / "checkpoints")[-1].name == "step-00000008"
+
+
+def test_a_run_that_used_its_time_budget_says_so_on_resume(tmp_path):
+    from vaekit.config import ConfigError
+
+    run = Trainer(tiny_config(**{"train.max_time": 1e-9}), tmp_path / "run").fit()
+    with pytest.raises(ConfigError, match=r"train.max_time.*raise it"):
+        train(resume=run)
+    train(resume=run, overrides=["train.max_time=600", "train.max_steps=5"])
+
+
+def test_introspective_runs_write_their_validation_rows(tmp_path):
+    config = tiny_config(**{"objective.name": "soft-intro", "likelihood.output": "identity"})
+    run = Trainer(config, tmp_path / "run").fit()
+    lines = (run / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    val = [dict(zip(header, r.split(","), strict=True)) for r in lines[1:] if ",val," in r]
+    assert len(val) == 2 and all(float(v["neg_elbo"]) > 0 for v in val)

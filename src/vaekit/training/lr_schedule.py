@@ -11,7 +11,8 @@ SCHEDULES = ("constant", "multistep", "exponential", "cosine")
 
 def lr_factor(train: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Multiplier on ``train.lr`` at ``step``. Milestones and decay count whole epochs; cosine
-    anneals to 0 over ``max_steps`` (or all epochs)."""
+    anneals to 0 over the planned run (``train.epochs``), so ``max_steps`` only stops a run early and
+    a run stopped there and resumed follows the same schedule."""
     epoch = step // max(steps_per_epoch, 1)
     if train.lr_schedule == "constant":
         return 1.0
@@ -20,6 +21,6 @@ def lr_factor(train: TrainConfig, step: int, steps_per_epoch: int) -> float:
     if train.lr_schedule == "exponential":
         return train.lr_gamma**epoch
     if train.lr_schedule == "cosine":
-        total = train.max_steps or train.epochs * steps_per_epoch
+        total = train.epochs * steps_per_epoch
         return 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
     raise ValueError(f"unknown lr_schedule {train.lr_schedule!r}: use one of {', '.join(SCHEDULES)}")
