@@ -152,14 +152,22 @@ def test_fp16_without_cuda_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ what resume restores
-def test_resume_restores_the_random_state_saved_with_the_checkpoint(tmp_path):
-    from vaekit.training.checkpoint import load_training_state
+def test_resume_restores_the_global_random_state_that_users_code_draws_from(tmp_path):
+    from vaekit.training.callbacks import Callback
 
-    run = Trainer(tiny_config(**{"train.max_steps": 5}), tmp_path / "run").fit()
-    saved = load_training_state(list_checkpoints(run / "checkpoints")[-1])["rng_cpu"]
-    torch.manual_seed(12345)
-    Trainer(tiny_config(**{"train.max_steps": 9}), run, resume=True)
-    assert torch.equal(torch.get_rng_state(), saved)
+    draws = {}
+
+    class Dropoutish(Callback):  # like a user's dropout layer: it draws from torch's global RNG
+        def on_step(self, trainer, step, metrics):
+            draws[step] = torch.rand(1).item()
+
+    Trainer(tiny_config(**{"train.max_steps": 9}), tmp_path / "a", callbacks=[Dropoutish()]).fit()
+    straight = dict(draws)
+    Trainer(tiny_config(**{"train.max_steps": 5}), tmp_path / "b", callbacks=[Dropoutish()]).fit()
+    draws.clear()
+    config = tiny_config(**{"train.max_steps": 9})
+    Trainer(config, tmp_path / "b", resume=True, callbacks=[Dropoutish()]).fit()
+    assert draws == {step: straight[step] for step in range(6, 10)}
 
 
 def _optimizer_lrs(config, run, resume=False, overrides=()):
@@ -251,7 +259,7 @@ def test_a_nan_loss_between_log_rows_is_caught_before_the_checkpoint(tmp_path, m
 
     monkeypatch.setattr(ELBO, "step", nan_at_step_3)
     config = tiny_config(**{"train.checkpoint_every": 4, "train.log_every": 100})
-    with pytest.raises(TrainingDiverged, match="loss became nan at step 3.*no checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*no checkpoint"):
         Trainer(config, tmp_path / "run").fit()
     assert list_checkpoints(tmp_path / "run" / "checkpoints") == []
 
@@ -283,11 +291,11 @@ def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_pat
     from vaekit.training.run_dir import RunExists
 
     Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "run").fit()
-    with pytest.raises(RunExists, match="--resume.*--overwrite"):
+    with pytest.raises(RunExists, match=r"--resume.*--overwrite"):
         Trainer(tiny_config(), tmp_path / "run")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "metrics.csv").write_text("step\n")
-    with pytest.raises(RunExists, match="metrics.csv"):
+    with pytest.raises(RunExists, match=r"metrics\.csv"):
         Trainer(tiny_config(), tmp_path / "other")
     Trainer(tiny_config(**{"train.max_steps": 3}), tmp_path / "run", overwrite=True).fit()
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step-00000003"]
