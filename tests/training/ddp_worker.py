@@ -16,3 +16,21 @@ if __name__ == "__main__":
     rank_folder = out / f"rank-{os.environ['RANK']}"
     rank_folder.mkdir()
     save_weights(trainer.model, rank_folder)
+
+
+def check_reductions(rank: int, world: int, init_file: str, out: str) -> None:
+    """Spawned by the reduction test: rank r holds gradients r + 1 and metrics [r, 10 r]; writes
+    what ``average_gradients`` and ``mean_over_ranks`` made of them."""
+    import torch
+    import torch.distributed as dist
+
+    from vaekit.training.distributed import average_gradients, mean_over_ranks
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    weight, bias = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    weight.grad = torch.full((3,), float(rank + 1))
+    bias.grad = torch.full((1,), float(rank + 1), dtype=torch.float64)
+    average_gradients([weight, bias], world)
+    metrics = mean_over_ranks(torch.tensor([float(rank), 10.0 * rank]), world)
+    torch.save({"weight": weight.grad, "bias": bias.grad, "metrics": metrics}, Path(out) / f"rank-{rank}.pt")
+    dist.destroy_process_group()

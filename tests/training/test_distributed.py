@@ -29,7 +29,8 @@ CONFIG = {
 def _torchrun(config, out: Path, *extra: str) -> None:
     config_file = out.with_suffix(".yaml")
     config.to_yaml(config_file)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # the checkout under test first (src/), whatever vaekit is installed; tests/ importable from ROOT
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     done = subprocess.run(
         [*command, str(WORKER), str(config_file), str(out), *extra],
@@ -92,3 +93,16 @@ def test_accumulation_is_refused_for_objectives_that_update_in_phases(tmp_path):
 def test_a_batch_that_does_not_split_into_micro_batches_is_refused(tmp_path):
     with pytest.raises(ValueError, match="split evenly"):
         Trainer(tiny_config(**{"train.batch_size": 30, "train.accumulate": 4}), tmp_path / "run")
+
+
+def test_gradients_and_logged_metrics_are_averaged_over_ranks_not_summed(tmp_path):
+    import torch.multiprocessing as mp
+
+    from tests.training.ddp_worker import check_reductions
+
+    mp.spawn(check_reductions, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank-{rank}.pt", weights_only=True)
+        assert torch.equal(result["weight"], torch.full((3,), 1.5))
+        assert torch.equal(result["bias"], torch.full((1,), 1.5, dtype=torch.float64))
+        assert torch.equal(result["metrics"], torch.tensor([0.5, 5.0]))
