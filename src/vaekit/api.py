@@ -348,11 +348,13 @@ def latent_map(
     return draw(vae, dataset_for(vae, data, split=split), output, method=method, **options)
 
 
-def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu") -> None:
-    """The web explorer for a run (blocks until stopped)."""
+def serve(
+    run: str | Path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", allow_hosts: Sequence[str] = ()
+) -> None:
+    """The web explorer for a run (blocks until stopped); it answers to localhost and ``allow_hosts``."""
     from vaekit.serve import serve as start
 
-    start(run, host, port, device)
+    start(run, host, port, device, allow_hosts)
 
 
 def _deep_merge(base: dict[str, Any], update: Any) -> dict[str, Any]:

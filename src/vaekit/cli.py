@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=port_number, default=8000, help="TCP port")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     p.add_argument("--device", default="cpu", help="torch device for the model")
+    p.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME", help="also answer to this Host name (repeatable)"
+    )
     p.set_defaults(func=_serve)
 
     p = command("info", "what a run or model folder holds: architecture, size, data, steps, metrics, versions")
@@ -278,7 +281,7 @@ def _serve(args: argparse.Namespace) -> None:
     require("fastapi", "serve", "vaekit serve")  # the web stack loads only for this command
     from vaekit.serve import serve
 
-    serve(args.run, args.host, args.port, args.device)
+    serve(args.run, args.host, args.port, args.device, allow_hosts=args.allow_host)
 
 
 def _save_grid(*args, **kwargs) -> Path:

@@ -18,4 +18,4 @@ def served_run(tmp_path_factory):
 
 @pytest.fixture(scope="package")
 def app(served_run):
-    return create_app(served_run)
+    return create_app(served_run, allowed_hosts=["testserver"])  # the TestClient's Host header

@@ -3,70 +3,92 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from vaekit.serve.explorer import Explorer, LatentError
+from vaekit.serve.guard import Guard
 from vaekit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_upload
 
 STATIC = Path(str(resources.files("vaekit.serve") / "static"))
-Latent = list[float]
+LATENT_BOUND = 1e4  # far outside any prior sample; keeps float32 decodes finite
+Number = Annotated[float, Field(allow_inf_nan=False, ge=-LATENT_BOUND, le=LATENT_BOUND)]
+Strength = Annotated[float, Field(allow_inf_nan=False, ge=-100.0, le=100.0)]
+Latent = list[Number]
+
+
+class _Body(BaseModel):
+    """Request bodies: finite numbers only (NaN / Infinity are 422, never a 500 later)."""
+
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
 
 
 def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-class SampleRequest(BaseModel):
+class SampleRequest(_Body):
     count: int = Field(16, ge=1, le=64)
     temperature: float = Field(1.0, ge=0.0, le=3.0)
     seed: int = Field(0, ge=0, lt=2**63)
 
 
-class DecodeRequest(BaseModel):
+class DecodeRequest(_Body):
     latent: Latent
 
 
-class InterpolateRequest(BaseModel):
+class InterpolateRequest(_Body):
     a: Latent
     b: Latent
     t: float = Field(0.5, ge=0.0, le=1.0)
     mode: str = "slerp"
 
 
-class GifRequest(BaseModel):
+class GifRequest(_Body):
     a: Latent
     b: Latent
     mode: str = "slerp"
     frames: int = Field(16, ge=2, le=64)
 
 
-class EditRequest(BaseModel):
+class EditRequest(_Body):
     latent: Latent
-    strengths: dict[str, float]
+    strengths: dict[str, Strength] = Field(max_length=64)
 
 
-class TraverseRequest(BaseModel):
+class TraverseRequest(_Body):
     latent: Latent
-    values: list[float] = Field(min_length=1, max_length=32)
+    values: list[Strength] = Field(min_length=1, max_length=32)
     dimension: int | None = None
     attribute: str | None = None
 
 
-def create_app(run: Path | str, device: str = "cpu") -> FastAPI:
-    """The app for the trained model in ``run`` (a run folder, its model/ or a checkpoint)."""
+def create_app(run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str] = ()) -> FastAPI:
+    """The app for the trained model in ``run`` (a run folder, its model/ or a checkpoint); it
+    answers only for localhost and ``allowed_hosts`` (see ``vaekit.serve.guard``)."""
     explorer = Explorer(run, device)
     app = FastAPI(title=f"vaekit explorer: {Path(run).name}", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.explorer = explorer
+    app.add_middleware(Guard, allowed_hosts=list(allowed_hosts))
 
     @app.exception_handler(LatentError)
     async def latent_error(_request: Request, err: LatentError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        # the offending input is left out: it may be NaN, which JSON cannot carry
+        problems = [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in err.errors()]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     @app.exception_handler(UploadError)
     async def upload_error(_request: Request, err: UploadError) -> JSONResponse:
@@ -88,8 +110,9 @@ def create_app(run: Path | str, device: str = "cpu") -> FastAPI:
     @app.post("/api/encode")
     async def encode(file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's way to declare an upload)
         data = await file.read(MAX_UPLOAD_BYTES + 1)
-        image = read_upload(data, explorer.config.data)
-        return _encoded(explorer, image)
+        # decoding and the model run in the thread pool: a slow upload never blocks other clients
+        image = await run_in_threadpool(read_upload, data, explorer.config.data)
+        return await run_in_threadpool(_encoded, explorer, image)
 
     @app.get("/api/examples")
     def examples() -> dict:
@@ -131,10 +154,12 @@ def _encoded(explorer: Explorer, image) -> dict:
     return {"original": data_url(original), "reconstruction": data_url(reconstruction), "latent": latent}
 
 
-def serve(run: Path | str, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu") -> None:
-    """Serve the explorer until interrupted."""
+def serve(
+    run: Path | str, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", allow_hosts: Iterable[str] = ()
+) -> None:
+    """Serve the explorer until interrupted (connections bounded, idle keep-alives closed)."""
     import uvicorn
 
-    app = create_app(run, device)
+    app = create_app(run, device, allowed_hosts=[host, *allow_hosts])
     print(f"vaekit explorer for {run}: http://{host}:{port}/  (Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=64, timeout_keep_alive=5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,19 @@ class Explorer:
         self.model: VAE = api.load(run, device)
         self.config = self.model.config
         folder = api.model_folder(run)
+        self.latent_size = math.prod(self.model.latent_shape)
         try:
             self.vectors: AttributeVectors | None = AttributeVectors.load(folder)
         except FileNotFoundError:
             self.vectors = None
-        self.latent_size = math.prod(self.model.latent_shape)
+        if self.vectors is not None:  # a vector that does not fit the latent is left out, not a 500 later
+            wrong = [n for n, v in self.vectors.vectors.items() if v.numel() != self.latent_size]
+            for name in wrong:
+                del self.vectors.vectors[name]
+            if wrong:
+                warnings.warn(
+                    f"attribute vector(s) {', '.join(wrong)} do not fit this model's latent; ignored", stacklevel=2
+                )
         self._lock = threading.Lock()
         self._examples: list[torch.Tensor] | None = None
         self._example_count = examples
@@ -74,9 +83,12 @@ class Explorer:
     def latent(self, values: list[float]) -> torch.Tensor:
         if len(values) != self.latent_size:
             raise LatentError(f"a latent of this model has {self.latent_size} numbers, got {len(values)}")
-        z = torch.tensor(values, dtype=torch.float32)
+        z = torch.tensor(values, dtype=torch.float64)
         if not torch.isfinite(z).all():
             raise LatentError("the latent holds NaN or infinite numbers")
+        if z.abs().max() > 1e4:
+            raise LatentError("the latent holds numbers beyond +-10000 (a prior sample is within about +-5)")
+        z = z.float()
         return z.view(self.model.latent_shape)
 
     @staticmethod

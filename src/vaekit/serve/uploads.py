@@ -7,12 +7,13 @@ import warnings
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vaekit.config import DataConfig
 from vaekit.data.recipes import prepare
 
 MAX_UPLOAD_BYTES = 16 * 2**20
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # raster formats only: no EPS/PDF (Ghostscript)
 MAX_PIXELS = 40_000_000  # well under Pillow's own decompression-bomb threshold
 
 
@@ -38,18 +39,21 @@ def read_upload(data: bytes, config: DataConfig) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))  # reads the header only
+            image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise UploadError(413, f"the image has too many pixels ({err})") from err
     except UnidentifiedImageError as err:
-        raise UploadError(415, "the upload is not an image this server can read (PNG, JPEG, WebP, BMP, GIF)") from err
+        raise UploadError(
+            415, "the upload is not an image this server reads (PNG, JPEG, WebP, BMP, GIF, TIFF)"
+        ) from err
     with image:
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise UploadError(413, f"the image is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels")
         try:
             image.load()
-            array = prepare(image, config.image_size, config.crop, config.channels or 3)
-        except (OSError, SyntaxError, ValueError) as err:
+            upright = ImageOps.exif_transpose(image)
+            array = prepare(upright, config.image_size, config.crop, config.channels or 3)
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise UploadError(400, f"the image file is broken or truncated ({err})") from err
     return torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0

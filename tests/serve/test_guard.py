@@ -1,0 +1,164 @@
+"""The explorer answers only its own host and origin, reads bounded bodies, takes only raster images."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.serve.test_app import png_file
+from vaekit.serve import running
+from vaekit.serve.guard import host_name
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return TestClient(app)
+
+
+@pytest.mark.parametrize(
+    ("header", "name"), [("127.0.0.1:8765", "127.0.0.1"), ("[::1]:80", "::1"), ("LocalHost", "localhost")]
+)
+def test_host_names_are_read_from_the_header(header, name):
+    assert host_name(header) == name
+
+
+def test_a_foreign_host_header_cannot_read_the_data(client):
+    """DNS rebinding: attacker.example resolves to 127.0.0.1, but the Host header gives it away."""
+    response = client.get("/api/examples", headers={"Host": "attacker.example:8765"})
+    assert response.status_code == 421 and "--allow-host" in response.json()["detail"]
+    assert client.get("/api/info", headers={"Host": "localhost:8765"}).status_code == 200
+
+
+def test_a_cross_origin_upload_is_refused_and_a_same_origin_one_accepted(client):
+    files = {"file": ("x.png", png_file(), "image/png")}
+    foreign = client.post("/api/encode", files=files, headers={"Origin": "http://attacker.example"})
+    assert foreign.status_code == 403
+    fetch_meta = client.post("/api/samples", json={"count": 1}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert fetch_meta.status_code == 403
+    same = client.post("/api/encode", files=files, headers={"Origin": "http://testserver"})
+    assert same.status_code == 200
+
+
+def test_only_raster_formats_reach_the_decoder(client):
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    response = client.post("/api/encode", files={"file": ("x.eps", eps, "application/postscript")})
+    assert response.status_code == 415
+    tiff = io.BytesIO()
+    Image.new("RGB", (20, 20), (10, 200, 10)).save(tiff, "TIFF")
+    assert client.post("/api/encode", files={"file": ("x.tif", tiff.getvalue(), "image/tiff")}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"a": [0, 0, 0, 1], "b": [0, 0, 1, 0], "t": float("nan")},
+        {"a": [0, 0, 0, float("inf")], "b": [0, 0, 1, 0]},
+        {"a": [0, 0, 0, 1e308], "b": [0, 0, 1, 0]},
+    ],
+)
+def test_non_finite_or_huge_numbers_are_422(client, body):
+    import json
+
+    response = client.post("/api/interpolate", content=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert client.get("/api/info").status_code == 200
+
+
+def test_non_finite_strengths_and_sample_settings_are_422(client):
+    import json
+
+    latent = [0.0, 0.0, 0.0, 0.0]
+    for path, body in (
+        ("/api/samples", {"count": 2, "temperature": float("nan")}),
+        ("/api/edit", {"latent": latent, "strengths": {"Bigger": float("inf")}}),
+        ("/api/traverse", {"latent": latent, "values": [float("nan")], "dimension": 0}),
+    ):
+        response = client.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, path
+
+
+def test_a_declared_oversized_body_is_refused_before_it_is_read(client):
+    response = client.post(
+        "/api/samples", content=b"{}", headers={"Content-Type": "application/json", "Content-Length": str(2**30)}
+    )
+    assert response.status_code == 413
+
+
+def test_a_body_that_streams_past_the_limit_is_cut_off(app):
+    """No Content-Length (chunked): the guard counts the bytes as they arrive."""
+
+    def chunks():
+        yield b'{"count": 1, "pad": "'
+        for _ in range(40):
+            yield b"x" * 65536  # 2.5 MiB in all, over the 1 MiB JSON limit
+        yield b'"}'
+
+    with running(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        response = http.post("/api/samples", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_an_upload_over_16_mib_is_413(client):
+    response = client.post("/api/encode", files={"file": ("big.png", b"\x89PNG" + bytes(17 * 2**20), "image/png")})
+    assert response.status_code == 413
+
+
+def test_attribute_vectors_that_do_not_fit_the_latent_are_ignored(served_run, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from vaekit.serve import create_app
+
+    copy = tmp_path / "run"
+    shutil.copytree(served_run, copy)
+    save_file({"shape": __import__("torch").ones(5)}, str(copy / "model" / "attributes.safetensors"))
+    with pytest.warns(UserWarning, match="do not fit"):
+        client = TestClient(create_app(copy, allowed_hosts=["testserver"]))
+    response = client.post("/api/edit", json={"latent": [0.0] * 4, "strengths": {"shape": 1.0}})
+    assert response.status_code == 422
+
+
+def test_a_slow_upload_does_not_stall_other_clients(app):
+    """One client trickles a large upload; /api/info answers meanwhile."""
+    with running(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        slow = socket.create_connection(("127.0.0.1", port))
+        boundary = b"b0undary"
+        slow.sendall(
+            b"POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary="
+            + boundary
+            + b"\r\nContent-Length: 5000000\r\n\r\n--"
+            + boundary
+            + b'\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n'
+        )
+        with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=url, timeout=10) as http:
+            future = pool.submit(lambda: [http.get("/api/info").status_code for _ in range(5)])
+            for _ in range(10):
+                slow.sendall(bytes(1000))
+                time.sleep(0.02)
+            assert future.result(timeout=10) == [200] * 5
+        slow.close()
+
+
+def test_read_upload_itself_enforces_the_byte_and_pixel_limits():
+    """Behind the guard, the upload reader holds its own limits (a caller other than the app)."""
+    from tests.serve.test_app import png_header_only
+    from vaekit.config import DataConfig
+    from vaekit.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, read_upload
+
+    config = DataConfig(image_size=16, channels=3)
+    with pytest.raises(UploadError, match="MiB") as raised:
+        read_upload(png_file() + bytes(MAX_UPLOAD_BYTES), config)
+    assert raised.value.status == 413
+    side = int(MAX_PIXELS**0.5) + 100  # over our limit, under Pillow's own bomb threshold
+    with pytest.raises(UploadError, match="pixels") as raised:
+        read_upload(png_header_only(side, side), config)
+    assert raised.value.status == 413
