@@ -14,13 +14,31 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names the dotted key."""
+
+
+def _bounded(default: Any, low: float | None = None, high: float | None = None, *, above: bool = False) -> Any:
+    """A field whose value (or each list item) must lie in [low, high] (``above``: strictly > low)."""
+    factory = {"default_factory": (lambda: list(default))} if isinstance(default, list) else {"default": default}
+    return field(metadata={"low": low, "high": high, "above": above}, **factory)
+
+
+def positive(default: Any) -> Any:
+    return _bounded(default, 1)
+
+
+def non_negative(default: Any) -> Any:
+    return _bounded(default, 0)
+
+
+ARCHITECTURE_NAMES = ("conv", "resnet", "style", "spatial", "modules")  # = models.ARCHITECTURES + modules
+OBJECTIVE_NAMES = ("elbo", "soft-intro", "as-intro")  # = objectives.OBJECTIVES
 
 
 @dataclass
@@ -33,41 +51,41 @@ class DataConfig:
 
     source: str = "shapes"
     fingerprint: str | None = None  # memory data: "shape dtype sha256:..." of what was trained on
-    vector_dim: int | None = None  # memory data of (N, D) vectors (own networks only): D
-    image_size: int = 32
-    channels: int | None = None  # None: 1 for gray-only sources, else 3
-    crop: str = "center"  # see vaekit.data.recipes.RECIPES
-    val_fraction: float = 0.05  # used when the source has no split of its own
-    seed: int = 0  # generated data (shapes) and the random train/val split
+    vector_dim: int | None = positive(None)  # memory data of (N, D) vectors (own networks only): D
+    image_size: int = positive(32)
+    channels: Literal[1, 3] | None = None  # None: 1 for gray-only sources, else 3
+    crop: Literal["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160"] = "center"
+    val_fraction: float = _bounded(0.05, 0.0, 0.9)  # used when the source has no split of its own
+    seed: int = non_negative(0)  # generated data (shapes) and the random train/val split
     flip: bool = False  # random horizontal flip of training batches
-    num_images: int = 20000  # for generated sources (shapes)
+    num_images: int = positive(20000)  # for generated sources (shapes)
     labels: str | None = None  # CSV of filename,attr1,... (or a CelebA attribute file) for image folders
     cache_dir: str | None = None  # default: $VAEKIT_CACHE or ~/.cache/vaekit
-    workers: int = 0  # decoding threads; 0 = one per CPU
+    workers: int = non_negative(0)  # decoding threads; 0 = one per CPU
 
 
 @dataclass
 class StyleConfig:
     """Options of the style-based decoder (``model.arch: style``)."""
 
-    mapping_layers: int = 8
-    style_dim: int = 256
+    mapping_layers: int = non_negative(8)
+    style_dim: int = positive(256)
     noise: bool = True  # per-pixel noise with a learned per-channel scale (starts at 0)
     blur: bool = True  # [1, 2, 1] blur after each upsampling conv
-    modulation: str = "stylize"  # stylize: x * (scale + 1) + bias | adain: x * scale + bias
+    modulation: Literal["stylize", "adain"] = "stylize"  # stylize: x * (scale + 1) + bias | adain: x * scale + bias
     level_latents: bool = False  # split z into one chunk per resolution, each styling its own level
-    max_channels: int = 512
-    channel_base: int = 8192  # feature maps per level: min(channel_base / 2^level, max_channels)
+    max_channels: int = positive(512)
+    channel_base: int = positive(8192)  # feature maps per level: min(channel_base / 2^level, max_channels)
 
 
 @dataclass
 class SpatialConfig:
     """Options of the spatial-latent network (``model.arch: spatial``)."""
 
-    latent_channels: int = 12  # C of the H/f x W/f x C latent
-    downsamplings: int = 2  # f = 2^downsamplings
-    residual_blocks: int = 5
-    norm: str = "instance"  # instance | group | sample (whole-sample normalisation) | none
+    latent_channels: int = positive(12)  # C of the H/f x W/f x C latent
+    downsamplings: int = _bounded(2, 0, 6)  # f = 2^downsamplings
+    residual_blocks: int = non_negative(5)
+    norm: Literal["instance", "group", "sample", "none"] = "instance"  # sample: whole-sample normalisation
     dense: bool = False  # the dense-latent variant: flatten -> latent_dim -> back to a map
 
 
@@ -79,7 +97,7 @@ class ModulesConfig:
     decoder: str = ""
     encoder_args: dict[str, Any] = field(default_factory=dict)
     decoder_args: dict[str, Any] = field(default_factory=dict)
-    latent_shape: list[int] = field(default_factory=list)
+    latent_shape: list[int] = positive([])
 
 
 @dataclass
@@ -87,16 +105,21 @@ class ModelConfig:
     """The architecture and its sizes."""
 
     arch: str = "conv"  # conv | resnet | style | spatial | modules | package.module:Class (a plug-in)
-    latent_dim: int = 16
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
-    kernel_size: int = 3
-    norm: str = "none"  # none | batch
-    activation: str = "relu"  # relu | leaky_relu | silu
-    hidden_dim: int = 0  # optional dense layer between conv stack and latent heads (0: none)
+    latent_dim: int = positive(16)
+    channels: list[int] = positive([32, 64, 128])
+    kernel_size: int = positive(3)
+    norm: Literal["none", "batch", "group"] = "none"
+    activation: Literal["relu", "leaky_relu", "silu"] = "relu"
+    hidden_dim: int = non_negative(0)  # optional dense layer between conv stack and latent heads (0: none)
     style: StyleConfig = field(default_factory=StyleConfig)
     spatial: SpatialConfig = field(default_factory=SpatialConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in architecture's own options
+
+    def _check(self, prefix: str) -> None:
+        _check_name(prefix + "arch", self.arch, ARCHITECTURE_NAMES)
+        if not self.channels:
+            raise ConfigError(f"{prefix}channels: give at least one layer width, e.g. [32, 64, 128]")
 
 
 @dataclass
@@ -106,23 +129,23 @@ class PerceptualConfig:
     network: str = "vgg16"  # vgg16 | vgg19 | package.module:factory (a user network; layers by module name)
     layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
     layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    resize: int | None = 256  # images are resized to this before the network (None: as they are)
+    resize: int | None = positive(256)  # images are resized to this before the network (None: as they are)
     imagenet_normalize: bool = True
     weights: str | None = None  # local weights file; default: torch.hub cache / public URL
     random_weights: bool = False  # only for tests and CPU-only benchmarks; never a silent fallback
-    pixel: str = "none"  # add a pixel term: none | gaussian | laplace (with likelihood.scale)
-    pixel_weight: float = 1.0
+    pixel: Literal["none", "gaussian", "laplace"] = "none"  # add a pixel term (with likelihood.scale)
+    pixel_weight: float = non_negative(1.0)
 
 
 @dataclass
 class LikelihoodConfig:
     """The reconstruction term p(x|z); it also fixes the decoder's output range."""
 
-    name: str = "bernoulli"  # bernoulli | gaussian | laplace | perceptual
-    binarize: str = "none"  # bernoulli only: none | dynamic
-    scale: float = 1.0  # gaussian sigma / laplace b (initial value when learned)
+    name: Literal["bernoulli", "gaussian", "laplace", "perceptual"] = "bernoulli"
+    binarize: Literal["none", "dynamic"] = "none"  # bernoulli only
+    scale: float = _bounded(1.0, 0, above=True)  # gaussian sigma / laplace b (initial value when learned)
     learn_scale: bool = False
-    output: str = "sigmoid"  # gaussian / laplace / perceptual mean: sigmoid ([0,1]) | tanh ([-1,1]) | identity
+    output: Literal["sigmoid", "tanh", "identity"] = "sigmoid"  # the mean's range: [0,1] | [-1,1] | any
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
@@ -130,28 +153,28 @@ class LikelihoodConfig:
 class KLConfig:
     """Weight of the KL term over training, and free bits."""
 
-    schedule: str = "constant"  # constant | linear | sigmoid | inverse_batch
-    weight: float = 1.0  # final (or constant) weight
-    warmup_steps: int = 0  # linear: steps from 0 to `weight`
+    schedule: Literal["constant", "linear", "sigmoid", "inverse_batch"] = "constant"
+    weight: float = non_negative(1.0)  # final (or constant) weight
+    warmup_steps: int = non_negative(0)  # linear: steps from 0 to `weight`
     sigmoid_center: float = 5.0  # sigmoid: epoch at which the weight is weight/2
-    sigmoid_slope: float = 1.0  # sigmoid: steepness per epoch
-    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
-    group_weights: list[float] = field(default_factory=list)  # per latent group (e.g. style levels), x weight
+    sigmoid_slope: float = _bounded(1.0, 0, above=True)  # sigmoid: steepness per epoch
+    free_bits: float = non_negative(0.0)  # nats per latent dimension below which KL is not penalised
+    group_weights: list[float] = non_negative([])  # per latent group (e.g. style levels), x weight
 
 
 @dataclass
 class IntroConfig:
     """Soft-IntroVAE / AS-IntroVAE hyper-parameters (``objective.name: soft-intro | as-intro``)."""
 
-    beta_kl: float = 1.0
-    beta_rec: float = 1.0
-    beta_neg: float = 256.0  # change it on resume: --resume RUN --set objective.intro.beta_neg=...
-    beta_neg_schedule: list[float] = field(default_factory=list)  # per epoch (last value continues); wins
-    gamma_r: float = 1.0e-8
-    warmup_epochs: int = 0  # plain-VAE epochs before the introspective game
-    ema_decay: float = 0.0  # EMA of the decoder used for samples and the saved model (as-intro: 0.999)
-    transition: str = "tanh"  # as-intro: c = min(1, tanh(5 t / T)) or min(1, 5 t / T) ("linear")
-    kl_fake_patience: int = 3  # epochs of KL(fake) < KL(real) before warning to raise beta_neg
+    beta_kl: float = non_negative(1.0)
+    beta_rec: float = non_negative(1.0)
+    beta_neg: float = non_negative(256.0)  # change it on resume: --resume RUN --set objective.intro.beta_neg=...
+    beta_neg_schedule: list[float] = non_negative([])  # per epoch (last value continues); wins
+    gamma_r: float = non_negative(1.0e-8)
+    warmup_epochs: int = non_negative(0)  # plain-VAE epochs before the introspective game
+    ema_decay: float = _bounded(0.0, 0.0, 0.999999)  # EMA of the decoder for samples and the saved model
+    transition: Literal["tanh", "linear"] = "tanh"  # as-intro: c = min(1, tanh(5 t / T)) or min(1, 5 t / T)
+    kl_fake_patience: int = positive(3)  # epochs of KL(fake) < KL(real) before warning to raise beta_neg
 
 
 @dataclass
@@ -159,12 +182,12 @@ class AdversarialConfig:
     """An optional PatchGAN discriminator term (hinge loss) added to any objective's decoder loss."""
 
     enabled: bool = False
-    weight: float = 0.5  # times the adaptive weight
+    weight: float = non_negative(0.5)  # times the adaptive weight
     adaptive: bool = True  # balance by gradient norms at the decoder's last layer (as in VQGAN)
-    start_step: int = 0
-    layers: int = 3
-    channels: int = 64
-    lr: float | None = None  # default: train.lr
+    start_step: int = non_negative(0)
+    layers: int = positive(3)
+    channels: int = positive(64)
+    lr: float | None = _bounded(None, 0, above=True)  # default: train.lr
 
 
 @dataclass
@@ -177,35 +200,45 @@ class ObjectiveConfig:
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in objective's own options
 
+    def _check(self, prefix: str) -> None:
+        _check_name(prefix + "name", self.name, OBJECTIVE_NAMES)
+
 
 @dataclass
 class TrainConfig:
     """The training loop: optimiser, schedule, precision, budget and bookkeeping."""
 
-    epochs: int = 10
-    max_steps: int | None = None
-    max_time: float | None = None  # seconds of training, then stop cleanly (not resumable exactly)
-    batch_size: int = 64
-    optimizer: str = "adam"  # adam | adamw
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    lr_schedule: str = "constant"  # constant | multistep | exponential | cosine
-    lr_milestones: list[int] = field(default_factory=list)  # multistep: epochs
-    lr_gamma: float = 0.1  # multistep factor / exponential factor per epoch
-    grad_clip: float | None = None
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    accumulate: int = 1  # micro-batches per update (batch_size is the whole update's batch)
+    epochs: int = positive(10)
+    max_steps: int | None = positive(None)
+    max_time: float | None = _bounded(None, 0, above=True)  # seconds of training, then stop cleanly
+    batch_size: int = positive(64)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = non_negative(1e-3)
+    weight_decay: float = non_negative(0.0)
+    betas: list[float] = _bounded([0.9, 0.999], 0.0, 0.999999)
+    lr_schedule: Literal["constant", "multistep", "exponential", "cosine"] = "constant"
+    lr_milestones: list[int] = non_negative([])  # multistep: epochs
+    lr_gamma: float = _bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
+    grad_clip: float | None = _bounded(None, 0, above=True)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    accumulate: int = positive(1)  # micro-batches per update (batch_size is the whole update's batch)
     channels_last: bool = False  # NHWC activations (measured no faster on CPU, fp32 or bf16: BENCHMARKS.md)
     compile: bool = False  # torch.compile encoder and decoder (measured: see BENCHMARKS.md)
-    device: str = "auto"
-    seed: int = 0
-    threads: int | None = None  # torch intra-op threads; None: torch default
-    log_every: int = 20
-    checkpoint_every: int = 500  # steps; a checkpoint is also written at every epoch end
-    keep_checkpoints: int = 3
-    grid_size: int = 64  # images per reconstruction / sample grid
-    loggers: list[str] = field(default_factory=lambda: ["csv"])  # + tensorboard | wandb | mlflow
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    seed: int = non_negative(0)
+    threads: int | None = positive(None)  # torch intra-op threads; None: torch default
+    log_every: int = positive(20)
+    checkpoint_every: int = positive(500)  # steps; a checkpoint is also written at every epoch end
+    keep_checkpoints: int = positive(3)
+    grid_size: int = positive(64)  # images per reconstruction / sample grid
+    loggers: list[Literal["csv", "tensorboard", "wandb", "mlflow"]] = field(default_factory=lambda: ["csv"])
+
+    def _check(self, prefix: str) -> None:
+        device = self.device.split(":")[0]
+        if device not in ("auto", "cpu", "cuda", "mps") or (":" in self.device and not self.device[5:].isdigit()):
+            raise ConfigError(f"{prefix}device: {self.device!r} is not auto, cpu, cuda, cuda:N or mps")
+        if len(self.betas) != 2:
+            raise ConfigError(f"{prefix}betas: give two numbers, e.g. [0.9, 0.999]")
 
 
 @dataclass
@@ -371,7 +404,38 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if key not in fields:
             _raise_unknown(prefix + key, dict.fromkeys(fields))
     values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
-    return cls(**values)
+    for spec in dataclasses.fields(cls):
+        if spec.name in values and spec.metadata:
+            _check_range(prefix + spec.name, values[spec.name], spec.metadata)
+    built = cls(**values)
+    check = getattr(built, "_check", None)
+    if check is not None:
+        check(prefix)
+    return built
+
+
+def _check_range(key: str, value: Any, meta: Any) -> None:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if item is None:
+            continue
+        low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+        if low is not None and (item <= low if above else item < low):
+            raise ConfigError(f"{key}: must be {'above' if above else 'at least'} {low:g}, got {_short(item)}")
+        if high is not None and item > high:
+            raise ConfigError(f"{key}: must be at most {high:g}, got {_short(item)}")
+
+
+def _check_name(key: str, value: str, known: tuple[str, ...]) -> None:
+    """A built-in name, or a plug-in ``package.module:Name``."""
+    if ":" in value or value in known:
+        return
+    hint = difflib.get_close_matches(value, known, n=1)
+    raise ConfigError(
+        f"{key}: unknown {value!r}"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + f"; use one of {', '.join(known)}, or package.module:Class"
+    )
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
@@ -390,6 +454,15 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(f"{key}: {_short(value)} is not a valid {hint}")
+    if origin is Literal:
+        options = typing.get_args(hint)
+        if value in options and not isinstance(value, bool):
+            return value
+        hint_text = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
+        raise ConfigError(
+            f"{key}: {_short(value)} is not one of {', '.join(map(str, options))}"
+            + (f" (did you mean {hint_text[0]!r}?)" if hint_text else "")
+        )
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ConfigError(f"{key}: expected a mapping of names to values, got {_short(value)}")

@@ -133,7 +133,7 @@ def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
 
 
 def test_time_budget_stops_cleanly_and_writes_the_model(tmp_path):
-    run = Trainer(tiny_config(**{"train.max_time": 0.0, "train.epochs": 100}), tmp_path / "run").fit()
+    run = Trainer(tiny_config(**{"train.max_time": 1e-9, "train.epochs": 100}), tmp_path / "run").fit()
     assert (run / "model" / "model.safetensors").is_file()
     assert list_checkpoints(run / "checkpoints")[-1].name == "step-00000001"
 

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from vaekit.data.dataset import TEST, TRAIN, ImageDataset
-from vaekit.data.images import DataError, ImageFiles, load_image_files
+from vaekit.data.images import DataError, ImageFiles, load_image_files, read_text
 
 
 def is_celeba_folder(folder: Path) -> bool:
@@ -20,7 +20,7 @@ def read_attributes(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     Accepts the original layout (count line, names line, rows of ``name ±1 ...``) and the
     common variant without the count line.
     """
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in read_text(path).splitlines() if line.strip()]
     if lines and lines[0].strip().isdigit():
         lines = lines[1:]
     if not lines:
@@ -31,7 +31,12 @@ def read_attributes(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
         fields = line.split()
         if len(fields) != len(names) + 1:
             raise DataError(f"{path}:{number}: expected a file name and {len(names)} values, got {len(fields)} fields")
-        rows[fields[0]] = (np.array(fields[1:], dtype=np.int8) > 0).astype(np.int8)
+        try:
+            values = [int(value) for value in fields[1:]]
+        except ValueError:
+            bad = next(v for v in fields[1:] if not v.lstrip("+-").isdigit())
+            raise DataError(f"{path}:{number}: {bad!r} is not an attribute value (use 1 / -1)") from None
+        rows[fields[0]] = (np.array(values) > 0).astype(np.int8)
     return names, rows
 
 
@@ -39,7 +44,7 @@ def read_partition(path: Path) -> dict[str, int]:
     """``list_eval_partition.txt`` (0 train, 1 valid, 2 test) or ``name train|test`` lines."""
     words = {"0": TRAIN, "train": TRAIN, "1": TEST, "2": TEST, "val": TEST, "valid": TEST, "test": TEST}
     split: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

@@ -39,6 +39,8 @@ def read_idx(path: Path | str) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
+    if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: not an IDX file ({ndim} dimensions, {len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     dtype = np.dtype(_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
@@ -124,7 +126,10 @@ def load_idx_folder(
             images.append(_resize(array, image_size, crop, channels or 1))
             partition.append(np.full(len(array), part, dtype=np.uint8))
             label_path = files.get((prefix, "labels-idx1"))
-            labels.append(read_idx(label_path).astype(np.int64) if label_path else None)
+            found = read_idx(label_path).astype(np.int64) if label_path else None
+            if found is not None and (found.ndim != 1 or len(found) != len(array)):
+                raise DataError(f"{label_path}: {found.shape[0] if found.ndim else 0} labels for {len(array)} images")
+            labels.append(found)
         has_labels = all(item is not None for item in labels)
         return ImageDataset(
             images=np.concatenate(images),

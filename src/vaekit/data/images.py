@@ -30,6 +30,16 @@ class DataError(ValueError):
     """A data source cannot be used; the message says what and where."""
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (labels, attributes, splits), or a ``DataError`` naming it."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a text (UTF-8) file ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err.strerror or err})") from None
+
+
 @dataclass(frozen=True)
 class ImageFiles:
     """The image files of a folder or of a zip archive, in a stable (sorted) order."""

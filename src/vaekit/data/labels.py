@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from vaekit.data.celeba import read_attributes
 from vaekit.data.dataset import ImageDataset
-from vaekit.data.images import DataError
+from vaekit.data.images import DataError, read_text
 
 _TRUE = {"1", "true", "yes", "y"}
 _FALSE = {"-1", "0", "false", "no", "n"}
@@ -23,8 +24,7 @@ def read_label_table(path: Path | str) -> tuple[list[str], dict[str, np.ndarray]
         raise DataError(f"label file {path} not found")
     if path.suffix.lower() != ".csv":
         return read_attributes(path)
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
+    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
     if len(rows) < 2:
         raise DataError(f"{path}: needs a header row and at least one row of labels")
     names = [name.strip() for name in rows[0][1:]]
@@ -38,7 +38,10 @@ def read_label_table(path: Path | str) -> tuple[list[str], dict[str, np.ndarray]
             if word not in _TRUE | _FALSE:
                 raise DataError(f"{path}:{number}: column {name!r} holds {cell!r}, not a binary value")
             values.append(word in _TRUE)
-        table[PurePosixPath(row[0].strip()).name] = np.array(values, dtype=np.int8)
+        file_name = PurePosixPath(row[0].strip()).name
+        if file_name in table:
+            raise DataError(f"{path}:{number}: a second row for {file_name!r}; each image takes one row")
+        table[file_name] = np.array(values, dtype=np.int8)
     return names, table
 
 

@@ -64,9 +64,17 @@ class TrainingDiverged(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device ``train.device`` names; one that this machine lacks is a ``ConfigError``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(
+            f"train.device: {name!r} is not available here (torch sees {torch.cuda.device_count()} GPU(s))"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.device: 'mps' is not available here")
+    return device
 
 
 class Trainer:
@@ -91,6 +99,8 @@ class Trainer:
         train = config.train
         if model is not None:
             describe_model(config, model)
+        if train.device != "auto":
+            resolve_device(train.device)  # a device this machine lacks fails before any work
         self.ranks, rank_device = distributed.setup(train.device)
         if self.ranks.is_main and not resume:  # before any data, model or tracker work
             self.run.refuse_or_clear(overwrite)
