@@ -60,6 +60,7 @@ def load_celeba(
     """A CelebA folder: ``img_align_celeba/`` (or a zip of it) + ``list_attr_celeba*.txt``
     + optional ``list_eval_partition*.txt`` / ``split*.txt``."""
     attr_file = sorted(folder.glob("list_attr_celeba*.txt"))[0]
+    label_names, rows = read_attributes(attr_file)  # a bad attribute file fails before any decoding
     image_root = folder / "img_align_celeba"
     if not image_root.is_dir():
         zips = sorted(folder.glob("*.zip"))
@@ -75,7 +76,6 @@ def load_celeba(
         workers=workers,
         kind="celeba",
     )
-    label_names, rows = read_attributes(attr_file)
     basenames = [PurePosixPath(name).name for name in dataset.names or []]
     missing = [name for name in basenames if name not in rows]
     if missing:

@@ -192,6 +192,7 @@ def _decode_all(
             desc=f"decoding {files.root.name}",
             unit="img",
             leave=False,
+            disable=None,  # no bar without a terminal
         ):
             pass
     if failures:

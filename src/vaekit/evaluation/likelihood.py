@@ -31,7 +31,7 @@ def iwae_nll(
     with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
-        for batch in tqdm(loader, total=len(loader), desc=f"IWAE k={k}", unit="batch", leave=False):
+        for batch in tqdm(loader, total=len(loader), desc=f"IWAE k={k}", unit="batch", leave=False, disable=None):
             target = likelihood.prepare(batch, stochastic=True)
             posterior = model.encode(target)
             mean, std = posterior.mean.float(), posterior.std.float()

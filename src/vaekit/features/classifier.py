@@ -82,7 +82,9 @@ def train_classifier(
     model.train()
     for epoch in range(epochs):
         order = rng.permutation(len(train))
-        for start in tqdm(range(0, len(order), batch_size), desc=f"classifier epoch {epoch + 1}", leave=False):
+        for start in tqdm(
+            range(0, len(order), batch_size), desc=f"classifier epoch {epoch + 1}", leave=False, disable=None
+        ):
             index = np.sort(order[start : start + batch_size])
             images = torch.from_numpy(np.ascontiguousarray(train.images[index])).float() / 255
             loss = F.cross_entropy(model(images), torch.from_numpy(np.asarray(train.labels[index], dtype=np.int64)))

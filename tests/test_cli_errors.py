@@ -1,0 +1,205 @@
+"""Every bad input gets one clear line naming what and where, and the right exit code; no traceback.
+
+The cases are the reproduced defects of the reliability findings (tracebacks, unclear messages and
+silently accepted nonsense), each with the words the user needs to act on.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.helpers import tiny_config
+from vaekit.cli import main
+
+SMALL = ["data.num_images=64", "model.channels=[8,16]", "model.latent_dim=4", "data.image_size=16", "train.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("errors")
+    tiny_config(**{"train.max_steps": 4}).to_yaml(folder / "tiny.yaml")
+    assert main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ("train.batch_size=0", "train.batch_size: must be at least 1"),
+        ("train.batch_size=-1", "train.batch_size"),
+        ("train.grid_size=-4", "train.grid_size"),
+        ("train.log_every=0", "train.log_every"),
+        ("train.checkpoint_every=0", "train.checkpoint_every"),
+        ("train.device=cuda", "train.device"),
+        ("train.device=gpu", "train.device: 'gpu' is not"),
+        ("model.channels=[]", "model.channels"),
+        ("model.latent_dim=0", "model.latent_dim"),
+        ("model.kernel_size=0", "model.kernel_size"),
+        ("model.arch=convv", "did you mean 'conv'"),
+        ("train.precision=bf61", "train.precision"),
+        ("train.epochs=0", "train.epochs"),
+        ("train.epochs=-1", "train.epochs"),
+        ("train.max_steps=0", "train.max_steps"),
+        ("train.max_time=-5", "train.max_time"),
+        ("objective.kl.warmup_steps=-5", "objective.kl.warmup_steps"),
+        ("data.num_images=0", "data.num_images"),
+        ("data.image_size=-5", "data.image_size"),
+        ("data.workers=-1", "data.workers"),
+        ("data.channels=2", "data.channels"),
+        ("data.channels=0", "data.channels"),
+        ("data.crop=foo", "data.crop: foo is not one of"),
+        ("likelihood.scale=0", "likelihood.scale"),
+        ("objective.name=soft-intr", "did you mean 'soft-intro'"),
+    ],
+)
+def test_a_bad_value_names_its_key_and_exits_2_before_any_work(tmp_path, capsys, setting, words):
+    code = main(["train", "--data", "shapes", "--out", str(tmp_path / "run"), "--set", *SMALL, setting])
+    assert code == 2
+    assert words in one_line(capsys)
+    assert not (tmp_path / "run").exists()  # refused before any data, cache or run-folder work
+
+
+def test_a_config_file_that_is_binary_or_an_alias_bomb_is_refused(tmp_path, capsys):
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["train", "--config", str(tmp_path / "binary.yaml")]) == 2
+    assert "binary.yaml: not a text (UTF-8) file" in one_line(capsys)
+    levels = ["&a0 [" + ", ".join(["1"] * 10) + "]"]
+    levels += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    (tmp_path / "bomb.yaml").write_text("data:\n  labels: [" + ", ".join(levels) + "]\n")
+    assert main(["train", "--config", str(tmp_path / "bomb.yaml")]) == 2
+    assert "aliases" in one_line(capsys)
+    (tmp_path / "huge.yaml").write_text("# " + "x" * (2 << 20))
+    assert main(["train", "--config", str(tmp_path / "huge.yaml")]) == 2
+    assert "too large" in one_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["sample", "RUN", "-n", "0"], 2),
+        (["sample", "RUN", "-n", "-3"], 2),
+        (["sample", "RUN", "--temperature", "nan"], 2),
+        (["evaluate", "RUN", "--metrics", "nll", "--k", "0"], 2),
+        (["interpolate", "RUN", "--steps", "0"], 2),
+        (["interpolate", "RUN", "--grid", "0x0"], 1),
+        (["serve", "RUN", "--port", "99999"], 2),
+        (["serve", "RUN", "--port", "-1"], 2),
+    ],
+)
+def test_bad_command_line_values_are_refused(run, capsys, argv, code):
+    argv = [str(run) if a == "RUN" else a for a in argv]
+    try:
+        assert main(argv) == code
+    except SystemExit as exit_:  # argparse's own refusal: one usage line, exit 2
+        assert exit_.code == code
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_preset_with_resume_is_refused(run, capsys):
+    assert main(["train", "--resume", str(run), "--preset", "conv-mnist"]) == 2
+    assert "--set" in one_line(capsys)
+
+
+def test_a_pickle_as_training_state_is_one_line_and_never_runs(tmp_path, capsys):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    folder = tmp_path / "run"
+    assert main(["train", "--data", "shapes", "--out", str(folder), "--set", *SMALL, "train.max_steps=2"]) == 0
+    for checkpoint in (folder / "checkpoints").iterdir():  # every one, or resume falls back to an older one
+        torch.save({"x": Evil()}, checkpoint / "training.pt")
+    assert main(["train", "--resume", str(folder), "--set", "train.max_steps=4"]) == 1
+    assert "unreadable training state" in one_line(capsys)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_run_folders_config_cannot_make_vaekit_import_code(run, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    evil = tmp_path / "evilrun"
+    shutil.copytree(run, evil)
+    (tmp_path / "payload.py").write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').write('ran')\ndef make(): pass\n")
+    for path in (evil / "config.yaml", evil / "model" / "config.yaml"):
+        config = yaml.safe_load(path.read_text())
+        config["likelihood"]["name"] = "perceptual"
+        config["likelihood"]["perceptual"].update(network="payload:make", random_weights=True)
+        path.write_text(yaml.safe_dump(config))
+    os.chdir(tmp_path)  # as under `python -m vaekit` or a notebook: the current folder is importable
+    assert main(["evaluate", str(evil), "--metrics", "elbo", "--max-images", "4"]) == 2
+    message = one_line(capsys)
+    assert "likelihood.perceptual.network" in message and "--trust-code" in message
+    assert not (tmp_path / "PWNED").exists()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_decompression_bomb_header_is_one_line(run, tmp_path, capsys):
+    (tmp_path / "huge.png").write_bytes(_png_header(2**31 - 1, 2**31 - 1))
+    assert main(["reconstruct", str(run), str(tmp_path / "huge.png"), "-o", str(tmp_path / "r.png")]) == 1
+    assert "huge.png: cannot read image" in one_line(capsys)
+
+
+def test_broken_idx_and_celeba_files_are_named(tmp_path, capsys):
+    (tmp_path / "ndim").mkdir()
+    (tmp_path / "ndim" / "train-images-idx3-ubyte").write_bytes(b"\0\0\x08\xc8" + bytes(16))
+    assert main(["train", "--data", str(tmp_path / "ndim"), "--out", str(tmp_path / "a")]) == 1
+    assert "train-images-idx3-ubyte: not an IDX file" in one_line(capsys)
+    (tmp_path / "count").mkdir()
+    (tmp_path / "count" / "train-images-idx3-ubyte").write_bytes(
+        struct.pack(">IIII", 0x803, 20, 28, 28) + bytes(20 * 784)
+    )
+    (tmp_path / "count" / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 7) + bytes(7))
+    assert main(["train", "--data", str(tmp_path / "count"), "--out", str(tmp_path / "b")]) == 1
+    assert "7 labels for 20 images" in one_line(capsys)
+    celeba = tmp_path / "celeba"
+    (celeba / "img_align_celeba").mkdir(parents=True)
+    for i in range(1, 7):
+        Image.new("RGB", (32, 32), (40 * i, 80, 120)).save(celeba / "img_align_celeba" / f"{i:06d}.jpg")
+    rows = "".join(f"{i:06d}.jpg {1 if i % 2 else -1} {'yes' if i == 3 else -1}\n" for i in range(1, 7))
+    (celeba / "list_attr_celeba.txt").write_text("6\nSmiling Male\n" + rows)
+    assert main(["train", "--data", str(celeba), "--out", str(tmp_path / "c"), "--set", *SMALL]) == 1
+    assert "list_attr_celeba.txt:5: 'yes' is not an attribute value" in one_line(capsys)
+
+
+def test_duplicate_rows_in_a_labels_csv_are_refused(tmp_path):
+    from vaekit.data import DataError
+    from vaekit.data.labels import read_label_table
+
+    (tmp_path / "labels.csv").write_text("file,Smiling\na.png,1\nb.png,0\na.png,0\n")
+    with pytest.raises(DataError, match=r"labels\.csv:4: a second row for 'a\.png'"):
+        read_label_table(tmp_path / "labels.csv")
+
+
+def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys):
+    import vaekit.cli as cli
+
+    def boom(_args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "_presets", boom)
+    assert main(["presets"]) == 1
+    assert "VAEKIT_DEBUG=1 shows the traceback" in one_line(capsys)
