@@ -61,3 +61,15 @@ class CountingELBO(ELBO):
     def step(self, batch, info):
         self.seen += 1
         return {**super().step(batch, info), "steps_seen": torch.tensor(float(self.seen))}
+
+
+def tiny_features() -> nn.Module:
+    """A small feature network for perceptual-likelihood tests (layers "1" and "3")."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+
+
+class PlainObjective(ELBO):
+    """A plug-in objective that does not add an adversarial term (``supports_adversarial`` False)."""
+
+    supports_adversarial = False

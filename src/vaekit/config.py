@@ -118,7 +118,7 @@ class ModelConfig:
 
     def _check(self, prefix: str) -> None:
         _check_name(prefix + "arch", self.arch, ARCHITECTURE_NAMES)
-        if not self.channels:
+        if not self.channels and self.arch == "conv":  # (resnet: empty means the published widths)
             raise ConfigError(f"{prefix}channels: give at least one layer width, e.g. [32, 64, 128]")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vaekit.config import Config
+from vaekit.config import Config, ConfigError
 from vaekit.models.base import VAE
 from vaekit.objectives.adversarial import AdversarialTerm
 from vaekit.training.precision import Precision
@@ -30,6 +30,7 @@ class Objective:
     """
 
     metric_names: tuple[str, ...] = ("loss",)
+    supports_adversarial = False  # whether ``step`` adds ``self.adversarial``'s term (objective.adversarial)
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         self.model = model
@@ -37,6 +38,11 @@ class Objective:
         self.precision = precision
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.adversarial: AdversarialTerm | None = None
+        if config.objective.adversarial.enabled and not self.supports_adversarial:
+            raise ConfigError(
+                f"objective.adversarial.enabled: {config.objective.name} has no adversarial term; "
+                "use it with elbo, soft-intro or as-intro"
+            )
         if config.objective.adversarial.enabled:
             self.adversarial = AdversarialTerm(model, config, precision)
             self.optimizers["discriminator"] = self.adversarial.optimizer

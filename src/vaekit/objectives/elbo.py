@@ -19,6 +19,7 @@ class ELBO(Objective):
     """
 
     metric_names = ("loss", "neg_elbo", "nll", "kl", "kl_weight")
+    supports_adversarial = True
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)

@@ -89,6 +89,7 @@ class SoftIntro(Objective):
         "expelbo_rec", "expelbo_fake", "beta_neg",
     )  # fmt: skip
     adversarial_similarity = False
+    supports_adversarial = True
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)

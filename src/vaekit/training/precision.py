@@ -1,6 +1,7 @@
 """How an update is made: precision (fp32, bf16 autocast on CPU and CUDA, fp16 autocast with a loss
 scaler on CUDA), gradient accumulation over micro-batches, the gradient average across ranks and
-clipping. Objectives call ``autocast()`` and ``minimize()``; the trainer sets ``micro_batch``."""
+clipping. Objectives call ``autocast()`` and ``minimize()``; ``update`` runs one whole update
+(micro-batches, per-image noise) for the trainer and for anyone driving an objective directly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 
 import torch
 
+from vaekit import noise
 from vaekit.training.distributed import average_gradients
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -80,3 +82,23 @@ class Precision:
     def load_state_dict(self, state: dict) -> None:
         if self.scaler is not None and state:
             self.scaler.load_state_dict(state)
+
+
+def update(objective, precision: Precision, batch: torch.Tensor, info, seed: int, shard: tuple[int, int] = (0, 1)):
+    """One optimiser update of ``objective`` from this process's ``batch``, in ``precision.accumulate``
+    micro-batches; returns the step's scalars (the micro-batches' mean).
+
+    Noise is drawn per image of the global batch, seeded by ``seed`` (see ``vaekit.noise``), so the
+    update is the same however the batch is split over processes (``shard`` = (rank, world)) and
+    micro-batches.
+    """
+    k, (rank, world) = precision.accumulate, shard
+    size = len(batch) // k
+    results = []
+    for i in range(k):
+        precision.micro_batch = i
+        with noise.batch_shard(seed, rank * k + i, world * k):
+            results.append(objective.step(batch[i * size : (i + 1) * size], info))
+    if k == 1:
+        return results[0]
+    return {name: torch.stack([r[name] for r in results]).mean(0) for name in results[0]}

@@ -42,7 +42,7 @@ from vaekit.training.checkpoint import (
     save_weights,
 )
 from vaekit.training.lr_schedule import lr_factor
-from vaekit.training.precision import Precision
+from vaekit.training.precision import Precision, update
 from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
 from vaekit.training.tracking import create_loggers
 
@@ -263,22 +263,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces of the loop
     def _update(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
-        """One optimiser update from this process's images, in ``train.accumulate`` micro-batches.
-
-        Noise is drawn per image of the global batch (see ``vaekit.noise``), so the update is the
-        same however the batch is split over processes and micro-batches.
-        """
-        k, rank, world = self.config.train.accumulate, self.ranks.rank, self.ranks.world
+        """One optimiser update from this process's images (see ``precision.update``)."""
         seed = noise.step_seed(self.config.train.seed, info.step)
-        size = len(batch) // k
-        results = []
-        for i in range(k):
-            self.precision.micro_batch = i
-            with noise.batch_shard(seed, rank * k + i, world * k):
-                results.append(self.objective.step(batch[i * size : (i + 1) * size], info))
-        if k == 1:
-            return results[0]
-        return {name: torch.stack([r[name] for r in results]).mean(0) for name in results[0]}
+        return update(self.objective, self.precision, batch, info, seed, (self.ranks.rank, self.ranks.world))
 
     def _say(self, message: str) -> None:
         if self.ranks.is_main:
