@@ -47,7 +47,7 @@ OBJECTIVE_SETTINGS = {
         "objective.adversarial.enabled": True,
         "objective.adversarial.channels": 4,
         "objective.adversarial.layers": 1,
-    },  # fmt: skip
+    },
     "soft-intro": {"objective.name": "soft-intro", "objective.intro.beta_neg": 8.0},
     "as-intro": {"objective.name": "as-intro", "objective.intro.beta_neg": 8.0, "objective.intro.ema_decay": 0.9},
 }
@@ -190,5 +190,5 @@ def test_two_micro_batches_make_the_update_of_the_whole_batch(arch, likelihood, 
 def test_an_adversarial_term_on_an_objective_without_one_is_refused():
     config = tiny_config(**{"objective.name": "tests.networks:PlainObjective", "objective.adversarial.enabled": True})
     model = create_model(config)
-    with pytest.raises(ConfigError, match="objective.adversarial.enabled"):
+    with pytest.raises(ConfigError, match=r"objective\.adversarial\.enabled"):
         create_objective(model, config, Precision("fp32", torch.device("cpu")), trust_code=True)
