@@ -69,9 +69,15 @@ def test_tanh_output_maps_data_to_minus_one_one_and_back():
 
 
 @pytest.mark.parametrize("name", ["bernoulli", "gaussian", "laplace"])
-def test_mean_image_is_in_unit_range(name, params):
-    image = create_likelihood(LikelihoodConfig(name=name)).mean(params * 10)
-    assert image.min() >= 0 and image.max() <= 1
+def test_the_mean_image_of_sigmoid_outputs_is_the_sigmoid(name, params):
+    image = create_likelihood(LikelihoodConfig(name=name)).mean(params * 3)
+    torch.testing.assert_close(image, torch.sigmoid(params * 3))
+
+
+def test_the_mean_image_of_identity_outputs_is_clamped_to_the_unit_range(params):
+    image = create_likelihood(LikelihoodConfig(name="gaussian", output="identity")).mean(params * 3)
+    torch.testing.assert_close(image, (params * 3).clamp(0, 1))
+    assert (image == 0).any() and (image == 1).any()
 
 
 def test_unknown_likelihood():

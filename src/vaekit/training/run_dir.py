@@ -21,6 +21,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from vaekit.config import ConfigError
+
 ARTEFACTS = (
     "config.yaml",
     "metrics.csv",
@@ -38,7 +40,7 @@ class RunInUse(RuntimeError):
     """Another live process is training into this run folder."""
 
 
-class RunExists(FileExistsError):
+class RunExists(ConfigError):
     """The folder already holds a run and neither --resume nor --overwrite was given."""
 
 
