@@ -26,6 +26,13 @@ ARCH_SETTINGS = {
     "resnet": {"model.channels": [4, 8]},
     "spatial": {"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},
     "style": {"model.style.max_channels": 8, "model.style.mapping_layers": 1, "model.style.style_dim": 8},
+    "modules": {  # users' own networks (VAE.from_modules), rebuilt from their class paths
+        "model.modules.encoder": "tests.networks:MLPEncoder",
+        "model.modules.decoder": "tests.networks:MLPDecoder",
+        "model.modules.encoder_args": {"inputs": 192, "latent": 3},
+        "model.modules.decoder_args": {"latent": 3, "shape": [3, 8, 8]},
+        "model.modules.latent_shape": [3],
+    },
 }
 LIKELIHOOD_SETTINGS = {
     "bernoulli": {"likelihood.name": "bernoulli", "likelihood.binarize": "dynamic"},
@@ -55,7 +62,7 @@ BATCH_STATISTICS = {"resnet"}  # BatchNorm: micro-batches see other statistics t
 
 
 def test_every_registered_component_is_in_the_matrix():
-    assert set(ARCH_SETTINGS) == set(ARCHITECTURES)
+    assert set(ARCH_SETTINGS) == {*ARCHITECTURES, "modules"}
     assert {s["objective.name"] for s in OBJECTIVE_SETTINGS.values()} == set(OBJECTIVES)
     from vaekit.config import LikelihoodConfig
 
