@@ -34,11 +34,12 @@ class PatchDiscriminator(nn.Module):
 
 
 def last_decoder_layer(model: VAE) -> torch.Tensor:
-    """The weight of the decoder's last convolution (where the two gradients are compared)."""
-    convs = [m for m in model.decoder.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
-    if not convs:
-        raise ValueError("the adversarial term needs a decoder that ends in a convolution")
-    return convs[-1].weight
+    """The weight of the decoder's last convolution or linear layer (where the two gradients are
+    compared for the adaptive weight)."""
+    layers = [m for m in model.decoder.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear)]
+    if not layers:
+        raise ValueError("the adversarial term needs a decoder with a convolution or linear layer")
+    return layers[-1].weight
 
 
 class AdversarialTerm:
