@@ -26,6 +26,12 @@ ARCH_SETTINGS = {
     "resnet": {"model.channels": [4, 8]},
     "spatial": {"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},
     "style": {"model.style.max_channels": 8, "model.style.mapping_layers": 1, "model.style.style_dim": 8},
+    "autoencoder-kl": {  # diffusers' AutoencoderKL (the diffusers extra)
+        "model.autoencoder_kl.block_out_channels": [8, 8],
+        "model.autoencoder_kl.layers_per_block": 1,
+        "model.autoencoder_kl.latent_channels": 2,
+        "model.autoencoder_kl.norm_num_groups": 4,
+    },
     "modules": {  # users' own networks (VAE.from_modules), rebuilt from their class paths
         "model.modules.encoder": "tests.networks:MLPEncoder",
         "model.modules.decoder": "tests.networks:MLPDecoder",
@@ -62,7 +68,10 @@ BATCH_STATISTICS = {"resnet"}  # BatchNorm: micro-batches see other statistics t
 
 
 def test_every_registered_component_is_in_the_matrix():
-    assert set(ARCH_SETTINGS) == {*ARCHITECTURES, "modules"}
+    from vaekit.config import ARCHITECTURE_NAMES, OBJECTIVE_NAMES
+
+    assert set(ARCH_SETTINGS) == {*ARCHITECTURES, "modules"} == set(ARCHITECTURE_NAMES)
+    assert set(OBJECTIVE_NAMES) == set(OBJECTIVES)
     assert {s["objective.name"] for s in OBJECTIVE_SETTINGS.values()} == set(OBJECTIVES)
     from vaekit.config import LikelihoodConfig
 
@@ -189,9 +198,10 @@ def test_two_micro_batches_make_the_update_of_the_whole_batch(arch, likelihood, 
         model.train()
         _train(optimizer, precision, [0])
     assert gradients["whole"].keys() == gradients["halves"].keys()
-    for key, value in gradients["whole"].items():
+    total = torch.cat([g.flatten() for g in gradients["whole"].values()]).norm()
+    for key, value in gradients["whole"].items():  # (float32 sums over many pixels; zero-in-theory grads)
         difference = (gradients["halves"][key] - value).norm()
-        assert difference <= 1e-4 * value.norm() + 1e-7, key  # float32 sums over many pixels
+        assert difference <= 1e-4 * value.norm() + 1e-5 * total, key
 
 
 def test_an_adversarial_term_on_an_objective_without_one_is_refused():

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -24,6 +25,7 @@ from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory
 from vaekit.data.recipes import prepare
 from vaekit.models import VAE, create_model
+from vaekit.models.autoencoder_kl import config_from_diffusers, is_diffusers_folder, load_diffusers_weights
 from vaekit.models.modules import ModulesVAE
 from vaekit.plugins import code_allowed
 from vaekit.sharing import hub_snapshot, looks_like_hub_id, read_info
@@ -61,6 +63,7 @@ def train(
     callbacks: Sequence[Callback] = (),
     trust_code: bool = False,
     overwrite: bool = False,
+    init: str | Path | None = None,
 ) -> Path:
     """Train a model and return its run directory.
 
@@ -70,7 +73,8 @@ def train(
     for in-memory data. ``model``: your own ``VAE`` (e.g. ``VAE.from_modules``). ``resume``: continue
     that run (pass in-memory data and own modules again); with ``out`` as well, continue it as a
     new run there and leave ``resume`` untouched (a fork). ``callbacks``: ``vaekit.Callback``
-    objects. ``overwrite`` replaces a run already in ``out``.
+    objects. ``overwrite`` replaces a run already in ``out``. ``init``: start from pretrained weights
+    (a vaekit run / model folder / Hub id, or a diffusers VAE folder, whose architecture is then used).
     """
     if resume is not None:
         if config is not None or preset is not None:
@@ -89,6 +93,8 @@ def train(
         out = run.root
     else:
         cfg = resolve_config(config, preset)
+        if init is not None:
+            cfg = _with_pretrained_architecture(cfg, str(init))
     dataset = None
     if is_in_memory(data):
         dataset = from_memory(data, labels, allow_vectors=model is not None)
@@ -128,7 +134,11 @@ def load(
     a ``from_modules`` model); or give that model's ``modules=(encoder, decoder)`` yourself.
     """
     text = str(path)
-    folder = hub_snapshot(text) if looks_like_hub_id(text) else _weights_folder(Path(path))
+    if looks_like_hub_id(text):
+        path = hub_snapshot(text)
+    if is_diffusers_folder(Path(path)) or is_diffusers_folder(Path(path) / "vae"):
+        return _load_diffusers(Path(path), device)
+    folder = _weights_folder(Path(path))
     config_file = folder / "config.yaml"
     if not config_file.is_file():
         config_file = folder.parent.parent / "config.yaml"  # a checkpoint folder inside a run
@@ -144,6 +154,29 @@ def load(
     model.config = config
     model.info = read_info(folder)
     return model.eval()
+
+
+def _with_pretrained_architecture(config: Config, source: str) -> Config:
+    """``config`` with the model and likelihood of the pretrained model at ``source`` (and init set)."""
+    pretrained = load(source).config
+    merged = config.to_dict()
+    merged["model"], merged["likelihood"] = pretrained.to_dict()["model"], pretrained.to_dict()["likelihood"]
+    merged["data"]["channels"] = pretrained.data.channels
+    merged["train"]["init"] = source
+    return Config.from_dict(merged)
+
+
+def _load_diffusers(path: Path, device) -> VAE:
+    """A diffusers ``AutoencoderKL`` folder (or a pipeline folder's ``vae/``) as a vaekit model."""
+    folder = path if is_diffusers_folder(path) else path / "vae"
+    config = config_from_diffusers(folder)
+    model = create_model(config)
+    load_diffusers_weights(model, folder)
+    model.config = config
+    raw = json.loads((folder / "config.json").read_text())
+    scaling = {"scaling_factor": raw.get("scaling_factor"), "shift_factor": raw.get("shift_factor")}
+    model.info = {"source": "diffusers", "latent_scaling": scaling}
+    return model.to(device).eval()
 
 
 def _rebuild_modules_model(config: Config, modules, trust_code: bool) -> VAE:
@@ -192,6 +225,28 @@ def load_images(paths: Sequence[str | Path], config: Config) -> torch.Tensor:
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             raise ValueError(f"{path}: cannot read image ({err})") from err
     return torch.from_numpy(np.stack(arrays)).float() / 255.0
+
+
+def load_full_size(path: str | Path, config: Config) -> torch.Tensor:
+    """One image file at its own resolution as ``(C, H, W)`` in [0, 1] (EXIF applied, no crop)."""
+    from vaekit.data.recipes import to_8bit
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            array = np.asarray(to_8bit(ImageOps.exif_transpose(image), config.data.channels or 3))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: cannot read image ({err})") from err
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0
+
+
+def reconstruct_full_size(model: Model, image: torch.Tensor, overlap: int | None = None) -> torch.Tensor:
+    """The reconstruction of one ``(C, H, W)`` image of any size, in overlapping tiles of the model's
+    size blended at the seams; memory is bounded by the tile."""
+    from vaekit.explore.tiling import reconstruct_tiled
+
+    return reconstruct_tiled(as_model(model), image, overlap)
 
 
 # ---------------------------------------------------------------------- the CLI's commands as functions

@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument(
+        "--init",
+        metavar="PATH_OR_HUB_ID",
+        help="start from pretrained weights: a vaekit run / model folder or a diffusers VAE folder (its architecture)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         nargs="+",
@@ -127,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
     p.add_argument("images", type=Path, nargs="+", help="image files")
     p.add_argument("-o", "--output", type=Path, default=Path("reconstructions.png"), help="grid PNG to write")
+    p.add_argument(
+        "--full-size",
+        action="store_true",
+        help="reconstruct each image at its own resolution in overlapping tiles (one PNG per image: OUTPUT-N.png)",
+    )
     p.set_defaults(func=_reconstruct)
 
     p = command("sample", "draw random samples from a trained model")
@@ -234,7 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export", "export a model's encoder and decoder (ONNX or TorchScript)")
     p.add_argument("run", help="run directory, model folder or Hub id")
-    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="file format")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "torchscript", "diffusers"],
+        default="onnx",
+        help="file format (diffusers: KL autoencoders)",
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("export"), help="folder to write")
     p.set_defaults(func=_export)
 
@@ -271,6 +286,7 @@ def _train(args: argparse.Namespace) -> None:
         overrides=args.overrides,
         trust_code=args.trust_code,
         overwrite=args.overwrite,
+        init=args.init,
     )
     print(f"run: {run}")
 
@@ -295,6 +311,12 @@ def _reconstruct(args: argparse.Namespace) -> None:
     from vaekit.explore.grids import interleave
 
     model = api.load(args.run, trust_code=args.trust_code)
+    if args.full_size:
+        for i, path in enumerate(args.images):
+            image = api.load_full_size(path, model.config)
+            stem = args.output.with_suffix("")
+            print(f"wrote {_save_grid(api.reconstruct_full_size(model, image)[None], f'{stem}-{i}.png', 1)}")
+        return
     images = api.load_images(args.images, model.config)
     recon = model.reconstruct(images).cpu()
     per_row = min(len(images), 8)

@@ -37,7 +37,14 @@ def non_negative(default: Any) -> Any:
     return _bounded(default, 0)
 
 
-ARCHITECTURE_NAMES = ("conv", "resnet", "style", "spatial", "modules")  # = models.ARCHITECTURES + modules
+ARCHITECTURE_NAMES = (
+    "conv",
+    "resnet",
+    "style",
+    "spatial",
+    "autoencoder-kl",
+    "modules",
+)  # = models.ARCHITECTURES + modules
 OBJECTIVE_NAMES = ("elbo", "soft-intro", "as-intro")  # = objectives.OBJECTIVES
 
 
@@ -101,6 +108,21 @@ class ModulesConfig:
 
 
 @dataclass
+class AutoencoderKLConfig:
+    """The KL autoencoder of latent diffusion (``model.arch: autoencoder-kl``), as diffusers'
+    ``AutoencoderKL`` config: the down-sampling factor is 2^(len(block_out_channels) - 1)."""
+
+    block_out_channels: list[int] = positive([128, 256, 512, 512])
+    layers_per_block: int = positive(2)
+    latent_channels: int = positive(4)
+    norm_num_groups: int = positive(32)
+    act_fn: Literal["silu", "swish", "relu", "gelu", "mish"] = "silu"
+    mid_block_attention: bool = True
+    use_quant_conv: bool = True
+    use_post_quant_conv: bool = True
+
+
+@dataclass
 class ModelConfig:
     """The architecture and its sizes."""
 
@@ -114,6 +136,7 @@ class ModelConfig:
     style: StyleConfig = field(default_factory=StyleConfig)
     spatial: SpatialConfig = field(default_factory=SpatialConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
+    autoencoder_kl: AutoencoderKLConfig = field(default_factory=AutoencoderKLConfig)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in architecture's own options
 
     def _check(self, prefix: str) -> None:
@@ -145,7 +168,9 @@ class LikelihoodConfig:
     binarize: Literal["none", "dynamic"] = "none"  # bernoulli only
     scale: float = _bounded(1.0, 0, above=True)  # gaussian sigma / laplace b (initial value when learned)
     learn_scale: bool = False
-    output: Literal["sigmoid", "tanh", "identity"] = "sigmoid"  # the mean's range: [0,1] | [-1,1] | any
+    # the decoder's output: sigmoid -> [0,1]; tanh -> [-1,1]; identity (data in [0,1]) or signed (data in
+    # [-1,1], as diffusers' VAEs): a linear output, clamped only for display
+    output: Literal["sigmoid", "tanh", "identity", "signed"] = "sigmoid"
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
@@ -231,6 +256,10 @@ class TrainConfig:
     checkpoint_every: int = positive(500)  # steps; a checkpoint is also written at every epoch end
     keep_checkpoints: int = positive(3)
     grid_size: int = positive(64)  # images per reconstruction / sample grid
+    ema_decay: float = _bounded(0.0, 0.0, 0.999999)  # EMA of all weights, used for grids, evaluation, export
+    trainable: Literal["all", "decoder"] = "all"  # decoder: fine-tune the decoder, encoder frozen (latents kept)
+    gradient_checkpointing: bool = False  # recompute activations in backward (models that support it)
+    init: str | None = None  # start from these weights: a vaekit model folder / run or a diffusers VAE folder
     loggers: list[Literal["csv", "tensorboard", "wandb", "mlflow"]] = field(default_factory=lambda: ["csv"])
 
     def _check(self, prefix: str) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 
 from vaekit.models.base import VAE
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "diffusers")
 
 
 class ImageEncoder(nn.Module):
@@ -40,13 +40,16 @@ class ImageDecoder(nn.Module):
         return self.model.likelihood.mean(self.model.decode(z))
 
 
-def export(model: VAE, folder: str | Path, fmt: str = "onnx") -> list[Path]:
-    """Write ``encoder.<ext>`` and ``decoder.<ext>`` for ``model`` into ``folder``."""
+def export(model: VAE, folder: str | Path, fmt: str = "onnx", scaling: dict | None = None) -> list[Path]:
+    """Write ``encoder.<ext>`` and ``decoder.<ext>`` for ``model`` into ``folder``; for ``diffusers``
+    (KL autoencoders), an ``AutoencoderKL`` folder with ``scaling`` (scaling / shift factor) in its config."""
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r}: use one of {', '.join(FORMATS)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
+    if fmt == "diffusers":
+        return export_diffusers(model, folder, scaling)
     images = torch.rand(2, *model.image_shape)
     latents = torch.randn(2, *model.latent_shape)
     written = []
@@ -77,3 +80,25 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inputs: l
         torch.onnx.export(
             module, (example,), str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes, dynamo=False
         )
+
+
+def export_diffusers(model: VAE, folder: Path, scaling: dict | None = None) -> list[Path]:
+    """An ``AutoencoderKL.from_pretrained``-ready folder: config.json (with the measured
+    ``scaling_factor`` / ``shift_factor``) and diffusion_pytorch_model.safetensors."""
+    from vaekit.models.autoencoder_kl import AutoencoderKLVAE, to_diffusers_state
+    from vaekit.optional import require
+
+    if not isinstance(model, AutoencoderKLVAE):
+        raise ValueError("--format diffusers exports KL autoencoders (model.arch autoencoder-kl)")
+    scaling = scaling or (getattr(model, "info", None) or {}).get("latent_scaling") or {}
+    if not scaling.get("scaling_factor"):
+        raise ValueError("no measured latent scaling factor: run `vaekit evaluate RUN --metrics latents` first")
+    diffusers = require("diffusers", "diffusers", "export --format diffusers")
+    autoencoder = diffusers.AutoencoderKL(
+        **model.diffusers_config,
+        scaling_factor=float(scaling["scaling_factor"]),
+        shift_factor=float(scaling["shift_factor"]) if scaling.get("shift_factor") is not None else None,
+    )
+    autoencoder.load_state_dict(to_diffusers_state(model.state_dict()))
+    autoencoder.save_pretrained(str(folder), safe_serialization=True)
+    return [folder / "config.json", folder / "diffusion_pytorch_model.safetensors"]

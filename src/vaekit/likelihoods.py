@@ -78,12 +78,12 @@ class _Continuous(Likelihood):
 
     def __init__(self, output: str = "sigmoid") -> None:
         super().__init__()
-        if output not in ("sigmoid", "tanh", "identity"):
-            raise ValueError(f"likelihood.output must be sigmoid, tanh or identity, got {output!r}")
+        if output not in ("sigmoid", "tanh", "identity", "signed"):
+            raise ValueError(f"likelihood.output must be sigmoid, tanh, identity or signed, got {output!r}")
         self.output = output
 
     def prepare(self, x: torch.Tensor, stochastic: bool = False) -> torch.Tensor:
-        return x * 2 - 1 if self.output == "tanh" else x
+        return x * 2 - 1 if self.output in ("tanh", "signed") else x
 
     def location(self, params: torch.Tensor) -> torch.Tensor:
         params = params.float()
@@ -95,7 +95,7 @@ class _Continuous(Likelihood):
 
     def to_unit(self, values: torch.Tensor) -> torch.Tensor:
         """Target-space values back to [0, 1] (not clamped, so gradients flow)."""
-        return (values + 1) / 2 if self.output == "tanh" else values
+        return (values + 1) / 2 if self.output in ("tanh", "signed") else values
 
     def image(self, params: torch.Tensor) -> torch.Tensor:
         return self.to_unit(self.location(params))

@@ -20,7 +20,9 @@ INFO_FILE = "vaekit.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def model_info(config: Config, model: VAE, steps: int | None, metrics: dict[str, float]) -> dict[str, Any]:
+def model_info(
+    config: Config, model: VAE, steps: int | None, metrics: dict[str, float], scaling: dict[str, float] | None = None
+) -> dict[str, Any]:
     """What a model folder says about itself (also what ``vaekit info`` prints)."""
     import torch
 
@@ -39,14 +41,21 @@ def model_info(config: Config, model: VAE, steps: int | None, metrics: dict[str,
         "data": {"source": data.source, "fingerprint": data.fingerprint, "image_size": data.image_size},
         "steps": steps,
         "final_metrics": metrics,
+        "latent_scaling": scaling or {},
     }
 
 
 def write_model_card(
-    folder: Path, config: Config, model: VAE, steps: int | None, metrics: dict[str, float] | None = None
+    folder: Path,
+    config: Config,
+    model: VAE,
+    steps: int | None,
+    metrics: dict[str, float] | None = None,
+    scaling: dict[str, float] | None = None,
 ) -> None:
-    """``vaekit.json`` and ``README.md`` beside the weights."""
-    info = model_info(config, model, steps, metrics or {})
+    """``vaekit.json`` and ``README.md`` beside the weights (``scaling``: the latents' scaling and
+    shift factors over the training data, see ``evaluation.likelihood.latent_scaling``)."""
+    info = model_info(config, model, steps, metrics or {}, scaling)
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     rows = "\n".join(f"| {k} | {v:.6g} |" for k, v in info["final_metrics"].items()) or "| (none recorded) | |"
     (folder / "README.md").write_text(
@@ -84,7 +93,9 @@ def save_pretrained(model: VAE, folder: Path) -> Path:
     save_weights(model, folder)
     config.to_yaml(folder / "config.yaml")
     previous = getattr(model, "info", {}) or {}
-    write_model_card(folder, config, model, previous.get("steps"), previous.get("final_metrics"))
+    write_model_card(
+        folder, config, model, previous.get("steps"), previous.get("final_metrics"), previous.get("latent_scaling")
+    )
     return folder
 
 

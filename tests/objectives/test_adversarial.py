@@ -45,3 +45,15 @@ def test_discriminator_state_is_checkpointed_for_exact_resume(tmp_path):
     resumed = train(resume=first, overrides=["train.max_steps=10"])
     a, b = load_file(str(straight / "model/model.safetensors")), load_file(str(resumed / "model/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_discriminator_is_updated_from_its_start_step_and_not_before():
+    config = tiny_config(**{**ADVERSARIAL, "objective.adversarial.start_step": 2})
+    model = create_model(config)
+    objective = create_objective(model, config, Precision("fp32", torch.device("cpu")))
+    weights = lambda: [p.detach().clone() for p in objective.adversarial.discriminator.parameters()]  # noqa: E731
+    for step, should_change in ((0, False), (1, False), (2, True), (3, True)):
+        before = weights()
+        objective.step(torch.rand(4, 3, 32, 32), StepInfo(step, 0.0, 10))
+        changed = any(not torch.equal(a, b) for a, b in zip(before, weights(), strict=True))
+        assert changed == should_change, step

@@ -53,6 +53,26 @@ def iwae_nll(
 
 
 @torch.no_grad()
+def latent_scaling(model: VAE, images: np.ndarray, batch_size: int = 128, seed: int = 0) -> dict:
+    """``scaling_factor`` (1 / std) and ``shift_factor`` (mean) of posterior samples over ``images``:
+    what a latent diffusion model multiplies its latents by (diffusers' ``config.scaling_factor``)."""
+    device = next(model.parameters()).device
+    total = total_sq = count = 0.0
+    generator = torch.Generator().manual_seed(seed)
+    with model.evaluating():
+        for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
+            posterior = model.encode(model.likelihood.prepare(batch))
+            eps = torch.randn(posterior.mean.shape, generator=generator).to(device)
+            z = (posterior.mean + posterior.std * eps).double()
+            total += z.sum().item()
+            total_sq += z.square().sum().item()
+            count += z.numel()
+    mean = total / count
+    std = max((total_sq / count - mean**2), 1e-12) ** 0.5
+    return {"scaling_factor": 1.0 / std, "shift_factor": mean, "latent_std": std}
+
+
+@torch.no_grad()
 def latent_usage(model: VAE, images: np.ndarray, threshold: float = 0.01, batch_size: int = 256) -> dict:
     """KL per latent dimension (mean over images) and active units: dimensions whose posterior
     mean varies across the data by more than ``threshold`` (Burda et al. 2016)."""

@@ -16,13 +16,13 @@ from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
 from vaekit.evaluation.elbo import evaluate_elbo
 from vaekit.evaluation.generation import extract_features, frechet_distance, kernel_inception_distance
-from vaekit.evaluation.likelihood import iwae_nll, latent_usage
+from vaekit.evaluation.likelihood import iwae_nll, latent_scaling, latent_usage
 from vaekit.evaluation.reconstruction import reconstruction_metrics
 from vaekit.evaluation.speed import throughput
 from vaekit.explore.sampling import sample_images
 from vaekit.models.base import VAE
 
-METRICS = ("elbo", "reconstruction", "lpips", "fid", "kid", "nll", "latents", "speed")
+METRICS = ("elbo", "reconstruction", "lpips", "fid", "kid", "rfid", "nll", "latents", "speed")
 DEFAULT_METRICS = ("elbo", "reconstruction", "nll", "latents", "speed")
 
 
@@ -64,13 +64,13 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
         if lpips is not None:
             details["lpips"] = f"LPIPS v0.1, {settings.lpips_backbone} backbone, inputs in [-1, 1]"
         metrics["reconstruction"] = reconstruction_metrics(model, images, settings.batch_size, lpips)
-    if wanted & {"fid", "kid"}:
+    if wanted & {"fid", "kid", "rfid"}:
         metrics["generation"], generation_details = _generation(model, images, settings, wanted)
         details.update(generation_details)
     if "nll" in wanted:
         metrics["nll"] = iwae_nll(model, images, k=settings.iwae_k, seed=settings.seed)
     if "latents" in wanted:
-        metrics["latents"] = latent_usage(model, images)
+        metrics["latents"] = {**latent_usage(model, images), **latent_scaling(model, images, seed=settings.seed)}
     if "speed" in wanted:
         metrics["speed"] = throughput(model, settings.batch_size)
     return {
@@ -127,9 +127,17 @@ def _generation(model: VAE, images: np.ndarray, settings: EvaluationSettings, wa
     network, description = _feature_network(settings)
     network = network.to(next(model.parameters()).device)
     real = extract_features(network, BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False))
+    result: dict[str, float] = {}
+    if "rfid" in wanted:  # reconstructions against their originals, in the same features
+        device = next(model.parameters()).device
+        loader = BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False, device=device)
+        with model.evaluating():
+            reconstructed = extract_features(network, (model.reconstruct(batch) for batch in loader))
+        result["rfid"] = frechet_distance(real, reconstructed)
+        if not wanted & {"fid", "kid"}:
+            return result, {"feature_network": description, "n_real": len(real), "n_reconstructed": len(real)}
     fake_images = sample_images(model, settings.n_samples, seed=settings.seed)
     fake = extract_features(network, fake_images.split(settings.batch_size))
-    result: dict[str, float] = {}
     if "fid" in wanted:
         result["fid"] = frechet_distance(real, fake)
     if "kid" in wanted:

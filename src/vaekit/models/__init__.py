@@ -11,6 +11,7 @@ import difflib
 
 from vaekit.config import Config, ConfigError
 from vaekit.likelihoods import create_likelihood
+from vaekit.models.autoencoder_kl import AutoencoderKLVAE
 from vaekit.models.base import VAE, DiagonalGaussian, VAEOutput
 from vaekit.models.conv import ConvVAE
 from vaekit.models.modules import ModulesVAE, data_shape, modules_from_config
@@ -19,7 +20,13 @@ from vaekit.models.spatial import SpatialVAE
 from vaekit.models.style import StyleVAE
 from vaekit.plugins import import_object, is_code_reference
 
-ARCHITECTURES: dict[str, type[VAE]] = {"conv": ConvVAE, "resnet": ResNetVAE, "spatial": SpatialVAE, "style": StyleVAE}
+ARCHITECTURES: dict[str, type[VAE]] = {
+    "conv": ConvVAE,
+    "resnet": ResNetVAE,
+    "spatial": SpatialVAE,
+    "style": StyleVAE,
+    "autoencoder-kl": AutoencoderKLVAE,
+}
 
 
 def create_model(config: Config, *, trust_code: bool = False) -> VAE:

@@ -77,6 +77,14 @@ class VAE(nn.Module):
         self.image_shape = tuple(image_shape)
         self.latent_groups: list[tuple[str, int, int]] = []  # named ranges of the flattened latent
 
+    encoder_frozen = False  # decoder-only fine-tuning: the encoder stays in eval mode
+
+    def train(self, mode: bool = True) -> VAE:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
+
     @contextmanager
     def evaluating(self) -> Iterator[VAE]:
         """Eval mode for the block (BatchNorm uses running statistics), then the previous mode back."""

@@ -23,7 +23,7 @@ class ELBO(Objective):
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
-        self.optimizers["model"] = make_optimizer(model.parameters(), config)
+        self.optimizers["model"] = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
         self.groups = list(model.latent_groups)
         weights = config.objective.kl.group_weights
         if weights and len(weights) != len(self.groups):

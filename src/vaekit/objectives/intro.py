@@ -24,7 +24,7 @@ import math
 import torch
 
 from vaekit import noise
-from vaekit.config import Config
+from vaekit.config import Config, ConfigError
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE, DiagonalGaussian
 from vaekit.objectives.base import Objective, StepInfo
@@ -96,6 +96,8 @@ class SoftIntro(Objective):
         if not hasattr(model.likelihood, "location"):
             raise ValueError(f"{config.objective.name} needs a continuous likelihood (gaussian or laplace)")
         self.intro = config.objective.intro
+        if config.train.trainable != "all":
+            raise ConfigError(f"train.trainable: {config.objective.name} trains encoder and decoder against each other")
         self.optimizers["encoder"] = make_optimizer(model.encoder.parameters(), config)
         decoder_parameters = [*model.decoder.parameters(), *model.likelihood.parameters()]
         self.optimizers["decoder"] = make_optimizer(decoder_parameters, config)

@@ -6,6 +6,7 @@ signals and the NaN guard; the objective owns its optimisers and what one step d
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -26,6 +27,7 @@ from vaekit.config import Config, ConfigError
 from vaekit.data import BatchLoader, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
 from vaekit.evaluation.elbo import VALIDATION_METRICS, evaluate_elbo
+from vaekit.evaluation.likelihood import latent_scaling
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.models import VAE, create_model
 from vaekit.objectives import StepInfo, create_objective
@@ -41,6 +43,7 @@ from vaekit.training.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from vaekit.training.ema import EMA
 from vaekit.training.lr_schedule import lr_factor
 from vaekit.training.precision import Precision, update
 from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
@@ -131,6 +134,15 @@ class Trainer:
             model = create_model(config, trust_code=trust_code)
         elif not model.image_shape:
             model.image_shape = full.image_shape
+        if train.init and not resume:
+            load_initial_weights(model, train.init)
+        if train.trainable == "decoder":
+            model.encoder.requires_grad_(False)
+            model.encoder_frozen = True
+        if train.gradient_checkpointing:
+            if not hasattr(model, "set_gradient_checkpointing"):
+                raise ConfigError(f"train.gradient_checkpointing: model.arch {config.model.arch} does not support it")
+            model.set_gradient_checkpointing(True)
         self.model: VAE = model.to(self.device)
         self.is_image_data = len(full.image_shape) == 3
         if train.channels_last:
@@ -141,6 +153,7 @@ class Trainer:
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
         )
         self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
+        self.ema = EMA(self.model, train.ema_decay) if train.ema_decay > 0 else None
         if train.accumulate > 1 and not self.objective.supports_accumulation:
             raise ValueError(f"train.accumulate: {type(self.objective).__name__} updates in several phases per step")
         if train.compile:
@@ -235,6 +248,8 @@ class Trainer:
                     progress = epoch + batch_index / self.steps_per_epoch
                     info = StepInfo(self.step, progress, planned, self.loader.batch_size)
                     metrics = self._update(batch, info)
+                    if self.ema is not None:
+                        self.ema.update()
                     self._pending.append((self.step, metrics))
                     self.step += 1
                     if self.ranks.is_main:
@@ -320,7 +335,8 @@ class Trainer:
 
     def _validate_and_plot(self, epoch: int) -> None:
         if len(self.val_set):
-            val = evaluate_elbo(self.model, self.val_set.images[:2048], self.config.train.batch_size)
+            with self._averaged():
+                val = evaluate_elbo(self.model, self.val_set.images[:2048], self.config.train.batch_size)
             self.last_validation = val
             self.metrics.write({"step": self.step, "epoch": float(epoch + 1), "split": "val", **val})
         images = self.save_grids(f"epoch-{epoch + 1:03d}")
@@ -335,7 +351,7 @@ class Trainer:
         n = self.config.train.grid_size
         per_row = max(1, int(math.sqrt(n)))
         generator = torch.Generator().manual_seed(self.config.train.seed)
-        with self.model.evaluating():
+        with self.model.evaluating(), self._averaged():
             recon = self.model.reconstruct(self.fixed_images)
             with self.objective.export_context():
                 samples = self.model.sample(n, generator=generator)
@@ -363,6 +379,7 @@ class Trainer:
             "pending": [(step, {k: v.detach().float().cpu() for k, v in s.items()}) for step, s in self._pending],
             "elapsed_s": self._clock.elapsed(),
             "optimizers": self.objective.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
             "scaler": self.precision.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -411,6 +428,8 @@ class Trainer:
         load_weights(self.model, checkpoint)
         state = load_training_state(checkpoint)
         self.objective.load_state_dict(state["optimizers"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
         self.precision.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng_cpu"])
         if state["rng_cuda"] and torch.cuda.is_available():
@@ -440,12 +459,17 @@ class Trainer:
             return
         plot_curves(self.metrics.read(), self.run.curves)
         self.run.model.mkdir(exist_ok=True)
-        with self.objective.export_context():
+        with self._averaged(), self.objective.export_context():
             save_weights(self.model, self.run.model)
+            scaling = latent_scaling(self.model, self.train_set.images[:2048], self.config.train.batch_size)
         self.config.to_yaml(self.run.model / "config.yaml")
-        write_model_card(self.run.model, self.config, self.model, self.step, self.last_validation)
+        write_model_card(self.run.model, self.config, self.model, self.step, self.last_validation, scaling)
         self.save_grids("final")
         self.callbacks.on_end(self, self.last_validation, False)
+
+    def _averaged(self) -> contextlib.AbstractContextManager:
+        """The EMA weights (``train.ema_decay``) swapped in for evaluation, grids and export."""
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     @contextmanager
     def _stop_on_signals(self) -> Iterator[_StopFlag]:
@@ -468,6 +492,22 @@ class Trainer:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+
+def load_initial_weights(model: VAE, source: str) -> None:
+    """``train.init``: weights from a vaekit run / model folder / Hub id or a diffusers VAE folder."""
+    from vaekit.api import load
+
+    pretrained = load(source)
+    own, theirs = model.state_dict(), pretrained.state_dict()
+    mismatched = sorted(k for k in own if k not in theirs or own[k].shape != theirs[k].shape)
+    unexpected = sorted(set(theirs) - set(own))
+    if mismatched or unexpected:
+        raise ConfigError(
+            f"train.init: {source} does not fit this model (e.g. {(mismatched or unexpected)[:3]}); "
+            "use its architecture settings (vaekit config RUN)"
+        )
+    model.load_state_dict(theirs)
 
 
 def describe_model(config: Config, model: VAE) -> None:

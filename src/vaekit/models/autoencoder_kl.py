@@ -1,0 +1,191 @@
+"""The KL autoencoder of latent diffusion (Stable Diffusion's VAE), built on diffusers'
+``AutoencoderKL`` (the ``diffusers`` extra), as a vaekit model with a spatial latent.
+
+The diffusers modules are held as ``encoder`` (its encoder + ``quant_conv`` -> mean, logvar) and
+``decoder`` (``post_quant_conv`` + its decoder -> the image on the [-1, 1] scale, linear), so every
+vaekit objective, command and the explorer use it unchanged; ``to_diffusers`` / ``from_diffusers``
+translate weights and config both ways, key for key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vaekit.config import AutoencoderKLConfig, Config, ModelConfig
+from vaekit.likelihoods import Likelihood
+from vaekit.models.base import VAE
+from vaekit.optional import require
+
+
+def diffusers_config(options: AutoencoderKLConfig, image_shape: tuple[int, int, int]) -> dict[str, Any]:
+    """The ``AutoencoderKL(**config)`` arguments that ``model.autoencoder_kl`` describes."""
+    blocks = len(options.block_out_channels)
+    return {
+        "in_channels": image_shape[0],
+        "out_channels": image_shape[0],
+        "down_block_types": ["DownEncoderBlock2D"] * blocks,
+        "up_block_types": ["UpDecoderBlock2D"] * blocks,
+        "block_out_channels": list(options.block_out_channels),
+        "layers_per_block": options.layers_per_block,
+        "act_fn": options.act_fn,
+        "latent_channels": options.latent_channels,
+        "norm_num_groups": options.norm_num_groups,
+        "sample_size": image_shape[-1],
+        "mid_block_add_attention": options.mid_block_attention,
+        "use_quant_conv": options.use_quant_conv,
+        "use_post_quant_conv": options.use_post_quant_conv,
+    }
+
+
+class _Encoder(nn.Module):
+    def __init__(self, encoder: nn.Module, quant_conv: nn.Module | None) -> None:
+        super().__init__()
+        self.encoder, self.quant_conv = encoder, quant_conv
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        moments = self.encoder(x)
+        if self.quant_conv is not None:
+            moments = self.quant_conv(moments)
+        mean, logvar = moments.chunk(2, dim=1)
+        return mean, logvar
+
+
+class _Decoder(nn.Module):
+    def __init__(self, post_quant_conv: nn.Module | None, decoder: nn.Module) -> None:
+        super().__init__()
+        self.post_quant_conv, self.decoder = post_quant_conv, decoder
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.post_quant_conv is not None:
+            z = self.post_quant_conv(z)
+        return self.decoder(z)
+
+
+class AutoencoderKLVAE(VAE):
+    """Encoder -> (mean, logvar) of a (latent_channels, H/f, W/f) latent; decoder -> image in [-1, 1]."""
+
+    def __init__(self, config: ModelConfig, likelihood: Likelihood, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(likelihood, image_shape)
+        diffusers = require("diffusers", "diffusers", "model.arch autoencoder-kl")
+        options = config.autoencoder_kl
+        factor = 2 ** (len(options.block_out_channels) - 1)
+        height, width = image_shape[1:]
+        if height % factor or width % factor:
+            raise ValueError(
+                f"autoencoder-kl: {height}x{width} px does not divide by its down-sampling factor {factor}"
+            )
+        if any(c % options.norm_num_groups for c in options.block_out_channels):
+            raise ValueError(
+                f"model.autoencoder_kl.norm_num_groups {options.norm_num_groups} must divide every block width "
+                f"{list(options.block_out_channels)}"
+            )
+        self.diffusers_config = diffusers_config(options, image_shape)
+        autoencoder = diffusers.AutoencoderKL(**self.diffusers_config)
+        self.encoder = _Encoder(autoencoder.encoder, autoencoder.quant_conv)
+        self.decoder = _Decoder(autoencoder.post_quant_conv, autoencoder.decoder)
+        self._diffusers = [autoencoder]  # not a registered submodule: its parameters live in encoder/decoder
+        self.latent_shape = (options.latent_channels, height // factor, width // factor)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute activations in backward (diffusers' blocks): less memory, more time."""
+        autoencoder = self._diffusers[0]
+        if enabled:
+            autoencoder.enable_gradient_checkpointing()
+        else:
+            autoencoder.disable_gradient_checkpointing()
+
+
+# ---------------------------------------------------------------------- diffusers <-> vaekit
+_PREFIXES = (("encoder.quant_conv.", "quant_conv."), ("decoder.post_quant_conv.", "post_quant_conv."),
+             ("encoder.encoder.", "encoder."), ("decoder.decoder.", "decoder."))  # fmt: skip
+
+
+def to_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """vaekit's state dict of an ``AutoencoderKLVAE`` as ``AutoencoderKL``'s keys."""
+    out = {}
+    for key, value in state.items():
+        for ours, theirs in _PREFIXES:
+            if key.startswith(ours):
+                out[theirs + key[len(ours) :]] = value
+                break
+    return out
+
+
+def from_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for ours, theirs in _PREFIXES:
+            if key.startswith(theirs):
+                out[ours + key[len(theirs) :]] = value
+                break
+    return out
+
+
+def is_diffusers_folder(folder: Path) -> bool:
+    config = folder / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("_class_name") == "AutoencoderKL"
+    except (ValueError, OSError):
+        return False
+
+
+def config_from_diffusers(folder: Path) -> Config:
+    """A vaekit config for the ``AutoencoderKL`` saved in ``folder`` (diffusers' layout)."""
+    raw = json.loads((folder / "config.json").read_text())
+    unsupported = [t for t in raw.get("down_block_types", []) if t != "DownEncoderBlock2D"]
+    if unsupported:
+        raise ValueError(
+            f"{folder}: block types {sorted(set(unsupported))} are not supported (DownEncoderBlock2D only)"
+        )
+    return Config().with_overrides(
+        {
+            "model.arch": "autoencoder-kl",
+            "model.latent_dim": int(raw.get("latent_channels", 4)),
+            "model.autoencoder_kl.block_out_channels": list(raw["block_out_channels"]),
+            "model.autoencoder_kl.layers_per_block": int(raw.get("layers_per_block", 1)),
+            "model.autoencoder_kl.latent_channels": int(raw.get("latent_channels", 4)),
+            "model.autoencoder_kl.norm_num_groups": int(raw.get("norm_num_groups", 32)),
+            "model.autoencoder_kl.act_fn": raw.get("act_fn", "silu"),
+            "model.autoencoder_kl.mid_block_attention": bool(raw.get("mid_block_add_attention", True)),
+            "model.autoencoder_kl.use_quant_conv": bool(raw.get("use_quant_conv", True)),
+            "model.autoencoder_kl.use_post_quant_conv": bool(raw.get("use_post_quant_conv", True)),
+            "data.image_size": int(raw.get("sample_size", 256)),
+            "data.channels": int(raw.get("in_channels", 3)),
+            "likelihood.name": "laplace",
+            "likelihood.output": "signed",
+        }
+    )
+
+
+def load_diffusers_weights(model: VAE, folder: Path) -> None:
+    """The weights of a diffusers folder into an ``AutoencoderKLVAE`` (its likelihood keeps its own)."""
+    weights = diffusers_weights(folder)
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in weights and not k.startswith("likelihood."))
+    unexpected = sorted(set(weights) - set(own))
+    wrong = sorted(k for k in weights if k in own and own[k].shape != weights[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{folder}: weights do not fit the config beside them (e.g. {(missing or unexpected or wrong)[:3]})"
+        )
+    model.load_state_dict({**own, **weights})
+
+
+def diffusers_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The weights of a diffusers model folder (safetensors only: nothing is unpickled)."""
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("diffusion_pytorch_model*.safetensors"))
+    if not files:
+        raise ValueError(f"{folder}: no diffusion_pytorch_model.safetensors (only safetensors weights are read)")
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(load_file(str(file)))
+    return from_diffusers_state(state)
