@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -95,3 +97,25 @@ def test_style_model_trains_with_it_under_bf16_and_loads_without_vgg_weights(tmp
     config_file = run / "model" / "config.yaml"
     config_file.write_text(config_file.read_text().replace("random_weights: true", "random_weights: false"))
     assert load(run).sample(2).shape == (2, 3, 16, 16)  # sampling never needs the VGG weights
+
+
+def test_lpips_as_a_perceptual_term_is_weight_times_pixels_times_the_distance_plus_l1():
+    from vaekit.evaluation.lpips import LPIPS
+
+    likelihood = create_likelihood(
+        LikelihoodConfig(
+            name="perceptual",
+            output="signed",
+            perceptual=PerceptualConfig(
+                network="lpips-alex", layers=["lpips"], layer_weights=[0.7], resize=None,
+                random_weights=True, pixel="laplace",
+            ),
+        )
+    )  # fmt: skip
+    assert isinstance(likelihood.network, LPIPS)
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    params = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    distance = likelihood.network((params + 1) / 2, (target + 1) / 2)
+    l1 = ((target - params).abs() + math.log(2)).flatten(1).sum(1)  # Laplace with b = 1
+    torch.testing.assert_close(likelihood.nll(params, target), 0.7 * 3 * 32 * 32 * distance + l1)

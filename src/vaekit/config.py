@@ -149,7 +149,7 @@ class ModelConfig:
 class PerceptualConfig:
     """Feature-space reconstruction term (``likelihood.name: perceptual``)."""
 
-    network: str = "vgg16"  # vgg16 | vgg19 | package.module:factory (a user network; layers by module name)
+    network: str = "vgg16"  # vgg16 | vgg19 | lpips-vgg | lpips-alex | package.module:factory (layers by name)
     layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
     layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     resize: int | None = positive(256)  # images are resized to this before the network (None: as they are)
@@ -210,6 +210,7 @@ class AdversarialConfig:
     weight: float = non_negative(0.5)  # times the adaptive weight
     adaptive: bool = True  # balance by gradient norms at the decoder's last layer (as in VQGAN)
     start_step: int = non_negative(0)
+    loss: Literal["hinge", "vanilla"] = "hinge"  # the discriminator's loss
     layers: int = positive(3)
     channels: int = positive(64)
     lr: float | None = _bounded(None, 0, above=True)  # default: train.lr

@@ -196,6 +196,12 @@ class Perceptual(_Continuous):
 
     def nll(self, params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         reconstruction = self.to_unit(self.location(params))
+        if getattr(self.network, "is_lpips", False):  # LPIPS: weight * pixels * distance (the LDM recipe)
+            distance = self.network(reconstruction, self.to_unit(target.float()))
+            total = self.layer_weights[0] * target[0].numel() * distance
+            if self.pixel is not None:
+                total = total + self.pixel_weight * self.pixel.nll(params, target)
+            return total
         with torch.no_grad():
             reference = self.features(self.to_unit(target.float()))
         produced = self.features(reconstruction)
@@ -244,8 +250,15 @@ def _feature_network(name: str, weights: str | None, random_weights: bool, facto
 
     if factory is not None:
         return user_network(name, factory, weights, random_weights)
+    if name in ("lpips-vgg", "lpips-alex"):
+        from vaekit.evaluation.lpips import LPIPS, pretrained_lpips
+
+        backbone = name.split("-")[1]
+        return LPIPS(backbone) if random_weights else pretrained_lpips(backbone, weights)
     if name not in ("vgg16", "vgg19"):
-        raise ValueError(f"unknown perceptual network {name!r}: use vgg16, vgg19 or package.module:factory")
+        raise ValueError(
+            f"unknown perceptual network {name!r}: use vgg16, vgg19, lpips-vgg, lpips-alex or package.module:factory"
+        )
     if random_weights:
         return VGGFeatures(name)
     return pretrained_vgg(name, weights)

@@ -1,3 +1,6 @@
+import math
+
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -57,3 +60,31 @@ def test_the_discriminator_is_updated_from_its_start_step_and_not_before():
         objective.step(torch.rand(4, 3, 32, 32), StepInfo(step, 0.0, 10))
         changed = any(not torch.equal(a, b) for a, b in zip(before, weights(), strict=True))
         assert changed == should_change, step
+
+
+class _FixedLogits(torch.nn.Module):
+    """Logit 2.0 for bright (real) images and 0.5 for dark (fake) ones; one parameter to update."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.where(x.mean() > 0.5, 2.0, 0.5) * torch.ones(len(x), 1, 4, 4) + 0 * self.offset
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        ("hinge", 0.5 * (max(0.0, 1 - 2.0) + max(0.0, 1 + 0.5))),
+        ("vanilla", 0.5 * (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(0.5)))),
+    ],
+)
+def test_the_discriminator_losses_are_the_latent_diffusion_formulas(loss, expected):
+    config = tiny_config(**{**ADVERSARIAL, "objective.adversarial.loss": loss})
+    objective = create_objective(create_model(config), config, Precision("fp32", torch.device("cpu")))
+    term = objective.adversarial
+    term.discriminator = _FixedLogits()
+    term.optimizer = torch.optim.SGD(term.discriminator.parameters(), lr=0.0)
+    d_loss = term.discriminator_step(torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), step=0)
+    assert d_loss.item() == pytest.approx(expected, rel=1e-6)

@@ -28,6 +28,8 @@ class _Linear(nn.Module):
 class LPIPS(nn.Module):
     """Perceptual distance between [0, 1] image batches: ``(N,)``, 0 for identical images."""
 
+    is_lpips = True  # the perceptual likelihood uses it as a distance, not as named layers
+
     def __init__(self, backbone: str = "vgg", network: nn.Module | None = None) -> None:
         super().__init__()
         if backbone not in STAGES:

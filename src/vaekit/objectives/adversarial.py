@@ -75,10 +75,15 @@ class AdversarialTerm:
         return weight * g_loss, weight
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, step: int) -> torch.Tensor:
-        """One hinge-loss update of the discriminator on detached images; returns its loss."""
+        """One update of the discriminator on detached images (hinge or vanilla loss, halved as in
+        latent diffusion's ``LPIPSWithDiscriminator``); returns its loss."""
         if not self.active(step):
             return torch.zeros((), device=real.device)
         with self.precision.autocast():
-            loss = F.relu(1 - self.discriminator(real)).mean() + F.relu(1 + self.discriminator(fake.detach())).mean()
+            logits_real, logits_fake = self.discriminator(real), self.discriminator(fake.detach())
+            if self.options.loss == "hinge":
+                loss = 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
+            else:
+                loss = 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
         self.precision.minimize(loss, self.optimizer, self.discriminator.parameters())
         return loss.detach()
