@@ -33,4 +33,5 @@ def check_reductions(rank: int, world: int, init_file: str, out: str) -> None:
     average_gradients([weight, bias], world)
     metrics = mean_over_ranks(torch.tensor([float(rank), 10.0 * rank]), world)
     torch.save({"weight": weight.grad, "bias": bias.grad, "metrics": metrics}, Path(out) / f"rank-{rank}.pt")
+    dist.barrier()  # neither rank tears gloo down while the other still talks to it
     dist.destroy_process_group()

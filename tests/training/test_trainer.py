@@ -10,6 +10,7 @@ from vaekit.api import load, train
 from vaekit.config import Config
 from vaekit.objectives.elbo import ELBO
 from vaekit.training.checkpoint import CheckpointError, list_checkpoints
+from vaekit.training.run_dir import RunExists
 from vaekit.training.trainer import Trainer, TrainingDiverged, TrainingStopped
 
 # Everything that consumes randomness: flips (data order), dynamic binarisation and the posterior
@@ -128,7 +129,7 @@ def test_keeps_only_the_newest_checkpoints(tmp_path):
 
 def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
     Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "run").fit()
-    with pytest.raises(FileExistsError, match="already holds a run"):
+    with pytest.raises(RunExists, match="already holds a run"):
         Trainer(tiny_config(), tmp_path / "run")
 
 

@@ -55,7 +55,7 @@ def setup(device_name: str) -> tuple[Ranks, torch.device | None]:
 def average_gradients(parameters: list[torch.Tensor], world: int) -> None:
     """Replace each gradient by its mean over the ranks, in one flat all-reduce per dtype."""
     grads = [p.grad for p in parameters if p.grad is not None]
-    for dtype in {g.dtype for g in grads}:
+    for dtype in dict.fromkeys(g.dtype for g in grads):  # the same order on every rank (a set's is not)
         same = [g for g in grads if g.dtype == dtype]
         flat = torch.cat([g.reshape(-1) for g in same])
         dist.all_reduce(flat)
