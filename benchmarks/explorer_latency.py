@@ -97,7 +97,9 @@ def main() -> None:
     for name, values in results.items():
         ordered = sorted(values)
         p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
-        print(f"{name:16s} n={len(values):3d}  p50 {statistics.median(values) * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms")
+        print(
+            f"{name:16s} n={len(values):3d}  p50 {statistics.median(values) * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms"
+        )
 
 
 if __name__ == "__main__":
