@@ -96,7 +96,7 @@ def main() -> None:
         server.wait()
     for name, values in results.items():
         ordered = sorted(values)
-        p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
         print(
             f"{name:16s} n={len(values):3d}  p50 {statistics.median(values) * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms"
         )

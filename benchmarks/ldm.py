@@ -46,7 +46,7 @@ def _config(size: int, batch: int, checkpointing: bool = False):
             "data.channels": 3,
             "train.batch_size": batch,
             "train.gradient_checkpointing": checkpointing,
-        }  # fmt: skip
+        }
     )
 
 
