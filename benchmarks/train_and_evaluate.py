@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from datetime import date
@@ -48,11 +49,14 @@ def main() -> None:
         "held_out_split": args.split,
         "held_out_images": len(held_out),
         **{f"held_out_{k}": v for k, v in evaluate_elbo(model, held_out.images).items()},
+        "latent_shape": list(model.latent_shape),
         **{f"held_out_{k}": v for k, v in reconstruction_metrics(model, held_out.images).items()},
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip()
         + f", {torch.get_num_threads()} threads, torch {torch.__version__}",
         "date": date.today().isoformat(),
     }
+    latent_elements = math.prod(model.latent_shape)
+    result["held_out_kl_bits_per_latent"] = result["held_out_kl"] / math.log(2) / latent_elements
     (run / "benchmark.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

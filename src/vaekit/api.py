@@ -24,6 +24,7 @@ from vaekit.config import Config, ConfigError, load_preset, read_yaml
 from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory
 from vaekit.data.recipes import prepare
+from vaekit.defaults import explicit_keys, free_keys
 from vaekit.models import VAE, create_model
 from vaekit.models.autoencoder_kl import config_from_diffusers, is_diffusers_folder, load_diffusers_weights
 from vaekit.models.modules import ModulesVAE
@@ -107,9 +108,15 @@ def train(
         model = _rebuild_modules_model(cfg, None, trust_code)
     if out is None:
         out = Path("runs") / f"{preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    choose: set[str] = set()
+    if config is None and preset is None and resume is None and init is None and model is None:
+        choose = free_keys(explicit_keys(list(overrides), data is not None))
+        if dataset is not None:
+            choose.discard("data.image_size")  # in-memory data has its own size
     trainer = Trainer(
         cfg,
         out,
+        choose=choose,
         resume=resume is not None,
         dataset=dataset,
         model=model,

@@ -26,6 +26,7 @@ from vaekit import noise
 from vaekit.config import Config, ConfigError
 from vaekit.data import BatchLoader, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
+from vaekit.defaults import Choices, choose_from_data, choose_image_size
 from vaekit.evaluation.elbo import VALIDATION_METRICS, evaluate_elbo
 from vaekit.evaluation.likelihood import latent_scaling
 from vaekit.explore.grids import interleave, save_grid
@@ -94,10 +95,14 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         trust_code: bool = False,
         overwrite: bool = False,
+        choose: set[str] | frozenset[str] = frozenset(),
     ):
         """``dataset`` (in-memory data) and ``model`` (e.g. ``VAE.from_modules``) replace what the
         config would build; ``trust_code`` allows importing code the config names; ``overwrite``
-        replaces a run already in ``run_dir`` (otherwise refused unless ``resume``)."""
+        replaces a run already in ``run_dir`` (otherwise refused unless ``resume``); ``choose``: the
+        settings to pick from the data (see ``vaekit.defaults``)."""
+        self.choices = Choices() if choose else None
+        self._choose = set(choose)
         self.run = RunDir(Path(run_dir))
         train = config.train
         if model is not None:
@@ -124,8 +129,13 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.device = rank_device or resolve_device(train.device)
 
+        if self.choices is not None and dataset is None:
+            choose_image_size(config, self._choose, self.choices)
         full = dataset if dataset is not None else self._load_dataset(config)
         describe_data(config, full)
+        if self.choices is not None:
+            choose_from_data(config, full, self._choose, self.choices)
+            self._say(self.choices.block())
         self.train_set = full.split("train", config.data.val_fraction, config.data.seed)
         self.val_set = full.split("val", config.data.val_fraction, config.data.seed)
         self.config = config
@@ -191,6 +201,9 @@ class Trainer:
         self.metrics: MetricsLog | None = None
         if self.ranks.is_main:
             config.to_yaml(self.run.config)
+            if self.choices is not None and self.choices.lines:  # the reasons, as comments above the values
+                comments = "".join(f"# {line.strip()}\n" for line in self.choices.block().splitlines())
+                self.run.config.write_text(comments + self.run.config.read_text())
             columns = (*self.objective.metric_names, *VALIDATION_METRICS)
             self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
         self.fixed_images = self._fixed_batch()

@@ -1,0 +1,141 @@
+"""Settings chosen from the data when neither a preset nor a config file nor ``--set`` names them.
+
+A run without a preset starts from ``Config()``; the keys the user did not give are chosen here, in
+two stages (the image size before decoding, the rest once the images are in memory), and each
+choice is said once with its reason. The resolved values go into ``config.yaml`` like any others,
+so a run is reproducible without these heuristics.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vaekit.config import Config
+from vaekit.data.dataset import ImageDataset
+
+CHOSEN = (
+    "data.image_size",
+    "likelihood.name",
+    "model.channels",
+    "model.latent_dim",
+    "train.precision",
+    "train.epochs",
+)
+MAX_IMAGE_SIZE = 64
+TARGET_STEPS = (1500, 20000)  # bounds on the training budget in optimiser steps
+
+
+@dataclass
+class Choices:
+    """What was chosen and why, one line per setting."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def set(self, config: Config, key: str, value, reason: str) -> None:
+        section, _, name = key.rpartition(".")
+        node = config
+        for part in section.split("."):
+            node = getattr(node, part)
+        setattr(node, name, value)
+        self.lines.append(f"  {key} = {value}  ({reason})")
+
+    def block(self) -> str:
+        return "no preset: vaekit chose from the data (set any of these to override)\n" + "\n".join(self.lines)
+
+
+def typical_image_size(source: str, sample: int = 200) -> int | None:
+    """The median short side of up to ``sample`` images of a folder or zip (headers only)."""
+    from vaekit.data.images import ImageFiles
+    from vaekit.data.sources import parse_spec
+
+    kind, path = parse_spec(source)
+    if kind != "images" or path is None:
+        return None
+    files = ImageFiles.scan(path)
+    opener = files.opener()
+    sides = []
+    for member in files.members[:: max(1, len(files.members) // sample)][:sample]:
+        try:
+            with opener(member) as image:
+                sides.append(min(image.size))
+        except Exception:  # unreadable files are reported when the data is decoded
+            continue
+    return int(statistics.median(sides)) if sides else None
+
+
+def choose_image_size(config: Config, free: set[str], choices: Choices) -> None:
+    """Stage 1, before decoding: the image size from the data's typical size, capped."""
+    if "data.image_size" not in free:
+        return
+    side = typical_image_size(config.data.source)
+    if side is None:
+        return
+    size = min(MAX_IMAGE_SIZE, max(8, 2 ** int(math.log2(side)))) if side >= 8 else 8
+    reason = f"typical image {side} px" + (f", capped at {MAX_IMAGE_SIZE}" if side > MAX_IMAGE_SIZE else "")
+    choices.set(config, "data.image_size", size, reason)
+
+
+def is_near_binary(images: np.ndarray, sample: int = 2000) -> bool:
+    """Gray images whose pixels are almost all near black or white (digits, line art)."""
+    if images.shape[1] != 1:
+        return False
+    picked = np.asarray(images[: min(len(images), sample)], dtype=np.float32) / 255.0
+    return float(((picked < 0.1) | (picked > 0.9)).mean()) > 0.9
+
+
+def bf16_is_faster(device: str) -> bool:
+    """Whether bf16 autocast pays on this machine: CUDA with bf16, or a CPU with AVX512-BF16 / AMX."""
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, probe, lambda: False)()) for probe in probes)
+
+
+def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices: Choices) -> None:
+    """Stage 2, with the images in memory: likelihood, network, latent size, precision, budget."""
+    channels, size = data.image_shape[0], data.image_shape[-1]
+    if "likelihood.name" in free:
+        if is_near_binary(data.images):
+            choices.set(config, "likelihood.name", "bernoulli", "gray and near-binary pixels")
+            config.likelihood.binarize = "dynamic"
+        else:
+            choices.set(config, "likelihood.name", "laplace", "natural images: L1 with a learned scale")
+            config.likelihood.learn_scale = True
+            config.likelihood.scale = 0.1
+    if "model.channels" in free:
+        depth = max(1, int(math.log2(max(size, 8) / 4)))  # stride-2 layers down to about 4x4
+        widths = [min(32 * 2**i, 256) for i in range(depth)]
+        choices.set(config, "model.channels", widths, f"{depth} stride-2 layers for {size} px")
+    if "model.latent_dim" in free:
+        latent = 16 if channels == 1 and size <= 32 else (64 if size <= 32 else 128)
+        choices.set(config, "model.latent_dim", latent, f"{channels}-channel {size} px images")
+    if "train.precision" in free and bf16_is_faster(config.train.device):
+        choices.set(config, "train.precision", "bf16", "bf16 matrix units on this machine")
+    if "train.epochs" in free:
+        n = max(1, len(data) - round(len(data) * config.data.val_fraction))
+        per_epoch = max(1, n // config.train.batch_size)
+        epochs = math.ceil(min(max(30 * per_epoch, TARGET_STEPS[0]), TARGET_STEPS[1]) / per_epoch)
+        choices.set(config, "train.epochs", epochs, f"{n} training images: about {epochs * per_epoch} steps")
+
+
+def free_keys(explicit: set[str]) -> set[str]:
+    """The chosen keys the user did not set."""
+    return {key for key in CHOSEN if key not in explicit}
+
+
+def explicit_keys(overrides: list[str] | tuple[str, ...], source_given: bool) -> set[str]:
+    """Keys named by ``--set KEY=VALUE`` (``data.source`` too when ``--data`` was given)."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides if "=" in item}
+    for key in list(keys):  # a whole section set at once counts for its keys
+        keys.update(chosen for chosen in CHOSEN if chosen.startswith(key + "."))
+    return keys | ({"data.source"} if source_given else set())
+
+
+__all__ = ["Choices", "choose_from_data", "choose_image_size", "explicit_keys", "free_keys"]

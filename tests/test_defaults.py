@@ -1,0 +1,82 @@
+"""Without a preset, vaekit chooses from the data, says what and why, records it, and keeps what the user set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vaekit
+from vaekit.config import Config
+from vaekit.data.dataset import ImageDataset
+from vaekit.defaults import Choices, choose_from_data, explicit_keys, free_keys, is_near_binary
+
+QUICK = ["train.max_steps=2", "train.batch_size=8", "train.threads=1", "train.grid_size=4"]
+
+
+def photos(folder, n=24, size=(48, 40)):
+    """Smooth colour pictures: gradients and blobs, nothing like binary digits."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    for i in range(n):
+        colour = rng.uniform(40, 220, 3)
+        picture = colour[None, None] * (0.6 + 0.4 * np.sin(x / (5 + i))[..., None] * np.cos(y / 7)[..., None])
+        Image.fromarray(picture.clip(0, 255).astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def digits(n=64, size=28):
+    images = np.zeros((n, 1, size, size), np.uint8)
+    for i in range(n):
+        images[i, 0, 4 + i % 10 : 20, 10:14] = 255
+    return images
+
+
+def test_natural_photos_get_a_continuous_likelihood_said_and_recorded(tmp_path, capsys):
+    run = vaekit.train(data=str(photos(tmp_path / "photos")), out=tmp_path / "run", overrides=QUICK)
+    printed = capsys.readouterr().out
+    assert "no preset: vaekit chose from the data" in printed and "likelihood.name = laplace" in printed
+    config_text = (run / "config.yaml").read_text()
+    assert config_text.startswith("# no preset") and "# likelihood.name = laplace" in config_text
+    config = Config.from_yaml(run / "config.yaml")  # the comments do not disturb the config itself
+    assert config.likelihood.name == "laplace" and config.likelihood.learn_scale
+    assert config.data.image_size == 32  # typical short side 40 px -> 32
+    assert config.model.channels == [32, 64, 128] and config.model.latent_dim == 64
+
+
+def test_near_binary_digits_still_get_bernoulli():
+    assert is_near_binary(digits())
+    config, choices = Config(), Choices()
+    choose_from_data(config, ImageDataset(digits()), free_keys(set()), choices)
+    assert config.likelihood.name == "bernoulli" and config.likelihood.binarize == "dynamic"
+    assert config.model.latent_dim == 16 and any("near-binary" in line for line in choices.lines)
+
+
+def test_explicit_settings_are_kept(tmp_path):
+    overrides = [*QUICK, "likelihood.name=gaussian", "model.channels=[8,16]", "data.image_size=16"]
+    run = vaekit.train(data=str(photos(tmp_path / "photos")), out=tmp_path / "run", overrides=overrides)
+    config = vaekit.load(run).config
+    assert config.likelihood.name == "gaussian" and config.model.channels == [8, 16] and config.data.image_size == 16
+    assert config.model.latent_dim == 64  # not set: still chosen
+
+
+def test_a_preset_is_used_as_it_is(tmp_path):
+    run = vaekit.train(preset="shapes-demo", out=tmp_path / "run", overrides=QUICK)
+    assert not (run / "config.yaml").read_text().startswith("#")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "chosen"),
+    [([], True), (["likelihood.name=gaussian"], False), (["likelihood={name: gaussian}"], False)],
+)
+def test_which_keys_count_as_set(overrides, chosen):
+    assert ("likelihood.name" in free_keys(explicit_keys(overrides, False))) == chosen
+
+
+def test_the_budget_grows_with_the_dataset_within_bounds():
+    small, large = Config(), Config()
+    choose_from_data(small, ImageDataset(digits(200)), {"train.epochs"}, Choices())
+    choose_from_data(large, ImageDataset(np.zeros((60000, 1, 4, 4), np.uint8)), {"train.epochs"}, Choices())
+    steps = lambda config, n: config.train.epochs * (n * 0.95 // 64)  # noqa: E731
+    assert 1500 <= steps(small, 200) < 1600 and steps(large, 60000) <= 20000 + 900
