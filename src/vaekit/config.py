@@ -257,7 +257,7 @@ class TrainConfig:
     checkpoint_every: int = positive(500)  # steps; a checkpoint is also written at every epoch end
     keep_checkpoints: int = positive(3)
     grid_size: int = positive(64)  # images per reconstruction / sample grid
-    ema_decay: float = _bounded(0.0, 0.0, 0.999999)  # EMA of all weights, used for grids, evaluation, export
+    ema_decay: float = _bounded(0.0, 0.0, 0.999999)  # EMA of all weights (warmed up) for grids, evaluation, export
     trainable: Literal["all", "decoder"] = "all"  # decoder: fine-tune the decoder, encoder frozen (latents kept)
     gradient_checkpointing: bool = False  # recompute activations in backward (models that support it)
     init: str | None = None  # start from these weights: a vaekit model folder / run or a diffusers VAE folder

@@ -1,6 +1,8 @@
 import json
 
 import numpy as np
+import pytest
+import torch
 
 from tests.helpers import tiny_config
 from vaekit.data.dataset import ImageDataset
@@ -33,3 +35,38 @@ def test_every_setting_and_metric_is_in_the_report(tmp_path):
     assert metrics["reconstruction"]["ms_ssim"] is None  # 16 px is too small for 5 scales
     assert metrics["nll"]["k"] == 3 and metrics["generation"]["fid"] >= 0
     assert "| generation.fid |" in markdown.read_text() and "Settings:" in markdown.read_text()
+
+
+def test_rfid_compares_reconstructions_with_their_originals_in_the_same_features(tmp_path, monkeypatch):
+    from vaekit.evaluation.generation import extract_features, frechet_distance
+
+    model = create_model(tiny_config()).eval()
+    images = np.random.default_rng(1).integers(0, 256, (30, 3, 16, 16), dtype=np.uint8)
+    classifier = save_classifier(SmallClassifier(3, 4, 16), tmp_path / "features.safetensors")
+    settings = EvaluationSettings(metrics=["rfid"], features=str(classifier))
+    report = evaluate(model, ImageDataset(images=images, source="synthetic"), settings)
+    from vaekit.evaluation.report import _feature_network
+
+    network, _ = _feature_network(settings)
+    batch = torch.from_numpy(images).float() / 255
+    expected = frechet_distance(
+        extract_features(network, [batch]), extract_features(network, [model.reconstruct(batch)])
+    )
+    assert report["metrics"]["generation"]["rfid"] == pytest.approx(expected, rel=1e-6)
+    monkeypatch.setattr(type(model), "reconstruct", lambda self, x: x)  # a perfect autoencoder
+    perfect = evaluate(model, ImageDataset(images=images, source="synthetic"), settings)
+    assert abs(perfect["metrics"]["generation"]["rfid"]) < 1e-6
+
+
+def test_latent_scaling_makes_the_latents_unit_variance():
+    from vaekit.evaluation.likelihood import latent_scaling
+
+    model = create_model(tiny_config()).eval()
+    images = np.random.default_rng(2).integers(0, 256, (64, 3, 16, 16), dtype=np.uint8)
+    scaling = latent_scaling(model, images)
+    batch = torch.from_numpy(images).float() / 255
+    with torch.no_grad():
+        posterior = model.encode(model.likelihood.prepare(batch))
+    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=torch.Generator().manual_seed(0))
+    assert scaling["shift_factor"] == pytest.approx(z.mean().item(), rel=1e-4, abs=1e-6)
+    assert scaling["scaling_factor"] == pytest.approx(1 / z.std(unbiased=False).item(), rel=1e-4)

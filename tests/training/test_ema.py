@@ -19,3 +19,16 @@ def test_the_shadow_moves_one_minus_decay_of_the_way_and_swaps_in_and_out():
     with ema.applied():
         torch.testing.assert_close(layer.weight.detach(), torch.full((1, 2), 0.19))
     torch.testing.assert_close(layer.weight.detach(), torch.ones(1, 2))
+
+
+def test_warmup_starts_with_small_decays_and_reaches_the_configured_one():
+    layer = nn.Linear(1, 1, bias=False)
+    ema = EMA(layer, decay=0.99, warmup=True)
+    decays = []
+    for _ in range(2000):
+        decays.append(ema.current_decay())
+        ema.update()
+    assert decays[0] == 0.1 and decays[1] == 2 / 11 and decays[-1] == 0.99
+    restored = EMA(layer, decay=0.99, warmup=True)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 2000 and restored.current_decay() == 0.99

@@ -372,3 +372,16 @@ def test_introspective_runs_write_their_validation_rows(tmp_path):
     header = lines[0].split(",")
     val = [dict(zip(header, r.split(","), strict=True)) for r in lines[1:] if ",val," in r]
     assert len(val) == 2 and all(float(v["neg_elbo"]) > 0 for v in val)
+
+
+def test_the_ema_of_all_weights_is_what_the_model_folder_holds_and_it_resumes_exactly(tmp_path):
+    settings = {"train.ema_decay": 0.9, "train.epochs": 2}
+    straight = Trainer(tiny_config(**settings), tmp_path / "a")
+    straight.fit()
+    saved = _weights(tmp_path / "a")
+    for name in straight.ema.shadow:  # the saved weights are the average, not the live ones
+        torch.testing.assert_close(saved[name], straight.ema.shadow[name])
+    assert any(not torch.equal(saved[n], p.detach()) for n, p in straight.model.named_parameters())
+    first = Trainer(tiny_config(**settings, **{"train.max_steps": 6}), tmp_path / "b").fit()
+    resumed = train(resume=first, overrides=["train.max_steps=null"])
+    _assert_identical(saved, _weights(resumed))

@@ -105,25 +105,24 @@ _PREFIXES = (("encoder.quant_conv.", "quant_conv."), ("decoder.post_quant_conv."
              ("encoder.encoder.", "encoder."), ("decoder.decoder.", "decoder."))  # fmt: skip
 
 
-def to_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """vaekit's state dict of an ``AutoencoderKLVAE`` as ``AutoencoderKL``'s keys."""
+def _renamed(state: dict[str, torch.Tensor], pairs) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in state.items():
-        for ours, theirs in _PREFIXES:
-            if key.startswith(ours):
-                out[theirs + key[len(ours) :]] = value
+        for old, new in pairs:
+            if key.startswith(old):
+                out[new + key[len(old) :]] = value
                 break
     return out
+
+
+def to_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """vaekit's state dict of an ``AutoencoderKLVAE`` as ``AutoencoderKL``'s keys."""
+    return _renamed(state, _PREFIXES)
 
 
 def from_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        for ours, theirs in _PREFIXES:
-            if key.startswith(theirs):
-                out[ours + key[len(theirs) :]] = value
-                break
-    return out
+    """``AutoencoderKL``'s keys as vaekit's."""
+    return _renamed(state, [(theirs, ours) for ours, theirs in _PREFIXES])
 
 
 def is_diffusers_folder(folder: Path) -> bool:

@@ -163,7 +163,7 @@ class Trainer:
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
         )
         self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
-        self.ema = EMA(self.model, train.ema_decay) if train.ema_decay > 0 else None
+        self.ema = EMA(self.model, train.ema_decay, warmup=True) if train.ema_decay > 0 else None
         if train.accumulate > 1 and not self.objective.supports_accumulation:
             raise ValueError(f"train.accumulate: {type(self.objective).__name__} updates in several phases per step")
         if train.compile:
