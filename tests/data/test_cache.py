@@ -39,3 +39,18 @@ def test_an_interrupted_build_leaves_no_temporary_folder(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         cached_dataset(tmp_path, "t", {"a": 2}, interrupted)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_a_build_exits_143_and_leaves_no_temporary_folder(tmp_path):
+    import os
+    import signal
+
+    def terminated(folder):
+        (folder / "partial.npy").write_bytes(b"x" * 100)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM should have stopped the build")
+
+    with pytest.raises(SystemExit) as stopped:
+        cached_dataset(tmp_path, "t", {"a": 3}, terminated)
+    assert stopped.value.code == 143 and list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -16,9 +16,12 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +66,9 @@ def cached_dataset(cache_dir: Path | str | None, kind: str, parts: dict[str, Any
     except OSError as err:
         raise CacheError(f"cannot write the dataset cache in {root} ({err.strerror or err}); set VAEKIT_CACHE") from err
     try:
-        dataset = build(tmp)
-        _write(tmp, dataset, parts)
+        with _terminate_cleanly():
+            dataset = build(tmp)
+            _write(tmp, dataset, parts)
         del dataset
         try:
             os.replace(tmp, entry)
@@ -81,6 +85,24 @@ def cached_dataset(cache_dir: Path | str | None, kind: str, parts: dict[str, Any
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _read(entry)
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM during a build raises (exit 143) instead of killing the process, so the temporary
+    folder is removed like after Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum, _frame):
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class CacheError(OSError):
