@@ -80,3 +80,12 @@ def test_the_budget_grows_with_the_dataset_within_bounds():
     choose_from_data(large, ImageDataset(np.zeros((60000, 1, 4, 4), np.uint8)), {"train.epochs"}, Choices())
     steps = lambda config, n: config.train.epochs * (n * 0.95 // 64)  # noqa: E731
     assert 1500 <= steps(small, 200) < 1600 and steps(large, 60000) <= 20000 + 900
+
+
+def test_gray_photographs_are_not_mistaken_for_digits():
+    rng = np.random.default_rng(3)
+    gray = (rng.uniform(60, 200, (32, 1, 1, 1)) + rng.normal(0, 20, (32, 1, 28, 28))).clip(0, 255).astype(np.uint8)
+    assert not is_near_binary(gray)
+    config = Config()
+    choose_from_data(config, ImageDataset(gray), {"likelihood.name"}, Choices())
+    assert config.likelihood.name == "laplace"
