@@ -9,14 +9,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 import time
 import typing
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -25,7 +22,6 @@ from tqdm.auto import tqdm
 from vaekit import noise
 from vaekit.config import Config, ConfigError
 from vaekit.data import BatchLoader, ImageDataset, load_dataset
-from vaekit.data.memory import MEMORY_SOURCE, fingerprint
 from vaekit.defaults import Choices, choose_from_data, choose_image_size
 from vaekit.evaluation.elbo import VALIDATION_METRICS, evaluate_elbo
 from vaekit.evaluation.likelihood import latent_scaling
@@ -48,6 +44,8 @@ from vaekit.training.ema import EMA
 from vaekit.training.lr_schedule import lr_factor
 from vaekit.training.precision import Precision, update
 from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
+from vaekit.training.setup import describe_data, describe_model, load_initial_weights, resolve_device
+from vaekit.training.signals import stop_on_signals
 from vaekit.training.tracking import create_loggers
 
 
@@ -65,20 +63,6 @@ class TrainingStopped(RuntimeError):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device ``train.device`` names; one that this machine lacks is a ``ConfigError``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise ConfigError(
-            f"train.device: {name!r} is not available here (torch sees {torch.cuda.device_count()} GPU(s))"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("train.device: 'mps' is not available here")
-    return device
 
 
 class Trainer:
@@ -254,7 +238,7 @@ class Trainer:
             disable=not self.ranks.is_main or not _interactive(),
         )
         self._total = total
-        with self._stop_on_signals() as stop:
+        with stop_on_signals() as stop:
             while self.step < total and stop_reason is None:
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
                     self._set_lr(self.step)
@@ -484,77 +468,10 @@ class Trainer:
         """The EMA weights (``train.ema_decay``) swapped in for evaluation, grids and export."""
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
-    @contextmanager
-    def _stop_on_signals(self) -> Iterator[_StopFlag]:
-        """SIGINT / SIGTERM ask the loop to checkpoint and stop after the current step."""
-        flag = _StopFlag()
-        if threading.current_thread() is not threading.main_thread():
-            yield flag
-            return
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum, _frame):
-            if flag.signal:  # a second Ctrl-C: give up at once
-                raise KeyboardInterrupt
-            flag.signal = signal.Signals(signum).name
-
-        for sig in previous:
-            signal.signal(sig, handler)
-        try:
-            yield flag
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-
-def load_initial_weights(model: VAE, source: str) -> None:
-    """``train.init``: weights from a vaekit run / model folder / Hub id or a diffusers VAE folder."""
-    from vaekit.api import load
-
-    pretrained = load(source)
-    own, theirs = model.state_dict(), pretrained.state_dict()
-    mismatched = sorted(k for k in own if k not in theirs or own[k].shape != theirs[k].shape)
-    unexpected = sorted(set(theirs) - set(own))
-    if mismatched or unexpected:
-        raise ConfigError(
-            f"train.init: {source} does not fit this model (e.g. {(mismatched or unexpected)[:3]}); "
-            "use its architecture settings (vaekit config RUN)"
-        )
-    model.load_state_dict(theirs)
-
-
-def describe_model(config: Config, model: VAE) -> None:
-    """Record a user-built model in the config, so that the run can be loaded again."""
-    modules = getattr(model, "modules_config", None)
-    if modules is not None:
-        config.model.arch = "modules"
-        config.model.modules = modules
-    if getattr(model, "likelihood_config", None) is not None:
-        config.likelihood = model.likelihood_config
-
-
-def describe_data(config: Config, dataset: ImageDataset) -> None:
-    """Resolve the data's shape into the config (and name in-memory data), so it is complete."""
-    shape = dataset.image_shape
-    if dataset.source == MEMORY_SOURCE:
-        config.data.source = MEMORY_SOURCE
-        config.data.fingerprint = fingerprint(dataset)
-        if len(shape) == 1:
-            config.data.vector_dim = shape[0]
-            return
-        config.data.image_size = shape[-1]
-    config.data.channels = shape[0]  # resolve "auto" so the saved config is complete
-    if shape[1:] != (config.data.image_size, config.data.image_size):
-        raise ValueError(f"dataset images are {shape[1:]}, config wants {config.data.image_size} px")
-
 
 def _interactive() -> bool:
     """A progress bar only on a terminal and unless TQDM_DISABLE is set."""
     return sys.stderr.isatty() and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
-
-
-class _StopFlag:
-    signal: str | None = None
 
 
 class _Clock:

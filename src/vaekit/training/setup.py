@@ -1,0 +1,66 @@
+"""Before the loop: the device, the pretrained weights a run starts from, and the config entries a
+user-built model or in-memory data resolve (so that a run's config describes it completely)."""
+
+from __future__ import annotations
+
+import torch
+
+from vaekit.config import Config, ConfigError
+from vaekit.data import ImageDataset
+from vaekit.data.memory import MEMORY_SOURCE, fingerprint
+from vaekit.models import VAE
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device ``train.device`` names; one that this machine lacks is a ``ConfigError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(
+            f"train.device: {name!r} is not available here (torch sees {torch.cuda.device_count()} GPU(s))"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.device: 'mps' is not available here")
+    return device
+
+
+def load_initial_weights(model: VAE, source: str) -> None:
+    """``train.init``: weights from a vaekit run / model folder / Hub id or a diffusers VAE folder."""
+    from vaekit.api import load
+
+    pretrained = load(source)
+    own, theirs = model.state_dict(), pretrained.state_dict()
+    mismatched = sorted(k for k in own if k not in theirs or own[k].shape != theirs[k].shape)
+    unexpected = sorted(set(theirs) - set(own))
+    if mismatched or unexpected:
+        raise ConfigError(
+            f"train.init: {source} does not fit this model (e.g. {(mismatched or unexpected)[:3]}); "
+            "use its architecture settings (vaekit config RUN)"
+        )
+    model.load_state_dict(theirs)
+
+
+def describe_model(config: Config, model: VAE) -> None:
+    """Record a user-built model in the config, so that the run can be loaded again."""
+    modules = getattr(model, "modules_config", None)
+    if modules is not None:
+        config.model.arch = "modules"
+        config.model.modules = modules
+    if getattr(model, "likelihood_config", None) is not None:
+        config.likelihood = model.likelihood_config
+
+
+def describe_data(config: Config, dataset: ImageDataset) -> None:
+    """Resolve the data's shape into the config (and name in-memory data), so it is complete."""
+    shape = dataset.image_shape
+    if dataset.source == MEMORY_SOURCE:
+        config.data.source = MEMORY_SOURCE
+        config.data.fingerprint = fingerprint(dataset)
+        if len(shape) == 1:
+            config.data.vector_dim = shape[0]
+            return
+        config.data.image_size = shape[-1]
+    config.data.channels = shape[0]  # resolve "auto" so the saved config is complete
+    if shape[1:] != (config.data.image_size, config.data.image_size):
+        raise ValueError(f"dataset images are {shape[1:]}, config wants {config.data.image_size} px")
