@@ -1,16 +1,15 @@
 """Typed run configuration: data / model / likelihood / objective / train, round-tripped to YAML.
 
-Every section is a dataclass. ``Config.from_dict`` rejects unknown keys and wrong types with a
-message naming the dotted key; ``apply_overrides`` takes ``key=value`` strings as given to
-``--set`` (values parsed as YAML, so ``1e-3``, ``true`` and ``[1, 2]`` work).
+Every section is a dataclass; options carry their choices (``Literal``) and ranges (``positive``,
+``bounded``) beside them. ``Config.from_dict`` builds and checks them through ``vaekit.schema``
+(messages name the dotted key); ``with_overrides`` takes ``key=value`` strings as given to ``--set``
+(values parsed as YAML, so ``1e-3``, ``true`` and ``[1, 2]`` work).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,24 +17,18 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration key or value is wrong; the message names the dotted key."""
-
-
-def _bounded(default: Any, low: float | None = None, high: float | None = None, *, above: bool = False) -> Any:
-    """A field whose value (or each list item) must lie in [low, high] (``above``: strictly > low)."""
-    factory = {"default_factory": (lambda: list(default))} if isinstance(default, list) else {"default": default}
-    return field(metadata={"low": low, "high": high, "above": above}, **factory)
-
-
-def positive(default: Any) -> Any:
-    return _bounded(default, 1)
-
-
-def non_negative(default: Any) -> Any:
-    return _bounded(default, 0)
-
+from vaekit.schema import (  # noqa: F401  (re-exported: ConfigError, parse_yaml, read_yaml)
+    ConfigError,
+    bounded,
+    build,
+    check_name,
+    non_negative,
+    parse_yaml,
+    positive,
+    read_yaml,
+    set_dotted,
+    split_override,
+)
 
 ARCHITECTURE_NAMES = (
     "conv",
@@ -62,7 +55,7 @@ class DataConfig:
     image_size: int = positive(32)
     channels: Literal[1, 3] | None = None  # None: 1 for gray-only sources, else 3
     crop: Literal["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160"] = "center"
-    val_fraction: float = _bounded(0.05, 0.0, 0.9)  # used when the source has no split of its own
+    val_fraction: float = bounded(0.05, 0.0, 0.9)  # used when the source has no split of its own
     seed: int = non_negative(0)  # generated data (shapes) and the random train/val split
     flip: bool = False  # random horizontal flip of training batches
     num_images: int = positive(20000)  # for generated sources (shapes)
@@ -90,7 +83,7 @@ class SpatialConfig:
     """Options of the spatial-latent network (``model.arch: spatial``)."""
 
     latent_channels: int = positive(12)  # C of the H/f x W/f x C latent
-    downsamplings: int = _bounded(2, 0, 6)  # f = 2^downsamplings
+    downsamplings: int = bounded(2, 0, 6)  # f = 2^downsamplings
     residual_blocks: int = non_negative(5)
     norm: Literal["instance", "group", "sample", "none"] = "instance"  # sample: whole-sample normalisation
     dense: bool = False  # the dense-latent variant: flatten -> latent_dim -> back to a map
@@ -140,7 +133,7 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in architecture's own options
 
     def _check(self, prefix: str) -> None:
-        _check_name(prefix + "arch", self.arch, ARCHITECTURE_NAMES)
+        check_name(prefix + "arch", self.arch, ARCHITECTURE_NAMES)
         if not self.channels and self.arch == "conv":  # (resnet: empty means the published widths)
             raise ConfigError(f"{prefix}channels: give at least one layer width, e.g. [32, 64, 128]")
 
@@ -166,7 +159,7 @@ class LikelihoodConfig:
 
     name: Literal["bernoulli", "gaussian", "laplace", "perceptual"] = "bernoulli"
     binarize: Literal["none", "dynamic"] = "none"  # bernoulli only
-    scale: float = _bounded(1.0, 0, above=True)  # gaussian sigma / laplace b (initial value when learned)
+    scale: float = bounded(1.0, 0, above=True)  # gaussian sigma / laplace b (initial value when learned)
     learn_scale: bool = False
     # the decoder's output: sigmoid -> [0,1]; tanh -> [-1,1]; identity (data in [0,1]) or signed (data in
     # [-1,1], as diffusers' VAEs): a linear output, clamped only for display
@@ -182,7 +175,7 @@ class KLConfig:
     weight: float = non_negative(1.0)  # final (or constant) weight
     warmup_steps: int = non_negative(0)  # linear: steps from 0 to `weight`
     sigmoid_center: float = 5.0  # sigmoid: epoch at which the weight is weight/2
-    sigmoid_slope: float = _bounded(1.0, 0, above=True)  # sigmoid: steepness per epoch
+    sigmoid_slope: float = bounded(1.0, 0, above=True)  # sigmoid: steepness per epoch
     free_bits: float = non_negative(0.0)  # nats per latent dimension below which KL is not penalised
     group_weights: list[float] = non_negative([])  # per latent group (e.g. style levels), x weight
 
@@ -197,7 +190,7 @@ class IntroConfig:
     beta_neg_schedule: list[float] = non_negative([])  # per epoch (last value continues); wins
     gamma_r: float = non_negative(1.0e-8)
     warmup_epochs: int = non_negative(0)  # plain-VAE epochs before the introspective game
-    ema_decay: float = _bounded(0.0, 0.0, 0.999999)  # EMA of the decoder for samples and the saved model
+    ema_decay: float = bounded(0.0, 0.0, 0.999999)  # EMA of the decoder for samples and the saved model
     transition: Literal["tanh", "linear"] = "tanh"  # as-intro: c = min(1, tanh(5 t / T)) or min(1, 5 t / T)
     kl_fake_patience: int = positive(3)  # epochs of KL(fake) < KL(real) before warning to raise beta_neg
 
@@ -213,7 +206,7 @@ class AdversarialConfig:
     loss: Literal["hinge", "vanilla"] = "hinge"  # the discriminator's loss
     layers: int = positive(3)
     channels: int = positive(64)
-    lr: float | None = _bounded(None, 0, above=True)  # default: train.lr
+    lr: float | None = bounded(None, 0, above=True)  # default: train.lr
 
 
 @dataclass
@@ -227,7 +220,7 @@ class ObjectiveConfig:
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in objective's own options
 
     def _check(self, prefix: str) -> None:
-        _check_name(prefix + "name", self.name, OBJECTIVE_NAMES)
+        check_name(prefix + "name", self.name, OBJECTIVE_NAMES)
 
 
 @dataclass
@@ -236,16 +229,16 @@ class TrainConfig:
 
     epochs: int = positive(10)
     max_steps: int | None = positive(None)
-    max_time: float | None = _bounded(None, 0, above=True)  # seconds of training, then stop cleanly
+    max_time: float | None = bounded(None, 0, above=True)  # seconds of training, then stop cleanly
     batch_size: int = positive(64)
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = non_negative(1e-3)
     weight_decay: float = non_negative(0.0)
-    betas: list[float] = _bounded([0.9, 0.999], 0.0, 0.999999)
+    betas: list[float] = bounded([0.9, 0.999], 0.0, 0.999999)
     lr_schedule: Literal["constant", "multistep", "exponential", "cosine"] = "constant"
     lr_milestones: list[int] = non_negative([])  # multistep: epochs
-    lr_gamma: float = _bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
-    grad_clip: float | None = _bounded(None, 0, above=True)
+    lr_gamma: float = bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
+    grad_clip: float | None = bounded(None, 0, above=True)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     accumulate: int = positive(1)  # micro-batches per update (batch_size is the whole update's batch)
     channels_last: bool = False  # NHWC activations (measured no faster on CPU, fp32 or bf16: BENCHMARKS.md)
@@ -257,7 +250,7 @@ class TrainConfig:
     checkpoint_every: int = positive(500)  # steps; a checkpoint is also written at every epoch end
     keep_checkpoints: int = positive(3)
     grid_size: int = positive(64)  # images per reconstruction / sample grid
-    ema_decay: float = _bounded(0.0, 0.0, 0.999999)  # EMA of all weights (warmed up) for grids, evaluation, export
+    ema_decay: float = bounded(0.0, 0.0, 0.999999)  # EMA of all weights (warmed up) for grids, evaluation, export
     trainable: Literal["all", "decoder"] = "all"  # decoder: fine-tune the decoder, encoder frozen (latents kept)
     gradient_checkpointing: bool = False  # recompute activations in backward (models that support it)
     init: str | None = None  # start from these weights: a vaekit model folder / run or a diffusers VAE folder
@@ -283,7 +276,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        return _build(cls, data, "")
+        return build(cls, data, "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -305,61 +298,10 @@ class Config:
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> Config:
         """A copy with dotted ``key=value`` overrides applied and validated."""
         merged = self.to_dict()
-        items = overrides.items() if isinstance(overrides, dict) else map(_split_override, overrides)
+        items = overrides.items() if isinstance(overrides, dict) else map(split_override, overrides)
         for key, value in items:
-            _set_dotted(merged, key, value)
+            set_dotted(merged, key, value)
         return Config.from_dict(merged)
-
-
-MAX_CONFIG_BYTES = 1 << 20  # a config is a page of text; anything larger is refused unread
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases: an alias bomb ("billion laughs") cannot expand."""
-
-    def compose_node(self, parent, index):  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise ConfigError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a vaekit config")
-        return super().compose_node(parent, index)
-
-
-def parse_yaml(text: str, where: str = "config") -> Any:
-    """YAML text as Python values, refusing aliases and anything over ``MAX_CONFIG_BYTES``."""
-    if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{where}: {len(text)} characters is too large for a config (limit {MAX_CONFIG_BYTES})")
-    try:
-        return yaml.load(text, Loader=_NoAliasLoader)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where}: not valid YAML: {_short(str(err), 300)}") from None
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML config file as a mapping (size checked before reading, UTF-8, no aliases)."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: {size} bytes is too large for a config (limit {MAX_CONFIG_BYTES})")
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a text (UTF-8) file: {err.reason} at byte {err.start}") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
-    raw = parse_yaml(text, str(path))
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {_short(raw)}")
-    return raw
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for messages."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def available_presets() -> list[str]:
@@ -387,142 +329,3 @@ def preset_description(name: str) -> str:
     path = resources.files("vaekit") / "presets" / f"{name}.yaml"
     first = path.read_text().splitlines()[0] if path.is_file() else ""
     return first.lstrip("# ").strip()
-
-
-_FREE_MAPPINGS = ("options", "encoder_args", "decoder_args")
-
-
-def _split_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key=value")
-    key, text = item.split("=", 1)
-    try:
-        value = parse_yaml(text, f"override {key.strip()}") if text.strip() else None
-    except ConfigError:
-        value = text
-    return key.strip(), value
-
-
-def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = tree
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if not isinstance(child, dict):
-            _raise_unknown(".".join(parts[: depth + 1]), node)
-        node = child
-    free = len(parts) > 1 and parts[-2] in _FREE_MAPPINGS  # plug-ins' own options take any key
-    if parts[-1] not in node and not free:
-        _raise_unknown(key, node)
-    node[parts[-1]] = value
-
-
-def _raise_unknown(key: str, siblings: dict[str, Any]) -> typing.NoReturn:
-    last = key.rsplit(".", 1)[-1]
-    hint = difflib.get_close_matches(last, list(siblings), n=1)
-    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    suggestion = f" (did you mean {prefix + hint[0]!r}?)" if hint else ""
-    raise ConfigError(f"unknown config key {key!r}{suggestion}")
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_short(data)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            _raise_unknown(prefix + key, dict.fromkeys(fields))
-    values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
-    for spec in dataclasses.fields(cls):
-        if spec.name in values and spec.metadata:
-            _check_range(prefix + spec.name, values[spec.name], spec.metadata)
-    built = cls(**values)
-    check = getattr(built, "_check", None)
-    if check is not None:
-        check(prefix)
-    return built
-
-
-def _check_range(key: str, value: Any, meta: Any) -> None:
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        if item is None:
-            continue
-        low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
-        if low is not None and (item <= low if above else item < low):
-            raise ConfigError(f"{key}: must be {'above' if above else 'at least'} {low:g}, got {_short(item)}")
-        if high is not None and item > high:
-            raise ConfigError(f"{key}: must be at most {high:g}, got {_short(item)}")
-
-
-def _check_name(key: str, value: str, known: tuple[str, ...]) -> None:
-    """A built-in name, or a plug-in ``package.module:Name``."""
-    if ":" in value or value in known:
-        return
-    hint = difflib.get_close_matches(value, known, n=1)
-    raise ConfigError(
-        f"{key}: unknown {value!r}"
-        + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        + f"; use one of {', '.join(known)}, or package.module:Class"
-    )
-
-
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key + ".")
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(option, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: {_short(value)} is not a valid {hint}")
-    if origin is Literal:
-        options = typing.get_args(hint)
-        if value in options and not isinstance(value, bool):
-            return value
-        hint_text = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
-        raise ConfigError(
-            f"{key}: {_short(value)} is not one of {', '.join(map(str, options))}"
-            + (f" (did you mean {hint_text[0]!r}?)" if hint_text else "")
-        )
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"{key}: expected a mapping of names to values, got {_short(value)}")
-        return dict(value)
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {_short(value)}")
-        (item,) = typing.get_args(hint)
-        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {_short(value)}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {_short(value)}")
-    if hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {_short(value)}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {_short(value)}")
-    return value

@@ -1,0 +1,223 @@
+"""How configs are read and checked: safe YAML (no aliases, size-capped), dotted overrides, and the
+typed build of the config dataclasses (types, Literal choices with "did you mean", value ranges),
+every message naming the dotted key. ``vaekit.config`` holds the dataclasses themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names the dotted key."""
+
+
+def bounded(default: Any, low: float | None = None, high: float | None = None, *, above: bool = False) -> Any:
+    """A field whose value (or each list item) must lie in [low, high] (``above``: strictly > low)."""
+    factory = {"default_factory": (lambda: list(default))} if isinstance(default, list) else {"default": default}
+    return field(metadata={"low": low, "high": high, "above": above}, **factory)
+
+
+def positive(default: Any) -> Any:
+    return bounded(default, 1)
+
+
+def non_negative(default: Any) -> Any:
+    return bounded(default, 0)
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of text; anything larger is refused unread
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: an alias bomb ("billion laughs") cannot expand."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a vaekit config")
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, where: str = "config") -> Any:
+    """YAML text as Python values, refusing aliases and anything over ``MAX_CONFIG_BYTES``."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: {len(text)} characters is too large for a config (limit {MAX_CONFIG_BYTES})")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML: {_short(str(err), 300)}") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping (size checked before reading, UTF-8, no aliases)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is too large for a config (limit {MAX_CONFIG_BYTES})")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: {err.reason} at byte {err.start}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
+    raw = parse_yaml(text, str(path))
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {_short(raw)}")
+    return raw
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_FREE_MAPPINGS = ("options", "encoder_args", "decoder_args")
+
+
+def split_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, text = item.split("=", 1)
+    try:
+        value = parse_yaml(text, f"override {key.strip()}") if text.strip() else None
+    except ConfigError:
+        value = text
+    return key.strip(), value
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            _raise_unknown(".".join(parts[: depth + 1]), node)
+        node = child
+    free = len(parts) > 1 and parts[-2] in _FREE_MAPPINGS  # plug-ins' own options take any key
+    if parts[-1] not in node and not free:
+        _raise_unknown(key, node)
+    node[parts[-1]] = value
+
+
+def _raise_unknown(key: str, siblings: dict[str, Any]) -> typing.NoReturn:
+    last = key.rsplit(".", 1)[-1]
+    hint = difflib.get_close_matches(last, list(siblings), n=1)
+    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    suggestion = f" (did you mean {prefix + hint[0]!r}?)" if hint else ""
+    raise ConfigError(f"unknown config key {key!r}{suggestion}")
+
+
+def build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_short(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            _raise_unknown(prefix + key, dict.fromkeys(fields))
+    values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
+    for spec in dataclasses.fields(cls):
+        if spec.name in values and spec.metadata:
+            _check_range(prefix + spec.name, values[spec.name], spec.metadata)
+    built = cls(**values)
+    check = getattr(built, "_check", None)
+    if check is not None:
+        check(prefix)
+    return built
+
+
+def _check_range(key: str, value: Any, meta: Any) -> None:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if item is None:
+            continue
+        low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+        if low is not None and (item <= low if above else item < low):
+            raise ConfigError(f"{key}: must be {'above' if above else 'at least'} {low:g}, got {_short(item)}")
+        if high is not None and item > high:
+            raise ConfigError(f"{key}: must be at most {high:g}, got {_short(item)}")
+
+
+def check_name(key: str, value: str, known: tuple[str, ...]) -> None:
+    """A built-in name, or a plug-in ``package.module:Name``."""
+    if ":" in value or value in known:
+        return
+    hint = difflib.get_close_matches(value, known, n=1)
+    raise ConfigError(
+        f"{key}: unknown {value!r}"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + f"; use one of {', '.join(known)}, or package.module:Class"
+    )
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key + ".")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {_short(value)} is not a valid {hint}")
+    if origin is Literal:
+        options = typing.get_args(hint)
+        if value in options and not isinstance(value, bool):
+            return value
+        hint_text = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
+        raise ConfigError(
+            f"{key}: {_short(value)} is not one of {', '.join(map(str, options))}"
+            + (f" (did you mean {hint_text[0]!r}?)" if hint_text else "")
+        )
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{key}: expected a mapping of names to values, got {_short(value)}")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {_short(value)}")
+        (item,) = typing.get_args(hint)
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {_short(value)}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {_short(value)}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {_short(value)}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {_short(value)}")
+    return value
