@@ -195,11 +195,11 @@ def test_duplicate_rows_in_a_labels_csv_are_refused(tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys):
-    import vaekit.cli as cli
+    import vaekit.commands as commands
 
     def boom(_args):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(cli, "_presets", boom)
+    monkeypatch.setattr(commands, "presets", boom)
     assert main(["presets"]) == 1
     assert "VAEKIT_DEBUG=1 shows the traceback" in one_line(capsys)

@@ -1,0 +1,266 @@
+"""One function per ``vaekit`` command: it takes the parsed arguments, calls the API and prints
+what it wrote. Heavy modules are imported inside, so the command line starts at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def train(args: argparse.Namespace) -> None:
+    from vaekit import api
+
+    run = api.train(
+        args.config,
+        preset=args.preset,
+        data=args.data,
+        out=args.out,
+        resume=args.resume,
+        overrides=args.overrides,
+        trust_code=args.trust_code,
+        overwrite=args.overwrite,
+        init=args.init,
+    )
+    print(f"run: {run}")
+
+
+def serve(args: argparse.Namespace) -> None:
+    from vaekit.optional import require
+
+    require("fastapi", "serve", "vaekit serve")  # the web stack loads only for this command
+    from vaekit.serve import serve
+
+    serve(args.run, args.host, args.port, args.device, allow_hosts=args.allow_host)
+
+
+def _save_grid(*args, **kwargs) -> Path:
+    from vaekit.explore.grids import save_grid
+
+    return save_grid(*args, **kwargs)
+
+
+def reconstruct(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.explore.grids import interleave
+
+    model = api.load(args.run, trust_code=args.trust_code)
+    if args.full_size:
+        for i, path in enumerate(args.images):
+            image = api.load_full_size(path, model.config)
+            stem = args.output.with_suffix("")
+            print(f"wrote {_save_grid(api.reconstruct_full_size(model, image)[None], f'{stem}-{i}.png', 1)}")
+        return
+    images = api.load_images(args.images, model.config)
+    recon = model.reconstruct(images).cpu()
+    per_row = min(len(images), 8)
+    print(f"wrote {_save_grid(interleave(images, recon, per_row), args.output, per_row)}")
+
+
+def sample(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.explore.sampling import dump_images
+
+    images = api.sample(
+        api.load(args.run, trust_code=args.trust_code), args.n, seed=args.seed, temperature=args.temperature
+    )
+    print(f"wrote {_save_grid(images, args.output)}")
+    if args.dump:
+        print(f"wrote {len(dump_images(images, args.dump))} images to {args.dump}")
+
+
+def interpolate(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.explore.interpolation import save_gif
+    from vaekit.explore.sampling import manifold_frames
+
+    if len(args.images) not in (0, 2):
+        raise ValueError("interpolate takes two images (A and B) or none (random latents)")
+    if args.steps < 2:
+        raise ValueError("--steps must be at least 2 (the two ends)")
+    model = api.load(args.run, trust_code=args.trust_code)
+    if args.grid:
+        rows, _, cols = args.grid.lower().partition("x")
+        if not (rows.isdigit() and cols.isdigit() and int(rows) > 0 and int(cols) > 0):
+            raise ValueError(f"--grid takes ROWSxCOLS with positive numbers, e.g. 8x8, not {args.grid!r}")
+        if args.images:
+            raise ValueError("--grid animates random latents; it takes no images")
+        frames = manifold_frames(model, int(rows), int(cols), steps=args.steps, seed=args.seed)
+        print(f"wrote {save_gif(frames, args.output, frame_ms=60, hold_ms=400)}")
+        return
+    api.interpolate(model, args.images or None, steps=args.steps, mode=args.mode, seed=args.seed, gif=args.output)
+    print(f"wrote {args.output}")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.evaluation.report import write_report
+
+    settings = {
+        "max_images": args.max_images,
+        "seed": args.seed,
+        "iwae_k": args.k,
+        "n_samples": args.samples,
+        "features": args.features,
+        "inception_weights": args.inception_weights,
+        "lpips_backbone": args.lpips,
+        "lpips_backbone_weights": args.lpips_backbone_weights,
+        "lpips_linear_weights": args.lpips_weights,
+    }
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    report = api.evaluate(
+        args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, **settings
+    )
+    json_path, markdown = write_report(report, args.output or Path(args.run) / f"evaluation-{args.split}.json")
+    print(markdown.read_text().split("Settings:")[0].rstrip())
+    print(f"\nwrote {json_path} and {markdown}")
+
+
+def progress(args: argparse.Namespace) -> None:
+    from vaekit.explore.progress import progress_gif
+
+    print(f"wrote {progress_gif(args.run, args.output, args.kind)}")
+
+
+def train_classifier(args: argparse.Namespace) -> None:
+    from vaekit.config import DataConfig
+    from vaekit.data import load_dataset
+    from vaekit.features.classifier import save_classifier, train_classifier
+
+    data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop="none"))
+    model, accuracy = train_classifier(data.split("train"), data.split("test"), epochs=args.epochs)
+    path = save_classifier(model, args.output)
+    print(f"wrote {path}" + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))
+
+
+def attributes(args: argparse.Namespace) -> None:
+    from vaekit import api
+
+    model = api.load(args.run, trust_code=args.trust_code)
+    names = [a.strip() for a in args.attrs.split(",")] if args.attrs else None
+    vectors = api.attributes(model, args.data, labels=args.labels, names=names)
+    vectors_file, counts_file = vectors.save(args.output or api.model_folder(args.run))
+    for name, count in vectors.counts.items():
+        state = "" if name in vectors.vectors else "  (no vector: one side is empty)"
+        print(f"{name:22s} with {count['with']:6d}  without {count['without']:6d}{state}")
+    print(f"wrote {vectors_file} and {counts_file}")
+
+
+def edit(args: argparse.Namespace) -> None:
+    import torch
+
+    from vaekit import api
+    from vaekit.explore.attributes import AttributeVectors, parse_strengths, parse_sweep, sweep_images
+
+    model = api.load(args.run, trust_code=args.trust_code)
+    vectors = AttributeVectors.load(api.model_folder(args.run))
+    (image,) = api.load_images([args.image], model.config)
+    if args.sweep:
+        if len(args.attr) != 1 or "=" in args.attr[0]:
+            raise ValueError("--sweep takes exactly one --attr NAME (no strength)")
+        strengths = parse_sweep(args.sweep)
+        strip = torch.cat([image[None], sweep_images(model, image, vectors, args.attr[0], strengths)])
+        print(f"wrote {_save_grid(strip, args.output, nrow=len(strip))}  (original, then strengths {strengths})")
+        return
+    edited = api.edit(model, image[None], parse_strengths(args.attr), vectors=vectors)
+    reconstruction = model.reconstruct(image[None]).cpu()
+    print(
+        f"wrote {_save_grid(torch.cat([image[None], reconstruction, edited]), args.output, nrow=3)}"
+        "  (original, reconstruction, edited)"
+    )
+
+
+def arithmetic(args: argparse.Namespace) -> None:
+    import torch
+
+    from vaekit import api
+    from vaekit.explore.attributes import latent_arithmetic
+
+    model = api.load(args.run, trust_code=args.trust_code)
+    a, b, c = api.load_images(args.images, model.config)
+    result = latent_arithmetic(model, a, b, c)
+    print(f"wrote {_save_grid(torch.cat([torch.stack([a, b, c]), result]), args.output, nrow=4)}  (A, B, C, A - B + C)")
+
+
+def latent_map(args: argparse.Namespace) -> None:
+    from vaekit import api
+
+    model = api.load(args.run, trust_code=args.trust_code)
+    output = api.latent_map(
+        model, args.data, args.output, method=args.method, max_points=args.max_points, split=args.split
+    )
+    print(f"wrote {output}")
+
+
+def info(args: argparse.Namespace) -> None:
+    import json
+
+    from vaekit.sharing import describe
+
+    info = describe(args.run, trust_code=args.trust_code)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for inner, item in value.items():
+                print(f"  {inner:20s} {item}")
+        else:
+            print(f"{key:22s} {value}")
+
+
+def config(args: argparse.Namespace) -> None:
+    from vaekit.api import resolve_config
+    from vaekit.config import Config
+
+    if args.run is not None and args.preset:
+        raise ValueError("config takes a run or --preset, not both")
+    if args.run is not None:
+        config = Config.from_yaml(args.run / "config.yaml" if args.run.is_dir() else args.run)
+        config = config.with_overrides(args.overrides)
+    else:
+        config = resolve_config(None, args.preset, args.overrides)
+    sys.stdout.write(config.to_yaml())
+
+
+def export(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.export import export
+
+    model = api.load(args.run, trust_code=args.trust_code)
+    for path in export(model, args.output, args.format):
+        print(f"wrote {path}")
+
+
+def push(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.sharing import push_to_hub
+
+    print(f"pushed to {push_to_hub(api.model_folder(args.run), args.repo_id, args.private)}")
+
+
+def presets(args: argparse.Namespace) -> None:
+    from vaekit.config import available_presets, preset_description
+
+    for name in available_presets():
+        print(f"{name:22s} {preset_description(name)}")
+
+
+def demo(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.explore.interpolation import save_gif
+    from vaekit.explore.sampling import interpolation_frames
+
+    run = api.train(preset="shapes-demo", out=args.out, overrides=args.overrides, overwrite=True)
+    model = api.load(run)
+    gif = save_gif(interpolation_frames(model, steps=24, seed=1), run / "interpolation.gif", scale=4)
+    print(
+        f"\ndemo run written to {run}/\n"
+        f"  reconstructions  {run}/images/recon-final.png\n"
+        f"  samples          {run}/images/samples-final.png\n"
+        f"  interpolation    {gif}\n"
+        f"  curves           {run}/curves.png\n"
+        f"  metrics          {run}/metrics.csv\n"
+        f"try: vaekit sample {run} -n 64 -o samples.png"
+    )
