@@ -27,8 +27,6 @@ from vaekit.data.recipes import prepare
 from vaekit.defaults import explicit_keys, free_keys
 from vaekit.models import VAE, create_model
 from vaekit.models.autoencoder_kl import config_from_diffusers, is_diffusers_folder, load_diffusers_weights
-from vaekit.models.modules import ModulesVAE
-from vaekit.plugins import code_allowed
 from vaekit.sharing import hub_snapshot, looks_like_hub_id, read_info
 from vaekit.training.callbacks import Callback
 from vaekit.training.checkpoint import CheckpointError, list_checkpoints, load_weights
@@ -104,8 +102,6 @@ def train(
     elif resume is not None and cfg.data.source == MEMORY_SOURCE:
         raise DataError(f"{resume} was trained on in-memory data: pass it again, vaekit.train(resume=..., data=...)")
     cfg = cfg.with_overrides(list(overrides))
-    if resume is not None and cfg.model.arch == "modules" and model is None:
-        model = _rebuild_modules_model(cfg, None, trust_code)
     if out is None:
         out = Path("runs") / f"{preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
     choose: set[str] = set()
@@ -152,11 +148,7 @@ def load(
     if not config_file.is_file():
         raise CheckpointError(f"{path}: no config.yaml next to the weights")
     config = Config.from_yaml(config_file)
-    if config.model.arch == "modules":
-        model: VAE = _rebuild_modules_model(config, modules, trust_code)
-    else:
-        model = create_model(config, trust_code=trust_code)
-    model = model.to(device)
+    model = create_model(config, trust_code=trust_code, modules=modules).to(device)
     load_weights(model, folder)
     model.config = config
     model.info = read_info(folder)
@@ -186,19 +178,6 @@ def _load_diffusers(path: Path, device) -> VAE:
     return model.to(device).eval()
 
 
-def _rebuild_modules_model(config: Config, modules, trust_code: bool) -> VAE:
-    if modules is None:
-        return create_model(config, trust_code=code_allowed(trust_code))
-    from vaekit.likelihoods import create_likelihood
-    from vaekit.models.modules import data_shape
-
-    encoder, decoder = modules
-    likelihood = create_likelihood(config.likelihood, trust_code=trust_code)
-    model = ModulesVAE(encoder, decoder, tuple(config.model.modules.latent_shape), likelihood, data_shape(config))
-    model.modules_config = config.model.modules
-    return model
-
-
 def model_folder(path: str | Path) -> Path:
     """Where a run's (or model folder's) weights and the files saved beside them live."""
     return _weights_folder(Path(path))
@@ -219,31 +198,32 @@ def _weights_folder(path: Path) -> Path:
     raise CheckpointError(f"{path}: no trained model here (looked for model/, checkpoints/ and model.safetensors)")
 
 
+def _read_image(path: str | Path, convert) -> np.ndarray:
+    """``convert(upright image)`` of an image file (EXIF orientation applied), or one clear error."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return convert(ImageOps.exif_transpose(image))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: cannot read image ({err})") from err
+
+
 def load_images(paths: Sequence[str | Path], config: Config) -> torch.Tensor:
     """User images as a ``(N, C, H, W)`` batch in [0, 1], shaped like the model's training data
     (EXIF orientation applied, cropped and resized by the data's recipe)."""
-    arrays = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image.load()
-                upright = ImageOps.exif_transpose(image)
-                arrays.append(prepare(upright, config.data.image_size, config.data.crop, config.data.channels or 3))
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            raise ValueError(f"{path}: cannot read image ({err})") from err
-    return torch.from_numpy(np.stack(arrays)).float() / 255.0
+    data = config.data
+
+    def shaped(image: Image.Image) -> np.ndarray:
+        return prepare(image, data.image_size, data.crop, data.channels or 3)
+
+    return torch.from_numpy(np.stack([_read_image(path, shaped) for path in paths])).float() / 255.0
 
 
 def load_full_size(path: str | Path, config: Config) -> torch.Tensor:
     """One image file at its own resolution as ``(C, H, W)`` in [0, 1] (EXIF applied, no crop)."""
     from vaekit.data.recipes import to_8bit
 
-    try:
-        with Image.open(path) as image:
-            image.load()
-            array = np.asarray(to_8bit(ImageOps.exif_transpose(image), config.data.channels or 3))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{path}: cannot read image ({err})") from err
+    array = _read_image(path, lambda image: np.asarray(to_8bit(image, config.data.channels or 3)))
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0
 

@@ -29,18 +29,21 @@ ARCHITECTURES: dict[str, type[VAE]] = {
 }
 
 
-def create_model(config: Config, *, trust_code: bool = False) -> VAE:
+def create_model(config: Config, *, trust_code: bool = False, modules: tuple | None = None) -> VAE:
     """The model that ``config.model`` and ``config.likelihood`` describe, for ``config.data``'s image shape.
 
     ``trust_code`` allows importing the code a config names (plug-in architectures, the networks of
-    a ``from_modules`` model, user perceptual networks).
+    a ``from_modules`` model, user perceptual networks); ``modules=(encoder, decoder)`` hands a
+    ``from_modules`` model its networks instead of rebuilding them from their class paths.
     """
     arch = config.model.arch
     likelihood = create_likelihood(config.likelihood, trust_code=trust_code)
     shape = data_shape(config)
     if arch == "modules":
-        encoder, decoder = modules_from_config(config.model.modules, trust_code)
-        return ModulesVAE(encoder, decoder, tuple(config.model.modules.latent_shape), likelihood, shape)
+        encoder, decoder = modules or modules_from_config(config.model.modules, trust_code)
+        model = ModulesVAE(encoder, decoder, tuple(config.model.modules.latent_shape), likelihood, shape)
+        model.modules_config = config.model.modules
+        return model
     if is_code_reference(arch):
         cls = import_object(arch, "model.arch", trust_code)
         if not (isinstance(cls, type) and issubclass(cls, VAE)):
