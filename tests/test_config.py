@@ -62,3 +62,17 @@ def test_preset_specs_from_the_issue():
 def test_unknown_preset_suggests():
     with pytest.raises(ConfigError, match="did you mean 'conv-mnist'"):
         load_preset("conv-mnst")
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("600", 600.0), (600, 600.0), ("90s", 90.0), ("10m", 600.0), ("1h30m", 5400.0), ("2.5h", 9000.0)],
+)
+def test_a_time_budget_is_seconds_or_a_duration_string(written, seconds):
+    assert Config().with_overrides({"train.max_time": written}).train.max_time == seconds
+
+
+@pytest.mark.parametrize("written", ["10 minutes", "m", "1m30h", "-5", "0s"])
+def test_a_time_budget_that_is_no_positive_duration_names_the_key(written):
+    with pytest.raises(ConfigError, match=r"train\.max_time"):
+        Config().with_overrides({"train.max_time": written})

@@ -22,6 +22,7 @@ from vaekit.schema import (  # noqa: F401  (re-exported: ConfigError, parse_yaml
     bounded,
     build,
     check_name,
+    duration,
     non_negative,
     parse_yaml,
     positive,
@@ -229,7 +230,7 @@ class TrainConfig:
 
     epochs: int = positive(10)
     max_steps: int | None = positive(None)
-    max_time: float | None = bounded(None, 0, above=True)  # seconds of training, then stop cleanly
+    max_time: float | None = duration(None)  # seconds of training (or "10m", "1h30m"), then stop cleanly
     batch_size: int = positive(64)
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = non_negative(1e-3)

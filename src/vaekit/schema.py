@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import field
@@ -23,6 +24,29 @@ def bounded(default: Any, low: float | None = None, high: float | None = None, *
     """A field whose value (or each list item) must lie in [low, high] (``above``: strictly > low)."""
     factory = {"default_factory": (lambda: list(default))} if isinstance(default, list) else {"default": default}
     return field(metadata={"low": low, "high": high, "above": above}, **factory)
+
+
+def duration(default: float | None) -> Any:
+    """Seconds, written as a number or a duration string such as ``90s``, ``10m``, ``1h30m``."""
+    return field(default=default, metadata={"low": 0, "high": None, "above": True, "duration": True})
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(key: str, value: Any) -> Any:
+    """``"1h30m"`` -> 5400.0; numbers and ``None`` pass through (checked like any float)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().replace(" ", "").lower()
+    match = _DURATION.fullmatch(text)
+    if not text or match is None or not any(match.groups()):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: {_short(value)} is not a duration (e.g. 600, 90s, 10m, 1h30m)") from None
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def positive(default: Any) -> Any:
@@ -128,7 +152,13 @@ def build(cls: type, data: Any, prefix: str) -> Any:
     for key in data:
         if key not in fields:
             _raise_unknown(prefix + key, dict.fromkeys(fields))
-    values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
+    specs = {spec.name: spec for spec in dataclasses.fields(cls)}
+    raw = {
+        name: parse_duration(prefix + name, data[name]) if specs[name].metadata.get("duration") else data[name]
+        for name in fields
+        if name in data
+    }
+    values = {name: _coerce(hints[name], value, prefix + name) for name, value in raw.items()}
     for spec in dataclasses.fields(cls):
         if spec.name in values and spec.metadata:
             _check_range(prefix + spec.name, values[spec.name], spec.metadata)
