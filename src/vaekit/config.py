@@ -242,6 +242,8 @@ class TrainConfig:
     grad_clip: float | None = bounded(None, 0, above=True)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     accumulate: int = positive(1)  # micro-batches per update (batch_size is the whole update's batch)
+    gradient_sync: Literal["auto", "ddp", "flat"] = "auto"  # across processes; auto: ddp where the objective allows
+    ddp_bucket_mb: float = bounded(25.0, 0, above=True)  # DDP gradient bucket size (MiB)
     channels_last: bool = False  # NHWC activations (measured no faster on CPU, fp32 or bf16: BENCHMARKS.md)
     compile: bool = False  # torch.compile encoder and decoder (measured: see BENCHMARKS.md)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps

@@ -1,5 +1,6 @@
 """Run by ``torchrun`` from test_distributed.py: train CONFIG into OUT (resuming if asked), then
-every rank writes its own weights to OUT/rank-R.safetensors so the test can compare ranks."""
+every rank writes its own weights (and how it averaged gradients) to OUT/rank-R/ so the test can
+compare ranks."""
 
 import os
 import sys
@@ -16,6 +17,7 @@ if __name__ == "__main__":
     rank_folder = out / f"rank-{os.environ['RANK']}"
     rank_folder.mkdir()
     save_weights(trainer.model, rank_folder)
+    (rank_folder / "gradient_sync").write_text(str(trainer.gradient_sync))
 
 
 def check_reductions(rank: int, world: int, init_file: str, out: str) -> None:

@@ -52,8 +52,21 @@ def _assert_close(a, b):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
-def test_two_processes_end_with_identical_weights_that_match_one_process_with_the_same_batch(tmp_path):
-    _torchrun(tiny_config(**CONFIG), tmp_path / "ddp")
+def _gradient_sync(out: Path) -> str:
+    return (out / "rank-0" / "gradient_sync").read_text()
+
+
+@pytest.mark.parametrize(
+    ("sync", "accumulate"),
+    [("flat", 1), ("ddp", 1), pytest.param("ddp", 2, marks=pytest.mark.slow)],
+    ids=["flat-all-reduce", "ddp-buckets", "ddp-buckets-no-sync-micro-batches"],
+)
+def test_two_processes_end_with_identical_weights_that_match_one_process_with_the_same_batch(
+    tmp_path, sync, accumulate
+):
+    settings = {**CONFIG, "train.gradient_sync": sync, "train.accumulate": accumulate, "train.ddp_bucket_mb": 0.01}
+    _torchrun(tiny_config(**settings), tmp_path / "ddp")
+    assert _gradient_sync(tmp_path / "ddp") == sync
     rank0, rank1 = _rank_weights(tmp_path / "ddp", 0), _rank_weights(tmp_path / "ddp", 1)
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
@@ -63,6 +76,33 @@ def test_two_processes_end_with_identical_weights_that_match_one_process_with_th
     # rank 0 alone wrote the run: its model is the ranks' model
     _assert_close(load_file(str(tmp_path / "ddp" / "model" / "model.safetensors")), rank0)
     assert not list((tmp_path / "ddp").glob("rank-*/checkpoints"))
+
+
+def test_auto_uses_ddp_for_one_backward_per_update_and_the_flat_average_for_phased_objectives(tmp_path):
+    _torchrun(tiny_config(**{**CONFIG, "train.max_steps": 2}), tmp_path / "elbo")
+    assert _gradient_sync(tmp_path / "elbo") == "ddp"
+    intro = {**CONFIG, "train.max_steps": 2, "objective.name": "soft-intro", "likelihood.name": "gaussian"}
+    intro.pop("likelihood.binarize")
+    _torchrun(tiny_config(**intro), tmp_path / "intro")
+    assert _gradient_sync(tmp_path / "intro") == "flat"
+    rank0, rank1 = _rank_weights(tmp_path / "intro", 0), _rank_weights(tmp_path / "intro", 1)
+    assert all(torch.equal(rank0[key], rank1[key]) for key in rank0)
+
+
+@pytest.mark.slow
+def test_ddp_with_the_adversarial_term_keeps_model_and_discriminator_equal_on_every_rank(tmp_path):
+    adversarial = {
+        **CONFIG,
+        "train.max_steps": 3,
+        "objective.adversarial.enabled": True,
+        "objective.adversarial.channels": 8,
+        "objective.adversarial.layers": 2,
+        "data.image_size": 32,
+    }
+    _torchrun(tiny_config(**adversarial), tmp_path / "gan")
+    assert _gradient_sync(tmp_path / "gan") == "ddp"
+    rank0, rank1 = _rank_weights(tmp_path / "gan", 0), _rank_weights(tmp_path / "gan", 1)
+    assert all(torch.equal(rank0[key], rank1[key]) for key in rank0)
 
 
 @pytest.mark.slow

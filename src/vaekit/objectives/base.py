@@ -37,6 +37,7 @@ class Objective:
         self.config = config
         self.precision = precision
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.forward_pass: torch.nn.Module = model  # what ``step`` calls for model(x); DDP's wrapper when replicated
         self.adversarial: AdversarialTerm | None = None
         if config.objective.adversarial.enabled and not self.supports_adversarial:
             raise ConfigError(
@@ -49,6 +50,12 @@ class Objective:
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    @property
+    def supports_ddp(self) -> bool:
+        """Whether each update is one ``forward_pass`` and one backward of the model, so that
+        DistributedDataParallel can average its gradients during backward."""
+        return False
 
     @property
     def supports_accumulation(self) -> bool:

@@ -35,6 +35,10 @@ class ELBO(Objective):
         self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups), *adversarial)
 
     @property
+    def supports_ddp(self) -> bool:
+        return True
+
+    @property
     def supports_accumulation(self) -> bool:
         return self.adversarial is None  # the discriminator's update is a second phase
 
@@ -42,7 +46,7 @@ class ELBO(Objective):
         likelihood = self.model.likelihood
         target = likelihood.prepare(batch, stochastic=True)
         with self.precision.autocast():
-            out = self.model(target)
+            out = self.forward_pass(target)
             nll = likelihood.nll(out.params, target).float()
         kl_dims = out.posterior.kl_per_dim().float()
         kl = kl_dims.flatten(1).sum(1)

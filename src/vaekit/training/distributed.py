@@ -1,19 +1,27 @@
 """Data-parallel training across processes started by ``torchrun`` (gloo on CPU, NCCL on GPU).
 
-Every rank holds the whole model and trains on its shard of each global batch; after each
-backward the gradients are averaged across ranks (one flat all-reduce per update), so every rank
-takes the same optimiser step: the arithmetic of ``DistributedDataParallel``, applied at the
-optimiser rather than at ``forward`` because the intro objectives update encoder and decoder in
-separate phases through ``encode``/``decode``, which DDP's forward hooks do not see.
+Every rank holds the whole model and trains on its shard of each global batch, and every rank
+takes the same optimiser step from gradients averaged across ranks, in one of two ways:
+
+- ``ddp``: PyTorch's ``DistributedDataParallel`` around the model: gradients are all-reduced in
+  buckets while backward is still running (communication overlapped with computation). Used for
+  objectives that make one forward and one backward per update (``Objective.supports_ddp``).
+- ``flat``: one flat all-reduce per dtype after backward (``average_gradients``), for objectives
+  that update encoder and decoder in separate phases through ``encode``/``decode`` (the intro
+  objectives), which DDP's forward hooks do not see, and for parameters outside the model (the
+  adversarial discriminator).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,22 @@ def average_gradients(parameters: list[torch.Tensor], world: int) -> None:
         for g in same:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
+
+
+def replicate(model: torch.nn.Module, device: torch.device, bucket_mb: float) -> DistributedDataParallel:
+    """``model`` under DDP with gradient buckets of ``bucket_mb`` MiB. Buffers (BatchNorm statistics)
+    stay per process, as on the flat path; ranks start equal (``broadcast_state`` / DDP's own)."""
+    # a 1x1 convolution's gradient may come out with other strides than its bucket view: DDP then
+    # copies those few numbers, which is correct; its performance note says nothing a user can act on
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters  # torch >= 2.13
+    return DistributedDataParallel(
+        model,
+        device_ids=[device] if device.type == "cuda" else None,
+        bucket_cap_mb=bucket_mb,
+        gradient_as_bucket_view=True,
+        **({"forward_sync_buffers": False} if newer else {"broadcast_buffers": False}),
+    )
 
 
 def broadcast_state(module: torch.nn.Module) -> None:

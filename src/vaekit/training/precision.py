@@ -1,6 +1,6 @@
 """How an update is made: precision (fp32, bf16 autocast on CPU and CUDA, fp16 autocast with a loss
-scaler on CUDA), gradient accumulation over micro-batches, the gradient average across ranks and
-clipping. Objectives call ``autocast()`` and ``minimize()``; ``update`` runs one whole update
+scaler on CUDA), gradient accumulation over micro-batches, the gradient average across ranks (flat after backward, or left to
+DDP for the parameters it holds) and clipping. Objectives call ``autocast()`` and ``minimize()``; ``update`` runs one whole update
 (micro-batches, per-image noise) for the trainer and for anyone driving an objective directly."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterable
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from vaekit import noise
 from vaekit.training.distributed import average_gradients
@@ -30,6 +31,19 @@ class Precision:
         self.scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
         self.accumulate, self.world = accumulate, world
         self.micro_batch = 0  # which of the ``accumulate`` micro-batches of the update is running
+        self.replica: DistributedDataParallel | None = None  # averages its module's gradients itself
+        self._synced: set[int] = set()
+
+    def sync_with(self, replica: DistributedDataParallel) -> None:
+        """Leave the gradients of ``replica``'s parameters to DDP (bucketed, overlapped with backward)."""
+        self.replica = replica
+        self._synced = {id(p) for p in replica.module.parameters()}
+
+    def no_sync(self, micro_batch: int) -> contextlib.AbstractContextManager:
+        """Around the forward and backward of a micro-batch: DDP communicates on the last one only."""
+        if self.replica is None or micro_batch == self.accumulate - 1:
+            return contextlib.nullcontext()
+        return self.replica.no_sync()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.mode == "fp32":
@@ -74,7 +88,8 @@ class Precision:
 
     def _average(self, optimizers: list[torch.optim.Optimizer]) -> None:
         if self.world > 1:
-            average_gradients([p for opt in optimizers for g in opt.param_groups for p in g["params"]], self.world)
+            parameters = [p for opt in optimizers for g in opt.param_groups for p in g["params"]]
+            average_gradients([p for p in parameters if id(p) not in self._synced], self.world)
 
     def state_dict(self) -> dict:
         return self.scaler.state_dict() if self.scaler is not None else {}
@@ -97,7 +112,7 @@ def update(objective, precision: Precision, batch: torch.Tensor, info, seed: int
     results = []
     for i in range(k):
         precision.micro_batch = i
-        with noise.batch_shard(seed, rank * k + i, world * k):
+        with noise.batch_shard(seed, rank * k + i, world * k), precision.no_sync(i):
             results.append(objective.step(batch[i * size : (i + 1) * size], info))
     if k == 1:
         return results[0]

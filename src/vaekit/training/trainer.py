@@ -147,6 +147,11 @@ class Trainer:
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
         )
         self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
+        self.gradient_sync = self._gradient_sync(train.gradient_sync)
+        if self.gradient_sync == "ddp":
+            replica = distributed.replicate(self.model, self.device, train.ddp_bucket_mb)
+            self.objective.forward_pass = replica
+            self.precision.sync_with(replica)
         self.ema = EMA(self.model, train.ema_decay, warmup=True) if train.ema_decay > 0 else None
         if train.accumulate > 1 and not self.objective.supports_accumulation:
             raise ValueError(f"train.accumulate: {type(self.objective).__name__} updates in several phases per step")
@@ -193,6 +198,17 @@ class Trainer:
         self.fixed_images = self._fixed_batch()
         self.last_validation: dict[str, float] = {}
 
+    def _gradient_sync(self, asked: str) -> str | None:
+        """How gradients are averaged across processes: ``ddp``, ``flat`` or ``None`` (one process)."""
+        if not self.ranks.distributed:
+            return None
+        if asked == "ddp" and not self.objective.supports_ddp:
+            raise ConfigError(
+                f"train.gradient_sync: ddp needs one forward and backward per update; {self.config.objective.name} "
+                "updates in phases (use auto or flat)"
+            )
+        return "ddp" if asked == "ddp" or (asked == "auto" and self.objective.supports_ddp) else "flat"
+
     def _load_dataset(self, config: Config) -> ImageDataset:
         """Rank 0 builds the image cache first; the other ranks then map it."""
         if not self.ranks.is_main:
@@ -222,7 +238,7 @@ class Trainer:
             f"{len(self.train_set)} train / {len(self.val_set)} held-out images from {self.config.data.source}"
             f" -> {self.run.root}"
             + (f" (resuming at step {self.step})" if self.step else "")
-            + (f" on {self.ranks.world} processes" if self.ranks.distributed else "")
+            + (f" on {self.ranks.world} processes ({self.gradient_sync})" if self.ranks.distributed else "")
         )
         if self.ranks.is_main:
             self.callbacks.on_start(self)  # trackers start here, outside the clock
