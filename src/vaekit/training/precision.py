@@ -1,7 +1,8 @@
 """How an update is made: precision (fp32, bf16 autocast on CPU and CUDA, fp16 autocast with a loss
-scaler on CUDA), gradient accumulation over micro-batches, the gradient average across ranks (flat after backward, or left to
-DDP for the parameters it holds) and clipping. Objectives call ``autocast()`` and ``minimize()``; ``update`` runs one whole update
-(micro-batches, per-image noise) for the trainer and for anyone driving an objective directly."""
+scaler on CUDA), gradient accumulation over micro-batches, the gradient average across ranks (flat
+after backward, or left to DDP for the parameters it holds) and clipping. Objectives call
+``autocast()`` and ``minimize()``; ``update`` runs one whole update (micro-batches, per-image noise)
+for the trainer and for anyone driving an objective directly."""
 
 from __future__ import annotations
 
