@@ -17,9 +17,18 @@ def test_a_classifier_learns_a_factor_and_round_trips(tmp_path):
     assert loaded.num_classes == 4 and loaded.image_size == 16
 
 
-def test_multi_label_data_is_refused():
-    data = ImageDataset(images=np.zeros((4, 1, 8, 8), np.uint8), labels=np.zeros((4, 3)))
-    with pytest.raises(ValueError, match="one class label per image"):
+def test_a_classifier_learns_binary_attributes_given_as_plus_minus_one(tmp_path):
+    data = load_shapes(n=600, image_size=16, channels=3, seed=0, cache_dir=None)
+    attributes = np.where(data.labels[:, [1, 1]] > [0.5, 0.25], 1, -1)  # CelebA's -1 / 1 convention
+    labelled = ImageDataset(images=np.asarray(data.images), labels=attributes)
+    model, accuracy = train_classifier(labelled.subset(np.arange(500)), labelled.subset(np.arange(500, 600)), epochs=4)
+    assert accuracy > 0.75  # per attribute, averaged; chance is about 0.5-0.75
+    assert load_classifier(save_classifier(model, tmp_path / "a.safetensors")).num_classes == 2
+
+
+def test_labels_that_are_neither_classes_nor_attributes_are_refused():
+    data = ImageDataset(images=np.zeros((4, 1, 8, 8), np.uint8), labels=np.zeros((4, 3, 2)))
+    with pytest.raises(ValueError, match="binary attributes"):
         train_classifier(data, None)
 
 

@@ -95,13 +95,18 @@ def test_transition_and_beta_neg_schedules():
     assert [beta_neg_at(config, e) for e in (0, 1, 2, 9)] == [256.0, 128.0, 32.0, 32.0]
 
 
-def test_warning_when_fake_kl_stays_below_real_kl():
+def test_warning_when_fake_kl_stays_below_real_kl_after_patience_then_at_doubling_intervals():
     _, objective, _ = _setup("soft-intro", **{"objective.intro.kl_fake_patience": 2})
-    for epoch in range(3):
+    warned = []
+    for epoch in range(9):
         objective._track(torch.tensor(10.0), torch.tensor(4.0))
         warning = objective.end_of_epoch(epoch)
-        assert (warning is None) == (epoch == 0)
-    assert "raise beta_neg" in warning
+        if warning is not None:
+            warned.append(epoch + 1)
+            assert "raise beta_neg" in warning
+    assert warned == [2, 4, 8]
+    objective._track(torch.tensor(4.0), torch.tensor(10.0))  # the game recovers: the count starts again
+    assert objective.end_of_epoch(9) is None
 
 
 def test_resume_with_a_new_beta_neg(tmp_path):

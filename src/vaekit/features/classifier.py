@@ -71,12 +71,16 @@ def train_classifier(
     lr: float = 1e-3,
     seed: int = 0,
 ) -> tuple[SmallClassifier, float | None]:
-    """Fit a classifier to ``train.labels`` (class indices); returns it and its test accuracy."""
-    if train.labels is None or train.labels.ndim != 1:
-        raise ValueError("a feature classifier needs one class label per image (e.g. MNIST digits)")
+    """Fit a classifier to ``train.labels``: class indices ``(N,)`` (softmax, e.g. MNIST digits) or
+    binary attributes ``(N, K)`` (K sigmoid outputs, e.g. CelebA's 40); returns it and its test
+    accuracy (per attribute, averaged, for attributes)."""
+    if train.labels is None or train.labels.ndim not in (1, 2):
+        raise ValueError("a feature classifier needs labels: a class per image (MNIST) or binary attributes (CelebA)")
     torch.manual_seed(seed)
     channels, size = train.image_shape[0], train.image_shape[1]
-    model = SmallClassifier(channels, int(train.labels.max()) + 1, size)
+    attributes = train.labels.ndim == 2
+    outputs = train.labels.shape[1] if attributes else int(train.labels.max()) + 1
+    model = SmallClassifier(channels, outputs, size)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     model.train()
@@ -87,12 +91,18 @@ def train_classifier(
         ):
             index = np.sort(order[start : start + batch_size])
             images = torch.from_numpy(np.ascontiguousarray(train.images[index])).float() / 255
-            loss = F.cross_entropy(model(images), torch.from_numpy(np.asarray(train.labels[index], dtype=np.int64)))
+            loss = _loss(model(images), train.labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     model.eval()
     return model, (accuracy(model, test) if test is not None and len(test) else None)
+
+
+def _loss(logits: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    if labels.ndim == 2:
+        return F.binary_cross_entropy_with_logits(logits, torch.from_numpy((labels > 0).astype(np.float32)))
+    return F.cross_entropy(logits, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
 
 
 @torch.no_grad()
@@ -103,8 +113,12 @@ def accuracy(model: SmallClassifier, data: ImageDataset, batch_size: int = 512) 
         range(0, len(data), batch_size),
         strict=True,
     ):
-        labels = torch.from_numpy(np.asarray(data.labels[start : start + batch_size], dtype=np.int64))
-        correct += (model(batch).argmax(1) == labels).sum().item()
+        labels = np.asarray(data.labels[start : start + batch_size])
+        logits = model(batch)
+        if labels.ndim == 2:  # attributes: the share of (image, attribute) pairs right, per image
+            correct += ((logits > 0) == torch.from_numpy(labels > 0)).float().mean(1).sum().item()
+        else:
+            correct += (logits.argmax(1) == torch.from_numpy(labels.astype(np.int64))).sum().item()
     return correct / len(data)
 
 

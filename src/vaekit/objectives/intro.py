@@ -251,7 +251,8 @@ class SoftIntro(Objective):
             return None
         kl_real, kl_fake = float(sums["kl_real"]) / sums["steps"], float(sums["kl_fake"]) / sums["steps"]
         self._low_fake_epochs = self._low_fake_epochs + 1 if kl_fake < kl_real else 0
-        if self._low_fake_epochs >= self.intro.kl_fake_patience:
+        times, rest = divmod(self._low_fake_epochs, self.intro.kl_fake_patience)
+        if times and not rest and times & (times - 1) == 0:  # after patience, 2x, 4x ... epochs: not every epoch
             return (
                 f"KL(fake) {kl_fake:.1f} has stayed below KL(real) {kl_real:.1f} for {self._low_fake_epochs} epochs: "
                 "samples are likely poor; raise beta_neg (--resume RUN --set objective.intro.beta_neg=...)"

@@ -61,6 +61,9 @@ class TrainingStopped(RuntimeError):
         return 130 if self.reason == "SIGINT" else 143
 
 
+CURVES_EVERY_S = 30.0  # curves.png is redrawn at an epoch's end at most this often, and always at the end
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
@@ -179,6 +182,7 @@ class Trainer:
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._saved_step: int | None = None
         self._clock = _Clock(0.0)
+        self._curves_plotted = -math.inf  # when curves.png was last drawn (monotonic seconds)
 
         self.run.root.mkdir(parents=True, exist_ok=True)
         if self.ranks.is_main:
@@ -353,7 +357,9 @@ class Trainer:
             self.last_validation = val
             self.metrics.write({"step": self.step, "epoch": float(epoch + 1), "split": "val", **val})
         images = self.save_grids(f"epoch-{epoch + 1:03d}")
-        plot_curves(self.metrics.read(), self.run.curves)
+        if time.monotonic() - self._curves_plotted >= CURVES_EVERY_S:  # a plot costs ~0.5-1.5 s: not every short epoch
+            plot_curves(self.metrics.read(), self.run.curves)
+            self._curves_plotted = time.monotonic()
         self.callbacks.on_validation(self, epoch, self.last_validation, images)
 
     def save_grids(self, tag: str) -> dict[str, Path]:

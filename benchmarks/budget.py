@@ -1,0 +1,35 @@
+"""Training under a wall-clock budget and scoring on held-out data, shared by the benchmark scripts
+that compare systems at equal time (``quality.py``, ``time_to_quality.py``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import vaekit
+
+
+def train_for(
+    preset: str | None, data: str, out: Path, seconds: float, overrides: list[str], resume: bool = False, **options
+) -> dict:
+    """Train (or continue) ``preset`` (``None``: vaekit's choices from the data; an explicit
+    ``config=`` in ``options``) until ``seconds`` of training in total; steps and time."""
+    started = time.perf_counter()
+    budget = [f"train.max_time={seconds}", *overrides]
+    if resume:
+        vaekit.train(resume=out, overrides=budget)
+    else:
+        vaekit.train(preset=preset, data=data, out=out, overwrite=True, overrides=budget, **options)
+    info = json.loads((out / "model" / "vaekit.json").read_text())
+    return {"wall_s": time.perf_counter() - started, "steps": info.get("steps"), "train_s": seconds}
+
+
+def scores(run: Path, data: str, features: Path | None, metrics: list[str]) -> dict:
+    settings = {"features": str(features)} if features else {}
+    report = vaekit.evaluate(run, data, metrics=metrics, output=run / "evaluation", n_samples=2000, **settings)
+    flat: dict[str, float] = {}
+    for group, values in report["metrics"].items():
+        if isinstance(values, dict):
+            flat |= {f"{group}.{k}": v for k, v in values.items() if isinstance(v, int | float)}
+    return flat
