@@ -183,9 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.progress)
 
     p = command("train-classifier", "train a small classifier to use as FID/KID features")
-    p.add_argument("--data", required=True, help="a labelled source (e.g. an MNIST IDX folder)")
+    p.add_argument("--data", required=True, help="a labelled source: MNIST (classes) or CelebA (40 attributes)")
     p.add_argument("--image-size", type=positive_int, default=28, help="image side in pixels")
     p.add_argument("--epochs", type=positive_int, default=3, help="training epochs")
+    p.add_argument(
+        "--crop",
+        default="none",
+        choices=["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160"],
+        help="crop before resizing: the same as the models it will score",
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("classifier.safetensors"), help="weights file")
     p.set_defaults(func=commands.train_classifier)
 

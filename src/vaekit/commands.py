@@ -127,7 +127,7 @@ def train_classifier(args: argparse.Namespace) -> None:
     from vaekit.data import load_dataset
     from vaekit.features.classifier import save_classifier, train_classifier
 
-    data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop="none"))
+    data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop=args.crop))
     model, accuracy = train_classifier(data.split("train"), data.split("test"), epochs=args.epochs)
     path = save_classifier(model, args.output)
     print(f"wrote {path}" + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))

@@ -17,10 +17,10 @@ def test_each_set_gives_n_float_points_reproducibly_and_inside_its_square(name):
     assert inside > 0.99
 
 
-def test_eight_gaussians_sit_on_a_circle_of_radius_1_over_1_414():
+def test_eight_gaussians_sit_on_a_circle_of_radius_2_over_1_414():
     points = sample_toy2d("8gaussians", 4000, torch.Generator().manual_seed(0))
     radius = points.norm(dim=1)
-    assert radius.mean().item() == pytest.approx(1 / 1.414, abs=0.01)
+    assert radius.mean().item() == pytest.approx(2 / 1.414, abs=0.01)
     angles = torch.atan2(points[:, 1], points[:, 0]) / (math.pi / 4)
     assert (angles - angles.round()).abs().max() < 0.15  # at multiples of 45 degrees
     assert len(torch.unique(angles.round() % 8)) == 8

@@ -69,7 +69,8 @@ def test_gnelbo_of_a_standard_normal_model_matches_its_closed_form():
     on_grid = n * axis.square().sum().item()  # sum over the n x n grid of (x^2 + y^2) / 2
     on_data = 0.5 * data.double().square().sum(1)
     expected = (on_data / (on_grid + on_data.sum())).mean().item()
-    assert grid_normalized_elbo(model, data, half, grid_points=n) == pytest.approx(expected, rel=1e-9)
+    # the model computes in float32, the expectation in float64
+    assert grid_normalized_elbo(model, data, half, grid_points=n) == pytest.approx(expected, rel=1e-6)
 
 
 def test_histograms_are_densities_over_the_square():
@@ -81,8 +82,9 @@ def test_histograms_are_densities_over_the_square():
 
 def test_kl_and_jsd_are_zero_for_the_same_points():
     points = torch.randn(5000, 2, generator=torch.Generator().manual_seed(1))
-    assert histogram_kl(points, points, 2.0) == 0.0
-    assert histogram_jsd(points, points, 2.0) == pytest.approx(0.0, abs=1e-12)
+    # zero up to the 1e-14 floor inside the logarithm
+    assert histogram_kl(points, points, 2.0) == pytest.approx(0.0, abs=1e-9)
+    assert histogram_jsd(points, points, 2.0) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_kl_and_jsd_match_a_hand_computed_two_bin_case():

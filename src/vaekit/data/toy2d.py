@@ -2,7 +2,7 @@
 8 Gaussians on a circle, two spirals, a checkerboard and four rings.
 
 Each is defined as in the paper's public code, so that vaekit's numbers can be set beside it:
-the 8 Gaussians of its ``ToyDataset`` (unit circle, s.d. 0.02, divided by 1.414) and the other
+the 8 Gaussians of its ``ToyDataset`` (circle of radius 2, s.d. 0.02, divided by 1.414) and the other
 three of the normalising-flow benchmark sets it samples from. ``grid_range`` is the half-width of
 the square its metrics use (2 for the Gaussians, 4 for the rest).
 """
@@ -40,18 +40,18 @@ def _gaussians(n: int, generator: torch.Generator | None) -> torch.Tensor:
     angles = torch.arange(8) * (math.pi / 4)
     centres = torch.stack([angles.cos(), angles.sin()], dim=1)
     which = torch.randint(8, (n,), generator=generator)
-    points = centres[which] + 0.02 * torch.randn(n, 2, generator=generator)
+    points = 2 * centres[which] + 0.02 * torch.randn(n, 2, generator=generator)  # ToyDataset's scale 2
     return points / 1.414
 
 
 def _spirals(n: int, generator: torch.Generator | None) -> torch.Tensor:
-    half = n // 2
-    turns = torch.rand(half, generator=generator).sqrt() * (540 * 2 * math.pi / 360)
-    x = -turns.cos() * turns + 0.5 * torch.rand(half, generator=generator)
-    y = turns.sin() * turns + 0.5 * torch.rand(half, generator=generator)
-    arm = torch.stack([x, y], dim=1)
-    points = torch.cat([arm, -arm]) / 3
-    return points + 0.1 * torch.randn(len(points), 2, generator=generator)
+    turns = torch.rand(n, generator=generator).sqrt() * (540 * 2 * math.pi / 360)
+    x = -turns.cos() * turns + 0.5 * torch.rand(n, generator=generator)
+    y = turns.sin() * turns + 0.5 * torch.rand(n, generator=generator)
+    sign = torch.ones(n, 1)
+    sign[n // 2 :] = -1  # the second arm is the first turned by 180 degrees
+    points = sign * torch.stack([x, y], dim=1) / 3
+    return points + 0.1 * torch.randn(n, 2, generator=generator)
 
 
 def _checkerboard(n: int, generator: torch.Generator | None) -> torch.Tensor:
