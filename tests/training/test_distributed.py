@@ -52,6 +52,11 @@ def _assert_close(a, b):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+def _ranks_agree(out: Path) -> bool:
+    rank0, rank1 = _rank_weights(out, 0), _rank_weights(out, 1)
+    return rank0.keys() == rank1.keys() and all(torch.equal(rank0[key], rank1[key]) for key in rank0)
+
+
 def _gradient_sync(out: Path) -> str:
     return (out / "rank-0" / "gradient_sync").read_text()
 
@@ -85,12 +90,11 @@ def test_auto_uses_ddp_for_one_backward_per_update_and_the_flat_average_for_phas
     intro.pop("likelihood.binarize")
     _torchrun(tiny_config(**intro), tmp_path / "intro")
     assert _gradient_sync(tmp_path / "intro") == "flat"
-    rank0, rank1 = _rank_weights(tmp_path / "intro", 0), _rank_weights(tmp_path / "intro", 1)
-    assert all(torch.equal(rank0[key], rank1[key]) for key in rank0)
+    assert _ranks_agree(tmp_path / "intro")
 
 
 @pytest.mark.slow
-def test_ddp_with_the_adversarial_term_keeps_model_and_discriminator_equal_on_every_rank(tmp_path):
+def test_ddp_with_the_adversarial_term_keeps_the_model_equal_on_every_rank(tmp_path):
     adversarial = {
         **CONFIG,
         "train.max_steps": 3,
@@ -101,8 +105,7 @@ def test_ddp_with_the_adversarial_term_keeps_model_and_discriminator_equal_on_ev
     }
     _torchrun(tiny_config(**adversarial), tmp_path / "gan")
     assert _gradient_sync(tmp_path / "gan") == "ddp"
-    rank0, rank1 = _rank_weights(tmp_path / "gan", 0), _rank_weights(tmp_path / "gan", 1)
-    assert all(torch.equal(rank0[key], rank1[key]) for key in rank0)
+    assert _ranks_agree(tmp_path / "gan")
 
 
 @pytest.mark.slow
@@ -146,3 +149,23 @@ def test_gradients_and_logged_metrics_are_averaged_over_ranks_not_summed(tmp_pat
         assert torch.equal(result["weight"], torch.full((3,), 1.5))
         assert torch.equal(result["bias"], torch.full((1,), 1.5, dtype=torch.float64))
         assert torch.equal(result["metrics"], torch.tensor([0.5, 5.0]))
+
+
+def test_asking_for_ddp_with_an_objective_that_updates_in_phases_is_a_config_error():
+    from types import SimpleNamespace
+
+    from vaekit.config import ConfigError
+
+    def trainer(distributed: bool, supports_ddp: bool):
+        return SimpleNamespace(
+            ranks=SimpleNamespace(distributed=distributed),
+            objective=SimpleNamespace(supports_ddp=supports_ddp),
+            config=tiny_config(**{"objective.name": "soft-intro"}),
+        )
+
+    with pytest.raises(ConfigError, match=r"train\.gradient_sync: ddp"):
+        Trainer._gradient_sync(trainer(True, False), "ddp")
+    assert Trainer._gradient_sync(trainer(True, False), "auto") == "flat"
+    assert Trainer._gradient_sync(trainer(True, True), "auto") == "ddp"
+    assert Trainer._gradient_sync(trainer(True, True), "flat") == "flat"
+    assert Trainer._gradient_sync(trainer(False, True), "ddp") is None  # one process: nothing to average
