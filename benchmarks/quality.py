@@ -288,7 +288,21 @@ def style_celeba(args) -> dict:
     features = feature_network("celeba-attributes", data, out, 64, 3, crop="celeba-center140")
     style = "style-celeba64-cpu" if args.scale == "cpu" else "style-celeba64"
     same = ["train.precision=bf16", f"train.threads={args.threads}"]
-    systems = {"style": (style, same), "conv": ("conv-celeba64", same)}
+    # the published recipe's perceptual loss, with the face-attribute network in VGG16's place
+    perceptual = [
+        "likelihood.name=perceptual",
+        "likelihood.perceptual.network=classifier",
+        f"likelihood.perceptual.weights={features}",
+        "likelihood.perceptual.layers=[body.1, body.4, body.9]",
+        "likelihood.perceptual.layer_weights=[1.0, 1.0, 1.0]",
+        "likelihood.perceptual.resize=null",
+        "likelihood.perceptual.imagenet_normalize=false",
+    ]
+    systems = {
+        "style": (style, same),
+        "conv": ("conv-celeba64", same),
+        "style-perceptual": (style, [*same, *perceptual]),
+    }
     return {"rows": compare_at_equal_time(systems, data, out, args.minutes, args.minutes, features)}
 
 

@@ -119,3 +119,29 @@ def test_lpips_as_a_perceptual_term_is_weight_times_pixels_times_the_distance_pl
     distance = likelihood.network((params + 1) / 2, (target + 1) / 2)
     l1 = ((target - params).abs() + math.log(2)).flatten(1).sum(1)  # Laplace with b = 1
     torch.testing.assert_close(likelihood.nll(params, target), 0.7 * 3 * 32 * 32 * distance + l1)
+
+
+def test_a_train_classifier_network_serves_as_the_perceptual_network(tmp_path):
+    from vaekit.features.classifier import SmallClassifier, save_classifier
+
+    torch.manual_seed(0)
+    weights = save_classifier(SmallClassifier(3, 40, 16), tmp_path / "faces.safetensors")
+    likelihood = _perceptual(
+        network="classifier",
+        weights=str(weights),
+        random_weights=False,
+        imagenet_normalize=False,
+        layers=["body.1", "body.4", "body.9"],
+        layer_weights=[1.0, 1.0, 1.0],
+    )
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    logits = torch.logit(x.clamp(1e-4, 1 - 1e-4))
+    assert likelihood.nll(logits, x).abs().max() < 1e-3
+    assert (likelihood.nll(logits + torch.randn_like(logits), x) > 0).all()
+    assert likelihood.network.network.num_classes == 40
+
+
+def test_the_classifier_network_without_its_weights_file_is_an_error():
+    likelihood = _perceptual(network="classifier", random_weights=False, layers=["body.1"], layer_weights=[1.0])
+    with pytest.raises(ValueError, match="train-classifier"):
+        likelihood.nll(torch.zeros(1, 3, 8, 8), torch.rand(1, 3, 8, 8))

@@ -143,7 +143,9 @@ class ModelConfig:
 class PerceptualConfig:
     """Feature-space reconstruction term (``likelihood.name: perceptual``)."""
 
-    network: str = "vgg16"  # vgg16 | vgg19 | lpips-vgg | lpips-alex | package.module:factory (layers by name)
+    # vgg16 | vgg19 | lpips-vgg | lpips-alex | classifier (weights: a train-classifier file; layers body.1,
+    # body.4, body.9) | package.module:factory (layers by name)
+    network: str = "vgg16"
     layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
     layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     resize: int | None = positive(256)  # images are resized to this before the network (None: as they are)

@@ -250,6 +250,16 @@ def _feature_network(name: str, weights: str | None, random_weights: bool, facto
 
     if factory is not None:
         return user_network(name, factory, weights, random_weights)
+    if name == "classifier":  # a domain network from `vaekit train-classifier` (e.g. CelebA attributes)
+        from vaekit.features.classifier import load_classifier
+        from vaekit.features.hooks import NamedLayerFeatures
+
+        if weights is None:
+            raise ValueError(
+                "likelihood.perceptual.network classifier needs likelihood.perceptual.weights: "
+                "a file written by `vaekit train-classifier`"
+            )
+        return NamedLayerFeatures(load_classifier(weights))
     if name in ("lpips-vgg", "lpips-alex"):
         from vaekit.evaluation.lpips import LPIPS, pretrained_lpips
 
@@ -257,7 +267,8 @@ def _feature_network(name: str, weights: str | None, random_weights: bool, facto
         return LPIPS(backbone) if random_weights else pretrained_lpips(backbone, weights)
     if name not in ("vgg16", "vgg19"):
         raise ValueError(
-            f"unknown perceptual network {name!r}: use vgg16, vgg19, lpips-vgg, lpips-alex or package.module:factory"
+            f"unknown perceptual network {name!r}: use vgg16, vgg19, lpips-vgg, lpips-alex, classifier "
+            "or package.module:factory"
         )
     if random_weights:
         return VGGFeatures(name)
