@@ -279,7 +279,30 @@ def intro_mnist(args) -> dict:
         "soft-intro": ("soft-intro-mnist", same),
         "as-intro": ("soft-intro-mnist", [*same, "objective.name=as-intro"]),
     }
-    return {"rows": compare_at_equal_time(systems, data, out, args.minutes, args.every, features)}
+    rows = compare_at_equal_time(systems, data, out, args.minutes, args.every, features)
+    return {"rows": rows, "crossings": crossings(rows, "elbo")}
+
+
+def crossings(rows: list[dict], baseline: str) -> dict[str, dict[str, float | None]]:
+    """For each system and metric, the first mark (minutes) at which it is better than ``baseline``
+    (higher PSNR / SSIM, lower FID / KID), or ``None`` within the budget."""
+    higher = {"reconstruction.psnr", "reconstruction.ssim"}
+    lower = {"generation.fid", "generation.kid"}
+    by = {(r["system"], r["minutes"]): r for r in rows}
+    found: dict[str, dict[str, float | None]] = {}
+    for system in {r["system"] for r in rows} - {baseline}:
+        found[system] = {}
+        for metric in sorted(higher | lower):
+            marks = sorted(m for (s, m) in by if s == system and metric in by[(s, m)])
+            better = [
+                m
+                for m in marks
+                if (baseline, m) in by
+                and metric in by[(baseline, m)]
+                and (by[(system, m)][metric] > by[(baseline, m)][metric]) == (metric in higher)
+            ]
+            found[system][metric] = better[0] if better else None
+    return found
 
 
 def style_celeba(args) -> dict:
