@@ -308,7 +308,7 @@ def crossings(rows: list[dict], baseline: str) -> dict[str, dict[str, float | No
 def style_celeba(args) -> dict:
     data = str(_need(DATA / "celeba-subset"))
     out = args.out / "style-celeba"
-    features = feature_network("celeba-attributes", data, out, 64, 3, crop="celeba-center140")
+    features = feature_network("celeba-attributes", data, out, 64, 12, crop="celeba-center140")
     style = "style-celeba64-cpu" if args.scale == "cpu" else "style-celeba64"
     same = ["train.precision=bf16", f"train.threads={args.threads}"]
     # the published recipe's perceptual loss, with the face-attribute network in VGG16's place
