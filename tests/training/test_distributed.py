@@ -152,20 +152,13 @@ def test_gradients_and_logged_metrics_are_averaged_over_ranks_not_summed(tmp_pat
 
 
 def test_asking_for_ddp_with_an_objective_that_updates_in_phases_is_a_config_error():
-    from types import SimpleNamespace
-
     from vaekit.config import ConfigError
+    from vaekit.training.distributed import Ranks, gradient_sync
 
-    def trainer(distributed: bool, supports_ddp: bool):
-        return SimpleNamespace(
-            ranks=SimpleNamespace(distributed=distributed),
-            objective=SimpleNamespace(supports_ddp=supports_ddp),
-            config=tiny_config(**{"objective.name": "soft-intro"}),
-        )
-
+    two, one = Ranks(0, 2), Ranks()
     with pytest.raises(ConfigError, match=r"train\.gradient_sync: ddp"):
-        Trainer._gradient_sync(trainer(True, False), "ddp")
-    assert Trainer._gradient_sync(trainer(True, False), "auto") == "flat"
-    assert Trainer._gradient_sync(trainer(True, True), "auto") == "ddp"
-    assert Trainer._gradient_sync(trainer(True, True), "flat") == "flat"
-    assert Trainer._gradient_sync(trainer(False, True), "ddp") is None  # one process: nothing to average
+        gradient_sync(two, "ddp", False, "soft-intro")
+    assert gradient_sync(two, "auto", False, "soft-intro") == "flat"
+    assert gradient_sync(two, "auto", True, "elbo") == "ddp"
+    assert gradient_sync(two, "flat", True, "elbo") == "flat"
+    assert gradient_sync(one, "ddp", True, "elbo") is None  # one process: nothing to average

@@ -25,9 +25,8 @@ def point_losses(model, points: torch.Tensor, batch_size: int = 4096) -> torch.T
     with torch.no_grad():
         for chunk in points.split(batch_size):
             posterior = model.encode(chunk)
-            mean, logvar = posterior.mean.float(), posterior.logvar.float()
-            kl = -0.5 * (1 + logvar - mean.square() - logvar.exp()).flatten(1).sum(1)
-            reconstruction = model.likelihood.location(model.decode(mean)).float()
+            kl = posterior.kl()
+            reconstruction = model.likelihood.location(model.decode(posterior.mean)).float()
             error = (reconstruction - chunk).square().flatten(1).sum(1)
             losses.append((kl + error).double())
     return torch.cat(losses)

@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from vaekit.config import ConfigError
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -72,6 +74,19 @@ def average_gradients(parameters: list[torch.Tensor], world: int) -> None:
         for g in same:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
+
+
+def gradient_sync(ranks: Ranks, asked: str, supports_ddp: bool, objective: str) -> str | None:
+    """How gradients are averaged across processes (``train.gradient_sync``): ``ddp``, ``flat`` or
+    ``None`` for one process; ``auto`` is ddp where the objective allows it."""
+    if not ranks.distributed:
+        return None
+    if asked == "ddp" and not supports_ddp:
+        raise ConfigError(
+            f"train.gradient_sync: ddp needs one forward and backward per update; {objective} "
+            "updates in phases (use auto or flat)"
+        )
+    return "ddp" if asked == "ddp" or (asked == "auto" and supports_ddp) else "flat"
 
 
 def replicate(model: torch.nn.Module, device: torch.device, bucket_mb: float) -> DistributedDataParallel:

@@ -1,5 +1,6 @@
-"""Before the loop: the device, the pretrained weights a run starts from, and the config entries a
-user-built model or in-memory data resolve (so that a run's config describes it completely)."""
+"""Before the loop: the device, the pretrained weights a run starts from and what else ``train`` asks
+of the model, and the config entries a user-built model or in-memory data resolve (so that a run's
+config describes it completely)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,21 @@ def load_initial_weights(model: VAE, source: str) -> None:
             "use its architecture settings (vaekit config RUN)"
         )
     model.load_state_dict(theirs)
+
+
+def prepare_model(model: VAE, config: Config, resume: bool) -> None:
+    """What ``train`` asks of the model before training: initial weights (``init``, not on resume),
+    a frozen encoder (``trainable: decoder``), gradient checkpointing."""
+    train = config.train
+    if train.init and not resume:
+        load_initial_weights(model, train.init)
+    if train.trainable == "decoder":
+        model.encoder.requires_grad_(False)
+        model.encoder_frozen = True
+    if train.gradient_checkpointing:
+        if not hasattr(model, "set_gradient_checkpointing"):
+            raise ConfigError(f"train.gradient_checkpointing: model.arch {config.model.arch} does not support it")
+        model.set_gradient_checkpointing(True)
 
 
 def describe_model(config: Config, model: VAE) -> None:

@@ -44,7 +44,7 @@ from vaekit.training.ema import EMA
 from vaekit.training.lr_schedule import lr_factor
 from vaekit.training.precision import Precision, update
 from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
-from vaekit.training.setup import describe_data, describe_model, load_initial_weights, resolve_device
+from vaekit.training.setup import describe_data, describe_model, prepare_model, resolve_device
 from vaekit.training.signals import stop_on_signals
 from vaekit.training.tracking import create_loggers
 
@@ -131,15 +131,7 @@ class Trainer:
             model = create_model(config, trust_code=trust_code)
         elif not model.image_shape:
             model.image_shape = full.image_shape
-        if train.init and not resume:
-            load_initial_weights(model, train.init)
-        if train.trainable == "decoder":
-            model.encoder.requires_grad_(False)
-            model.encoder_frozen = True
-        if train.gradient_checkpointing:
-            if not hasattr(model, "set_gradient_checkpointing"):
-                raise ConfigError(f"train.gradient_checkpointing: model.arch {config.model.arch} does not support it")
-            model.set_gradient_checkpointing(True)
+        prepare_model(model, config, resume)
         self.model: VAE = model.to(self.device)
         self.is_image_data = len(full.image_shape) == 3
         if train.channels_last:
@@ -150,7 +142,9 @@ class Trainer:
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
         )
         self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
-        self.gradient_sync = self._gradient_sync(train.gradient_sync)
+        self.gradient_sync = distributed.gradient_sync(
+            self.ranks, train.gradient_sync, self.objective.supports_ddp, config.objective.name
+        )
         if self.gradient_sync == "ddp":
             replica = distributed.replicate(self.model, self.device, train.ddp_bucket_mb)
             self.objective.forward_pass = replica
@@ -201,17 +195,6 @@ class Trainer:
             self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
         self.last_validation: dict[str, float] = {}
-
-    def _gradient_sync(self, asked: str) -> str | None:
-        """How gradients are averaged across processes: ``ddp``, ``flat`` or ``None`` (one process)."""
-        if not self.ranks.distributed:
-            return None
-        if asked == "ddp" and not self.objective.supports_ddp:
-            raise ConfigError(
-                f"train.gradient_sync: ddp needs one forward and backward per update; {self.config.objective.name} "
-                "updates in phases (use auto or flat)"
-            )
-        return "ddp" if asked == "ddp" or (asked == "auto" and self.objective.supports_ddp) else "flat"
 
     def _load_dataset(self, config: Config) -> ImageDataset:
         """Rank 0 builds the image cache first; the other ranks then map it."""
