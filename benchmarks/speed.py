@@ -51,7 +51,7 @@ GAUSSIAN_CONSTANT = 784 * 0.5 * math.log(2 * math.pi)  # vaekit's Gaussian NLL m
 
 # ---------------------------------------------------------------------- the shared network
 def pythae_mnist_network():
-    """pythae's MNIST benchmark network as a vaekit architecture (registered by the caller)."""
+    """pythae's MNIST benchmark network as a vaekit architecture (handed to the trainer as its model)."""
     from vaekit.models.base import VAE
     from vaekit.models.blocks import Conv2d, GaussianHead
 
@@ -141,14 +141,14 @@ def run_pythae(job: dict) -> dict:
     }
 
 
-def _train_vaekit(config, warmup: int, run_dir: Path, dataset=None):
+def _train_vaekit(config, warmup: int, run_dir: Path, dataset=None, model=None):
     """Train with vaekit's trainer; images/s over the steps after ``warmup``, and the trainer."""
     import csv
 
     from vaekit.training.trainer import Trainer
 
     config.train.log_every = warmup
-    trainer = Trainer(config, run_dir, dataset=dataset)
+    trainer = Trainer(config, run_dir, dataset=dataset, model=model)
     trainer.fit()
     with open(trainer.run.metrics) as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
@@ -160,16 +160,14 @@ def _train_vaekit(config, warmup: int, run_dir: Path, dataset=None):
 
 def run_vaekit(job: dict) -> dict:
     from vaekit.config import Config
-    from vaekit.models import ARCHITECTURES
+    from vaekit.likelihoods import create_likelihood
 
-    ARCHITECTURES["pythae-mnist"] = pythae_mnist_network()
     steps = job["steps"]
     overrides = {
         "data.source": str(Path(job["data"]) / "mnist"),
         "data.image_size": 28,
         "data.channels": 1,
         "data.val_fraction": 0.0,
-        "model.arch": "pythae-mnist",
         "model.latent_dim": 16,
         "likelihood.name": "gaussian",
         "likelihood.scale": 1.0,
@@ -184,10 +182,11 @@ def run_vaekit(job: dict) -> dict:
         "train.compile": job.get("compile", False),
     }
     config = Config().with_overrides(overrides)
+    model = pythae_mnist_network()(config.model, create_likelihood(config.likelihood), (1, 28, 28))
     with tempfile.TemporaryDirectory() as out:
         dataset = mnist_train(Path(job["data"]), steps * 100)
         dataset.partition = None  # all of it is for training
-        rate, rows, trainer = _train_vaekit(config, job["warmup"], Path(out) / "run", dataset)
+        rate, rows, trainer = _train_vaekit(config, job["warmup"], Path(out) / "run", dataset, model)
     window = max(1, 20 // job["warmup"])
     final = statistics.fmean(float(r["loss"]) for r in rows[-window:]) - GAUSSIAN_CONSTANT
     return {

@@ -7,9 +7,18 @@ import pytest
 from PIL import Image
 
 import vaekit
+from vaekit import defaults
 from vaekit.config import Config
 from vaekit.data.dataset import ImageDataset
-from vaekit.defaults import Choices, choose_from_data, explicit_keys, free_keys, is_near_binary
+from vaekit.defaults import (
+    Choices,
+    choose_from_data,
+    choose_image_size,
+    explicit_keys,
+    free_keys,
+    is_near_binary,
+    typical_image_size,
+)
 
 QUICK = ["train.max_steps=2", "train.batch_size=8", "train.threads=1", "train.grid_size=4"]
 
@@ -41,8 +50,8 @@ def test_natural_photos_get_a_continuous_likelihood_said_and_recorded(tmp_path, 
     assert config_text.startswith("# no preset") and "# likelihood.name = laplace" in config_text
     config = Config.from_yaml(run / "config.yaml")  # the comments do not disturb the config itself
     assert config.likelihood.name == "laplace" and config.likelihood.learn_scale
-    assert config.data.image_size == 32  # typical short side 40 px -> 32
-    assert config.model.channels == [32, 64, 128] and config.model.latent_dim == 64
+    assert config.data.image_size == 40  # typical short side 40 px, a multiple of 4: kept
+    assert config.model.channels == [32, 64, 128] and config.model.latent_dim == 128  # colour, over 32 px
 
 
 def test_near_binary_digits_still_get_bernoulli():
@@ -89,3 +98,35 @@ def test_gray_photographs_are_not_mistaken_for_digits():
     config = Config()
     choose_from_data(config, ImageDataset(gray), {"likelihood.name"}, Choices())
     assert config.likelihood.name == "laplace"
+
+
+@pytest.mark.parametrize(("speedup", "chosen"), [(3.2, "bf16"), (0.5, "fp32"), (0.0, "fp32")])
+def test_bf16_is_chosen_only_where_its_matrix_products_are_measured_faster(monkeypatch, speedup, chosen):
+    monkeypatch.setattr(defaults, "bf16_speedup", lambda device: speedup)
+    config, choices = Config(), Choices()
+    choose_from_data(config, ImageDataset(digits()), {"train.precision"}, choices)
+    assert config.train.precision == chosen
+    assert any(line.strip().startswith(f"train.precision = {chosen}  (bf16 matrix products") for line in choices.lines)
+
+
+def test_the_bf16_speedup_is_measured_on_this_cpu():
+    speedup = defaults.bf16_speedup("cpu")
+    assert speedup == 0.0 or 0.05 < speedup < 50  # no bf16 units, or a timed ratio
+
+
+@pytest.mark.parametrize(("side", "size"), [(28, 28), (40, 40), (30, 16), (178, 64), (6, 8)])
+def test_the_image_size_keeps_small_images_as_they_are(tmp_path, side, size):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (side + 10, side)).save(folder / f"{i}.png")
+    config, choices = Config(), Choices()
+    config.data.source = str(folder)
+    choose_image_size(config, {"data.image_size"}, choices)
+    assert config.data.image_size == size
+
+
+def test_the_image_size_of_an_idx_folder_is_read_from_its_header(tmp_path):
+    header = bytes([0, 0, 8, 3]) + (5).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big")
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(5 * 28 * 28))
+    assert typical_image_size(str(tmp_path)) == 28

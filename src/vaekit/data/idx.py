@@ -50,6 +50,23 @@ def read_idx(path: Path | str) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 
+def idx_shape(path: Path | str) -> tuple[int, ...]:
+    """The array shape an IDX file declares, from its header alone."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            head = handle.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
+                raise DataError(f"{path}: not an IDX file (bad magic number)")
+            dims = handle.read(4 * head[3])
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read IDX file ({err})") from err
+    if len(dims) != 4 * head[3]:
+        raise DataError(f"{path}: not an IDX file (truncated header)")
+    return struct.unpack(f">{head[3]}I", dims)
+
+
 def find_idx(folder: Path, prefix: str, kind: str) -> Path | None:
     """``folder/<prefix>-<kind>-ubyte[.gz]`` (also the ``prefix-kind.idx3-ubyte`` spelling)."""
     for pattern in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte", f"{prefix}-{kind.replace('-', '.')}-ubyte"):
