@@ -25,12 +25,15 @@ def train_for(
     return {"wall_s": time.perf_counter() - started, "steps": info.get("steps"), "train_s": seconds}
 
 
-def scores(run: Path, data: str, features: Path | None, metrics: list[str], max_images: int | None = None) -> dict:
-    """``vaekit.evaluate`` of ``run`` on the held-out split (the first ``max_images``), flattened."""
+def scores(
+    run: Path, data: str, features: Path | None, metrics: list[str], max_images: int | None = None, split: str = "test"
+) -> dict:
+    """``vaekit.evaluate`` of ``run`` on ``split`` (the first ``max_images``), flattened."""
     settings: dict = {"features": str(features)} if features else {}
     if max_images is not None:
         settings["max_images"] = max_images
-    report = vaekit.evaluate(run, data, metrics=metrics, output=run / "evaluation", n_samples=2000, **settings)
+    settings |= {"split": split, "metrics": metrics, "output": run / "evaluation", "n_samples": 2000}
+    report = vaekit.evaluate(run, data, **settings)
     flat: dict[str, float] = {}
     for group, values in report["metrics"].items():
         if isinstance(values, dict):

@@ -242,7 +242,7 @@ class TrainConfig:
     lr_milestones: list[int] = non_negative([])  # multistep: epochs
     lr_gamma: float = bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
     grad_clip: float | None = bounded(None, 0, above=True)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # auto: bf16 where measured faster, else fp32
     accumulate: int = positive(1)  # micro-batches per update (batch_size is the whole update's batch)
     gradient_sync: Literal["auto", "ddp", "flat"] = "auto"  # across processes; auto: ddp where the objective allows
     ddp_bucket_mb: float = bounded(25.0, 0, above=True)  # DDP gradient bucket size (MiB)

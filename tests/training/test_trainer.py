@@ -9,6 +9,7 @@ from tests.helpers import tiny_config
 from vaekit.api import load, train
 from vaekit.config import Config
 from vaekit.objectives.elbo import ELBO
+from vaekit.training import setup
 from vaekit.training.checkpoint import CheckpointError, list_checkpoints
 from vaekit.training.run_dir import RunExists
 from vaekit.training.trainer import Trainer, TrainingDiverged, TrainingStopped
@@ -143,6 +144,13 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     run = Trainer(tiny_config(**{"train.precision": "bf16", "train.max_steps": 4}), tmp_path / "run").fit()
     losses = [float(r.split(",")[6]) for r in (run / "metrics.csv").read_text().splitlines()[1:] if ",train," in r]
     assert all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.parametrize(("speedup", "resolved"), [(3.0, "bf16"), (0.5, "fp32")])
+def test_auto_precision_is_resolved_by_the_measured_bf16_speed_and_recorded(tmp_path, monkeypatch, speedup, resolved):
+    monkeypatch.setattr(setup, "bf16_speedup", lambda device: speedup)
+    run = Trainer(tiny_config(**{"train.precision": "auto", "train.max_steps": 2}), tmp_path / "run").fit()
+    assert Config.from_yaml(run / "config.yaml").train.precision == resolved  # a resume repeats it exactly
 
 
 def test_fp16_without_cuda_is_refused(tmp_path):
@@ -289,8 +297,6 @@ def test_a_crash_during_validation_does_not_lose_the_epochs_row_and_grids(tmp_pa
 
 # ------------------------------------------------------------------ one run, one writer, honest folders
 def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_path):
-    from vaekit.training.run_dir import RunExists
-
     Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "run").fit()
     with pytest.raises(RunExists, match=r"--resume.*--overwrite"):
         Trainer(tiny_config(), tmp_path / "run")

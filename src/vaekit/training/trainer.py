@@ -44,7 +44,7 @@ from vaekit.training.ema import EMA
 from vaekit.training.lr_schedule import lr_factor
 from vaekit.training.precision import Precision, update
 from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
-from vaekit.training.setup import describe_data, describe_model, prepare_model, resolve_device
+from vaekit.training.setup import describe_data, describe_model, prepare_model, resolve_device, resolve_precision
 from vaekit.training.signals import stop_on_signals
 from vaekit.training.tracking import create_loggers
 
@@ -138,6 +138,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         if self.ranks.distributed:
             distributed.broadcast_state(self.model)
+        train.precision = resolve_precision(train.precision, self.device, self.ranks)  # recorded resolved
         self.precision = Precision(
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
         )
