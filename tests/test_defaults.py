@@ -130,3 +130,13 @@ def test_the_image_size_of_an_idx_folder_is_read_from_its_header(tmp_path):
     header = bytes([0, 0, 8, 3]) + (5).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big")
     (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(5 * 28 * 28))
     assert typical_image_size(str(tmp_path)) == 28
+
+
+def test_natural_images_get_the_recipe_layers_and_digits_keep_plain_ones():
+    gray = np.random.default_rng(3).integers(60, 200, (32, 1, 28, 28), dtype=np.uint8)
+    photos_config, digits_config = Config(), Config()
+    choose_from_data(photos_config, ImageDataset(gray), free_keys(set()), Choices())
+    choose_from_data(digits_config, ImageDataset(digits()), free_keys(set()), Choices())
+    layers = lambda c: (c.model.kernel_size, c.model.norm, c.model.activation)  # noqa: E731
+    assert layers(photos_config) == (4, "batch", "leaky_relu")
+    assert layers(digits_config) == layers(Config())

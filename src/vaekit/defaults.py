@@ -24,6 +24,9 @@ CHOSEN = (
     "likelihood.name",
     "model.channels",
     "model.latent_dim",
+    "model.kernel_size",
+    "model.norm",
+    "model.activation",
     "train.precision",
     "train.epochs",
 )
@@ -136,8 +139,9 @@ def _matmul_seconds(dtype, size: int = 1024, repeats: int = 3) -> float:
 def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices: Choices) -> None:
     """Stage 2, with the images in memory: likelihood, network, latent size, precision, budget."""
     channels, size = data.image_shape[0], data.image_shape[-1]
+    binary = is_near_binary(data.images)
     if "likelihood.name" in free:
-        if is_near_binary(data.images):
+        if binary:
             choices.set(config, "likelihood.name", "bernoulli", "gray and near-binary pixels")
             config.likelihood.binarize = "dynamic"
         else:
@@ -148,6 +152,10 @@ def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices
         depth = max(1, int(math.log2(max(size, 8) / 4)))  # stride-2 layers down to about 4x4
         widths = [min(32 * 2**i, 256) for i in range(depth)]
         choices.set(config, "model.channels", widths, f"{depth} stride-2 layers for {size} px")
+    if not binary:  # the anime-l1 recipe's layers: faster early than plain 3x3 ReLU ones (BENCHMARKS.md)
+        for key, value in (("model.kernel_size", 4), ("model.norm", "batch"), ("model.activation", "leaky_relu")):
+            if key in free:
+                choices.set(config, key, value, "natural images: 4x4 kernels, batch norm, leaky ReLU")
     if "model.latent_dim" in free:
         latent = 16 if channels == 1 and size <= 32 else (64 if size <= 32 else 128)
         choices.set(config, "model.latent_dim", latent, f"{channels}-channel {size} px images")
