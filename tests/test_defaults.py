@@ -60,6 +60,7 @@ def test_near_binary_digits_still_get_bernoulli():
     choose_from_data(config, ImageDataset(digits()), free_keys(set()), choices)
     assert config.likelihood.name == "bernoulli" and config.likelihood.binarize == "dynamic"
     assert config.model.latent_dim == 16 and any("near-binary" in line for line in choices.lines)
+    assert config.model.channels == [32, 64, 128]  # 28 -> 14 -> 7 -> 4
 
 
 def test_explicit_settings_are_kept(tmp_path):

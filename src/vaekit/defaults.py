@@ -149,7 +149,7 @@ def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices
             config.likelihood.learn_scale = True
             config.likelihood.scale = 0.1
     if "model.channels" in free:
-        depth = max(1, int(math.log2(max(size, 8) / 4)))  # stride-2 layers down to about 4x4
+        depth = max(1, round(math.log2(max(size, 8) / 4)))  # stride-2 layers down to about 4x4 (28 px: 3)
         widths = [min(32 * 2**i, 256) for i in range(depth)]
         choices.set(config, "model.channels", widths, f"{depth} stride-2 layers for {size} px")
     if not binary:  # the anime-l1 recipe's layers: faster early than plain 3x3 ReLU ones (BENCHMARKS.md)
