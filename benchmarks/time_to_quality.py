@@ -10,6 +10,7 @@
 
     python benchmarks/time_to_quality.py [--datasets mnist anime celeba paintings] [--marks 2 5 10]
                                          [--systems default old preset pythae] [--threads 2] [--json OUT]
+    python benchmarks/time_to_quality.py --table OUT [OUT ...]     # the Markdown table of earlier runs
 
 Each system trains alone, one after another, with the same torch threads; it is scored at each mark
 on the first 2,000 held-out images (PSNR / SSIM of reconstructions; test NLL (IWAE, k=100) for
@@ -116,6 +117,26 @@ def pythae_system(dataset: str, marks: list[float]) -> list[dict]:
     return rows
 
 
+def markdown(results: list[dict]) -> str:
+    """One row per dataset and system: PSNR / SSIM (and test NLL for MNIST) at each mark; a later
+    run of a (dataset, system) replaces an earlier one."""
+    latest = {(r["dataset"], r["system"], r["minutes"]): r for r in results}
+    marks = sorted({m for _, _, m in latest})
+    head = "| data | system | " + " | ".join(f"{m:g} min: PSNR / SSIM / NLL" for m in marks) + " |"
+    lines = [head, "|---|---|" + "---|" * len(marks)]
+    for dataset, system in dict.fromkeys((d, s) for d, s, _ in latest):
+        cells = []
+        for mark in marks:
+            r = latest.get((dataset, system, mark))
+            if r is None:
+                cells.append("")
+                continue
+            cell = f"{r['reconstruction.psnr']:.2f} dB / {r['reconstruction.ssim']:.3f}"
+            cells.append(cell + (f" / {r['nll.nll']:.1f}" if "nll.nll" in r else "") + f" ({r['steps']} steps)")
+        lines.append(f"| {dataset} | {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -124,7 +145,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--table", type=Path, nargs="+", help="print the Markdown table of these --json files")
     args = parser.parse_args()
+    if args.table:
+        print(markdown([r for path in args.table for r in json.loads(path.read_text())["results"]]))
+        return
     torch.set_num_threads(args.threads)
     marks = sorted(args.marks)
     results = []
@@ -141,6 +166,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
     print(text)
+    print(markdown(results))
 
 
 if __name__ == "__main__":

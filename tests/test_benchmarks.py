@@ -34,3 +34,18 @@ def test_a_short_toy2d_run_writes_the_three_metrics_for_both_methods(tmp_path):
         assert run["steps"] == 30
         assert all(run[metric] > 0 for metric in ("gnelbo", "kl", "jsd"))
     assert Path(report["images"][0]).exists()
+
+
+def test_the_time_to_quality_table_keeps_the_latest_run_of_each_system(tmp_path):
+    row = {"dataset": "mnist", "minutes": 2, "steps": 10, "reconstruction.psnr": 20.0, "reconstruction.ssim": 0.8}
+    first = [{**row, "system": "default", "nll.nll": 99.0}, {**row, "system": "old"}]
+    rerun = [{**row, "system": "default", "nll.nll": 91.5, "reconstruction.psnr": 21.0}]
+    files = []
+    for name, results in (("first", first), ("rerun", rerun)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps({"results": results}))
+    command = [sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--table", *map(str, files)]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| mnist")]
+    assert rows == ["| mnist | default | 21.00 dB / 0.800 / 91.5 (10 steps) |", "| mnist | old | 20.00 dB / 0.800 (10 steps) |"]
