@@ -48,4 +48,7 @@ def test_the_time_to_quality_table_keeps_the_latest_run_of_each_system(tmp_path)
     done = subprocess.run(command, env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| mnist")]
-    assert rows == ["| mnist | default | 21.00 dB / 0.800 / 91.5 (10 steps) |", "| mnist | old | 20.00 dB / 0.800 (10 steps) |"]
+    assert rows == [
+        "| mnist | default | 21.00 dB / 0.800 / 91.5 (10 steps) |",
+        "| mnist | old | 20.00 dB / 0.800 (10 steps) |",
+    ]
