@@ -252,6 +252,36 @@ def worker(job: dict) -> None:
     print("RESULT " + json.dumps(result))
 
 
+# ---------------------------------------------------------------------- the machine's ceiling
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of ``repeats`` square matrix products in ``dtype`` (the threads set)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def step_gflop_per_image() -> float:
+    """Forward + backward GFLOP per image of the pythae network's training step (torch's count of
+    the matrix products and convolutions; the rest is far below 1 %)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vaekit.config import Config
+    from vaekit.likelihoods import create_likelihood
+
+    config = Config().with_overrides({"model.latent_dim": 16, "likelihood.name": "gaussian"})
+    model = pythae_mnist_network()(config.model, create_likelihood(config.likelihood), (1, 28, 28))
+    images = torch.rand(8, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        output = model(images)
+        (output.params.square().mean() + output.posterior.kl().mean()).backward()
+    return counter.get_total_flops() / len(images) / 1e9
+
+
 # ---------------------------------------------------------------------- the run
 def spawn(job: dict) -> dict:
     done = subprocess.run(
@@ -310,17 +340,26 @@ def compare(args, common: dict) -> None:
             results[name].append(spawn(job))
             print(f"  {name}: {results[name][-1]}", file=sys.stderr)
     base = median_of(results["pythae fp32"]).get("images_per_s", math.nan)
+    torch.set_num_threads(args.threads)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    gflop = step_gflop_per_image()
     print(f"## pythae MNIST network, batch 100, {args.steps} steps, median of {args.repeats}\n")
-    print("| run | images/s | vs pythae fp32 | final loss | peak RSS MB | parameters |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"{gflop:.3f} GFLOP per image per step; matrix-product peak here: fp32 {peaks['fp32']:.0f} GFLOP/s, "
+        f"bf16 {peaks['bf16']:.0f} GFLOP/s ({args.threads} threads, 2048^3)\n"
+    )
+    print("| run | images/s | vs pythae fp32 | GFLOP/s (share of peak) | final loss | peak RSS MB | parameters |")
+    print("|---|---|---|---|---|---|---|")
     for name in variants:
         r = median_of(results[name])
         if "error" in r:
             print(f"| {name} | failed: {r['error']} | | | | |")
             continue
+        achieved = r["images_per_s"] * gflop
+        peak = peaks["bf16" if "bf16" in name or "fp16" in name else "fp32"]
         print(
-            f"| {name} | {r['images_per_s']:.1f} | {r['images_per_s'] / base:.2f}x | {r['final_loss']:.2f} "
-            f"| {r['peak_rss_mb']:.0f} | {r['parameters']:,} |"
+            f"| {name} | {r['images_per_s']:.1f} | {r['images_per_s'] / base:.2f}x | {achieved:.0f} "
+            f"({achieved / peak:.0%}) | {r['final_loss']:.2f} | {r['peak_rss_mb']:.0f} | {r['parameters']:,} |"
         )
     print()
 
