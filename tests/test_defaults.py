@@ -50,6 +50,8 @@ def test_natural_photos_get_a_continuous_likelihood_said_and_recorded(tmp_path, 
     assert config_text.startswith("# no preset") and "# likelihood.name = laplace" in config_text
     config = Config.from_yaml(run / "config.yaml")  # the comments do not disturb the config itself
     assert config.likelihood.name == "laplace" and config.likelihood.learn_scale
+    vaekit.train(resume=run, overrides=["train.max_steps=3"])
+    assert (run / "config.yaml").read_text().startswith(config_text.split("data:")[0])  # the reasons survive
     assert config.data.image_size == 40  # typical short side 40 px, a multiple of 4: kept
     assert config.model.channels == [32, 64, 128] and config.model.latent_dim == 128  # colour, over 32 px
 

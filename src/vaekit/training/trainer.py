@@ -7,6 +7,7 @@ signals and the NaN guard; the objective owns its optimisers and what one step d
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import sys
@@ -188,14 +189,24 @@ class Trainer:
         distributed.barrier()  # every rank has looked for checkpoints before rank 0 writes any
         self.metrics: MetricsLog | None = None
         if self.ranks.is_main:
-            config.to_yaml(self.run.config)
-            if self.choices is not None and self.choices.lines:  # the reasons, as comments above the values
-                comments = "".join(f"# {line.strip()}\n" for line in self.choices.block().splitlines())
-                self.run.config.write_text(comments + self.run.config.read_text())
+            self._write_config(config, resume)
             columns = (*self.objective.metric_names, *VALIDATION_METRICS)
             self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
         self.last_validation: dict[str, float] = {}
+
+    def _write_config(self, config: Config, resume: bool) -> None:
+        """config.yaml, below the reasons for what was chosen from the data as comments (kept on resume)."""
+        if self.choices is not None and self.choices.lines:
+            comments = "".join(f"# {line.strip()}\n" for line in self.choices.block().splitlines())
+        elif resume and self.run.config.exists():
+            lines = self.run.config.read_text().splitlines(keepends=True)
+            comments = "".join(line for line in itertools.takewhile(lambda line: line.startswith("#"), lines))
+        else:
+            comments = ""
+        partial = self.run.config.with_name(".config.yaml.partial")  # a crash never leaves half a config
+        partial.write_text(comments + config.to_yaml())
+        os.replace(partial, self.run.config)
 
     def _load_dataset(self, config: Config) -> ImageDataset:
         """Rank 0 builds the image cache first; the other ranks then map it."""
