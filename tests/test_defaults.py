@@ -143,3 +143,16 @@ def test_natural_images_get_the_recipe_layers_and_digits_keep_plain_ones():
     layers = lambda c: (c.model.kernel_size, c.model.norm, c.model.activation)  # noqa: E731
     assert layers(photos_config) == (4, "batch", "leaky_relu")
     assert layers(digits_config) == layers(Config())
+
+
+def test_the_budget_counts_only_the_sources_own_training_images():
+    partition = np.array([0] * 150 + [1] * 50)  # 150 train, 50 test
+    config, choices = Config(), Choices()
+    choose_from_data(config, ImageDataset(digits(200), partition=partition), {"train.epochs"}, choices)
+    assert "150 training images" in choices.lines[0]
+
+
+def test_a_celeba_folders_image_size_comes_from_its_images(tmp_path):
+    from tests.data.test_celeba import _fake_celeba
+
+    assert typical_image_size(str(_fake_celeba(tmp_path / "celeba"))) == 178  # 178 x 218 aligned faces

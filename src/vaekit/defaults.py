@@ -55,7 +55,9 @@ class Choices:
 
 
 def typical_image_size(source: str, sample: int = 200) -> int | None:
-    """The median short side of up to ``sample`` images of a folder or zip (headers only)."""
+    """The median short side of up to ``sample`` images of a folder, zip or CelebA folder (headers
+    only), or of an IDX file's images (its header)."""
+    from vaekit.data.celeba import celeba_images
     from vaekit.data.idx import find_idx, idx_shape
     from vaekit.data.images import ImageFiles
     from vaekit.data.sources import parse_spec
@@ -66,9 +68,9 @@ def typical_image_size(source: str, sample: int = 200) -> int | None:
     if kind == "idx" and path is not None:
         images = find_idx(path, "train", "images-idx3")
         return min(idx_shape(images)[1:3]) if images is not None else None
-    if kind != "images" or path is None:
+    if kind not in ("images", "celeba") or path is None:
         return None
-    files = ImageFiles.scan(path)
+    files = ImageFiles.scan(celeba_images(path) if kind == "celeba" else path)
     opener = files.opener()
     sides = []
     for member in files.members[:: max(1, len(files.members) // sample)][:sample]:
@@ -167,7 +169,7 @@ def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices
             why = f"{speedup:.1f}x fp32 here" if speedup else "no bf16 units here"
             choices.set(config, "train.precision", "fp32", f"bf16 matrix products {why}")
     if "train.epochs" in free:
-        n = max(1, len(data) - round(len(data) * config.data.val_fraction))
+        n = max(1, len(data.split("train", config.data.val_fraction, config.data.seed)))  # the source's own split
         per_epoch = max(1, n // config.train.batch_size)
         epochs = math.ceil(min(max(30 * per_epoch, TARGET_STEPS[0]), TARGET_STEPS[1]) / per_epoch)
         choices.set(config, "train.epochs", epochs, f"{n} training images: about {epochs * per_epoch} steps")

@@ -54,6 +54,17 @@ def read_partition(path: Path) -> dict[str, int]:
     return split
 
 
+def celeba_images(folder: Path) -> Path:
+    """The folder or zip holding a CelebA folder's images."""
+    image_root = folder / "img_align_celeba"
+    if image_root.is_dir():
+        return image_root
+    zips = sorted(folder.glob("*.zip"))
+    if not zips:
+        raise DataError(f"{folder}: no img_align_celeba/ folder and no .zip of images")
+    return zips[0]
+
+
 def load_celeba(
     folder: Path, *, image_size: int, crop: str, channels: int | None, cache_dir: str | None, workers: int = 0
 ) -> ImageDataset:
@@ -61,14 +72,8 @@ def load_celeba(
     + optional ``list_eval_partition*.txt`` / ``split*.txt``."""
     attr_file = sorted(folder.glob("list_attr_celeba*.txt"))[0]
     label_names, rows = read_attributes(attr_file)  # a bad attribute file fails before any decoding
-    image_root = folder / "img_align_celeba"
-    if not image_root.is_dir():
-        zips = sorted(folder.glob("*.zip"))
-        if not zips:
-            raise DataError(f"{folder}: no img_align_celeba/ folder and no .zip of images")
-        image_root = zips[0]
     dataset = load_image_files(
-        ImageFiles.scan(image_root),
+        ImageFiles.scan(celeba_images(folder)),
         image_size=image_size,
         crop=crop,
         channels=channels,
