@@ -255,14 +255,9 @@ def worker(job: dict) -> None:
 # ---------------------------------------------------------------------- the machine's ceiling
 def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
     """GFLOP/s of the best of ``repeats`` square matrix products in ``dtype`` (the threads set)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
+    from vaekit.defaults import matmul_seconds
+
+    return 2 * size**3 / matmul_seconds(dtype, size, repeats) / 1e9
 
 
 def step_gflop_per_image() -> float:

@@ -122,10 +122,11 @@ def bf16_speedup(device: str) -> float:
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     if not any(bool(getattr(cpu, probe, lambda: False)()) for probe in probes):
         return 0.0
-    return _matmul_seconds(torch.float32) / _matmul_seconds(torch.bfloat16)
+    return matmul_seconds(torch.float32) / matmul_seconds(torch.bfloat16)
 
 
-def _matmul_seconds(dtype, size: int = 1024, repeats: int = 3) -> float:
+def matmul_seconds(dtype, size: int = 1024, repeats: int = 3) -> float:
+    """Seconds of the fastest of ``repeats`` ``size``-square matrix products in ``dtype`` (after a warm-up)."""
     import torch
 
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
