@@ -20,16 +20,19 @@ Suites:
                       wall-clock: PSNR / SSIM on the training paintings (3 would be held out), sample
                       and interpolation grids.
 
-Each suite trains what it compares one after another under the same budget (wall-clock and steps
-reported; --systems picks some, e.g. one per core), evaluates on held-out data, writes every number
-and setting to --json and saves the grids it shows next to it. --scale gpu runs the published sizes
-(on a GPU when one is present).
+Each suite trains what it compares under the same budget, one after another or with --parallel all
+at once (a process each: on a CPU each gets its own --threads cores, on a GPU they share it;
+--systems picks some), reports wall-clock, steps and the FLOPs of a step (torch's count; TFLOP/s
+achieved), evaluates on held-out data, writes every number and setting to --json and saves the grids
+it shows next to it. --scale gpu runs the published sizes (on a GPU when one is present). --data
+points at the datasets' folder (default: shared/data beside the project).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -38,11 +41,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import torch
-from budget import scores, train_for
+from budget import scores, step_flops, train_for
 
 import vaekit
 from vaekit.data.toy2d import OFFICIAL_NAMES, TOY2D_DATASETS, grid_range, sample_toy2d
@@ -144,7 +149,7 @@ def run_toy2d_vaekit(dataset: str, method: str, iterations: int, seed: int, out:
         overrides=toy2d_overrides(dataset, method, iterations, seed, steps_per_epoch),
     )
     seconds = time.perf_counter() - started
-    scores = toy2d_scores(model, dataset, seed)
+    scores = toy2d_scores(model.cpu(), dataset, seed)
     return {"implementation": "vaekit", "train_s": seconds, "steps": iterations, **scores}
 
 
@@ -156,10 +161,12 @@ def run_toy2d_official(reference: Path, dataset: str, method: str, iterations: i
     working directory); the VAE is its plain-VAE phase run for all iterations (--num_vae N)."""
     beta_kl, beta_rec, beta_neg = TOY2D_BETAS[dataset]
     warmup = iterations if method == "vae" else iterations * TOY2D_WARMUP // TOY2D_EPOCHS
-    command = [sys.executable, str(reference / "main.py"), "--dataset", OFFICIAL_NAMES[dataset], "--device", "-1"]
+    device = "0" if torch.cuda.is_available() else "-1"  # where vaekit trains too
+    command = [sys.executable, str(reference.resolve() / "main.py"), "--device", device]
+    command += ["--dataset", OFFICIAL_NAMES[dataset]]
     command += ["--num_iter", str(iterations), "--seed", str(seed), "--num_vae", str(warmup), "--lr", "2e-4"]
     command += ["--beta_kl", str(beta_kl), "--beta_rec", str(beta_rec), "--beta_neg", str(beta_neg)]
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "MPLBACKEND": "Agg", "PATH": ""}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "MPLBACKEND": "Agg"}
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
         done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True)
@@ -178,22 +185,33 @@ def run_toy2d_official(reference: Path, dataset: str, method: str, iterations: i
     }
 
 
+def toy2d_run(job: tuple[str, str, str, int], args) -> dict:
+    """One (implementation, dataset, method, seed) run, in this process or a pool's."""
+    implementation, dataset, method, seed = job
+    torch.set_num_threads(args.threads)
+    if implementation == "vaekit":
+        out = args.out / "toy2d" / f"{dataset}-{method}-{seed}"
+        result = run_toy2d_vaekit(dataset, method, args.iterations, seed, out)
+    else:
+        result = run_toy2d_official(args.reference, dataset, method, args.iterations, seed, args.threads)
+    row = {"dataset": dataset, "method": method, "seed": seed, **result}
+    print(json.dumps({k: v for k, v in row.items() if k != "samples"}), flush=True)
+    return row
+
+
 def toy2d(args) -> dict:
     datasets = list(TOY2D_DATASETS) if args.dataset == "all" else [args.dataset]
-    out = args.out / "toy2d"
-    runs, samples = [], {}
-    for dataset in datasets:
-        for method in ("vae", "soft-intro"):
-            for seed in args.seeds:
-                result = run_toy2d_vaekit(dataset, method, args.iterations, seed, out / f"{dataset}-{method}-{seed}")
-                samples[(dataset, method)] = result.pop("samples")
-                runs.append({"dataset": dataset, "method": method, "seed": seed, **result})
-                print(json.dumps(runs[-1]), flush=True)
-                if args.reference:
-                    official = run_toy2d_official(args.reference, dataset, method, args.iterations, seed, args.threads)
-                    runs.append({"dataset": dataset, "method": method, "seed": seed, **official})
-                    print(json.dumps(runs[-1]), flush=True)
-    figure = out / "toy2d-samples.png"
+    implementations = ["vaekit", "official"] if args.reference else ["vaekit"]
+    # seed by seed, so that a run cut short has every cell for its first seeds
+    jobs = [(i, d, m, s) for s in args.seeds for d in datasets for m in ("vae", "soft-intro") for i in implementations]
+    if args.jobs > 1:  # spawn: a forked child would inherit CUDA state
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            runs = list(pool.map(toy2d_run, jobs, [args] * len(jobs)))
+    else:
+        runs = [toy2d_run(job, args) for job in jobs]
+    samples = {(r["dataset"], r["method"]): r.pop("samples") for r in runs if "samples" in r}
+    figure = args.out / "toy2d" / "toy2d-samples.png"
     plot_toy2d(datasets, samples, figure)
     table = summarise(runs, ("dataset", "method", "implementation"), ("gnelbo", "kl", "jsd", "train_s"))
     return {"runs": runs, "summary": table, "images": [str(figure)]}
@@ -250,51 +268,99 @@ def feature_network(name: str, data: str, out: Path, image_size: int, epochs: in
     return weights
 
 
-def compare_at_equal_time(
-    systems: dict[str, tuple[str, list[str]]],
-    data: str,
-    out: Path,
-    minutes: float,
-    every: float,
-    features: Path | None,
-    only: list[str] | None = None,
-    split: str = "test",
-) -> list[dict]:
-    """Train each system (those in ``only`` when given) in turn for ``every`` minutes at a time up to
-    ``minutes``; evaluate on ``split`` after each segment; save sample and interpolation grids.
-    ``systems``: name -> (preset, overrides)."""
+@dataclass
+class ImageSuite:
+    """What an image suite compares: ``systems`` (name -> (preset, overrides)) trained on ``data``,
+    scored on ``split`` every ``every`` minutes, with KID / FID in ``features`` when given."""
+
+    data: str
+    out: Path
+    systems: dict[str, tuple[str, list[str]]]
+    every: float
+    features: Path | None = None
+    split: str = "test"
+    baseline: str | None = None  # report where the others first beat it
+
+
+def compare_at_equal_time(suite: ImageSuite, minutes: float, only: list[str] | None = None) -> list[dict]:
+    """Train each system (those in ``only`` when given) in turn for ``suite.every`` minutes at a time
+    up to ``minutes``; evaluate after each segment; save sample and interpolation grids."""
     rows = []
-    marks = [every * (i + 1) for i in range(round(minutes / every))]
-    for name, (preset, overrides) in systems.items():
+    marks = [suite.every * (i + 1) for i in range(round(minutes / suite.every))]
+    metrics = ["reconstruction", "kid", "fid"] if suite.features else ["reconstruction"]
+    for name, (preset, overrides) in suite.systems.items():
         if only and name not in only:
             continue
-        run = out / name
+        run = suite.out / name
+        flops = step_flops(preset, suite.data, run, overrides)
         for i, mark in enumerate(marks):
-            trained = train_for(preset, data, run, mark * 60, overrides, resume=i > 0)
-            metrics = ["reconstruction", "kid", "fid"] if features else ["reconstruction"]
-            row = {"system": name, "minutes": mark, **trained, **scores(run, data, features, metrics, split=split)}
+            trained = train_for(preset, suite.data, run, mark * 60, overrides, resume=i > 0)
+            achieved = {"step_gflop": flops / 1e9, "tflop_per_s": flops * trained["steps"] / (mark * 60) / 1e12}
+            scored = scores(run, suite.data, suite.features, metrics, split=suite.split)
+            row = {"system": name, "minutes": mark, **trained, **achieved, **scored}
             rows.append(row)
             print(json.dumps(row), flush=True)
-        save_grid(vaekit.sample(run, 64), out / f"{name}-samples.png")
+        save_grid(vaekit.sample(run, 64), suite.out / f"{name}-samples.png")
         frames = [vaekit.interpolate(run, steps=8, seed=seed) for seed in range(6)]  # between random latents
-        save_grid(torch.cat(frames), out / f"{name}-interpolations.png", nrow=8)
+        save_grid(torch.cat(frames), suite.out / f"{name}-interpolations.png", nrow=8)
     return rows
 
 
-def intro_mnist(args) -> dict:
-    data = str(_need(DATA / "mnist"))
+def in_parallel(args, names: list[str]) -> list[dict]:
+    """Run this script once per system at the same time (``--systems NAME``, its output in
+    ``OUT/SUITE/NAME.log``) and gather the rows. On a CPU each process gets its own ``--threads``
+    cores; on a GPU they share it."""
+    cores = sorted(os.sched_getaffinity(0))
+    pin = not torch.cuda.is_available() and len(names) * args.threads <= len(cores)
+    folder = args.out / args.suite
+    folder.mkdir(parents=True, exist_ok=True)
+    children = []
+    for i, name in enumerate(names):
+        command = [sys.executable, __file__, args.suite, "--systems", name, "--json", str(folder / f"{name}.json")]
+        for option in ("scale", "minutes", "every", "out", "threads", "data"):
+            command += [f"--{option}", str(getattr(args, option))]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        own = set(cores[i * args.threads : (i + 1) * args.threads])
+        start = (lambda own=own: os.sched_setaffinity(0, own)) if pin else None
+        with open(folder / f"{name}.log", "w") as log:
+            children.append((name, subprocess.Popen(command, env=env, preexec_fn=start, stdout=log, stderr=log)))
+    rows = []
+    for name, child in children:
+        if child.wait():
+            tail = (folder / f"{name}.log").read_text()[-3000:]
+            raise SystemExit(f"{args.suite} --systems {name} failed ({child.returncode}):\n{tail}")
+        rows += json.loads((folder / f"{name}.json").read_text())["rows"]
+    return rows
+
+
+def run_image_suite(suite: ImageSuite, args) -> dict:
+    only = args.systems or list(suite.systems)
+    unknown = set(only) - set(suite.systems)
+    if unknown:
+        raise SystemExit(f"--systems {' '.join(sorted(unknown))}: {args.suite} has {', '.join(suite.systems)}")
+    if args.parallel and len(only) > 1:
+        rows = in_parallel(args, only)
+    else:
+        rows = compare_at_equal_time(suite, args.minutes, only)
+    result: dict = {"rows": rows}
+    if suite.baseline:
+        result["crossings"] = crossings(rows, suite.baseline)
+    return result
+
+
+def intro_mnist(args) -> ImageSuite:
+    data = str(_need(args.data / "mnist"))
     out = args.out / "intro-mnist"
     features = feature_network("mnist", data, out, 28, 3)
     same = ["train.precision=auto", f"train.threads={args.threads}"]  # bf16 where it is faster
     # a Gaussian of sigma 1/sqrt(2): the ELBO is then exactly the intro objectives' plain-VAE term
-    # (summed squared error + KL), on the same resnet, z, batch and learning rate
+    # (summed squared error + KL), on the same resnet, z, batch and learning rate (the published ones)
     systems = {
         "elbo": ("soft-intro-mnist", [*same, "objective.name=elbo", "likelihood.scale=0.70710678"]),
         "soft-intro": ("soft-intro-mnist", same),
         "as-intro": ("soft-intro-mnist", [*same, "objective.name=as-intro"]),
     }
-    rows = compare_at_equal_time(systems, data, out, args.minutes, args.every, features, args.systems)
-    return {"rows": rows, "crossings": crossings(rows, "elbo")}
+    return ImageSuite(data, out, systems, args.every, features, baseline="elbo")
 
 
 def crossings(rows: list[dict], baseline: str) -> dict[str, dict[str, float | None]]:
@@ -319,12 +385,16 @@ def crossings(rows: list[dict], baseline: str) -> dict[str, dict[str, float | No
     return found
 
 
-def style_celeba(args) -> dict:
-    data = str(_need(DATA / "celeba-subset"))
+def style_celeba(args) -> ImageSuite:
+    data = str(_need(args.data / "celeba-subset"))
     out = args.out / "style-celeba"
     features = feature_network("celeba-attributes", data, out, 64, 12, crop="celeba-center140")
-    style = "style-celeba64-cpu" if args.scale == "cpu" else "style-celeba64"
     same = ["train.precision=auto", f"train.threads={args.threads}"]  # bf16 where it is faster
+    if args.scale == "cpu":
+        style = ("style-celeba64-cpu", same)
+    else:  # the published decoder (512 maps, z=256, 8 mapping layers) under conv-celeba64's Gaussian
+        gaussian = ["likelihood.name=gaussian", "likelihood.scale=0.1", "objective.kl.weight=1.0"]
+        style = ("style-celeba64", [*same, *gaussian, "train.lr=2e-4"])
     # the published recipe's perceptual loss, with the face-attribute network in VGG16's place
     perceptual = [
         "likelihood.name=perceptual",
@@ -336,15 +406,15 @@ def style_celeba(args) -> dict:
         "likelihood.perceptual.imagenet_normalize=false",
     ]
     systems = {
-        "style": (style, same),
+        "style": style,
         "conv": ("conv-celeba64", same),
-        "style-perceptual": (style, [*same, *perceptual]),
+        "style-perceptual": (style[0], [*style[1], *perceptual]),
     }
-    return {"rows": compare_at_equal_time(systems, data, out, args.minutes, args.minutes, features, args.systems)}
+    return ImageSuite(data, out, systems, args.minutes, features)
 
 
-def as_intro_paintings(args) -> dict:
-    data = str(_need(DATA / "bob-ross-paintings"))
+def as_intro_paintings(args) -> ImageSuite:
+    data = str(_need(args.data / "bob-ross-paintings"))
     out = args.out / "as-intro-paintings"
     # scored on the 49 training paintings (the held-out split of 52 is 3 images): fit, not
     # generalisation. No sample KID: no network here judges paintings (the face-attribute network
@@ -360,31 +430,28 @@ def as_intro_paintings(args) -> dict:
         "as-intro": (preset, [*same, "objective.intro.ema_decay=0.995"]),
         "elbo": (preset, [*same, "objective.name=elbo", "likelihood.scale=1.0"]),
     }
-    rows = compare_at_equal_time(systems, data, out, args.minutes, args.every, None, args.systems, "train")
-    return {"rows": rows}
+    return ImageSuite(data, out, systems, args.every, split="train")
 
 
-SUITES = {
-    "toy2d": toy2d,
-    "intro-mnist": intro_mnist,
-    "style-celeba": style_celeba,
-    "as-intro-paintings": as_intro_paintings,
-}
+IMAGE_SUITES = {"intro-mnist": intro_mnist, "style-celeba": style_celeba, "as-intro-paintings": as_intro_paintings}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=list(SUITES))
+    parser.add_argument("suite", choices=["toy2d", *IMAGE_SUITES])
     parser.add_argument("--scale", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per system (image suites)")
     parser.add_argument("--every", type=float, default=5.0, help="intro-mnist: evaluate every this many minutes")
     parser.add_argument("--json", type=Path, help="write every number and setting here")
     parser.add_argument("--out", type=Path, default=RESULTS, help="runs and grids")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--systems", nargs="+", help="image suites: train only these (e.g. to run them on two cores)")
+    parser.add_argument("--systems", nargs="+", help="image suites: train only these")
+    parser.add_argument("--parallel", action="store_true", help="image suites: all at once, a process each")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of the datasets (mnist, ...)")
     parser.add_argument("--dataset", default="all", choices=["all", *TOY2D_DATASETS], help="toy2d")
     parser.add_argument("--iterations", type=int, default=30000, help="toy2d: updates per run (official: 30,000)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="toy2d")
+    parser.add_argument("--jobs", type=int, default=1, help="toy2d: runs at a time (processes)")
     parser.add_argument("--reference", type=Path, help="toy2d: the official soft_intro_vae_2d folder, to run beside")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -393,7 +460,7 @@ def main() -> None:
     if args.reference and not (args.reference / "main.py").exists():
         raise SystemExit(f"--reference {args.reference}: no main.py there (give the soft_intro_vae_2d folder)")
     started = time.perf_counter()
-    result = SUITES[args.suite](args)
+    result = toy2d(args) if args.suite == "toy2d" else run_image_suite(IMAGE_SUITES[args.suite](args), args)
     result["settings"] = {
         **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "date": date.today().isoformat(),
