@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY = ROOT / "benchmarks" / "quality.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def test_the_quality_script_lists_its_four_suites():
@@ -21,10 +22,10 @@ def test_the_quality_script_lists_its_four_suites():
 
 
 @pytest.mark.slow
-def test_a_short_toy2d_run_writes_the_three_metrics_for_both_methods(tmp_path):
+def test_a_short_toy2d_run_in_two_processes_writes_the_three_metrics_for_both_methods(tmp_path):
     out = tmp_path / "toy2d.json"
     command = [sys.executable, str(QUALITY), "toy2d", "--dataset", "8gaussians", "--iterations", "30"]
-    command += ["--seeds", "0", "--threads", "1", "--out", str(tmp_path), "--json", str(out)]
+    command += ["--seeds", "0", "--threads", "1", "--jobs", "2", "--out", str(tmp_path), "--json", str(out)]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
@@ -34,6 +35,25 @@ def test_a_short_toy2d_run_writes_the_three_metrics_for_both_methods(tmp_path):
         assert run["steps"] == 30
         assert all(run[metric] > 0 for metric in ("gnelbo", "kl", "jsd"))
     assert Path(report["images"][0]).exists()
+
+
+def test_an_image_suite_names_its_systems_when_asked_for_one_it_does_not_have(tmp_path):
+    (tmp_path / "bob-ross-paintings").mkdir()
+    command = [sys.executable, str(QUALITY), "as-intro-paintings", "--systems", "gan", "--data", str(tmp_path)]
+    done = subprocess.run([*command, "--out", str(tmp_path)], env=ENV, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "--systems gan: as-intro-paintings has as-intro, elbo"
+
+
+def test_the_flops_of_a_training_step_are_counted_once_and_grow_with_the_batch(tmp_path):
+    from budget import step_flops
+
+    tiny = ["data.num_images=64", "data.image_size=16", "model.channels=[8, 16]", "train.threads=1"]
+    flops = {
+        b: step_flops("shapes-demo", "shapes", tmp_path / f"{b}", [*tiny, f"train.batch_size={b}"]) for b in (4, 8)
+    }
+    assert flops[4] > 0
+    assert flops[8] == pytest.approx(2 * flops[4], rel=1e-3)  # set-up, checkpoints and samples cancel out
 
 
 def test_the_time_to_quality_table_keeps_the_latest_run_of_each_system(tmp_path):
