@@ -204,6 +204,23 @@ def test_two_micro_batches_make_the_update_of_the_whole_batch(arch, likelihood, 
         assert difference <= 1e-4 * value.norm() + 1e-5 * total, key
 
 
+@pytest.mark.parametrize("arch", list(ARCH_SETTINGS))
+def test_every_architecture_trains_and_decodes_under_torchs_flop_counter(arch):
+    """The benchmarks count a step's FLOPs with torch's FlopCounterMode, whose module tracker
+    rejects tensors that claim to need gradients without a graph (e.g. a parameter's view made
+    under no_grad)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, objective, precision = _build(_config(arch, "gaussian", "elbo"))
+    with FlopCounterMode(display=False) as counter:
+        model.train()
+        _train(objective, precision, [0])
+        model.eval()
+        model.reconstruct(BATCHES[2])
+        model.sample(2, generator=torch.Generator().manual_seed(1))
+    assert counter.get_total_flops() > 0
+
+
 def test_an_adversarial_term_on_an_objective_without_one_is_refused():
     config = tiny_config(**{"objective.name": "tests.networks:PlainObjective", "objective.adversarial.enabled": True})
     model = create_model(config)

@@ -151,7 +151,9 @@ class StyleDecoder(nn.Module):
             styles = [self.mapping(chunk) for chunk in z.chunk(len(self.levels), dim=1)]
         else:
             styles = [self.mapping(z)] * len(self.levels)
-        x = self.const.expand(z.shape[0], -1, -1, -1)
+        # repeat, not expand: a view of a parameter made under no_grad claims requires_grad without a
+        # grad_fn, which torch's module tracker (FlopCounterMode, the profiler's memory tracker) rejects
+        x = self.const.repeat(z.shape[0], 1, 1, 1)
         for (first, second), w in zip(self.levels, styles, strict=True):
             x = second(first(x, w), w)
         return self.to_rgb(x)
