@@ -271,22 +271,21 @@ def feature_network(name: str, data: str, out: Path, image_size: int, epochs: in
 @dataclass
 class ImageSuite:
     """What an image suite compares: ``systems`` (name -> (preset, overrides)) trained on ``data``,
-    scored on ``split`` every ``every`` minutes, with KID / FID in ``features`` when given."""
+    scored on ``split``, with KID / FID in ``features`` when given."""
 
     data: str
     out: Path
     systems: dict[str, tuple[str, list[str]]]
-    every: float
     features: Path | None = None
     split: str = "test"
     baseline: str | None = None  # report where the others first beat it
 
 
-def compare_at_equal_time(suite: ImageSuite, minutes: float, only: list[str] | None = None) -> list[dict]:
-    """Train each system (those in ``only`` when given) in turn for ``suite.every`` minutes at a time
-    up to ``minutes``; evaluate after each segment; save sample and interpolation grids."""
+def compare_at_equal_time(suite: ImageSuite, minutes: float, every: float, only: list[str] | None = None) -> list[dict]:
+    """Train each system (those in ``only`` when given) in turn for ``every`` minutes at a time up to
+    ``minutes``; evaluate after each segment; save sample and interpolation grids."""
     rows = []
-    marks = [suite.every * (i + 1) for i in range(round(minutes / suite.every))]
+    marks = [every * (i + 1) for i in range(round(minutes / every))]
     metrics = ["reconstruction", "kid", "fid"] if suite.features else ["reconstruction"]
     for name, (preset, overrides) in suite.systems.items():
         if only and name not in only:
@@ -295,7 +294,7 @@ def compare_at_equal_time(suite: ImageSuite, minutes: float, only: list[str] | N
         flops = step_flops(preset, suite.data, run, overrides)
         for i, mark in enumerate(marks):
             trained = train_for(preset, suite.data, run, mark * 60, overrides, resume=i > 0)
-            achieved = {"step_gflop": flops / 1e9, "tflop_per_s": flops * trained["steps"] / (mark * 60) / 1e12}
+            achieved = {"step_gflop": flops / 1e9, "tflop_per_s": flops * trained["steps"] / trained["train_s"] / 1e12}
             scored = scores(run, suite.data, suite.features, metrics, split=suite.split)
             row = {"system": name, "minutes": mark, **trained, **achieved, **scored}
             rows.append(row)
@@ -341,7 +340,7 @@ def run_image_suite(suite: ImageSuite, args) -> dict:
     if args.parallel and len(only) > 1:
         rows = in_parallel(args, only)
     else:
-        rows = compare_at_equal_time(suite, args.minutes, only)
+        rows = compare_at_equal_time(suite, args.minutes, args.every, only)
     result: dict = {"rows": rows}
     if suite.baseline:
         result["crossings"] = crossings(rows, suite.baseline)
@@ -360,7 +359,7 @@ def intro_mnist(args) -> ImageSuite:
         "soft-intro": ("soft-intro-mnist", same),
         "as-intro": ("soft-intro-mnist", [*same, "objective.name=as-intro"]),
     }
-    return ImageSuite(data, out, systems, args.every, features, baseline="elbo")
+    return ImageSuite(data, out, systems, features, baseline="elbo")
 
 
 def crossings(rows: list[dict], baseline: str) -> dict[str, dict[str, float | None]]:
@@ -410,7 +409,7 @@ def style_celeba(args) -> ImageSuite:
         "conv": ("conv-celeba64", same),
         "style-perceptual": (style[0], [*style[1], *perceptual]),
     }
-    return ImageSuite(data, out, systems, args.every, features)
+    return ImageSuite(data, out, systems, features)
 
 
 def as_intro_paintings(args) -> ImageSuite:
@@ -431,7 +430,7 @@ def as_intro_paintings(args) -> ImageSuite:
         # its learning rate is constant, so its planned epochs only cap the run: the clock ends it
         "elbo": (preset, [*same, "objective.name=elbo", "likelihood.scale=1.0", "train.epochs=100000"]),
     }
-    return ImageSuite(data, out, systems, args.every, split="train")
+    return ImageSuite(data, out, systems, split="train")
 
 
 IMAGE_SUITES = {"intro-mnist": intro_mnist, "style-celeba": style_celeba, "as-intro-paintings": as_intro_paintings}
