@@ -67,21 +67,25 @@ TOY2D_BETAS = {
     "checkerboard": (0.1, 0.2, 0.2),
     "rings": (0.2, 0.2, 1.0),
 }
-TOY2D_EPOCHS, TOY2D_MILESTONES, TOY2D_WARMUP = 30, (10, 15), 2  # official: 30k its, lr / 10 at 10k and 15k, 2k VAE its
+TOY2D_EPOCHS, TOY2D_WARMUP = 30, 2  # the run in 30 epochs; official: 2k plain-VAE its of 30k (1/15)
+TOY2D_MILESTONES = (10_000, 15_000)  # official: lr / 10 at these iterations, whatever the run's length
 BATCH = 512
 
 
 def toy2d_overrides(dataset: str, method: str, iterations: int, seed: int, steps_per_epoch: int) -> list[str]:
     """The official schedule in vaekit settings: epochs of ``steps_per_epoch`` updates stand for
-    1/30 of the run, so milestones and warm-up fall on the same iterations."""
+    1/30 of the run, so the warm-up (1/15) falls on the same iterations. The official milestones are
+    fixed iterations, beyond a run shorter than 10,000; vaekit's count epochs, so they fall on the
+    first epoch boundary at or after them (exactly on them at 30,000 iterations)."""
     beta_kl, beta_rec, beta_neg = TOY2D_BETAS[dataset]
+    milestones = [-(-iteration // steps_per_epoch) for iteration in TOY2D_MILESTONES]
     common = [
         f"train.batch_size={BATCH}",
         "train.lr=2e-4",
         f"train.epochs={TOY2D_EPOCHS}",
         f"train.max_steps={iterations}",
         "train.lr_schedule=multistep",
-        f"train.lr_milestones=[{TOY2D_MILESTONES[0]}, {TOY2D_MILESTONES[1]}]",
+        f"train.lr_milestones=[{milestones[0]}, {milestones[1]}]",
         "train.lr_gamma=0.1",
         f"train.seed={seed}",
         f"data.seed={seed}",

@@ -72,3 +72,18 @@ def test_the_time_to_quality_table_keeps_the_latest_run_of_each_system(tmp_path)
         "| mnist | default | 21.00 dB / 0.800 / 91.5 (10 steps) |",
         "| mnist | old | 20.00 dB / 0.800 (10 steps) |",
     ]
+
+
+@pytest.mark.parametrize("iterations", [2000, 6000, 30000])
+def test_the_toy2d_learning_rate_falls_on_the_official_scripts_iterations(iterations):
+    """The official 2-D script divides its learning rate by 10 at iterations 10,000 and 15,000,
+    however long the run (MultiStepLR stepped every iteration)."""
+    from quality import TOY2D_EPOCHS, toy2d_overrides
+
+    from vaekit.config import Config
+    from vaekit.training.lr_schedule import lr_factor
+
+    steps_per_epoch = -(-iterations // TOY2D_EPOCHS)
+    train = Config().with_overrides(toy2d_overrides("8gaussians", "soft-intro", iterations, 0, steps_per_epoch)).train
+    official = [0.1 ** ((step >= 10_000) + (step >= 15_000)) for step in range(iterations)]
+    assert [lr_factor(train, step, steps_per_epoch) for step in range(iterations)] == pytest.approx(official)
