@@ -54,6 +54,7 @@ from vaekit.data.toy2d import OFFICIAL_NAMES, TOY2D_DATASETS, grid_range, sample
 from vaekit.evaluation.density2d import grid_normalized_elbo, histogram_jsd, histogram_kl
 from vaekit.explore.grids import save_grid
 from vaekit.models.mlp import MLPDecoder, MLPEncoder
+from vaekit.training.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -140,6 +141,18 @@ def toy2d_scores(model: vaekit.VAE, dataset: str, seed: int) -> dict[str, float]
     }
 
 
+class FreshPoints(Callback):
+    """New draws of the point set in place of the training points at each epoch's end, so that, as
+    in the official script (a new batch every iteration), no point is trained on twice."""
+
+    def __init__(self, dataset: str, seed: int) -> None:
+        self.dataset, self.generator = dataset, torch.Generator().manual_seed(20_000 + seed)
+
+    def on_validation(self, trainer, epoch, metrics, images) -> None:
+        points = trainer.loader.images
+        points[:] = sample_toy2d(self.dataset, len(points), self.generator).numpy()
+
+
 def run_toy2d_vaekit(dataset: str, method: str, iterations: int, seed: int, out: Path) -> dict:
     steps_per_epoch = max(1, -(-iterations // TOY2D_EPOCHS))
     points = sample_toy2d(dataset, steps_per_epoch * BATCH + BATCH, torch.Generator().manual_seed(seed))
@@ -151,6 +164,7 @@ def run_toy2d_vaekit(dataset: str, method: str, iterations: int, seed: int, out:
         out=out,
         overwrite=True,
         overrides=toy2d_overrides(dataset, method, iterations, seed, steps_per_epoch),
+        callbacks=[FreshPoints(dataset, seed)],
     )
     seconds = time.perf_counter() - started
     scores = toy2d_scores(model.cpu(), dataset, seed)

@@ -156,3 +156,22 @@ def test_a_style_layer_normalises_after_the_activation():
     x = torch.randn(2, 2, 4, 4) + 0.3
     expected = F.instance_norm(F.leaky_relu(x, 0.2))
     torch.testing.assert_close(layer(x, torch.randn(2, 3)), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mapping_layers", [0, 4, 8])
+def test_at_the_start_the_mapping_passes_z_on_at_its_own_scale(mapping_layers):
+    """A mapping that shrank z would leave the decoder deaf to it; the encoder would then spread its
+    codes far beyond the prior and samples from the prior would all decode to one face."""
+    torch.manual_seed(0)
+    model = _style(**{"model.style.mapping_layers": mapping_layers, "model.style.style_dim": 128})
+    z = torch.randn(4096, 10)
+    with torch.no_grad():
+        w = model.decoder.mapping(z)
+    assert 0.3 < w.pow(2).mean().sqrt() < 3.0
+    assert w.std(0).mean() > 0.3  # and w differs from one z to another
+
+
+def test_each_style_layer_starts_as_a_unit_gain_affine_map_of_w():
+    modulation = _style().decoder.levels[0][0].modulation.dense
+    assert torch.equal(modulation.bias, torch.zeros_like(modulation.bias))
+    assert modulation.weight.std().item() == pytest.approx(modulation.in_features**-0.5, rel=0.15)

@@ -106,3 +106,42 @@ def test_checkpoints_are_readable_as_the_umask_says(tmp_path):
         os.umask(previous)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     assert stat.S_IMODE((folder / "model.safetensors").stat().st_mode) == 0o644
+
+
+def _three_checkpoints(tmp_path):
+    model = create_model(tiny_config())
+    for step in (1, 2, 3):
+        checkpoint.save_checkpoint(tmp_path, step, model, {"step": step}, keep=3)
+    return list_checkpoints(tmp_path)
+
+
+def test_resuming_sets_unreadable_newer_checkpoints_aside_and_takes_the_newest_that_reads(tmp_path):
+    first, second, third = _three_checkpoints(tmp_path)
+    (third / checkpoint.STATE_FILE).write_bytes(b"damaged")
+    tried = []
+
+    def restore(folder):
+        tried.append(folder.name)
+        load_training_state(folder)
+
+    with pytest.warns(UserWarning, match="set aside as unreadable-step-00000003"):
+        restored = checkpoint.restore_newest_readable(tmp_path, restore, may_set_aside=True)
+    assert restored == second and tried == [third.name, second.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, second.name, "unreadable-step-00000003"]
+
+
+def test_a_process_that_does_not_own_the_run_never_renames_a_checkpoint(tmp_path):
+    *_, third = _three_checkpoints(tmp_path)
+    (third / checkpoint.STATE_FILE).write_bytes(b"damaged")
+    with pytest.raises(CheckpointError):
+        checkpoint.restore_newest_readable(tmp_path, load_training_state, may_set_aside=False)
+    assert third.exists()
+
+
+def test_when_no_checkpoint_reads_back_the_oldest_ones_error_is_raised(tmp_path):
+    for folder in _three_checkpoints(tmp_path):
+        (folder / checkpoint.STATE_FILE).write_bytes(b"damaged")
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="step-00000001"):
+        checkpoint.restore_newest_readable(tmp_path, load_training_state, may_set_aside=True)
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+        checkpoint.restore_newest_readable(tmp_path / "empty", load_training_state, may_set_aside=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -131,3 +133,24 @@ def load_training_state(checkpoint: Path) -> dict:
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"{checkpoint / STATE_FILE}: not a vaekit training state")
     return state
+
+
+def restore_newest_readable(folder: Path, restore: Callable[[Path], None], *, may_set_aside: bool) -> Path:
+    """``restore`` the newest checkpoint in ``folder`` that reads back and return it. A newer one that
+    does not (``CheckpointError``) is renamed ``unreadable-...`` with a warning, when ``may_set_aside``
+    (the process that owns the run), so that the run continues from the one before it."""
+    checkpoints = list_checkpoints(folder)
+    if not checkpoints:
+        raise CheckpointError(f"{folder.parent}: no checkpoint to resume from")
+    for checkpoint in reversed(checkpoints[1:]):
+        try:
+            restore(checkpoint)
+            return checkpoint
+        except CheckpointError as err:
+            if not may_set_aside:
+                raise
+            aside = checkpoint.with_name(f"unreadable-{checkpoint.name}")
+            checkpoint.rename(aside)
+            warnings.warn(f"{err}; set aside as {aside.name}, resuming from the checkpoint before it", stacklevel=3)
+    restore(checkpoints[0])
+    return checkpoints[0]

@@ -14,6 +14,7 @@ RUN/.lock              pid and host of the process training into RUN (one writer
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import shutil
 import socket
@@ -79,6 +80,21 @@ class RunDir:
     def artefacts(self) -> list[str]:
         """The run files already in the folder."""
         return [name for name in ARTEFACTS if (self.root / name).exists()]
+
+    def write_config(self, text: str, reasons: str | None, *, keep_comments: bool) -> None:
+        """config.yaml, below ``reasons`` (what was chosen from the data and why) as comments, or,
+        with ``keep_comments`` (a resume), below the comments the file already starts with. Written
+        aside and renamed, so a crash never leaves half a config."""
+        if reasons:
+            comments = "".join(f"# {line.strip()}\n" for line in reasons.splitlines())
+        elif keep_comments and self.config.exists():
+            lines = self.config.read_text().splitlines(keepends=True)
+            comments = "".join(itertools.takewhile(lambda line: line.startswith("#"), lines))
+        else:
+            comments = ""
+        partial = self.config.with_name(".config.yaml.partial")
+        partial.write_text(comments + text)
+        os.replace(partial, self.config)
 
     def refuse_or_clear(self, overwrite: bool) -> None:
         """A fresh run may not mix with an old one: refuse, or (``overwrite``) remove the old run's files."""

@@ -7,13 +7,9 @@ signals and the NaN guard; the objective owns its optimisers and what one step d
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
-import os
-import sys
 import time
 import typing
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,17 +29,18 @@ from vaekit.sharing import write_model_card
 from vaekit.training import distributed
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.checkpoint import (
-    CheckpointError,
     list_checkpoints,
     load_training_state,
     load_weights,
     remove_leftovers,
+    restore_newest_readable,
     save_checkpoint,
     save_weights,
 )
 from vaekit.training.ema import EMA
 from vaekit.training.lr_schedule import lr_factor
 from vaekit.training.precision import Precision, update
+from vaekit.training.progress import Clock, Progress
 from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
 from vaekit.training.setup import describe_data, describe_model, prepare_model, resolve_device, resolve_precision
 from vaekit.training.signals import stop_on_signals
@@ -177,7 +174,7 @@ class Trainer:
         self.elapsed = 0.0  # training seconds before this process (from the checkpoint)
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._saved_step: int | None = None
-        self._clock = _Clock(0.0)
+        self._clock = Clock(0.0)
         self._curves_plotted = -math.inf  # when curves.png was last drawn (monotonic seconds)
 
         self.run.root.mkdir(parents=True, exist_ok=True)
@@ -185,28 +182,16 @@ class Trainer:
             remove_leftovers(self.run.checkpoints)
         distributed.barrier()
         if resume:
-            self._restore_newest_readable()
+            restore_newest_readable(self.run.checkpoints, self._restore, may_set_aside=self.ranks.is_main)
         distributed.barrier()  # every rank has looked for checkpoints before rank 0 writes any
         self.metrics: MetricsLog | None = None
         if self.ranks.is_main:
-            self._write_config(config, resume)
+            reasons = self.choices.block() if self.choices is not None and self.choices.lines else None
+            self.run.write_config(config.to_yaml(), reasons, keep_comments=resume)
             columns = (*self.objective.metric_names, *VALIDATION_METRICS)
             self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
         self.last_validation: dict[str, float] = {}
-
-    def _write_config(self, config: Config, resume: bool) -> None:
-        """config.yaml, below the reasons for what was chosen from the data as comments (kept on resume)."""
-        if self.choices is not None and self.choices.lines:
-            comments = "".join(f"# {line.strip()}\n" for line in self.choices.block().splitlines())
-        elif resume and self.run.config.exists():
-            lines = self.run.config.read_text().splitlines(keepends=True)
-            comments = "".join(line for line in itertools.takewhile(lambda line: line.startswith("#"), lines))
-        else:
-            comments = ""
-        partial = self.run.config.with_name(".config.yaml.partial")  # a crash never leaves half a config
-        partial.write_text(comments + config.to_yaml())
-        os.replace(partial, self.run.config)
 
     def _load_dataset(self, config: Config) -> ImageDataset:
         """Rank 0 builds the image cache first; the other ranks then map it."""
@@ -241,18 +226,10 @@ class Trainer:
         )
         if self.ranks.is_main:
             self.callbacks.on_start(self)  # trackers start here, outside the clock
-        self._clock = _Clock(self.elapsed)
+        self._clock = Clock(self.elapsed)
         epoch, start = divmod(self.step, self.steps_per_epoch)
         stop_reason = None
-        bar = tqdm(
-            total=total,
-            initial=self.step,
-            unit="step",
-            dynamic_ncols=True,
-            desc=self.run.root.name,
-            disable=not self.ranks.is_main or not _interactive(),
-        )
-        self._total = total
+        bar = Progress(total, self.step, self.run.root.name, shown=self.ranks.is_main)
         with stop_on_signals() as stop:
             while self.step < total and stop_reason is None:
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
@@ -267,7 +244,7 @@ class Trainer:
                     if self.ranks.is_main:
                         self.callbacks.on_step(self, self.step, metrics)
                     self._clock.images += len(batch) * self.ranks.world
-                    bar.update(1)
+                    bar.advance()
                     if train.max_time is not None and self._clock.elapsed() >= train.max_time:
                         stop_reason = "time budget"
                     stop_reason = stop.signal or stop_reason
@@ -304,7 +281,7 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
 
-    def _flush(self, bar: tqdm) -> None:
+    def _flush(self, bar: Progress) -> None:
         """Check the pending step results for NaN/inf, then log their mean as one row."""
         pending, self._pending = self._pending, []
         if not pending:
@@ -331,10 +308,7 @@ class Trainer:
         self.callbacks.on_log(self, row)
         kl = means.get("kl", means.get("kl_real", math.nan))  # intro objectives log kl_real / kl_fake
         status = {"loss": f"{means['loss']:.4g}", "kl": f"{kl:.3g}", "img_s": f"{rate:.0f}"}
-        if bar.disable:  # not a terminal: a plain line per log row, no carriage returns
-            print(f"step {row['step']}/{self._total} " + " ".join(f"{k}={v}" for k, v in status.items()), flush=True)
-        else:
-            bar.set_postfix(status)
+        bar.show(row["step"], status)
 
     def _end_of_epoch(self, epoch: int) -> None:
         """Validation ELBO, grids, curves (rank 0) and a checkpoint."""
@@ -422,22 +396,6 @@ class Trainer:
             f"{what}; stopped. {where}. Try a lower train.lr, train.grad_clip, or train.precision=fp32."
         )
 
-    def _restore_newest_readable(self) -> None:
-        """Continue from the newest checkpoint that reads back; unreadable newer ones are set aside."""
-        checkpoints = list_checkpoints(self.run.checkpoints)
-        if not checkpoints:
-            raise CheckpointError(f"{self.run.root}: no checkpoint to resume from")
-        for checkpoint in reversed(checkpoints):
-            try:
-                self._restore(checkpoint)
-                return
-            except CheckpointError as err:
-                if not self.ranks.is_main or checkpoint == checkpoints[0]:
-                    raise
-                aside = checkpoint.with_name(f"unreadable-{checkpoint.name}")
-                checkpoint.rename(aside)
-                warnings.warn(f"{err}; set aside as {aside.name}, resuming from the checkpoint before it", stacklevel=2)
-
     def _restore(self, checkpoint: Path) -> None:
         load_weights(self.model, checkpoint)
         state = load_training_state(checkpoint)
@@ -484,21 +442,3 @@ class Trainer:
     def _averaged(self) -> contextlib.AbstractContextManager:
         """The EMA weights (``train.ema_decay``) swapped in for evaluation, grids and export."""
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
-
-
-def _interactive() -> bool:
-    """A progress bar only on a terminal and unless TQDM_DISABLE is set."""
-    return sys.stderr.isatty() and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
-
-
-class _Clock:
-    """Training seconds (including those before a resume) and images per second in this process."""
-
-    def __init__(self, before: float) -> None:
-        self.before, self.started, self.images = before, time.perf_counter(), 0
-
-    def elapsed(self) -> float:
-        return self.before + time.perf_counter() - self.started
-
-    def images_per_s(self) -> float:
-        return self.images / max(time.perf_counter() - self.started, 1e-9)
