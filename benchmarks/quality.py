@@ -153,7 +153,10 @@ class FreshPoints(Callback):
         points[:] = sample_toy2d(self.dataset, len(points), self.generator).numpy()
 
 
-def run_toy2d_vaekit(dataset: str, method: str, iterations: int, seed: int, out: Path) -> dict:
+def train_toy2d_vaekit(
+    dataset: str, method: str, iterations: int, seed: int, out: Path, callbacks=()
+) -> tuple[vaekit.VAE, float]:
+    """The official run through vaekit's public API: the trained model and its training seconds."""
     steps_per_epoch = max(1, -(-iterations // TOY2D_EPOCHS))
     points = sample_toy2d(dataset, steps_per_epoch * BATCH + BATCH, torch.Generator().manual_seed(seed))
     model = toy2d_model()
@@ -164,9 +167,13 @@ def run_toy2d_vaekit(dataset: str, method: str, iterations: int, seed: int, out:
         out=out,
         overwrite=True,
         overrides=toy2d_overrides(dataset, method, iterations, seed, steps_per_epoch),
-        callbacks=[FreshPoints(dataset, seed)],
+        callbacks=[FreshPoints(dataset, seed), *callbacks],
     )
-    seconds = time.perf_counter() - started
+    return model, time.perf_counter() - started
+
+
+def run_toy2d_vaekit(dataset: str, method: str, iterations: int, seed: int, out: Path) -> dict:
+    model, seconds = train_toy2d_vaekit(dataset, method, iterations, seed, out)
     scores = toy2d_scores(model.cpu(), dataset, seed)
     return {"implementation": "vaekit", "train_s": seconds, "steps": iterations, **scores}
 

@@ -87,3 +87,24 @@ def test_the_toy2d_learning_rate_falls_on_the_official_scripts_iterations(iterat
     train = Config().with_overrides(toy2d_overrides("8gaussians", "soft-intro", iterations, 0, steps_per_epoch)).train
     official = [0.1 ** ((step >= 10_000) + (step >= 15_000)) for step in range(iterations)]
     assert [lr_factor(train, step, steps_per_epoch) for step in range(iterations)] == pytest.approx(official)
+
+
+def test_toy2d_trains_on_new_points_every_epoch_as_the_official_script_does(tmp_path):
+    """The official script draws a fresh batch every iteration: no point may be trained on twice."""
+    from quality import TOY2D_EPOCHS, train_toy2d_vaekit
+
+    from vaekit.training.callbacks import Callback
+
+    epochs: list = []
+
+    class Watch(Callback):  # runs after the suite's own callbacks: sees each epoch's new points
+        def on_start(self, trainer):
+            epochs.append(trainer.loader.images.copy())
+
+        def on_validation(self, trainer, epoch, metrics, images):
+            epochs.append(trainer.loader.images.copy())
+
+    train_toy2d_vaekit("8gaussians", "vae", 60, 0, tmp_path / "run", callbacks=[Watch()])
+    assert len(epochs) == TOY2D_EPOCHS + 1
+    rows = {tuple(row) for points in epochs for row in points.tolist()}
+    assert len(rows) == sum(len(points) for points in epochs)  # no point twice
