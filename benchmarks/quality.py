@@ -73,12 +73,18 @@ TOY2D_MILESTONES = (10_000, 15_000)  # official: lr / 10 at these iterations, wh
 BATCH = 512
 
 
-def toy2d_overrides(dataset: str, method: str, iterations: int, seed: int, steps_per_epoch: int) -> list[str]:
-    """The official schedule in vaekit settings: epochs of ``steps_per_epoch`` updates stand for
-    1/30 of the run, so the warm-up (1/15) falls on the same iterations. The official milestones are
-    fixed iterations, beyond a run shorter than 10,000; vaekit's count epochs, so they fall on the
-    first epoch boundary at or after them (exactly on them at 30,000 iterations)."""
+def toy2d_steps_per_epoch(iterations: int) -> int:
+    """Updates per epoch: the run in ``TOY2D_EPOCHS`` epochs."""
+    return max(1, -(-iterations // TOY2D_EPOCHS))
+
+
+def toy2d_overrides(dataset: str, method: str, iterations: int, seed: int) -> list[str]:
+    """The official schedule in vaekit settings: an epoch stands for 1/30 of the run, so the warm-up
+    (1/15) falls on the same iterations. The official milestones are fixed iterations, beyond a run
+    shorter than 10,000; vaekit's count epochs, so they fall on the first epoch boundary at or after
+    them (exactly on them at 30,000 iterations)."""
     beta_kl, beta_rec, beta_neg = TOY2D_BETAS[dataset]
+    steps_per_epoch = toy2d_steps_per_epoch(iterations)
     milestones = [-(-iteration // steps_per_epoch) for iteration in TOY2D_MILESTONES]
     common = [
         f"train.batch_size={BATCH}",
@@ -157,8 +163,9 @@ def train_toy2d_vaekit(
     dataset: str, method: str, iterations: int, seed: int, out: Path, callbacks=()
 ) -> tuple[vaekit.VAE, float]:
     """The official run through vaekit's public API: the trained model and its training seconds."""
-    steps_per_epoch = max(1, -(-iterations // TOY2D_EPOCHS))
-    points = sample_toy2d(dataset, steps_per_epoch * BATCH + BATCH, torch.Generator().manual_seed(seed))
+    points = sample_toy2d(
+        dataset, toy2d_steps_per_epoch(iterations) * BATCH + BATCH, torch.Generator().manual_seed(seed)
+    )
     model = toy2d_model()
     started = time.perf_counter()
     vaekit.train(
@@ -166,7 +173,7 @@ def train_toy2d_vaekit(
         model=model,
         out=out,
         overwrite=True,
-        overrides=toy2d_overrides(dataset, method, iterations, seed, steps_per_epoch),
+        overrides=toy2d_overrides(dataset, method, iterations, seed),
         callbacks=[FreshPoints(dataset, seed), *callbacks],
     )
     return model, time.perf_counter() - started

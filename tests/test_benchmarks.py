@@ -78,13 +78,13 @@ def test_the_time_to_quality_table_keeps_the_latest_run_of_each_system(tmp_path)
 def test_the_toy2d_learning_rate_falls_on_the_official_scripts_iterations(iterations):
     """The official 2-D script divides its learning rate by 10 at iterations 10,000 and 15,000,
     however long the run (MultiStepLR stepped every iteration)."""
-    from quality import TOY2D_EPOCHS, toy2d_overrides
+    from quality import toy2d_overrides, toy2d_steps_per_epoch
 
     from vaekit.config import Config
     from vaekit.training.lr_schedule import lr_factor
 
-    steps_per_epoch = -(-iterations // TOY2D_EPOCHS)
-    train = Config().with_overrides(toy2d_overrides("8gaussians", "soft-intro", iterations, 0, steps_per_epoch)).train
+    steps_per_epoch = toy2d_steps_per_epoch(iterations)
+    train = Config().with_overrides(toy2d_overrides("8gaussians", "soft-intro", iterations, 0)).train
     official = [0.1 ** ((step >= 10_000) + (step >= 15_000)) for step in range(iterations)]
     assert [lr_factor(train, step, steps_per_epoch) for step in range(iterations)] == pytest.approx(official)
 

@@ -88,13 +88,13 @@ def test_wandb_offline_run_holds_the_history_and_the_config(tmp_path, monkeypatc
     assert kinds[-1] == "exit", f"the run file ends without its exit record: {kinds}"
     history = [
         {item.key or "/".join(item.nested_key): item.value_json for item in r.history.item}
-        for r in records
-        if r.WhichOneof("record_type") == "history"
+        for r, kind in zip(records, kinds, strict=True)
+        if kind == "history"
     ]
     logged_steps = [int(h["_step"]) for h in history if "train/loss" in h]
     assert logged_steps == [2, 4, 6, 7, 8, 10, 12, 14], kinds  # and the epoch end (7)
     assert any("val/neg_elbo" in h for h in history)
-    (run_record,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    (run_record,) = [r.run for r, kind in zip(records, kinds, strict=True) if kind == "run"]
     config_keys = {item.key for item in run_record.config.update}
     assert {"model", "train", "data"} <= config_keys
 
