@@ -22,7 +22,7 @@ import torch
 import vaekit
 from vaekit.data import load_dataset
 from vaekit.evaluation import evaluate_elbo, reconstruction_metrics
-from vaekit.training.checkpoint import list_checkpoints
+from vaekit.io.checkpoints import list_checkpoints
 
 
 def main() -> None:

@@ -241,7 +241,7 @@ def test_importing_vaekit_loads_nothing_heavy_and_keeps_the_matplotlib_backend()
         import matplotlib
         matplotlib.use('svg')
         vaekit.Config  # the config module alone
-        from vaekit.training import run_dir
+        from vaekit.io import run_folder
         print(matplotlib.get_backend())
         """
     )

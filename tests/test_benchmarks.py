@@ -81,7 +81,7 @@ def test_the_toy2d_learning_rate_falls_on_the_official_scripts_iterations(iterat
     from quality import toy2d_overrides, toy2d_steps_per_epoch
 
     from vaekit.config import Config
-    from vaekit.training.lr_schedule import lr_factor
+    from vaekit.engine.lr_schedule import lr_factor
 
     steps_per_epoch = toy2d_steps_per_epoch(iterations)
     train = Config().with_overrides(toy2d_overrides("8gaussians", "soft-intro", iterations, 0)).train

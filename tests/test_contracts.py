@@ -16,10 +16,10 @@ import torch
 from tests.helpers import tiny_config
 from vaekit import noise
 from vaekit.config import ConfigError
+from vaekit.engine.precision import Precision, update
+from vaekit.io.checkpoints import load_weights, save_weights
 from vaekit.models import ARCHITECTURES, create_model
 from vaekit.objectives import OBJECTIVES, StepInfo, create_objective
-from vaekit.training.checkpoint import load_weights, save_weights
-from vaekit.training.precision import Precision, update
 
 ARCH_SETTINGS = {
     "conv": {"model.channels": [4, 8]},

@@ -100,7 +100,7 @@ def test_style_model_trains_with_it_under_bf16_and_loads_without_vgg_weights(tmp
 
 
 def test_lpips_as_a_perceptual_term_is_weight_times_pixels_times_the_distance_plus_l1():
-    from vaekit.evaluation.lpips import LPIPS
+    from vaekit.features.lpips import LPIPS
 
     likelihood = create_likelihood(
         LikelihoodConfig(

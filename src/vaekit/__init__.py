@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from vaekit.version import __version__ as __version__
 
 _EXPORTS = {
     "train": "vaekit.api",
-    "load": "vaekit.api",
+    "load": "vaekit.pretrained",
     "evaluate": "vaekit.api",
     "sample": "vaekit.api",
     "reconstruct": "vaekit.api",
@@ -26,7 +26,7 @@ _EXPORTS = {
     "attributes": "vaekit.api",
     "edit": "vaekit.api",
     "latent_map": "vaekit.api",
-    "serve": "vaekit.api",
+    "serve": "vaekit.web",
     "load_images": "vaekit.api",
     "resolve_config": "vaekit.api",
     "Config": "vaekit.config",
@@ -67,18 +67,18 @@ if TYPE_CHECKING:
         evaluate,
         interpolate,
         latent_map,
-        load,
         load_images,
         reconstruct,
         resolve_config,
         sample,
-        serve,
         train,
     )
     from vaekit.config import Config, available_presets, load_preset
     from vaekit.models import VAE, create_model
     from vaekit.plugins import allow_code
+    from vaekit.pretrained import load
     from vaekit.training.callbacks import Callback
+    from vaekit.web import serve
 
 
 def __getattr__(name: str) -> Any:

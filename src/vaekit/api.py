@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -25,12 +24,11 @@ from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory
 from vaekit.data.recipes import prepare
 from vaekit.defaults import explicit_keys, free_keys
-from vaekit.models import VAE, create_model
-from vaekit.models.autoencoder_kl import config_from_diffusers, is_diffusers_folder, load_diffusers_weights
-from vaekit.sharing import hub_snapshot, looks_like_hub_id, read_info
+from vaekit.io.checkpoints import CheckpointError, list_checkpoints
+from vaekit.io.run_folder import RunDir, fork_run
+from vaekit.models import VAE
+from vaekit.pretrained import load, model_folder, with_pretrained_architecture
 from vaekit.training.callbacks import Callback
-from vaekit.training.checkpoint import CheckpointError, list_checkpoints, load_weights
-from vaekit.training.run_dir import RunDir, fork_run
 from vaekit.training.trainer import Trainer
 
 Data = Any  # a path / spec string, numpy array, torch tensor, torch Dataset or datasets.Dataset
@@ -93,7 +91,7 @@ def train(
     else:
         cfg = resolve_config(config, preset)
         if init is not None:
-            cfg = _with_pretrained_architecture(cfg, str(init))
+            cfg = with_pretrained_architecture(cfg, str(init))
     dataset = None
     if is_in_memory(data):
         dataset = from_memory(data, labels, allow_vectors=model is not None)
@@ -121,81 +119,6 @@ def train(
         overwrite=overwrite,
     )
     return trainer.fit()
-
-
-def load(
-    path: str | Path,
-    device: str | torch.device = "cpu",
-    *,
-    trust_code: bool = False,
-    modules: tuple[torch.nn.Module, torch.nn.Module] | None = None,
-) -> VAE:
-    """A trained model in eval mode from a run directory, a model folder, a checkpoint or a Hub id.
-
-    ``model.config`` is its config and ``model.info`` what its folder says about it (versions, data,
-    final metrics). ``trust_code`` allows importing code the config names (plug-ins, the classes of
-    a ``from_modules`` model); or give that model's ``modules=(encoder, decoder)`` yourself.
-    """
-    text = str(path)
-    if looks_like_hub_id(text):
-        path = hub_snapshot(text)
-    if is_diffusers_folder(Path(path)) or is_diffusers_folder(Path(path) / "vae"):
-        return _load_diffusers(Path(path), device)
-    folder = _weights_folder(Path(path))
-    config_file = folder / "config.yaml"
-    if not config_file.is_file():
-        config_file = folder.parent.parent / "config.yaml"  # a checkpoint folder inside a run
-    if not config_file.is_file():
-        raise CheckpointError(f"{path}: no config.yaml next to the weights")
-    config = Config.from_yaml(config_file)
-    model = create_model(config, trust_code=trust_code, modules=modules).to(device)
-    load_weights(model, folder)
-    model.config = config
-    model.info = read_info(folder)
-    return model.eval()
-
-
-def _with_pretrained_architecture(config: Config, source: str) -> Config:
-    """``config`` with the model and likelihood of the pretrained model at ``source`` (and init set)."""
-    pretrained = load(source).config
-    merged = config.to_dict()
-    merged["model"], merged["likelihood"] = pretrained.to_dict()["model"], pretrained.to_dict()["likelihood"]
-    merged["data"]["channels"] = pretrained.data.channels
-    merged["train"]["init"] = source
-    return Config.from_dict(merged)
-
-
-def _load_diffusers(path: Path, device) -> VAE:
-    """A diffusers ``AutoencoderKL`` folder (or a pipeline folder's ``vae/``) as a vaekit model."""
-    folder = path if is_diffusers_folder(path) else path / "vae"
-    config = config_from_diffusers(folder)
-    model = create_model(config)
-    load_diffusers_weights(model, folder)
-    model.config = config
-    raw = json.loads((folder / "config.json").read_text())
-    scaling = {"scaling_factor": raw.get("scaling_factor"), "shift_factor": raw.get("shift_factor")}
-    model.info = {"source": "diffusers", "latent_scaling": scaling}
-    return model.to(device).eval()
-
-
-def model_folder(path: str | Path) -> Path:
-    """Where a run's (or model folder's) weights and the files saved beside them live."""
-    return _weights_folder(Path(path))
-
-
-def _weights_folder(path: Path) -> Path:
-    if (path / "model.safetensors").is_file():
-        return path
-    run = RunDir(path)
-    if (run.model / "model.safetensors").is_file():
-        return run.model
-    checkpoints = list_checkpoints(run.checkpoints)
-    if checkpoints:
-        raise CheckpointError(
-            f"{path}: the run did not finish (no model/); continue it with vaekit train --resume {path}, "
-            f"or load a checkpoint explicitly: {checkpoints[-1]}"
-        )
-    raise CheckpointError(f"{path}: no trained model here (looked for model/, checkpoints/ and model.safetensors)")
 
 
 def _read_image(path: str | Path, convert) -> np.ndarray:
@@ -390,15 +313,6 @@ def latent_map(
     return draw(vae, dataset_for(vae, data, split=split), output, method=method, **options)
 
 
-def serve(
-    run: str | Path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", allow_hosts: Sequence[str] = ()
-) -> None:
-    """The web explorer for a run (blocks until stopped); it answers to localhost and ``allow_hosts``."""
-    from vaekit.serve import serve as start
-
-    start(run, host, port, device, allow_hosts)
-
-
 def _deep_merge(base: dict[str, Any], update: Any) -> dict[str, Any]:
     if not isinstance(update, dict):
         raise ConfigError(f"config file: expected a mapping at the top, got {type(update).__name__}")
@@ -418,9 +332,9 @@ __all__ = [
     "latent_map",
     "load",
     "load_images",
+    "model_folder",
     "reconstruct",
     "resolve_config",
     "sample",
-    "serve",
     "train",
 ]

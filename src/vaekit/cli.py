@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from vaekit import __version__, commands
+from vaekit import commands
+from vaekit.version import __version__
 
 DEBUG_HINT = "VAEKIT_DEBUG=1 shows the traceback"
 

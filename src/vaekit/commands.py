@@ -29,7 +29,7 @@ def serve(args: argparse.Namespace) -> None:
     from vaekit.optional import require
 
     require("fastapi", "serve", "vaekit serve")  # the web stack loads only for this command
-    from vaekit.serve import serve
+    from vaekit.web import serve
 
     serve(args.run, args.host, args.port, args.device, allow_hosts=args.allow_host)
 
@@ -195,7 +195,7 @@ def latent_map(args: argparse.Namespace) -> None:
 def info(args: argparse.Namespace) -> None:
     import json
 
-    from vaekit.sharing import describe
+    from vaekit.pretrained import describe
 
     info = describe(args.run, trust_code=args.trust_code)
     if args.json:
@@ -235,7 +235,7 @@ def export(args: argparse.Namespace) -> None:
 
 def push(args: argparse.Namespace) -> None:
     from vaekit import api
-    from vaekit.sharing import push_to_hub
+    from vaekit.io.hub import push_to_hub
 
     print(f"pushed to {push_to_hub(api.model_folder(args.run), args.repo_id, args.private)}")
 

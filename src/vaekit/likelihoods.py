@@ -261,7 +261,7 @@ def _feature_network(name: str, weights: str | None, random_weights: bool, facto
             )
         return NamedLayerFeatures(load_classifier(weights))
     if name in ("lpips-vgg", "lpips-alex"):
-        from vaekit.evaluation.lpips import LPIPS, pretrained_lpips
+        from vaekit.features.lpips import LPIPS, pretrained_lpips
 
         backbone = name.split("-")[1]
         return LPIPS(backbone) if random_weights else pretrained_lpips(backbone, weights)

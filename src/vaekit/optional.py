@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from vaekit.config import ConfigError
+from vaekit.schema import ConfigError
 
 
 class MissingExtra(ConfigError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from vaekit.config import ConfigError
+from vaekit.schema import ConfigError
 
 _ALLOWED = False
 

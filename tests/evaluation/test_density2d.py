@@ -16,7 +16,7 @@ from vaekit.evaluation.density2d import (
     point_losses,
 )
 from vaekit.likelihoods import create_likelihood
-from vaekit.models.modules import ModulesVAE
+from vaekit.models import ModulesVAE
 
 
 class _Fixed(torch.nn.Module):

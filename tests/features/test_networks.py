@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from vaekit.evaluation.lpips import LPIPS
 from vaekit.features.alexnet import AlexNetFeatures
 from vaekit.features.inception import FIDInception
+from vaekit.features.lpips import LPIPS
 from vaekit.features.vgg import VGGFeatures
 from vaekit.features.weights import WeightsNotFound, load_pretrained
 

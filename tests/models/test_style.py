@@ -3,10 +3,10 @@ import torch
 
 from tests.helpers import tiny_config
 from vaekit.config import StyleConfig
+from vaekit.engine.precision import Precision
 from vaekit.models import create_model
 from vaekit.models.style import level_channels
 from vaekit.objectives import StepInfo, create_objective
-from vaekit.training.precision import Precision
 
 SMALL = {
     "model.arch": "style",

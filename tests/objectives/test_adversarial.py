@@ -6,10 +6,10 @@ from safetensors.torch import load_file
 
 from tests.helpers import tiny_config
 from vaekit.api import train
+from vaekit.engine.precision import Precision
 from vaekit.models import create_model
 from vaekit.objectives import StepInfo, create_objective
 from vaekit.objectives.adversarial import PatchDiscriminator, last_decoder_layer
-from vaekit.training.precision import Precision
 
 ADVERSARIAL = {"objective.adversarial.enabled": True, "objective.adversarial.channels": 8,
                "objective.adversarial.layers": 2, "data.image_size": 32}  # fmt: skip

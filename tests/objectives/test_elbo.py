@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from tests.helpers import tiny_config
+from vaekit.engine.precision import Precision
 from vaekit.models import create_model
 from vaekit.objectives import StepInfo, create_objective
-from vaekit.training.precision import Precision
 
 
 def _objective(**overrides):

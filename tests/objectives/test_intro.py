@@ -5,10 +5,10 @@ import torch
 
 from tests.helpers import tiny_config
 from vaekit.api import train
+from vaekit.engine.precision import Precision
 from vaekit.models import create_model
 from vaekit.objectives import StepInfo, create_objective
 from vaekit.objectives.intro import as_distance, beta_neg_at, transition
-from vaekit.training.precision import Precision
 
 INTRO = {"likelihood.name": "gaussian", "likelihood.output": "identity", "model.latent_dim": 3,
          "objective.intro.beta_neg": 4.0, "objective.intro.beta_rec": 0.5, "objective.intro.gamma_r": 0.3}  # fmt: skip

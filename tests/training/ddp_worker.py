@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from vaekit.config import Config
-from vaekit.training.checkpoint import save_weights
+from vaekit.io.checkpoints import save_weights
 from vaekit.training.trainer import Trainer
 
 if __name__ == "__main__":
@@ -26,7 +26,7 @@ def check_reductions(rank: int, world: int, init_file: str, out: str) -> None:
     import torch
     import torch.distributed as dist
 
-    from vaekit.training.distributed import average_gradients, mean_over_ranks
+    from vaekit.engine.distributed import average_gradients, mean_over_ranks
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     weight, bias = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))

@@ -153,7 +153,7 @@ def test_gradients_and_logged_metrics_are_averaged_over_ranks_not_summed(tmp_pat
 
 def test_asking_for_ddp_with_an_objective_that_updates_in_phases_is_a_config_error():
     from vaekit.config import ConfigError
-    from vaekit.training.distributed import Ranks, gradient_sync
+    from vaekit.engine.distributed import Ranks, gradient_sync
 
     two, one = Ranks(0, 2), Ranks()
     with pytest.raises(ConfigError, match=r"train\.gradient_sync: ddp"):

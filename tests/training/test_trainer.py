@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 from tests.helpers import tiny_config
 from vaekit.api import load, train
 from vaekit.config import Config
+from vaekit.io.checkpoints import CheckpointError, list_checkpoints
+from vaekit.io.run_folder import RunExists
 from vaekit.objectives.elbo import ELBO
 from vaekit.training import setup
-from vaekit.training.checkpoint import CheckpointError, list_checkpoints
-from vaekit.training.run_dir import RunExists
 from vaekit.training.trainer import Trainer, TrainingDiverged, TrainingStopped
 
 # Everything that consumes randomness: flips (data order), dynamic binarisation and the posterior
@@ -195,7 +195,7 @@ def _optimizer_lrs(config, run, resume=False, overrides=()):
 
 
 def test_the_schedule_reaches_the_optimiser_at_every_global_step_also_after_a_resume(tmp_path):
-    from vaekit.training.lr_schedule import lr_factor
+    from vaekit.engine.lr_schedule import lr_factor
 
     settings = {"train.lr_schedule": "cosine", "train.epochs": 3, "train.lr": 0.01}
     straight = _optimizer_lrs(tiny_config(**settings), tmp_path / "a")
@@ -312,7 +312,7 @@ def test_a_live_lock_refuses_a_second_writer_and_a_dead_ones_is_taken_over(tmp_p
     import socket
     import subprocess
 
-    from vaekit.training.run_dir import RunInUse
+    from vaekit.io.run_folder import RunInUse
 
     run = tmp_path / "run"
     run.mkdir()

@@ -97,7 +97,7 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
 
 
 def _lpips(settings: EvaluationSettings) -> torch.nn.Module:
-    from vaekit.evaluation.lpips import pretrained_lpips
+    from vaekit.features.lpips import pretrained_lpips
 
     return pretrained_lpips(settings.lpips_backbone, settings.lpips_backbone_weights, settings.lpips_linear_weights)
 

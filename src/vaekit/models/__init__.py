@@ -12,9 +12,9 @@ import difflib
 from vaekit.config import Config, ConfigError
 from vaekit.likelihoods import create_likelihood
 from vaekit.models.autoencoder_kl import AutoencoderKLVAE
-from vaekit.models.base import VAE, DiagonalGaussian, VAEOutput
+from vaekit.models.base import VAE, DiagonalGaussian, ModulesVAE, VAEOutput
 from vaekit.models.conv import ConvVAE
-from vaekit.models.modules import ModulesVAE, data_shape, modules_from_config
+from vaekit.models.modules import data_shape, modules_from_config
 from vaekit.models.resnet import ResNetVAE
 from vaekit.models.spatial import SpatialVAE
 from vaekit.models.style import StyleVAE

@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 
 from vaekit.config import Config, ConfigError
+from vaekit.engine.precision import Precision
 from vaekit.models.base import VAE
 from vaekit.objectives.base import Objective, StepInfo
 from vaekit.objectives.elbo import ELBO
 from vaekit.objectives.intro import ASIntro, SoftIntro
 from vaekit.plugins import import_object, is_code_reference
-from vaekit.training.precision import Precision
 
 OBJECTIVES: dict[str, type[Objective]] = {"elbo": ELBO, "soft-intro": SoftIntro, "as-intro": ASIntro}
 

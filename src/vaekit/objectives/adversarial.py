@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaekit.config import Config
+from vaekit.engine.optimizers import make_optimizer
+from vaekit.engine.precision import Precision
 from vaekit.models.base import VAE
-from vaekit.objectives.optimizers import make_optimizer
-from vaekit.training.precision import Precision
 
 
 class PatchDiscriminator(nn.Module):

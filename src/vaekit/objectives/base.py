@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 
 from vaekit.config import Config, ConfigError
+from vaekit.engine.precision import Precision
 from vaekit.models.base import VAE
 from vaekit.objectives.adversarial import AdversarialTerm
-from vaekit.training.precision import Precision
 
 
 @dataclass(frozen=True)

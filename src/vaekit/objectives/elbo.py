@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from vaekit.config import Config
+from vaekit.engine.optimizers import make_optimizer
+from vaekit.engine.precision import Precision
 from vaekit.models.base import VAE
 from vaekit.objectives.base import Objective, StepInfo
 from vaekit.objectives.kl_weight import grouped_kl, kl_weight
-from vaekit.objectives.optimizers import make_optimizer
-from vaekit.training.precision import Precision
 
 
 class ELBO(Objective):

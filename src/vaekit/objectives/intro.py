@@ -25,12 +25,12 @@ import torch
 
 from vaekit import noise
 from vaekit.config import Config, ConfigError
+from vaekit.engine.ema import EMA
+from vaekit.engine.optimizers import make_optimizer
+from vaekit.engine.precision import Precision
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE, DiagonalGaussian
 from vaekit.objectives.base import Objective, StepInfo
-from vaekit.objectives.optimizers import make_optimizer
-from vaekit.training.ema import EMA
-from vaekit.training.precision import Precision
 
 
 def squared_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

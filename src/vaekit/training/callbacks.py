@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from vaekit.training.trainer import Trainer
+Trainer = Any  # the running ``vaekit.training.trainer.Trainer`` (named here, not imported: it imports us)
 
 
 class Callback:

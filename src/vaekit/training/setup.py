@@ -10,8 +10,9 @@ from vaekit.config import Config, ConfigError
 from vaekit.data import ImageDataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
 from vaekit.defaults import BF16_PAYS, bf16_speedup
+from vaekit.engine import distributed
 from vaekit.models import VAE
-from vaekit.training import distributed
+from vaekit.pretrained import load_initial_weights
 
 
 def resolve_precision(name: str, device: torch.device, ranks: distributed.Ranks) -> str:
@@ -37,22 +38,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("train.device: 'mps' is not available here")
     return device
-
-
-def load_initial_weights(model: VAE, source: str) -> None:
-    """``train.init``: weights from a vaekit run / model folder / Hub id or a diffusers VAE folder."""
-    from vaekit.api import load
-
-    pretrained = load(source)
-    own, theirs = model.state_dict(), pretrained.state_dict()
-    mismatched = sorted(k for k in own if k not in theirs or own[k].shape != theirs[k].shape)
-    unexpected = sorted(set(theirs) - set(own))
-    if mismatched or unexpected:
-        raise ConfigError(
-            f"train.init: {source} does not fit this model (e.g. {(mismatched or unexpected)[:3]}); "
-            "use its architecture settings (vaekit config RUN)"
-        )
-    model.load_state_dict(theirs)
 
 
 def prepare_model(model: VAE, config: Config, resume: bool) -> None:

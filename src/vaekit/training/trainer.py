@@ -20,15 +20,15 @@ from vaekit import noise
 from vaekit.config import Config, ConfigError
 from vaekit.data import BatchLoader, ImageDataset, load_dataset
 from vaekit.defaults import Choices, choose_from_data, choose_image_size
+from vaekit.engine import distributed
+from vaekit.engine.ema import EMA
+from vaekit.engine.lr_schedule import lr_factor
+from vaekit.engine.precision import Precision, update
 from vaekit.evaluation.elbo import VALIDATION_METRICS, evaluate_elbo
 from vaekit.evaluation.likelihood import latent_scaling
 from vaekit.explore.grids import interleave, save_grid
-from vaekit.models import VAE, create_model
-from vaekit.objectives import StepInfo, create_objective
-from vaekit.sharing import write_model_card
-from vaekit.training import distributed
-from vaekit.training.callbacks import Callback, CallbackList
-from vaekit.training.checkpoint import (
+from vaekit.io.card import write_model_card
+from vaekit.io.checkpoints import (
     list_checkpoints,
     load_training_state,
     load_weights,
@@ -37,11 +37,11 @@ from vaekit.training.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from vaekit.training.ema import EMA
-from vaekit.training.lr_schedule import lr_factor
-from vaekit.training.precision import Precision, update
+from vaekit.io.run_folder import MetricsLog, RunDir, plot_curves
+from vaekit.models import VAE, create_model
+from vaekit.objectives import StepInfo, create_objective
+from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress
-from vaekit.training.run_dir import MetricsLog, RunDir, plot_curves
 from vaekit.training.setup import describe_data, describe_model, prepare_model, resolve_device, resolve_precision
 from vaekit.training.signals import stop_on_signals
 from vaekit.training.tracking import create_loggers

@@ -15,11 +15,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaekit.serve.explorer import Explorer, LatentError
-from vaekit.serve.guard import Guard
-from vaekit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_upload
+from vaekit.web.explorer import Explorer, LatentError
+from vaekit.web.guard import Guard
+from vaekit.web.uploads import MAX_UPLOAD_BYTES, UploadError, read_upload
 
-STATIC = Path(str(resources.files("vaekit.serve") / "static"))
+STATIC = Path(str(resources.files("vaekit.web") / "static"))
 LATENT_BOUND = 1e4  # far outside any prior sample; keeps float32 decodes finite
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-LATENT_BOUND, le=LATENT_BOUND)]
 Strength = Annotated[float, Field(allow_inf_nan=False, ge=-100.0, le=100.0)]
@@ -74,7 +74,7 @@ class TraverseRequest(_Body):
 
 def create_app(run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The app for the trained model in ``run`` (a run folder, its model/ or a checkpoint); it
-    answers only for localhost and ``allowed_hosts`` (see ``vaekit.serve.guard``)."""
+    answers only for localhost and ``allowed_hosts`` (see ``vaekit.web.guard``)."""
     explorer = Explorer(run, device)
     app = FastAPI(title=f"vaekit explorer: {Path(run).name}", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.explorer = explorer

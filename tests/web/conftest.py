@@ -3,8 +3,8 @@ import torch
 
 from tests.helpers import tiny_config
 from vaekit.explore.attributes import AttributeVectors
-from vaekit.serve import create_app
 from vaekit.training.trainer import Trainer
+from vaekit.web import create_app
 
 
 @pytest.fixture(scope="package")

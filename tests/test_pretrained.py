@@ -9,7 +9,7 @@ import torch
 
 import vaekit
 from tests.helpers import tiny_config
-from vaekit.sharing import describe
+from vaekit.pretrained import describe
 from vaekit.training.trainer import Trainer
 
 

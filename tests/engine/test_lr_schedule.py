@@ -1,7 +1,7 @@
 import pytest
 
 from vaekit.config import TrainConfig
-from vaekit.training.lr_schedule import lr_factor
+from vaekit.engine.lr_schedule import lr_factor
 
 
 def test_multistep_counts_epochs():

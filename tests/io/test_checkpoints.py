@@ -2,15 +2,15 @@ import pytest
 import torch
 
 from tests.helpers import tiny_config
+from vaekit.io import checkpoints
+from vaekit.io.checkpoints import CheckpointError, list_checkpoints, load_training_state, load_weights
 from vaekit.models import create_model
-from vaekit.training import checkpoint
-from vaekit.training.checkpoint import CheckpointError, list_checkpoints, load_training_state, load_weights
 
 
 def test_weights_round_trip_and_state_loads_with_weights_only(tmp_path):
     model = create_model(tiny_config())
     state = {"step": 3, "rng": torch.get_rng_state(), "optimizers": {"model": {"lr": 0.1}}}
-    folder = checkpoint.save_checkpoint(tmp_path, 3, model, state, keep=2)
+    folder = checkpoints.save_checkpoint(tmp_path, 3, model, state, keep=2)
     other = create_model(tiny_config())
     load_weights(other, folder)
     for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
@@ -20,20 +20,20 @@ def test_weights_round_trip_and_state_loads_with_weights_only(tmp_path):
 
 def test_a_crash_while_writing_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
     model = create_model(tiny_config())
-    checkpoint.save_checkpoint(tmp_path, 1, model, {"step": 1}, keep=3)
+    checkpoints.save_checkpoint(tmp_path, 1, model, {"step": 1}, keep=3)
 
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    monkeypatch.setattr(checkpoints.torch, "save", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        checkpoint.save_checkpoint(tmp_path, 2, model, {"step": 2}, keep=3)
+        checkpoints.save_checkpoint(tmp_path, 2, model, {"step": 2}, keep=3)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000001"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]
 
 
 def test_weights_of_another_architecture_give_a_clear_error(tmp_path):
-    checkpoint.save_weights(create_model(tiny_config(**{"model.channels": [8, 16, 32]})), tmp_path)
+    checkpoints.save_weights(create_model(tiny_config(**{"model.channels": [8, 16, 32]})), tmp_path)
     with pytest.raises(CheckpointError, match=r"does not fit this ConvVAE.*(missing|wrong shape)"):
         load_weights(create_model(tiny_config()), tmp_path)
 
@@ -49,17 +49,17 @@ import os, sys, torch
 from pathlib import Path
 from tests.helpers import tiny_config
 from vaekit.models import create_model
-from vaekit.training import checkpoint
+from vaekit.io import checkpoints
 model = create_model(tiny_config())
-checkpoint.save_checkpoint(Path(sys.argv[1]), 1, model, {"step": 1}, keep=3)
+checkpoints.save_checkpoint(Path(sys.argv[1]), 1, model, {"step": 1}, keep=3)
 real_save = torch.save
 def save_half_then_die(obj, path, *args, **kwargs):
     real_save(obj, path, *args, **kwargs)
     with open(path, "r+b") as handle:
         handle.truncate(os.path.getsize(path) // 2)
     os._exit(9)  # the process is killed mid-write: no exception handler, no cleanup
-checkpoint.torch.save = save_half_then_die
-checkpoint.save_checkpoint(Path(sys.argv[1]), 2, model, {"step": 2}, keep=3)
+checkpoints.torch.save = save_half_then_die
+checkpoints.save_checkpoint(Path(sys.argv[1]), 2, model, {"step": 2}, keep=3)
 """
 
 
@@ -73,7 +73,7 @@ def test_a_process_killed_mid_write_leaves_the_previous_checkpoint_as_the_newest
     assert result.returncode == 9
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000001"]
     assert load_training_state(list_checkpoints(tmp_path)[-1])["step"] == 1
-    checkpoint.remove_leftovers(tmp_path)
+    checkpoints.remove_leftovers(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]
 
 
@@ -85,7 +85,7 @@ def test_a_pickle_in_place_of_the_training_state_is_refused_without_running_it(t
             return (os.system, (f"touch {tmp_path / 'PWNED'}",))
 
     model = create_model(tiny_config())
-    folder = checkpoint.save_checkpoint(tmp_path / "c", 1, model, {"step": 1}, keep=3)
+    folder = checkpoints.save_checkpoint(tmp_path / "c", 1, model, {"step": 1}, keep=3)
     torch.save({"x": Evil()}, folder / "training.pt")
     with pytest.raises(CheckpointError, match="unreadable training state"):
         load_training_state(folder)
@@ -101,7 +101,7 @@ def test_checkpoints_are_readable_as_the_umask_says(tmp_path):
 
     previous = os.umask(0o022)
     try:
-        folder = checkpoint.save_checkpoint(tmp_path, 1, create_model(tiny_config()), {"step": 1}, keep=3)
+        folder = checkpoints.save_checkpoint(tmp_path, 1, create_model(tiny_config()), {"step": 1}, keep=3)
     finally:
         os.umask(previous)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
@@ -111,13 +111,13 @@ def test_checkpoints_are_readable_as_the_umask_says(tmp_path):
 def _three_checkpoints(tmp_path):
     model = create_model(tiny_config())
     for step in (1, 2, 3):
-        checkpoint.save_checkpoint(tmp_path, step, model, {"step": step}, keep=3)
+        checkpoints.save_checkpoint(tmp_path, step, model, {"step": step}, keep=3)
     return list_checkpoints(tmp_path)
 
 
 def test_resuming_sets_unreadable_newer_checkpoints_aside_and_takes_the_newest_that_reads(tmp_path):
     first, second, third = _three_checkpoints(tmp_path)
-    (third / checkpoint.STATE_FILE).write_bytes(b"damaged")
+    (third / checkpoints.STATE_FILE).write_bytes(b"damaged")
     tried = []
 
     def restore(folder):
@@ -125,23 +125,23 @@ def test_resuming_sets_unreadable_newer_checkpoints_aside_and_takes_the_newest_t
         load_training_state(folder)
 
     with pytest.warns(UserWarning, match="set aside as unreadable-step-00000003"):
-        restored = checkpoint.restore_newest_readable(tmp_path, restore, may_set_aside=True)
+        restored = checkpoints.restore_newest_readable(tmp_path, restore, may_set_aside=True)
     assert restored == second and tried == [third.name, second.name]
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, second.name, "unreadable-step-00000003"]
 
 
 def test_a_process_that_does_not_own_the_run_never_renames_a_checkpoint(tmp_path):
     *_, third = _three_checkpoints(tmp_path)
-    (third / checkpoint.STATE_FILE).write_bytes(b"damaged")
+    (third / checkpoints.STATE_FILE).write_bytes(b"damaged")
     with pytest.raises(CheckpointError):
-        checkpoint.restore_newest_readable(tmp_path, load_training_state, may_set_aside=False)
+        checkpoints.restore_newest_readable(tmp_path, load_training_state, may_set_aside=False)
     assert third.exists()
 
 
 def test_when_no_checkpoint_reads_back_the_oldest_ones_error_is_raised(tmp_path):
     for folder in _three_checkpoints(tmp_path):
-        (folder / checkpoint.STATE_FILE).write_bytes(b"damaged")
+        (folder / checkpoints.STATE_FILE).write_bytes(b"damaged")
     with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="step-00000001"):
-        checkpoint.restore_newest_readable(tmp_path, load_training_state, may_set_aside=True)
+        checkpoints.restore_newest_readable(tmp_path, load_training_state, may_set_aside=True)
     with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
-        checkpoint.restore_newest_readable(tmp_path / "empty", load_training_state, may_set_aside=True)
+        checkpoints.restore_newest_readable(tmp_path / "empty", load_training_state, may_set_aside=True)

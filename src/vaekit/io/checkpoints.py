@@ -19,6 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vaekit.io.files import umask
+
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "training.pt"
 _PREFIX = "step-"
@@ -76,7 +78,7 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep
             torch.save(state, tmp / STATE_FILE)
         except RuntimeError as err:  # torch reports a full disk as "unexpected pos ..."
             raise OSError(f"cannot write {final}: {err} (is the disk full?)") from err
-        mode = _umask_mode()
+        mode = 0o777 & ~umask()
         for name in (MODEL_FILE, STATE_FILE):
             with open(tmp / name, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -91,12 +93,6 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _umask_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o777 & ~umask
 
 
 def remove_leftovers(folder: Path) -> None:

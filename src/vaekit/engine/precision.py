@@ -13,7 +13,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from vaekit import noise
-from vaekit.training.distributed import average_gradients
+from vaekit.engine.distributed import average_gradients
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 

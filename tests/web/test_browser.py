@@ -7,7 +7,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from vaekit.serve import running
+from vaekit.web import running
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from vaekit.training.ema import EMA
+from vaekit.engine.ema import EMA
 
 
 def test_the_shadow_moves_one_minus_decay_of_the_way_and_swaps_in_and_out():

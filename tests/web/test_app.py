@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from vaekit.serve import running
+from vaekit.web import running
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.serve.test_app import png_file
-from vaekit.serve import running
-from vaekit.serve.guard import host_name
+from tests.web.test_app import png_file
+from vaekit.web import running
+from vaekit.web.guard import host_name
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_attribute_vectors_that_do_not_fit_the_latent_are_ignored(served_run, tm
 
     from safetensors.torch import save_file
 
-    from vaekit.serve import create_app
+    from vaekit.web import create_app
 
     copy = tmp_path / "run"
     shutil.copytree(served_run, copy)
@@ -150,9 +150,9 @@ def test_a_slow_upload_does_not_stall_other_clients(app):
 
 def test_read_upload_itself_enforces_the_byte_and_pixel_limits():
     """Behind the guard, the upload reader holds its own limits (a caller other than the app)."""
-    from tests.serve.test_app import png_header_only
+    from tests.web.test_app import png_header_only
     from vaekit.config import DataConfig
-    from vaekit.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, read_upload
+    from vaekit.web.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, read_upload
 
     config = DataConfig(image_size=16, channels=3)
     with pytest.raises(UploadError, match="MiB") as raised:

@@ -1,0 +1,131 @@
+"""Trained models from disk or the Hub: a run, a model folder, a checkpoint, a Hub id or a diffusers
+``AutoencoderKL`` folder, as a ``VAE`` in eval mode; and what ``vaekit info`` says of one."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaekit.config import Config, ConfigError
+from vaekit.io.card import model_info, read_info
+from vaekit.io.checkpoints import CheckpointError, list_checkpoints, load_weights
+from vaekit.io.hub import hub_snapshot, looks_like_hub_id
+from vaekit.io.run_folder import RunDir
+from vaekit.models import VAE, create_model
+from vaekit.models.autoencoder_kl import config_from_diffusers, is_diffusers_folder, load_diffusers_weights
+from vaekit.version import __version__
+
+
+def load(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    trust_code: bool = False,
+    modules: tuple[torch.nn.Module, torch.nn.Module] | None = None,
+) -> VAE:
+    """A trained model in eval mode from a run directory, a model folder, a checkpoint or a Hub id.
+
+    ``model.config`` is its config and ``model.info`` what its folder says about it (versions, data,
+    final metrics). ``trust_code`` allows importing code the config names (plug-ins, the classes of
+    a ``from_modules`` model); or give that model's ``modules=(encoder, decoder)`` yourself.
+    """
+    text = str(path)
+    if looks_like_hub_id(text):
+        path = hub_snapshot(text)
+    if is_diffusers_folder(Path(path)) or is_diffusers_folder(Path(path) / "vae"):
+        return _load_diffusers(Path(path), device)
+    folder = model_folder(path)
+    config_file = folder / "config.yaml"
+    if not config_file.is_file():
+        config_file = folder.parent.parent / "config.yaml"  # a checkpoint folder inside a run
+    if not config_file.is_file():
+        raise CheckpointError(f"{path}: no config.yaml next to the weights")
+    config = Config.from_yaml(config_file)
+    model = create_model(config, trust_code=trust_code, modules=modules).to(device)
+    load_weights(model, folder)
+    model.config = config
+    model.info = read_info(folder)
+    return model.eval()
+
+
+def with_pretrained_architecture(config: Config, source: str) -> Config:
+    """``config`` with the model and likelihood of the pretrained model at ``source`` (and init set)."""
+    pretrained = load(source).config
+    merged = config.to_dict()
+    merged["model"], merged["likelihood"] = pretrained.to_dict()["model"], pretrained.to_dict()["likelihood"]
+    merged["data"]["channels"] = pretrained.data.channels
+    merged["train"]["init"] = source
+    return Config.from_dict(merged)
+
+
+def load_initial_weights(model: VAE, source: str) -> None:
+    """``train.init``: weights from a vaekit run / model folder / Hub id or a diffusers VAE folder."""
+    pretrained = load(source)
+    own, theirs = model.state_dict(), pretrained.state_dict()
+    mismatched = sorted(k for k in own if k not in theirs or own[k].shape != theirs[k].shape)
+    unexpected = sorted(set(theirs) - set(own))
+    if mismatched or unexpected:
+        raise ConfigError(
+            f"train.init: {source} does not fit this model (e.g. {(mismatched or unexpected)[:3]}); "
+            "use its architecture settings (vaekit config RUN)"
+        )
+    model.load_state_dict(theirs)
+
+
+def _load_diffusers(path: Path, device) -> VAE:
+    """A diffusers ``AutoencoderKL`` folder (or a pipeline folder's ``vae/``) as a vaekit model."""
+    folder = path if is_diffusers_folder(path) else path / "vae"
+    config = config_from_diffusers(folder)
+    model = create_model(config)
+    load_diffusers_weights(model, folder)
+    model.config = config
+    raw = json.loads((folder / "config.json").read_text())
+    scaling = {"scaling_factor": raw.get("scaling_factor"), "shift_factor": raw.get("shift_factor")}
+    model.info = {"source": "diffusers", "latent_scaling": scaling}
+    return model.to(device).eval()
+
+
+def model_folder(path: str | Path) -> Path:
+    """Where a run's (or model folder's) weights and the files saved beside them live."""
+    path = Path(path)
+    if (path / "model.safetensors").is_file():
+        return path
+    run = RunDir(path)
+    if (run.model / "model.safetensors").is_file():
+        return run.model
+    checkpoints = list_checkpoints(run.checkpoints)
+    if checkpoints:
+        raise CheckpointError(
+            f"{path}: the run did not finish (no model/); continue it with vaekit train --resume {path}, "
+            f"or load a checkpoint explicitly: {checkpoints[-1]}"
+        )
+    raise CheckpointError(f"{path}: no trained model here (looked for model/, checkpoints/ and model.safetensors)")
+
+
+def describe(path: str, trust_code: bool = False) -> dict[str, Any]:
+    """``vaekit info``: what a run, model folder or Hub id holds."""
+    model = load(path, trust_code=trust_code)
+    info = dict(model.info) if model.info else model_info(model.config, model, None, {})
+    run = RunDir(Path(path))
+    if run.metrics.is_file():
+        with open(run.metrics, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("step", "").isdigit()]
+        if rows:
+            info["steps"] = info.get("steps") or int(rows[-1]["step"])
+            val = [row for row in rows if row.get("split") == "val"]
+            if val and not info.get("final_metrics"):
+                info["final_metrics"] = {k: float(v) for k, v in val[-1].items() if v and _is_number(v)}
+    info["loaded_with_vaekit"] = __version__
+    return info
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
