@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/vaekit demo --out runs/demo
+	$(BIN)/vaekit demo --out runs/demo --overwrite
 
 test: setup
 	$(BIN)/python -m pytest

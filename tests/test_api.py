@@ -246,3 +246,43 @@ def test_importing_vaekit_loads_nothing_heavy_and_keeps_the_matplotlib_backend()
         """
     )
     assert out.split() == ["False", "False", "svg"]
+
+
+def test_every_api_input_goes_through_the_one_image_reader(tmp_path, monkeypatch):
+    from tests.helpers import tiny_config
+    from vaekit.data import DataError
+
+    run = vaekit.train(tiny_config(**{"train.max_steps": 1}), out=tmp_path / "run")
+    disguised = tmp_path / "x.png"
+    disguised.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    for call in (
+        lambda: vaekit.reconstruct(run, disguised),
+        lambda: vaekit.interpolate(run, [disguised, disguised]),
+    ):
+        with pytest.raises(DataError, match=r"x\.png: cannot read image \(not an image in a format"):
+            call()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_what_config_yaml_records_reads_the_cache_the_run_trained_on(tmp_path, monkeypatch, mode):
+    """A run with ``data.channels: null`` records the channels it found; evaluate, serve, latent-map
+    and --resume read that config and must find the same cache entry, not decode the data again."""
+    from PIL import Image
+
+    import vaekit.data.images as images_module
+    from tests.helpers import tiny_config
+    from vaekit.config import Config
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(40):
+        Image.new(mode, (20, 20), (i * 6, 0, 0) if mode == "RGB" else i * 6).save(folder / f"{i}.png")
+    decodes = []
+    real = images_module._decode_all
+    monkeypatch.setattr(images_module, "_decode_all", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    overrides = {"data.source": str(folder), "data.channels": None, "data.cache_dir": str(tmp_path / "cache")}
+    run = vaekit.train(tiny_config(**overrides, **{"train.max_steps": 1}), out=tmp_path / "run")
+    recorded = Config.from_yaml(run / "config.yaml").data
+    assert recorded.channels == (3 if mode == "RGB" else 1)
+    vaekit.evaluate(run, metrics=["reconstruction"])
+    assert len(decodes) == 1

@@ -203,3 +203,30 @@ def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys
     monkeypatch.setattr(commands, "presets", boom)
     assert main(["presets"]) == 1
     assert "VAEKIT_DEBUG=1 shows the traceback" in one_line(capsys)
+
+
+def test_demo_into_a_folder_holding_a_run_is_refused_without_overwrite(run, capsys):
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    assert main(["demo", "--out", str(run)]) == 2
+    assert "--overwrite" in one_line(capsys)
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_overwrite_of_a_folder_vaekit_did_not_write_is_refused_and_deletes_nothing(tmp_path, capsys):
+    (tmp_path / "proj" / "images").mkdir(parents=True)
+    Image.new("RGB", (16, 16)).save(tmp_path / "proj" / "images" / "a.png")
+    (tmp_path / "proj" / "config.yaml").write_text("my: notes\n")
+    args = ["train", "--data", str(tmp_path / "proj" / "images"), "--out", str(tmp_path / "proj"), "--overwrite"]
+    assert main([*args, "--set", *SMALL]) == 2
+    assert "did not write" in one_line(capsys)
+    assert (tmp_path / "proj" / "images" / "a.png").is_file()
+    assert (tmp_path / "proj" / "config.yaml").read_text() == "my: notes\n"
+
+
+def test_a_damaged_metrics_row_longer_than_the_csv_field_limit_is_dropped_on_resume(tmp_path, capsys):
+    tiny_config(**{"train.max_steps": 4}).to_yaml(tmp_path / "tiny.yaml")
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "run")]) == 0
+    with open(tmp_path / "run" / "metrics.csv", "a") as handle:
+        handle.write("x" * 200_000 + "\n")
+    assert main(["train", "--resume", str(tmp_path / "run"), "--set", "train.max_steps=6"]) == 0
+    assert "x" * 100 not in (tmp_path / "run" / "metrics.csv").read_text()

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vaekit.config import Config, ConfigError, load_preset, read_yaml
 from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory
+from vaekit.data.reader import UnreadableImage, read_image
 from vaekit.data.recipes import prepare
 from vaekit.defaults import explicit_keys, free_keys
 from vaekit.io.checkpoints import CheckpointError, list_checkpoints
@@ -74,6 +75,8 @@ def train(
     (a vaekit run / model folder / Hub id, or a diffusers VAE folder, whose architecture is then used).
     """
     if resume is not None:
+        if overwrite:
+            raise ConfigError("--resume continues a run and --overwrite replaces one: give one of them")
         if config is not None or preset is not None:
             raise ConfigError(
                 "--resume continues a run with its own config; give changes with --set, not --preset/--config"
@@ -124,11 +127,11 @@ def train(
 def _read_image(path: str | Path, convert) -> np.ndarray:
     """``convert(upright image)`` of an image file (EXIF orientation applied), or one clear error."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            return convert(ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{path}: cannot read image ({err})") from err
+        return convert(read_image(Path(path)))
+    except UnreadableImage as err:
+        raise DataError(f"{path}: cannot read image ({err})") from err
+    except OSError as err:  # a missing or unreadable file
+        raise DataError(f"{path}: cannot read image ({err.strerror or err})") from err
 
 
 def load_images(paths: Sequence[str | Path], config: Config) -> torch.Tensor:

@@ -271,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.presets)
 
     p = command("demo", "train on the built-in shapes for ~2 minutes and write a complete run")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (replaced if it exists)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="config overrides"
     )

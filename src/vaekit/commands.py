@@ -252,7 +252,7 @@ def demo(args: argparse.Namespace) -> None:
     from vaekit.explore.interpolation import save_gif
     from vaekit.explore.sampling import interpolation_frames
 
-    run = api.train(preset="shapes-demo", out=args.out, overrides=args.overrides, overwrite=True)
+    run = api.train(preset="shapes-demo", out=args.out, overrides=args.overrides, overwrite=args.overwrite)
     model = api.load(run)
     gif = save_gif(interpolation_frames(model, steps=24, seed=1), run / "interpolation.gif", scale=4)
     print(

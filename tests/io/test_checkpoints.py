@@ -145,3 +145,30 @@ def test_when_no_checkpoint_reads_back_the_oldest_ones_error_is_raised(tmp_path)
         checkpoints.restore_newest_readable(tmp_path, load_training_state, may_set_aside=True)
     with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
         checkpoints.restore_newest_readable(tmp_path / "empty", load_training_state, may_set_aside=True)
+
+
+def test_the_finiteness_check_names_the_first_bad_tensor_anywhere_in_the_state():
+    from vaekit.io.checkpoints import first_nonfinite
+
+    good = {"weights": torch.ones(3), "steps": torch.arange(3), "lr": 0.1, "groups": [{"x": torch.zeros(2)}]}
+    assert first_nonfinite(good) is None
+    assert first_nonfinite({**good, "groups": [{"x": torch.tensor([0.0, float("inf")])}]}) == "groups.0.x"
+    assert first_nonfinite({**good, "lr": float("nan")}) == "lr"
+    assert first_nonfinite({"a": {"b": torch.tensor([float("nan")], dtype=torch.bfloat16)}}) == "a.b"
+
+
+def test_nothing_is_written_when_a_buffer_or_the_state_is_not_finite(tmp_path):
+    from vaekit.io.checkpoints import NonFinite
+
+    model = create_model(tiny_config(**{"model.norm": "batch"}))
+    with pytest.raises(NonFinite, match=r"training state\.optimizers\.exp_avg_sq"):
+        checkpoints.save_checkpoint(
+            tmp_path, 1, model, {"step": 1, "optimizers": {"exp_avg_sq": torch.tensor([float("inf")])}}, keep=3
+        )
+    name = next(n for n, _ in model.named_buffers() if n.endswith("running_var"))
+    model.get_buffer(name).fill_(float("inf"))
+    with pytest.raises(NonFinite, match=name):
+        checkpoints.save_checkpoint(tmp_path, 2, model, {"step": 2}, keep=3)
+    with pytest.raises(NonFinite, match=name):
+        checkpoints.save_weights(model, tmp_path)
+    assert list(tmp_path.iterdir()) == []

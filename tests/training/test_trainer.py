@@ -391,3 +391,144 @@ def test_the_ema_of_all_weights_is_what_the_model_folder_holds_and_it_resumes_ex
     first = Trainer(tiny_config(**settings, **{"train.max_steps": 6}), tmp_path / "b").fit()
     resumed = train(resume=first, overrides=["train.max_steps=null"])
     _assert_identical(saved, _weights(resumed))
+
+
+# ------------------------------------------------------------------ the single doors (findings D1-D26)
+def test_a_non_finite_buffer_never_reaches_a_checkpoint_or_the_model_folder(tmp_path, monkeypatch):
+    original = ELBO.step
+
+    def poisons_a_running_variance_at_step_5(self, batch, info):
+        scalars = original(self, batch, info)
+        if info.step == 4:
+            buffer = next(name for name, _ in self.model.named_buffers() if name.endswith("running_var"))
+            self.model.get_buffer(buffer).fill_(float("inf"))
+        return scalars
+
+    monkeypatch.setattr(ELBO, "step", poisons_a_running_variance_at_step_5)
+    config = tiny_config(**{**RESUME_CONFIG, "train.checkpoint_every": 2, "train.log_every": 50})
+    with pytest.raises(TrainingDiverged, match=r"running_var became non-finite.*step-00000004"):
+        Trainer(config, tmp_path / "run").fit()
+    kept = list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in kept] == ["step-00000002", "step-00000004"]
+    assert all(torch.isfinite(t).all() for p in kept for t in load_file(str(p / "model.safetensors")).values())
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_non_finite_optimizer_state_stops_the_run_before_it_is_saved(tmp_path, monkeypatch):
+    original = ELBO.step
+
+    def poisons_adams_second_moment_at_step_3(self, batch, info):
+        scalars = original(self, batch, info)
+        if info.step == 2:
+            state = next(iter(self.optimizers["model"].state.values()))
+            state["exp_avg_sq"].fill_(float("inf"))
+        return scalars
+
+    monkeypatch.setattr(ELBO, "step", poisons_adams_second_moment_at_step_3)
+    with pytest.raises(TrainingDiverged, match=r"exp_avg_sq became non-finite by step 4.*no checkpoint"):
+        Trainer(tiny_config(**{"train.log_every": 50}), tmp_path / "run").fit()
+    assert list_checkpoints(tmp_path / "run" / "checkpoints") == []
+
+
+def test_steps_that_are_finite_but_whose_logged_mean_overflows_stop_the_run(tmp_path):
+    config = tiny_config(**{"objective.kl.weight": 1e38, "train.log_every": 6, "train.max_steps": 12})
+    with pytest.raises(TrainingDiverged, match=r"(overflowed|became)"):
+        Trainer(config, tmp_path / "run").fit()
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_signal_stop_and_resume_write_the_same_metrics_rows_as_a_straight_run(tmp_path, monkeypatch):
+    config = tiny_config(**{**RESUME_CONFIG, "train.log_every": 4})
+    Trainer(config, tmp_path / "straight").fit()
+    original = ELBO.step
+
+    def terminated_at_step_6(self, batch, info):
+        if info.step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, batch, info)
+
+    monkeypatch.setattr(ELBO, "step", terminated_at_step_6)
+    with pytest.raises(TrainingStopped):
+        Trainer(config, tmp_path / "stopped").fit()
+    monkeypatch.setattr(ELBO, "step", original)
+    train(resume=tmp_path / "stopped")
+
+    def rows(run):  # everything but the clock
+        lines = (run / "metrics.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        timing = {header.index("elapsed_s"), header.index("images_per_s")}
+        return [[v for i, v in enumerate(line.split(",")) if i not in timing] for line in lines]
+
+    assert rows(tmp_path / "stopped") == rows(tmp_path / "straight")
+
+
+def test_overwrite_never_touches_a_run_that_another_process_is_training(tmp_path):
+    import socket
+
+    from vaekit.io.run_folder import RunInUse
+
+    run = tmp_path / "live"
+    Trainer(tiny_config(**{"train.max_steps": 2}), run).fit()
+    (run / ".lock").write_text(f"1 {socket.gethostname()}\n")  # pid 1 is alive: a live writer
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    with pytest.raises(RunInUse, match="process 1"):
+        Trainer(tiny_config(), run, overwrite=True)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_overwrite_removes_only_what_vaekit_wrote_and_refuses_a_folder_that_is_not_a_run(tmp_path):
+    from vaekit.io.run_folder import NotARun
+
+    mine = tmp_path / "project"
+    (mine / "images").mkdir(parents=True)
+    (mine / "images" / "photo.png").write_bytes(b"my photo")
+    (mine / "config.yaml").write_text("my: notes\n")
+    with pytest.raises(NotARun, match="did not write"):
+        Trainer(tiny_config(), mine, overwrite=True)
+    assert (mine / "images" / "photo.png").read_bytes() == b"my photo"
+    assert (mine / "config.yaml").read_text() == "my: notes\n"
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(**{"train.max_steps": 2}), run).fit()
+    (run / "notes.txt").write_text("mine")
+    Trainer(tiny_config(**{"train.max_steps": 3}), run, overwrite=True).fit()
+    assert (run / "notes.txt").read_text() == "mine"
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-00000003"]
+
+
+def test_a_start_that_fails_leaves_no_folder_behind_to_block_the_next(tmp_path):
+    with pytest.raises(Exception, match="does not exist"):
+        Trainer(tiny_config(**{"data.source": str(tmp_path / "missing")}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    Trainer(tiny_config(**{"train.max_steps": 1}), tmp_path / "run").fit()
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path):
+    from vaekit.config import ConfigError
+
+    run = Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "run").fit()
+    with pytest.raises(ConfigError, match=r"--resume.*--overwrite"):
+        train(resume=run, overwrite=True)
+
+
+def test_extending_a_run_replaces_its_model_folder_whole_or_not_at_all(tmp_path, monkeypatch):
+    import json
+
+    import vaekit.training.trainer as trainer_module
+
+    run = Trainer(tiny_config(**{"train.max_steps": 3}), tmp_path / "run").fit()
+    (run / "model" / "attributes.safetensors").write_bytes(b"vectors")
+    before = {p.name: p.read_bytes() for p in (run / "model").iterdir()}
+
+    def crashes_after_the_weights(*args, **kwargs):
+        raise OSError("killed between the weights and the model card")
+
+    monkeypatch.setattr(trainer_module, "write_model_card", crashes_after_the_weights)
+    with pytest.raises(OSError, match="killed"):
+        train(resume=run, overrides=["train.max_steps=6"])
+    assert {p.name: p.read_bytes() for p in (run / "model").iterdir()} == before
+    monkeypatch.undo()
+    train(resume=run, overrides=["train.max_steps=6"])
+    assert json.loads((run / "model" / "vaekit.json").read_text())["steps"] == 6
+    assert (run / "model" / "attributes.safetensors").read_bytes() == b"vectors"
+    assert not [p for p in run.iterdir() if p.name.startswith(".model-")]

@@ -152,7 +152,8 @@ def test_read_upload_itself_enforces_the_byte_and_pixel_limits():
     """Behind the guard, the upload reader holds its own limits (a caller other than the app)."""
     from tests.web.test_app import png_header_only
     from vaekit.config import DataConfig
-    from vaekit.web.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadError, read_upload
+    from vaekit.data.reader import MAX_PIXELS
+    from vaekit.web.uploads import MAX_UPLOAD_BYTES, UploadError, read_upload
 
     config = DataConfig(image_size=16, channels=3)
     with pytest.raises(UploadError, match="MiB") as raised:

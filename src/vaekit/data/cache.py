@@ -11,6 +11,7 @@ rebuilt (with a warning) instead of failing every later run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -46,11 +47,20 @@ def cache_key(parts: dict[str, Any]) -> str:
 Builder = Callable[[Path], ImageDataset]
 
 
-def cached_dataset(cache_dir: Path | str | None, kind: str, parts: dict[str, Any], build: Builder) -> ImageDataset:
+def cached_dataset(
+    cache_dir: Path | str | None,
+    kind: str,
+    parts: dict[str, Any],
+    build: Builder,
+    resolved: Callable[[ImageDataset], dict[str, Any]] | None = None,
+) -> ImageDataset:
     """Load the entry for ``parts``, or run ``build(tmp_folder)`` and store its result.
 
     ``build`` may allocate its image array as a memory map inside ``tmp_folder`` (see
-    ``allocate_images``) so that large datasets never need to fit in memory twice.
+    ``allocate_images``) so that large datasets never need to fit in memory twice. ``resolved``
+    gives the parts that describe the result exactly where ``parts`` left a choice to the data
+    (``channels: None`` that came out as 1 or 3): the entry is found under those too, so a config
+    that records the resolved value reads the same entry instead of decoding everything again.
     """
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     entry = root / f"{kind}-{cache_key(parts)}"
@@ -59,7 +69,7 @@ def cached_dataset(cache_dir: Path | str | None, kind: str, parts: dict[str, Any
         if problem is None:
             return _read(entry)
         warnings.warn(f"cache entry {entry} is damaged ({problem}); rebuilding it", stacklevel=2)
-        shutil.rmtree(entry, ignore_errors=True)
+        entry.unlink() if entry.is_symlink() else shutil.rmtree(entry, ignore_errors=True)
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=root))
@@ -84,7 +94,18 @@ def cached_dataset(cache_dir: Path | str | None, kind: str, parts: dict[str, Any
     except BaseException:  # a signal, a bad image, ...: nothing half-written stays behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return _read(entry)
+    dataset = _read(entry)
+    if resolved is not None:
+        _link(entry, root / f"{kind}-{cache_key(resolved(dataset))}")
+    return dataset
+
+
+def _link(entry: Path, alias: Path) -> None:
+    """``alias`` as a relative symbolic link to ``entry`` (kept if something is already there)."""
+    if alias == entry or alias.exists() or alias.is_symlink():
+        return
+    with contextlib.suppress(OSError):  # another process linked it first, or no links here: a rebuild later
+        alias.symlink_to(entry.name, target_is_directory=True)
 
 
 @contextmanager

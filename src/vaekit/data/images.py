@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import warnings
@@ -14,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
 
 from vaekit.data.cache import allocate_images, cached_dataset
 from vaekit.data.dataset import ImageDataset
+from vaekit.data.reader import open_image, upright
 from vaekit.data.recipes import is_gray, prepare
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -87,13 +87,13 @@ class ImageFiles:
     def opener(self) -> Callable[[str], Image.Image]:
         """A thread-safe function that opens a member as a (lazy) Pillow image."""
         if not self.is_zip:
-            return lambda member: Image.open(self.root / member)
+            return lambda member: open_image(self.root / member)
         local = threading.local()
 
         def open_member(member: str) -> Image.Image:
             if not hasattr(local, "archive"):
                 local.archive = zipfile.ZipFile(self.root)
-            return Image.open(io.BytesIO(_read_member(local.archive, member)))
+            return open_image(_read_member(local.archive, member))
 
         return open_member
 
@@ -159,7 +159,10 @@ def load_image_files(
     def build(folder: Path) -> ImageDataset:
         return _decode_all(files, folder, image_size, crop, channels, workers)
 
-    return cached_dataset(cache_dir, kind, parts, build)
+    def resolved(dataset: ImageDataset) -> dict:  # channels chosen from the data: found under that value too
+        return {**parts, "channels": dataset.image_shape[0]}
+
+    return cached_dataset(cache_dir, kind, parts, build, resolved if channels is None else None)
 
 
 def _decode_all(
@@ -176,9 +179,9 @@ def _decode_all(
         member = files.members[i]
         try:
             with open_member(member) as image:
-                image.load()
-                gray[i] = is_gray(image)
-                images[i] = prepare(ImageOps.exif_transpose(image), size, crop, decode_channels)
+                picture = upright(image)
+            gray[i] = is_gray(picture)
+            images[i] = prepare(picture, size, crop, decode_channels)
             ok[i] = True
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, zipfile.BadZipFile, zlib.error,
                 NotImplementedError, RuntimeError, EOFError) as err:  # fmt: skip

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vaekit.data.reader import read_image
 from vaekit.explore.interpolation import save_gif
 
 
@@ -19,8 +20,7 @@ def progress_gif(run: Path | str, output: Path | str, kind: str = "samples", fra
         raise FileNotFoundError(f"{run}: no images/{kind}-epoch-*.png grids (is it a vaekit run?)")
     frames = []
     for path in grids:
-        with Image.open(path) as grid:
-            picture = grid.convert("RGB")
+        picture = read_image(path).convert("RGB")
         labelled = Image.new("RGB", (picture.width, picture.height + 14), "white")
         labelled.paste(picture, (0, 14))
         ImageDraw.Draw(labelled).text((2, 1), f"epoch {int(path.stem.rsplit('-', 1)[1])}", fill="black")

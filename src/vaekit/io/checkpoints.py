@@ -7,12 +7,14 @@ name and renamed into place, so a crash mid-write never leaves a half checkpoint
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -30,9 +32,48 @@ class CheckpointError(RuntimeError):
     """Weights or training state cannot be read or do not fit the model."""
 
 
+class NonFinite(CheckpointError):
+    """A tensor about to be saved holds NaN or inf; nothing was written. ``name`` says which."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} holds NaN or inf; nothing was saved")
+        self.name = name
+
+
+def first_nonfinite(tree: Any, name: str = "") -> str | None:
+    """The dotted name of the first floating-point tensor (or float) in a nest of dicts, lists and
+    tuples that holds NaN or inf; None when every one is finite."""
+    if isinstance(tree, torch.Tensor):
+        if not (tree.is_floating_point() or tree.is_complex()) or bool(torch.isfinite(tree).all()):
+            return None
+        return name or "tensor"
+    if isinstance(tree, float):
+        return None if math.isfinite(tree) else name or "value"
+    if isinstance(tree, Mapping):
+        items = tree.items()
+    elif isinstance(tree, list | tuple):
+        items = enumerate(tree)
+    else:
+        return None
+    for key, value in items:
+        found = first_nonfinite(value, f"{name}.{key}" if name else str(key))
+        if found:
+            return found
+    return None
+
+
+def require_finite(tree: Any, name: str = "") -> None:
+    """The one check before anything is saved: ``NonFinite`` naming the first non-finite tensor."""
+    found = first_nonfinite(tree, name)
+    if found:
+        raise NonFinite(found)
+
+
 def save_weights(model: nn.Module, folder: Path) -> Path:
-    """``folder/model.safetensors`` with every parameter and buffer of ``model``."""
+    """``folder/model.safetensors`` with every parameter and buffer of ``model``; refused
+    (``NonFinite``, nothing written) when any of them holds NaN or inf."""
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    require_finite(state)
     path = folder / MODEL_FILE
     save_file(state, str(path))
     return path
@@ -68,7 +109,10 @@ def load_weights(model: nn.Module, folder: Path) -> None:
 
 
 def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep: int) -> Path:
-    """Atomically write checkpoint ``step`` under ``folder`` and keep only the newest ``keep``."""
+    """Atomically write checkpoint ``step`` under ``folder`` and keep only the newest ``keep``.
+    Every tensor (weights, buffers, optimiser and EMA state, pending metrics) must be finite:
+    otherwise ``NonFinite`` and nothing is written, so every checkpoint on disk is a good one."""
+    require_finite(state, "training state")
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{_PREFIX}{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))

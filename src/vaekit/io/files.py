@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -30,3 +32,38 @@ def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def replace_folder(final: Path, write: Callable[[Path], object], keep_others: bool = True) -> Path:
+    """``final`` replaced as a whole by the folder ``write(temporary)`` fills: a crash leaves the old
+    folder or the new one (or, between two renames, the old one beside it as ``.NAME-old-*``), never
+    a mix of both. With ``keep_others``, files of the old folder that ``write`` did not make
+    are copied into the new one (e.g. attribute vectors saved beside a model)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}-new-", dir=final.parent))
+    try:
+        write(temporary)
+        os.chmod(temporary, 0o777 & ~umask())
+        old = None
+        if final.exists():
+            if keep_others:
+                for path in final.iterdir():
+                    if not (temporary / path.name).exists():
+                        copy = shutil.copytree if path.is_dir() else shutil.copy2
+                        copy(path, temporary / path.name)
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}-old-", dir=final.parent))
+            os.replace(final, old / final.name)
+        os.replace(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def remove_partial_folders(parent: Path, name: str) -> None:
+    """What an interrupted ``replace_folder(parent / name, ...)`` left beside it."""
+    if parent.is_dir():
+        for path in parent.glob(f".{name}-*-*"):
+            shutil.rmtree(path, ignore_errors=True)

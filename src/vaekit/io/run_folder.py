@@ -8,12 +8,18 @@ RUN/images/            recon-epoch-NNN.png and samples-epoch-NNN.png
 RUN/curves.png         loss / KL curves
 RUN/model/             final weights + config.yaml, read by vaekit.load(RUN)
 RUN/.lock              pid and host of the process training into RUN (one writer per run)
+RUN/.vaekit-run        the names above that vaekit wrote here: all that --overwrite may remove
 ```
+
+``RunDir.start`` is the one door through which a run begins in a folder (train, demo, a fork): it
+takes the lock first, then refuses, or clears only what vaekit wrote there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import itertools
 import os
 import shutil
@@ -22,7 +28,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaekit.config import ConfigError
+from vaekit.io.files import write_atomically
+from vaekit.schema import ConfigError
 
 ARTEFACTS = (
     "config.yaml",
@@ -34,7 +41,9 @@ ARTEFACTS = (
     "tensorboard",
     "mlruns",
     "wandb",
+    "interpolation.gif",
 )
+MARKER = ".vaekit-run"
 
 
 class RunInUse(RuntimeError):
@@ -43,6 +52,10 @@ class RunInUse(RuntimeError):
 
 class RunExists(ConfigError):
     """The folder already holds a run and neither --resume nor --overwrite was given."""
+
+
+class NotARun(ConfigError):
+    """--overwrite was asked of a folder whose files vaekit did not write."""
 
 
 @dataclass(frozen=True)
@@ -96,17 +109,47 @@ class RunDir:
         partial.write_text(comments + text)
         os.replace(partial, self.config)
 
-    def refuse_or_clear(self, overwrite: bool) -> None:
-        """A fresh run may not mix with an old one: refuse, or (``overwrite``) remove the old run's files."""
-        found = self.artefacts()
-        if found and not overwrite:
-            raise RunExists(
-                f"{self.root} already holds a run ({', '.join(found)}): continue it with --resume {self.root}, "
-                "pick another --out, or start over with --overwrite"
-            )
-        for name in found:
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+    def start(self, *, overwrite: bool) -> None:
+        """Begin a fresh run here: take the lock, then refuse if a run is already here, or
+        (``overwrite``) remove the files vaekit wrote for it, and only those; the lock stays held."""
+        self.lock()
+        try:
+            found = self.artefacts()
+            if found and not overwrite:
+                raise RunExists(
+                    f"{self.root} already holds a run ({', '.join(found)}): continue it with --resume {self.root}, "
+                    "pick another --out, or start over with --overwrite"
+                )
+            if found and not self.marker.is_file():
+                raise NotARun(
+                    f"{self.root} holds {', '.join(found)} that vaekit did not write (no {MARKER}): --overwrite "
+                    "removes only a vaekit run's own files; pick another --out"
+                )
+            for name in found:
+                path = self.root / name
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            self.mark()
+        except BaseException:
+            self.unlock()
+            raise
+
+    def mark(self) -> None:
+        """Record that the run's files here are vaekit's (what ``start(overwrite=True)`` may remove)."""
+        write_atomically(self.marker, "\n".join(ARTEFACTS) + "\n")
+
+    def remove_own_files(self) -> None:
+        """Undo a start that failed before any checkpoint: the run's own files, then the folder if empty."""
+        for name in self.artefacts():
             path = self.root / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+        self.marker.unlink(missing_ok=True)
+        self.unlock()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # only when nothing else is in it
 
     def lock(self) -> None:
         """Take the run's lock (pid + host); a stale lock of a dead process is taken over with a warning."""
@@ -149,8 +192,7 @@ def fork_run(source: RunDir, target: RunDir) -> None:
     ``source`` is only read."""
     if target.root.resolve() == source.root.resolve():
         return
-    target.refuse_or_clear(overwrite=False)
-    target.root.mkdir(parents=True, exist_ok=True)
+    target.start(overwrite=False)  # the lock stays with this process, which trains the fork next
     for name in ("config.yaml", "metrics.csv", "curves.png"):
         if (source.root / name).is_file():
             shutil.copy2(source.root / name, target.root / name)
@@ -171,6 +213,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+MAX_ROW_CHARS = 64 * 1024  # a metrics row is far shorter; a longer line is damage, dropped like it
 BASE_COLUMNS = ("step", "epoch", "split", "elapsed_s", "lr", "images_per_s")
 
 
@@ -186,7 +229,8 @@ class MetricsLog:
         rows = []
         if resume_step is not None and path.is_file():
             with open(path, newline="", errors="replace") as handle:
-                read = list(csv.DictReader(line.replace("\0", "") for line in handle))
+                lines = (line.replace("\0", "") for line in handle)
+                read = list(csv.DictReader(line if len(line) < MAX_ROW_CHARS else "damaged\n" for line in lines))
             rows = [r for r in read if str(r.get("step") or "").isdigit() and int(r["step"]) <= resume_step]
             if any(not str(r.get("step") or "").isdigit() for r in read):
                 warnings.warn(
@@ -195,10 +239,12 @@ class MetricsLog:
         self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict]) -> None:
-        with open(self.path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+        """The log replaced as a whole (written beside, renamed): a crash keeps the old one."""
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, self.columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomically(self.path, text.getvalue())
 
     def write(self, row: dict) -> None:
         with open(self.path, "a", newline="") as handle:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vaekit.config import ConfigError
+from vaekit.data.reader import read_image
 from vaekit.optional import require
 from vaekit.training.callbacks import Callback
 
@@ -30,10 +31,7 @@ def _scalars(row: dict[str, Any]) -> dict[str, float]:
 
 
 def _image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return np.asarray(read_image(path).convert("RGB"))
 
 
 class TensorBoardLogger(Callback):

@@ -29,6 +29,8 @@ from vaekit.evaluation.likelihood import latent_scaling
 from vaekit.explore.grids import interleave, save_grid
 from vaekit.io.card import write_model_card
 from vaekit.io.checkpoints import (
+    NonFinite,
+    first_nonfinite,
     list_checkpoints,
     load_training_state,
     load_weights,
@@ -37,6 +39,7 @@ from vaekit.io.checkpoints import (
     save_checkpoint,
     save_weights,
 )
+from vaekit.io.files import remove_partial_folders, replace_folder, write_atomically
 from vaekit.io.run_folder import MetricsLog, RunDir, plot_curves
 from vaekit.models import VAE, create_model
 from vaekit.objectives import StepInfo, create_objective
@@ -95,16 +98,19 @@ class Trainer:
         if train.device != "auto":
             resolve_device(train.device)  # a device this machine lacks fails before any work
         self.ranks, rank_device = distributed.setup(train.device)
-        if self.ranks.is_main and not resume:  # before any data, model or tracker work
-            self.run.refuse_or_clear(overwrite)
-        loggers = create_loggers(train.loggers, self.run.root) if self.ranks.is_main else []
-        self.callbacks = CallbackList([*loggers, *callbacks])
-        if self.ranks.is_main:
-            self.run.lock()  # one writer per run
+        if self.ranks.is_main:  # one writer per run, before any data, model or tracker work
+            if resume:
+                self.run.lock()
+                self.run.mark()
+            else:
+                self.run.start(overwrite=overwrite)
         try:
+            loggers = create_loggers(train.loggers, self.run.root) if self.ranks.is_main else []
+            self.callbacks = CallbackList([*loggers, *callbacks])
             self._build(config, resume, dataset, model, trust_code, rank_device)
         except BaseException:
-            self.run.unlock()
+            if self.ranks.is_main:
+                self.run.unlock() if resume else self.run.remove_own_files()  # a failed start leaves nothing
             raise
 
     def _build(self, config, resume, dataset, model, trust_code, rank_device) -> None:
@@ -180,6 +186,7 @@ class Trainer:
         self.run.root.mkdir(parents=True, exist_ok=True)
         if self.ranks.is_main:
             remove_leftovers(self.run.checkpoints)
+            remove_partial_folders(self.run.root, self.run.model.name)
         distributed.barrier()
         if resume:
             restore_newest_readable(self.run.checkpoints, self._restore, may_set_aside=self.ranks.is_main)
@@ -256,13 +263,17 @@ class Trainer:
                         self._checkpoint()  # an epoch's last step is saved after its validation, below
                     if stop_reason or self.step >= total:
                         break
-                self._flush(bar)
-                if self.step % self.steps_per_epoch == 0:
+                interrupted = stop_reason not in (None, "time budget")
+                epoch_done = self.step % self.steps_per_epoch == 0
+                if epoch_done or not interrupted:  # a stopped run keeps a partial row pending, as the
+                    self._flush(bar)  # straight run would: the resumed log then matches it row for row
+                if epoch_done:
                     self._end_of_epoch(epoch)
                 epoch, start = epoch + 1, 0
             self._checkpoint()
-        bar.close()
-        self._finish(interrupted_by=stop_reason if stop_reason not in (None, "time budget") else None)
+            bar.close()
+            # model/ is written inside the signal block: a SIGTERM now waits for it to be complete
+            self._finish(interrupted_by=stop_reason if stop_reason not in (None, "time budget") else None)
         return self.run.root
 
     # ------------------------------------------------------------------ pieces of the loop
@@ -292,13 +303,17 @@ class Trainer:
         if self.ranks.distributed:
             table = distributed.mean_over_ranks(table, self.ranks.world)
         table = table.cpu()
-        losses = table[:, names.index("loss")]
-        bad = (~torch.isfinite(losses)).nonzero()
+        bad = (~torch.isfinite(table)).nonzero()
         if len(bad):
-            self._diverged(f"loss became {losses[int(bad[0])].item()} at step {steps[int(bad[0])] + 1}")
+            row, column = (int(i) for i in bad[0])
+            self._diverged(f"{names[column]} became {table[row, column].item()} at step {steps[row] + 1}")
+        mean = table.mean(0)
+        if not torch.isfinite(mean).all():  # every step finite, their mean not (D20: a huge KL weight)
+            name = names[int((~torch.isfinite(mean)).nonzero()[0])]
+            self._diverged(f"the mean of {name} over steps {steps[0] + 1}-{steps[-1] + 1} overflowed")
         if self.metrics is None:
             return
-        means = dict(zip(names, table.mean(0).tolist(), strict=True))
+        means = dict(zip(names, mean.tolist(), strict=True))
         rate = self._clock.images_per_s()
         lr = next(iter(self.objective.optimizers.values())).param_groups[0]["lr"]  # what the optimiser used
         epochs_done = (steps[-1] + 1) / self.steps_per_epoch
@@ -360,8 +375,6 @@ class Trainer:
     def _checkpoint(self) -> None:
         if self._saved_step == self.step:
             return
-        self._assert_finite()
-        self._saved_step = self.step
         state = {
             "step": self.step,
             "pending": [(step, {k: v.detach().float().cpu() for k, v in s.items()}) for step, s in self._pending],
@@ -372,6 +385,8 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
+        self._require_finite(state)  # on every rank, so that all of them stop together
+        self._saved_step = self.step
         if self.ranks.is_main:
             path = save_checkpoint(
                 self.run.checkpoints, self.step, self.model, state, self.config.train.keep_checkpoints
@@ -379,15 +394,16 @@ class Trainer:
             self.callbacks.on_checkpoint(self, path)
         distributed.barrier()
 
-    def _assert_finite(self) -> None:
-        """Nothing non-finite reaches a checkpoint: the losses since the last log row and every weight."""
+    def _require_finite(self, state: dict) -> None:
+        """Nothing non-finite is saved: the weights and buffers, the training state (optimisers,
+        discriminator, EMA shadows, scaler) and the metrics of the steps not yet logged."""
         for step, scalars in self._pending:
-            loss = scalars["loss"].float()
-            if not torch.isfinite(loss).all():
-                self._diverged(f"loss became {loss.item()} at step {step + 1}")
-        for name, parameter in self.model.named_parameters():
-            if not torch.isfinite(parameter.detach()).all():
-                self._diverged(f"weight {name} became non-finite by step {self.step}")
+            bad = first_nonfinite(scalars)
+            if bad:
+                self._diverged(f"{bad} became {scalars[bad].float().item()} at step {step + 1}")
+        bad = first_nonfinite(self.model.state_dict(), "weight") or first_nonfinite(state)
+        if bad:
+            self._diverged(f"{bad} became non-finite by step {self.step}")
 
     def _diverged(self, what: str) -> typing.NoReturn:
         good = list_checkpoints(self.run.checkpoints)
@@ -430,14 +446,19 @@ class Trainer:
         if self.metrics is None:
             return
         plot_curves(self.metrics.read(), self.run.curves)
-        self.run.model.mkdir(exist_ok=True)
         with self._averaged(), self.objective.export_context():
-            save_weights(self.model, self.run.model)
             scaling = latent_scaling(self.model, self.train_set.images[:2048], self.config.train.batch_size)
-        self.config.to_yaml(self.run.model / "config.yaml")
-        write_model_card(self.run.model, self.config, self.model, self.step, self.last_validation, scaling)
+            replace_folder(self.run.model, lambda folder: self._write_model(folder, scaling))
         self.save_grids("final")
         self.callbacks.on_end(self, self.last_validation, False)
+
+    def _write_model(self, folder: Path, scaling: dict[str, float]) -> None:
+        try:
+            save_weights(self.model, folder)
+        except NonFinite as err:
+            self._diverged(f"{err.name} became non-finite by step {self.step}")
+        write_atomically(folder / "config.yaml", self.config.to_yaml())
+        write_model_card(folder, self.config, self.model, self.step, self.last_validation, scaling)
 
     def _averaged(self) -> contextlib.AbstractContextManager:
         """The EMA weights (``train.ema_decay``) swapped in for evaluation, grids and export."""

@@ -1,20 +1,15 @@
-"""Checking uploaded images before any pixel is decoded: size, pixel count, format, integrity."""
+"""Uploaded images: the byte limit, then the one image reader (format, pixel count, integrity)."""
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vaekit.config import DataConfig
+from vaekit.data.reader import UnreadableImage, read_image
 from vaekit.data.recipes import prepare
 
 MAX_UPLOAD_BYTES = 16 * 2**20
-FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # raster formats only: no EPS/PDF (Ghostscript)
-MAX_PIXELS = 40_000_000  # well under Pillow's own decompression-bomb threshold
 
 
 class UploadError(ValueError):
@@ -37,23 +32,12 @@ def read_upload(data: bytes, config: DataConfig) -> torch.Tensor:
             413, f"the upload is {len(data) / 2**20:.1f} MiB; the limit is {MAX_UPLOAD_BYTES // 2**20} MiB"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise UploadError(413, f"the image has too many pixels ({err})") from err
-    except UnidentifiedImageError as err:
-        raise UploadError(
-            415, "the upload is not an image this server reads (PNG, JPEG, WebP, BMP, GIF, TIFF)"
-        ) from err
-    with image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise UploadError(413, f"the image is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels")
-        try:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            array = prepare(upright, config.image_size, config.crop, config.channels or 3)
-        except (OSError, SyntaxError, ValueError, EOFError) as err:
-            raise UploadError(400, f"the image file is broken or truncated ({err})") from err
+        image = read_image(data)
+    except UnreadableImage as err:
+        status = {"pixels": 413, "format": 415}.get(err.reason, 400)
+        raise UploadError(status, f"the upload is {err}") from err
+    try:
+        array = prepare(image, config.image_size, config.crop, config.channels or 3)
+    except (OSError, ValueError) as err:
+        raise UploadError(400, f"the image file is broken or truncated ({err})") from err
     return torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0
