@@ -151,7 +151,7 @@ def test_the_finiteness_check_names_the_first_bad_tensor_anywhere_in_the_state()
     from vaekit.io.checkpoints import first_nonfinite
 
     good = {"weights": torch.ones(3), "steps": torch.arange(3), "lr": 0.1, "groups": [{"x": torch.zeros(2)}]}
-    assert first_nonfinite(good) is None
+    assert first_nonfinite(good) is None and first_nonfinite({"empty": torch.empty(0, 3)}) is None
     assert first_nonfinite({**good, "groups": [{"x": torch.tensor([0.0, float("inf")])}]}) == "groups.0.x"
     assert first_nonfinite({**good, "lr": float("nan")}) == "lr"
     assert first_nonfinite({"a": {"b": torch.tensor([float("nan")], dtype=torch.bfloat16)}}) == "a.b"
