@@ -147,7 +147,7 @@ def _train_vaekit(config, warmup: int, run_dir: Path, dataset=None, model=None):
 
     from vaekit.training.trainer import Trainer
 
-    config.train.log_every = warmup
+    config = config.with_overrides({"train.log_every": warmup})
     trainer = Trainer(config, run_dir, dataset=dataset, model=model)
     trainer.fit()
     with open(trainer.run.metrics) as f:

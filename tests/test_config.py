@@ -76,3 +76,13 @@ def test_a_time_budget_is_seconds_or_a_duration_string(written, seconds):
 def test_a_time_budget_that_is_no_positive_duration_names_the_key(written):
     with pytest.raises(ConfigError, match=r"train\.max_time"):
         Config().with_overrides({"train.max_time": written})
+
+
+def test_a_config_is_frozen_and_changes_only_by_making_a_new_one():
+    import dataclasses
+
+    config = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.lr = 1.0  # type: ignore[misc]
+    changed = config.with_overrides({"train.lr": 0.5})
+    assert changed.train.lr == 0.5 and config.train.lr == Config().train.lr

@@ -59,7 +59,7 @@ def test_natural_photos_get_a_continuous_likelihood_said_and_recorded(tmp_path, 
 def test_near_binary_digits_still_get_bernoulli():
     assert is_near_binary(digits())
     config, choices = Config(), Choices()
-    choose_from_data(config, ImageDataset(digits()), free_keys(set()), choices)
+    config = choose_from_data(config, ImageDataset(digits()), free_keys(set()), choices)
     assert config.likelihood.name == "bernoulli" and config.likelihood.binarize == "dynamic"
     assert config.model.latent_dim == 16 and any("near-binary" in line for line in choices.lines)
     assert config.model.channels == [32, 64, 128]  # 28 -> 14 -> 7 -> 4
@@ -88,8 +88,8 @@ def test_which_keys_count_as_set(overrides, chosen):
 
 def test_the_budget_grows_with_the_dataset_within_bounds():
     small, large = Config(), Config()
-    choose_from_data(small, ImageDataset(digits(200)), {"train.epochs"}, Choices())
-    choose_from_data(large, ImageDataset(np.zeros((60000, 1, 4, 4), np.uint8)), {"train.epochs"}, Choices())
+    small = choose_from_data(small, ImageDataset(digits(200)), {"train.epochs"}, Choices())
+    large = choose_from_data(large, ImageDataset(np.zeros((60000, 1, 4, 4), np.uint8)), {"train.epochs"}, Choices())
     steps = lambda config, n: config.train.epochs * (n * 0.95 // 64)  # noqa: E731
     assert 1500 <= steps(small, 200) < 1600 and steps(large, 60000) <= 20000 + 900
 
@@ -99,7 +99,7 @@ def test_gray_photographs_are_not_mistaken_for_digits():
     gray = (rng.uniform(60, 200, (32, 1, 1, 1)) + rng.normal(0, 20, (32, 1, 28, 28))).clip(0, 255).astype(np.uint8)
     assert not is_near_binary(gray)
     config = Config()
-    choose_from_data(config, ImageDataset(gray), {"likelihood.name"}, Choices())
+    config = choose_from_data(config, ImageDataset(gray), {"likelihood.name"}, Choices())
     assert config.likelihood.name == "laplace"
 
 
@@ -107,7 +107,7 @@ def test_gray_photographs_are_not_mistaken_for_digits():
 def test_bf16_is_chosen_only_where_its_matrix_products_are_measured_faster(monkeypatch, speedup, chosen):
     monkeypatch.setattr(defaults, "bf16_speedup", lambda device: speedup)
     config, choices = Config(), Choices()
-    choose_from_data(config, ImageDataset(digits()), {"train.precision"}, choices)
+    config = choose_from_data(config, ImageDataset(digits()), {"train.precision"}, choices)
     assert config.train.precision == chosen
     assert any(line.strip().startswith(f"train.precision = {chosen}  (bf16 matrix products") for line in choices.lines)
 
@@ -123,9 +123,8 @@ def test_the_image_size_keeps_small_images_as_they_are(tmp_path, side, size):
     folder.mkdir()
     for i in range(3):
         Image.new("RGB", (side + 10, side)).save(folder / f"{i}.png")
-    config, choices = Config(), Choices()
-    config.data.source = str(folder)
-    choose_image_size(config, {"data.image_size"}, choices)
+    config, choices = Config().with_overrides({"data.source": str(folder)}), Choices()
+    config = choose_image_size(config, {"data.image_size"}, choices)
     assert config.data.image_size == size
 
 
@@ -138,8 +137,8 @@ def test_the_image_size_of_an_idx_folder_is_read_from_its_header(tmp_path):
 def test_natural_images_get_the_recipe_layers_and_digits_keep_plain_ones():
     gray = np.random.default_rng(3).integers(60, 200, (32, 1, 28, 28), dtype=np.uint8)
     photos_config, digits_config = Config(), Config()
-    choose_from_data(photos_config, ImageDataset(gray), free_keys(set()), Choices())
-    choose_from_data(digits_config, ImageDataset(digits()), free_keys(set()), Choices())
+    photos_config = choose_from_data(photos_config, ImageDataset(gray), free_keys(set()), Choices())
+    digits_config = choose_from_data(digits_config, ImageDataset(digits()), free_keys(set()), Choices())
     layers = lambda c: (c.model.kernel_size, c.model.norm, c.model.activation)  # noqa: E731
     assert layers(photos_config) == (4, "batch", "leaky_relu")
     assert layers(digits_config) == layers(Config())
@@ -148,7 +147,7 @@ def test_natural_images_get_the_recipe_layers_and_digits_keep_plain_ones():
 def test_the_budget_counts_only_the_sources_own_training_images():
     partition = np.array([0] * 150 + [1] * 50)  # 150 train, 50 test
     config, choices = Config(), Choices()
-    choose_from_data(config, ImageDataset(digits(200), partition=partition), {"train.epochs"}, choices)
+    config = choose_from_data(config, ImageDataset(digits(200), partition=partition), {"train.epochs"}, choices)
     assert "150 training images" in choices.lines[0]
 
 

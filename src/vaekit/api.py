@@ -30,6 +30,7 @@ from vaekit.io.run_folder import RunDir, fork_run
 from vaekit.models import VAE
 from vaekit.pretrained import load, model_folder, with_pretrained_architecture
 from vaekit.training.callbacks import Callback
+from vaekit.training.setup import check_components
 from vaekit.training.trainer import Trainer
 
 Data = Any  # a path / spec string, numpy array, torch tensor, torch Dataset or datasets.Dataset
@@ -39,13 +40,20 @@ Model = VAE | str | Path
 def resolve_config(
     config: Config | str | Path | None = None, preset: str | None = None, overrides: Sequence[str] = ()
 ) -> Config:
-    """The config a preset, a YAML file (its keys win over the preset's) and overrides make together."""
+    """The config a preset, a YAML file (its keys win over the preset's) and overrides make together,
+    its components checked against the registries."""
+    resolved = _merged(config, preset).with_overrides(list(overrides))
+    check_components(resolved)
+    return resolved
+
+
+def _merged(config: Config | str | Path | None, preset: str | None) -> Config:
     base = load_preset(preset) if preset else Config()
     if isinstance(config, Config):
-        base = config
-    elif config is not None:
-        base = Config.from_dict(_deep_merge(base.to_dict(), read_yaml(config)))
-    return base.with_overrides(list(overrides))
+        return config
+    if config is not None:
+        return Config.from_dict(_deep_merge(base.to_dict(), read_yaml(config)))
+    return base
 
 
 def train(
@@ -92,7 +100,7 @@ def train(
         cfg = Config.from_yaml(run.config)
         out = run.root
     else:
-        cfg = resolve_config(config, preset)
+        cfg = _merged(config, preset)  # checked by the trainer, once a model of your own has described itself
         if init is not None:
             cfg = with_pretrained_architecture(cfg, str(init))
     dataset = None
@@ -208,12 +216,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Metrics of ``model`` on held-out data (see ``vaekit.evaluation.report.EvaluationSettings`` for
     the other settings); returns the report and writes it as JSON + Markdown when ``output`` is set."""
-    from vaekit.evaluation.report import DEFAULT_METRICS, EvaluationSettings, write_report
+    from vaekit.evaluation.report import EvaluationSettings, default_metrics, write_report
     from vaekit.evaluation.report import evaluate as run_evaluation
 
     vae = as_model(model, trust_code)
     held_out = dataset_for(vae, data, split=split)
-    chosen = EvaluationSettings(split=split, metrics=list(metrics or DEFAULT_METRICS), **settings)
+    chosen = EvaluationSettings(split=split, metrics=list(metrics or default_metrics()), **settings)
     report = run_evaluation(vae, held_out, chosen, run=str(model) if not isinstance(model, VAE) else "")
     if output is not None:
         write_report(report, Path(output))

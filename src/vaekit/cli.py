@@ -164,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run directory or model folder")
     p.add_argument("--data", help="data spec (default: the run's own data source)")
     p.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split to evaluate on")
-    p.add_argument("--metrics", default="elbo,reconstruction,nll,latents,speed", help="comma list of: " + _METRICS)
+    p.add_argument(
+        "--metrics", default="", help="comma list (vaekit components lists them; default: elbo, reconstruction, ...)"
+    )
     p.add_argument("--max-images", type=positive_int, help="use only the first N held-out images")
     p.add_argument("--k", type=positive_int, default=100, help="importance samples for the IWAE NLL")
     p.add_argument("-n", "--samples", type=positive_int, default=10000, help="generated images for FID / KID")
@@ -270,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("presets", "list the built-in presets")
     p.set_defaults(func=commands.presets)
 
+    p = command("components", "list the registered architectures, likelihoods, objectives, metrics and loggers")
+    p.add_argument("kind", nargs="?", help="only this kind (architecture, likelihood, objective, metric, logger)")
+    p.set_defaults(func=commands.components)
+
     p = command("demo", "train on the built-in shapes for ~2 minutes and write a complete run")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -280,4 +286,3 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_METRICS = "elbo, reconstruction, lpips, fid, kid, rfid, nll, latents, speed"

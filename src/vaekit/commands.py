@@ -247,6 +247,31 @@ def presets(args: argparse.Namespace) -> None:
         print(f"{name:22s} {preset_description(name)}")
 
 
+def registries() -> list:
+    """Every component registry, in the order of a config (the built-ins registered on import)."""
+    from vaekit.evaluation.report import METRICS
+    from vaekit.likelihoods import LIKELIHOODS
+    from vaekit.models import ARCHITECTURES
+    from vaekit.objectives import OBJECTIVES
+    from vaekit.training.tracking import LOGGERS
+
+    return [ARCHITECTURES, LIKELIHOODS, OBJECTIVES, METRICS, LOGGERS]
+
+
+def components(args: argparse.Namespace) -> None:
+    from vaekit.config import ConfigError
+
+    shown = [r for r in registries() if args.kind in (None, r.kind, r.kind + "s")]
+    if not shown:
+        kinds = ", ".join(r.kind for r in registries())
+        raise ConfigError(f"components: unknown kind {args.kind!r}; use one of {kinds}")
+    for registry in shown:
+        print(f"{registry.kind}s ({registry.key}):")
+        for entry in registry:
+            capabilities = f"  [{', '.join(sorted(entry.capabilities))}]" if entry.capabilities else ""
+            print(f"  {entry.name:16s} {entry.summary}{capabilities}")
+
+
 def demo(args: argparse.Namespace) -> None:
     from vaekit import api
     from vaekit.explore.interpolation import save_gif

@@ -21,7 +21,6 @@ from vaekit.schema import (  # noqa: F401  (re-exported: ConfigError, parse_yaml
     ConfigError,
     bounded,
     build,
-    check_name,
     duration,
     non_negative,
     parse_yaml,
@@ -31,18 +30,8 @@ from vaekit.schema import (  # noqa: F401  (re-exported: ConfigError, parse_yaml
     split_override,
 )
 
-ARCHITECTURE_NAMES = (
-    "conv",
-    "resnet",
-    "style",
-    "spatial",
-    "autoencoder-kl",
-    "modules",
-)  # = models.ARCHITECTURES + modules
-OBJECTIVE_NAMES = ("elbo", "soft-intro", "as-intro")  # = objectives.OBJECTIVES
 
-
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Where images come from and how they are shaped.
 
@@ -65,7 +54,7 @@ class DataConfig:
     workers: int = non_negative(0)  # decoding threads; 0 = one per CPU
 
 
-@dataclass
+@dataclass(frozen=True)
 class StyleConfig:
     """Options of the style-based decoder (``model.arch: style``)."""
 
@@ -79,7 +68,7 @@ class StyleConfig:
     channel_base: int = positive(8192)  # feature maps per level: min(channel_base / 2^level, max_channels)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpatialConfig:
     """Options of the spatial-latent network (``model.arch: spatial``)."""
 
@@ -90,7 +79,7 @@ class SpatialConfig:
     dense: bool = False  # the dense-latent variant: flatten -> latent_dim -> back to a map
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModulesConfig:
     """Users' own encoder and decoder (``model.arch: modules``, made by ``VAE.from_modules``)."""
 
@@ -101,7 +90,7 @@ class ModulesConfig:
     latent_shape: list[int] = positive([])
 
 
-@dataclass
+@dataclass(frozen=True)
 class AutoencoderKLConfig:
     """The KL autoencoder of latent diffusion (``model.arch: autoencoder-kl``), as diffusers'
     ``AutoencoderKL`` config: the down-sampling factor is 2^(len(block_out_channels) - 1)."""
@@ -116,11 +105,11 @@ class AutoencoderKLConfig:
     use_post_quant_conv: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """The architecture and its sizes."""
 
-    arch: str = "conv"  # conv | resnet | style | spatial | modules | package.module:Class (a plug-in)
+    arch: str = "conv"  # a registered architecture (vaekit components) or package.module:Class (a plug-in)
     latent_dim: int = positive(16)
     channels: list[int] = positive([32, 64, 128])
     kernel_size: int = positive(3)
@@ -134,12 +123,11 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in architecture's own options
 
     def _check(self, prefix: str) -> None:
-        check_name(prefix + "arch", self.arch, ARCHITECTURE_NAMES)
         if not self.channels and self.arch == "conv":  # (resnet: empty means the published widths)
             raise ConfigError(f"{prefix}channels: give at least one layer width, e.g. [32, 64, 128]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PerceptualConfig:
     """Feature-space reconstruction term (``likelihood.name: perceptual``)."""
 
@@ -156,11 +144,11 @@ class PerceptualConfig:
     pixel_weight: float = non_negative(1.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LikelihoodConfig:
     """The reconstruction term p(x|z); it also fixes the decoder's output range."""
 
-    name: Literal["bernoulli", "gaussian", "laplace", "perceptual"] = "bernoulli"
+    name: str = "bernoulli"  # a registered likelihood (vaekit components)
     binarize: Literal["none", "dynamic"] = "none"  # bernoulli only
     scale: float = bounded(1.0, 0, above=True)  # gaussian sigma / laplace b (initial value when learned)
     learn_scale: bool = False
@@ -170,7 +158,7 @@ class LikelihoodConfig:
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
-@dataclass
+@dataclass(frozen=True)
 class KLConfig:
     """Weight of the KL term over training, and free bits."""
 
@@ -183,7 +171,7 @@ class KLConfig:
     group_weights: list[float] = non_negative([])  # per latent group (e.g. style levels), x weight
 
 
-@dataclass
+@dataclass(frozen=True)
 class IntroConfig:
     """Soft-IntroVAE / AS-IntroVAE hyper-parameters (``objective.name: soft-intro | as-intro``)."""
 
@@ -198,7 +186,7 @@ class IntroConfig:
     kl_fake_patience: int = positive(3)  # epochs of KL(fake) < KL(real) before warning to raise beta_neg
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdversarialConfig:
     """An optional PatchGAN discriminator term (hinge loss) added to any objective's decoder loss."""
 
@@ -212,21 +200,18 @@ class AdversarialConfig:
     lr: float | None = bounded(None, 0, above=True)  # default: train.lr
 
 
-@dataclass
+@dataclass(frozen=True)
 class ObjectiveConfig:
     """The training objective and its hyper-parameters."""
 
-    name: str = "elbo"  # elbo | soft-intro | as-intro | package.module:Class (a plug-in)
+    name: str = "elbo"  # a registered objective (vaekit components) or package.module:Class (a plug-in)
     kl: KLConfig = field(default_factory=KLConfig)
     intro: IntroConfig = field(default_factory=IntroConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in objective's own options
 
-    def _check(self, prefix: str) -> None:
-        check_name(prefix + "name", self.name, OBJECTIVE_NAMES)
 
-
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """The training loop: optimiser, schedule, precision, budget and bookkeeping."""
 
@@ -259,7 +244,7 @@ class TrainConfig:
     trainable: Literal["all", "decoder"] = "all"  # decoder: fine-tune the decoder, encoder frozen (latents kept)
     gradient_checkpointing: bool = False  # recompute activations in backward (models that support it)
     init: str | None = None  # start from these weights: a vaekit model folder / run or a diffusers VAE folder
-    loggers: list[Literal["csv", "tensorboard", "wandb", "mlflow"]] = field(default_factory=lambda: ["csv"])
+    loggers: list[str] = field(default_factory=lambda: ["csv"])  # registered loggers (vaekit components)
 
     def _check(self, prefix: str) -> None:
         device = self.device.split(":")[0]
@@ -269,7 +254,7 @@ class TrainConfig:
             raise ConfigError(f"{prefix}betas: give two numbers, e.g. [0.9, 0.999]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """A whole run."""
 

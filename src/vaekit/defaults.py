@@ -13,6 +13,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,14 +42,19 @@ class Choices:
     """What was chosen and why, one line per setting."""
 
     lines: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)  # dotted key -> chosen value
 
-    def set(self, config: Config, key: str, value, reason: str) -> None:
-        section, _, name = key.rpartition(".")
-        node = config
-        for part in section.split("."):
-            node = getattr(node, part)
-        setattr(node, name, value)
+    def set(self, key: str, value: Any, reason: str) -> None:
+        self.values[key] = value
         self.lines.append(f"  {key} = {value}  ({reason})")
+
+    def also(self, key: str, value: Any) -> None:
+        """A setting that follows from a choice above (said by that choice's line)."""
+        self.values[key] = value
+
+    def applied(self, config: Config) -> Config:
+        """A new config with every choice so far (the config given is left as it is)."""
+        return config.with_overrides(dict(self.values))
 
     def block(self) -> str:
         return "no preset: vaekit chose from the data (set any of these to override)\n" + "\n".join(self.lines)
@@ -82,20 +88,21 @@ def typical_image_size(source: str, sample: int = 200) -> int | None:
     return int(statistics.median(sides)) if sides else None
 
 
-def choose_image_size(config: Config, free: set[str], choices: Choices) -> None:
+def choose_image_size(config: Config, free: set[str], choices: Choices) -> Config:
     """Stage 1, before decoding: the image size from the data's typical size: kept when it is at most
     ``MAX_IMAGE_SIZE`` and a multiple of 4, else the power of two at or below it, capped."""
     if "data.image_size" not in free:
-        return
+        return config
     side = typical_image_size(config.data.source)
     if side is None:
-        return
+        return config
     if 8 <= side <= MAX_IMAGE_SIZE and side % 4 == 0:
         size = side  # as the images are (MNIST stays 28 px): two stride-2 layers divide it evenly
     else:
         size = min(MAX_IMAGE_SIZE, max(8, 2 ** int(math.log2(side)))) if side >= 8 else 8
     reason = f"typical image {side} px" + (f", capped at {MAX_IMAGE_SIZE}" if side > MAX_IMAGE_SIZE else "")
-    choices.set(config, "data.image_size", size, reason)
+    choices.set("data.image_size", size, reason)
+    return choices.applied(config)
 
 
 def is_near_binary(images: np.ndarray, sample: int = 2000) -> bool:
@@ -139,41 +146,42 @@ def matmul_seconds(dtype, size: int = 1024, repeats: int = 3) -> float:
     return best
 
 
-def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices: Choices) -> None:
+def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices: Choices) -> Config:
     """Stage 2, with the images in memory: likelihood, network, latent size, precision, budget."""
     channels, size = data.image_shape[0], data.image_shape[-1]
     binary = is_near_binary(data.images)
     if "likelihood.name" in free:
         if binary:
-            choices.set(config, "likelihood.name", "bernoulli", "gray and near-binary pixels")
-            config.likelihood.binarize = "dynamic"
+            choices.set("likelihood.name", "bernoulli", "gray and near-binary pixels")
+            choices.also("likelihood.binarize", "dynamic")
         else:
-            choices.set(config, "likelihood.name", "laplace", "natural images: L1 with a learned scale")
-            config.likelihood.learn_scale = True
-            config.likelihood.scale = 0.1
+            choices.set("likelihood.name", "laplace", "natural images: L1 with a learned scale")
+            choices.also("likelihood.learn_scale", True)
+            choices.also("likelihood.scale", 0.1)
     if "model.channels" in free:
         depth = max(1, round(math.log2(max(size, 8) / 4)))  # stride-2 layers down to about 4x4 (28 px: 3)
         widths = [min(32 * 2**i, 256) for i in range(depth)]
-        choices.set(config, "model.channels", widths, f"{depth} stride-2 layers for {size} px")
+        choices.set("model.channels", widths, f"{depth} stride-2 layers for {size} px")
     if not binary:  # the anime-l1 recipe's layers: faster early than plain 3x3 ReLU ones (BENCHMARKS.md)
         for key, value in (("model.kernel_size", 4), ("model.norm", "batch"), ("model.activation", "leaky_relu")):
             if key in free:
-                choices.set(config, key, value, "natural images: 4x4 kernels, batch norm, leaky ReLU")
+                choices.set(key, value, "natural images: 4x4 kernels, batch norm, leaky ReLU")
     if "model.latent_dim" in free:
         latent = 16 if channels == 1 and size <= 32 else (64 if size <= 32 else 128)
-        choices.set(config, "model.latent_dim", latent, f"{channels}-channel {size} px images")
+        choices.set("model.latent_dim", latent, f"{channels}-channel {size} px images")
     if "train.precision" in free:
         speedup = bf16_speedup(config.train.device)
         if speedup >= BF16_PAYS:
-            choices.set(config, "train.precision", "bf16", f"bf16 matrix products {speedup:.1f}x fp32 here")
+            choices.set("train.precision", "bf16", f"bf16 matrix products {speedup:.1f}x fp32 here")
         else:
             why = f"{speedup:.1f}x fp32 here" if speedup else "no bf16 units here"
-            choices.set(config, "train.precision", "fp32", f"bf16 matrix products {why}")
+            choices.set("train.precision", "fp32", f"bf16 matrix products {why}")
     if "train.epochs" in free:
         n = max(1, len(data.split("train", config.data.val_fraction, config.data.seed)))  # the source's own split
         per_epoch = max(1, n // config.train.batch_size)
         epochs = math.ceil(min(max(30 * per_epoch, TARGET_STEPS[0]), TARGET_STEPS[1]) / per_epoch)
-        choices.set(config, "train.epochs", epochs, f"{n} training images: about {epochs * per_epoch} steps")
+        choices.set("train.epochs", epochs, f"{n} training images: about {epochs * per_epoch} steps")
+    return choices.applied(config)
 
 
 def free_keys(explicit: set[str]) -> set[str]:

@@ -19,6 +19,7 @@ from torch import nn
 from vaekit import noise
 from vaekit.config import LikelihoodConfig
 from vaekit.plugins import import_object, is_code_reference
+from vaekit.registry import Registry
 
 
 def _sum_per_sample(values: torch.Tensor) -> torch.Tensor:
@@ -215,33 +216,68 @@ class Perceptual(_Continuous):
         return total
 
 
+# continuous: images as real values, a location and a scale (what the introspective objectives compare)
+LIKELIHOODS: Registry = Registry("likelihood", "likelihood.name", capabilities=("continuous",))
+
+
+@LIKELIHOODS.register("bernoulli", summary="binary cross-entropy on logits (binarized or grey-level targets)")
+def _bernoulli(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
+    return Bernoulli(config.binarize)
+
+
+@LIKELIHOODS.register(
+    "gaussian",
+    summary="squared error with a fixed or learned scale (likelihood.scale)",
+    capabilities={"continuous"},
+    tiny={"likelihood.scale": 0.3, "likelihood.learn_scale": True},
+)
+def _gaussian(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
+    return Gaussian(scale=config.scale, learn_scale=config.learn_scale, output=config.output)
+
+
+@LIKELIHOODS.register(
+    "laplace",
+    summary="absolute error (L1) with a fixed or learned scale",
+    capabilities={"continuous"},
+    tiny={"likelihood.output": "tanh"},
+)
+def _laplace(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
+    return Laplace(scale=config.scale, learn_scale=config.learn_scale, output=config.output)
+
+
+@LIKELIHOODS.register(
+    "perceptual",
+    summary="distance of a feature network's activations (VGG, LPIPS, a classifier or your own), plus a pixel term",
+    capabilities={"continuous"},
+    tiny={  # with a small network of the test's own (likelihood.perceptual.network) on layers 1 and 3
+        "likelihood.perceptual.layers": ["1", "3"],
+        "likelihood.perceptual.layer_weights": [1.0, 0.5],
+        "likelihood.perceptual.resize": None,
+        "likelihood.perceptual.random_weights": True,
+    },
+)
+def _perceptual(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
+    options = config.perceptual
+    pixel = create_likelihood(replace(config, name=options.pixel)) if options.pixel != "none" else None
+    factory = None
+    if is_code_reference(options.network):  # imported now, with the caller's trust; built on first use
+        factory = import_object(options.network, "likelihood.perceptual.network", trust_code)
+    return Perceptual(
+        partial(_feature_network, options.network, options.weights, options.random_weights, factory),
+        options.layers,
+        options.layer_weights,
+        options.resize,
+        options.imagenet_normalize,
+        config.output,
+        pixel,
+        options.pixel_weight,
+    )
+
+
 def create_likelihood(config: LikelihoodConfig, *, trust_code: bool = False) -> Likelihood:
     """The likelihood named by ``config.name``; ``trust_code`` allows a user perceptual network
     (``package.module:factory``) to be imported."""
-    if config.name == "bernoulli":
-        return Bernoulli(config.binarize)
-    if config.name in ("gaussian", "laplace"):
-        cls = Gaussian if config.name == "gaussian" else Laplace
-        return cls(scale=config.scale, learn_scale=config.learn_scale, output=config.output)
-    if config.name == "perceptual":
-        options = config.perceptual
-        pixel = None
-        if options.pixel != "none":
-            pixel = create_likelihood(replace(config, name=options.pixel))
-        factory = None
-        if is_code_reference(options.network):  # imported now, with the caller's trust; built on first use
-            factory = import_object(options.network, "likelihood.perceptual.network", trust_code)
-        return Perceptual(
-            partial(_feature_network, options.network, options.weights, options.random_weights, factory),
-            options.layers,
-            options.layer_weights,
-            options.resize,
-            options.imagenet_normalize,
-            config.output,
-            pixel,
-            options.pixel_weight,
-        )
-    raise ValueError(f"unknown likelihood {config.name!r}: use bernoulli, gaussian, laplace or perceptual")
+    return LIKELIHOODS.get(config.name).factory(config, trust_code)
 
 
 def _feature_network(name: str, weights: str | None, random_weights: bool, factory=None) -> nn.Module:

@@ -181,18 +181,6 @@ def _check_range(key: str, value: Any, meta: Any) -> None:
             raise ConfigError(f"{key}: must be at most {high:g}, got {_short(item)}")
 
 
-def check_name(key: str, value: str, known: tuple[str, ...]) -> None:
-    """A built-in name, or a plug-in ``package.module:Name``."""
-    if ":" in value or value in known:
-        return
-    hint = difflib.get_close_matches(value, known, n=1)
-    raise ConfigError(
-        f"{key}: unknown {value!r}"
-        + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        + f"; use one of {', '.join(known)}, or package.module:Class"
-    )
-
-
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key + ".")

@@ -91,7 +91,7 @@ def test_transition_and_beta_neg_schedules():
     assert transition(10, 100, "linear") == pytest.approx(0.5) and transition(90, 100, "linear") == 1.0
     config = tiny_config(**{"objective.intro.beta_neg": 64.0}).objective.intro
     assert beta_neg_at(config, 7) == 64.0
-    config.beta_neg_schedule = [256.0, 128.0, 32.0]
+    config = tiny_config(**{"objective.intro.beta_neg_schedule": [256.0, 128.0, 32.0]}).objective.intro
     assert [beta_neg_at(config, e) for e in (0, 1, 2, 9)] == [256.0, 128.0, 32.0, 32.0]
 
 

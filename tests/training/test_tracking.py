@@ -100,7 +100,9 @@ def test_wandb_offline_run_holds_the_history_and_the_config(tmp_path, monkeypatc
 
 
 def test_an_unknown_logger_is_refused_before_any_work(tmp_path):
-    with pytest.raises(ConfigError, match=r"tensorbord is not one of .* \(did you mean 'tensorboard'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"train\.loggers: unknown logger 'tensorbord' \(did you mean 'tensorboard'\?\)"
+    ):
         train_with(tmp_path, ["tensorbord"])
     assert not (tmp_path / "run").exists()
 

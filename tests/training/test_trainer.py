@@ -532,3 +532,16 @@ def test_extending_a_run_replaces_its_model_folder_whole_or_not_at_all(tmp_path,
     assert json.loads((run / "model" / "vaekit.json").read_text())["steps"] == 6
     assert (run / "model" / "attributes.safetensors").read_bytes() == b"vectors"
     assert not [p for p in run.iterdir() if p.name.startswith(".model-")]
+
+
+def test_what_trains_is_what_config_yaml_records(tmp_path):
+    """The config is resolved once (data shape, choices, precision) and then read everywhere."""
+    from vaekit.config import Config
+
+    trainer = Trainer(
+        tiny_config(**{"data.channels": None, "train.precision": "auto", "train.max_steps": 2}), tmp_path / "run"
+    )
+    trainer.fit()
+    recorded = Config.from_yaml(tmp_path / "run" / "config.yaml")
+    assert recorded == trainer.config == Config.from_yaml(tmp_path / "run" / "model" / "config.yaml")
+    assert recorded.data.channels == 3 and recorded.train.precision in ("fp32", "bf16")

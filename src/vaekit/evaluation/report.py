@@ -21,9 +21,12 @@ from vaekit.evaluation.reconstruction import reconstruction_metrics
 from vaekit.evaluation.speed import throughput
 from vaekit.explore.sampling import sample_images
 from vaekit.models.base import VAE
+from vaekit.registry import Registry
 
-METRICS = ("elbo", "reconstruction", "lpips", "fid", "kid", "rfid", "nll", "latents", "speed")
-DEFAULT_METRICS = ("elbo", "reconstruction", "nll", "latents", "speed")
+# Each metric is a function (model, images, settings, wanted) -> (groups of numbers, details to
+# record); metrics computed in one pass (reconstruction + lpips; fid, kid, rfid) share a function,
+# called once. default: computed when no metric is named.
+METRICS: Registry = Registry("metric", "metrics", capabilities=("default",))
 
 
 @dataclass
@@ -31,7 +34,7 @@ class EvaluationSettings:
     """Everything a number depends on; all of it is written into the report."""
 
     split: str = "test"
-    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    metrics: list[str] = field(default_factory=lambda: default_metrics())
     max_images: int | None = None  # cap on held-out images (first N of the split)
     batch_size: int = 128
     seed: int = 0
@@ -46,9 +49,12 @@ class EvaluationSettings:
     kid_subset_size: int = 1000
 
     def __post_init__(self) -> None:
-        unknown = set(self.metrics) - set(METRICS)
-        if unknown:
-            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(METRICS)}")
+        for name in self.metrics:
+            METRICS.get(name)  # a ConfigError with "did you mean" for a name no metric has
+
+
+def default_metrics() -> list[str]:
+    return [entry.name for entry in METRICS if entry.has("default")]
 
 
 def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, run: str = "") -> dict[str, Any]:
@@ -57,22 +63,10 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
     details: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     wanted = set(settings.metrics)
-    if "elbo" in wanted:
-        metrics["elbo"] = evaluate_elbo(model, images, settings.batch_size, settings.seed)
-    if wanted & {"reconstruction", "lpips"}:
-        lpips = _lpips(settings) if "lpips" in wanted else None
-        if lpips is not None:
-            details["lpips"] = f"LPIPS v0.1, {settings.lpips_backbone} backbone, inputs in [-1, 1]"
-        metrics["reconstruction"] = reconstruction_metrics(model, images, settings.batch_size, lpips)
-    if wanted & {"fid", "kid", "rfid"}:
-        metrics["generation"], generation_details = _generation(model, images, settings, wanted)
-        details.update(generation_details)
-    if "nll" in wanted:
-        metrics["nll"] = iwae_nll(model, images, k=settings.iwae_k, seed=settings.seed)
-    if "latents" in wanted:
-        metrics["latents"] = {**latent_usage(model, images), **latent_scaling(model, images, seed=settings.seed)}
-    if "speed" in wanted:
-        metrics["speed"] = throughput(model, settings.batch_size)
+    for measure in dict.fromkeys(entry.factory for entry in METRICS if entry.name in wanted):  # each once
+        groups, measured_details = measure(model, images, settings, wanted)
+        metrics.update(groups)
+        details.update(measured_details)
     return {
         "run": run,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -94,6 +88,43 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
             "python": platform.python_version(),
         },
     }
+
+
+Measured = tuple[dict[str, Any], dict[str, Any]]
+
+
+@METRICS.register(
+    "elbo", summary="negative ELBO, NLL and KL in nats, bits per dim", capabilities={"default"}
+)
+def _elbo(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    return {"elbo": evaluate_elbo(model, images, settings.batch_size, settings.seed)}, {}
+
+
+@METRICS.register("reconstruction", summary="MSE, PSNR, SSIM and MS-SSIM of reconstructions", capabilities={"default"})
+def _reconstruction(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    lpips = _lpips(settings) if "lpips" in wanted else None
+    details = {"lpips": f"LPIPS v0.1, {settings.lpips_backbone} backbone, inputs in [-1, 1]"} if lpips else {}
+    return {"reconstruction": reconstruction_metrics(model, images, settings.batch_size, lpips)}, details
+
+
+METRICS.add("lpips", _reconstruction, summary="LPIPS of reconstructions (pretrained VGG or AlexNet weights)")
+
+
+@METRICS.register("nll", summary="IWAE bound on the test NLL (k importance samples)", capabilities={"default"})
+def _nll(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    return {"nll": iwae_nll(model, images, k=settings.iwae_k, seed=settings.seed)}, {}
+
+
+@METRICS.register(
+    "latents", summary="active units, the latents' scaling and shift", capabilities={"default"}
+)
+def _latents(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    return {"latents": {**latent_usage(model, images), **latent_scaling(model, images, seed=settings.seed)}}, {}
+
+
+@METRICS.register("speed", summary="encode / decode throughput in images per second", capabilities={"default"})
+def _speed(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    return {"speed": throughput(model, settings.batch_size)}, {}
 
 
 def _lpips(settings: EvaluationSettings) -> torch.nn.Module:
@@ -123,7 +154,17 @@ class _Features(torch.nn.Module):
         return self.classifier.features(images)
 
 
-def _generation(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]):
+@METRICS.register("fid", summary="Frechet distance of samples to the held-out images (Inception or a classifier)")
+def _generation(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    result, details = _generation_scores(model, images, settings, wanted)
+    return {"generation": result}, details
+
+
+METRICS.add("kid", _generation, summary="kernel inception distance of samples (mean and std over subsets)")
+METRICS.add("rfid", _generation, summary="Frechet distance of reconstructions to their originals")
+
+
+def _generation_scores(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]):
     network, description = _feature_network(settings)
     network = network.to(next(model.parameters()).device)
     real = extract_features(network, BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False))

@@ -1,32 +1,20 @@
 """Architectures, each a ``VAE`` subclass, built from a config by ``create_model``.
 
 Adding an architecture is one file defining a ``VAE`` subclass built as
-``Class(model_config, likelihood, image_shape)`` plus one line in ``ARCHITECTURES``; a plug-in
-outside vaekit is named ``model.arch: package.module:Class`` (imported only with trust_code).
+``Class(model_config, likelihood, image_shape)`` that registers itself in ``ARCHITECTURES``
+(``models/registry.py``), imported below; a plug-in outside vaekit is named
+``model.arch: package.module:Class`` (imported only with trust_code).
 """
 
 from __future__ import annotations
 
-import difflib
-
 from vaekit.config import Config, ConfigError
 from vaekit.likelihoods import create_likelihood
-from vaekit.models.autoencoder_kl import AutoencoderKLVAE
+from vaekit.models import autoencoder_kl, conv, resnet, spatial, style  # noqa: F401  (they register)
 from vaekit.models.base import VAE, DiagonalGaussian, ModulesVAE, VAEOutput
-from vaekit.models.conv import ConvVAE
 from vaekit.models.modules import data_shape, modules_from_config
-from vaekit.models.resnet import ResNetVAE
-from vaekit.models.spatial import SpatialVAE
-from vaekit.models.style import StyleVAE
+from vaekit.models.registry import ARCHITECTURES
 from vaekit.plugins import import_object, is_code_reference
-
-ARCHITECTURES: dict[str, type[VAE]] = {
-    "conv": ConvVAE,
-    "resnet": ResNetVAE,
-    "spatial": SpatialVAE,
-    "style": StyleVAE,
-    "autoencoder-kl": AutoencoderKLVAE,
-}
 
 
 def create_model(config: Config, *, trust_code: bool = False, modules: tuple | None = None) -> VAE:
@@ -39,26 +27,20 @@ def create_model(config: Config, *, trust_code: bool = False, modules: tuple | N
     arch = config.model.arch
     likelihood = create_likelihood(config.likelihood, trust_code=trust_code)
     shape = data_shape(config)
-    if arch == "modules":
-        encoder, decoder = modules or modules_from_config(config.model.modules, trust_code)
-        model = ModulesVAE(encoder, decoder, tuple(config.model.modules.latent_shape), likelihood, shape)
-        model.modules_config = config.model.modules
-        return model
     if is_code_reference(arch):
         cls = import_object(arch, "model.arch", trust_code)
         if not (isinstance(cls, type) and issubclass(cls, VAE)):
             raise ConfigError(f"model.arch: {arch} is not a vaekit.VAE subclass")
         return cls(config.model, likelihood, shape)
-    if arch not in ARCHITECTURES:
-        hint = difflib.get_close_matches(arch, list(ARCHITECTURES), n=1)
-        raise ConfigError(
-            f"model.arch: unknown architecture {arch!r}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            + f"; use one of {', '.join(ARCHITECTURES)}, or package.module:Class"
-        )
-    if len(shape) != 3:
+    entry = ARCHITECTURES.get(arch)
+    if entry.has("user-networks"):
+        encoder, decoder = modules or modules_from_config(config.model.modules, trust_code)
+        model = entry.factory(encoder, decoder, tuple(config.model.modules.latent_shape), likelihood, shape)
+        model.modules_config = config.model.modules
+        return model
+    if entry.has("images") and len(shape) != 3:
         raise ConfigError(f"model.arch {arch!r} is for images; vector data needs your own networks (VAE.from_modules)")
-    return ARCHITECTURES[arch](config.model, likelihood, shape)
+    return entry.factory(config.model, likelihood, shape)
 
 
 __all__ = ["ARCHITECTURES", "VAE", "DiagonalGaussian", "ModulesVAE", "VAEOutput", "create_model"]

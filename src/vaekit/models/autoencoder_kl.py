@@ -19,6 +19,7 @@ from torch import nn
 from vaekit.config import AutoencoderKLConfig, Config, ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
+from vaekit.models.registry import ARCHITECTURES
 from vaekit.optional import require
 
 
@@ -66,6 +67,17 @@ class _Decoder(nn.Module):
         return self.decoder(z)
 
 
+@ARCHITECTURES.register(
+    "autoencoder-kl",
+    summary="latent diffusion's KL autoencoder, diffusers' AutoencoderKL (the diffusers extra)",
+    capabilities={"images", "gradient-checkpointing"},
+    tiny={
+        "model.autoencoder_kl.block_out_channels": [8, 8],
+        "model.autoencoder_kl.layers_per_block": 1,
+        "model.autoencoder_kl.latent_channels": 2,
+        "model.autoencoder_kl.norm_num_groups": 4,
+    },
+)
 class AutoencoderKLVAE(VAE):
     """Encoder -> (mean, logvar) of a (latent_channels, H/f, W/f) latent; decoder -> image in [-1, 1]."""
 

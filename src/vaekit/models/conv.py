@@ -8,8 +8,15 @@ from vaekit.config import ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.blocks import GaussianHead, activation, conv_down, conv_up, down_size
+from vaekit.models.registry import ARCHITECTURES
 
 
+@ARCHITECTURES.register(
+    "conv",
+    summary="strided convolutions to a flat latent, transposed convolutions back (Kingma & Welling)",
+    capabilities={"images"},
+    tiny={"model.channels": [4, 8]},
+)
 class ConvVAE(VAE):
     """Strided-conv encoder -> (dense) -> Gaussian head; dense -> transposed-conv decoder.
 

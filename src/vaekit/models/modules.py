@@ -5,6 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from vaekit.config import Config, ModulesConfig
+from vaekit.models.base import ModulesVAE
+from vaekit.models.registry import ARCHITECTURES
 from vaekit.plugins import import_object
 
 
@@ -33,3 +35,11 @@ def data_shape(config: Config) -> tuple[int, ...]:
     if config.data.vector_dim:
         return (config.data.vector_dim,)
     return (config.data.channels or 3, config.data.image_size, config.data.image_size)
+
+
+ARCHITECTURES.add(
+    "modules",
+    ModulesVAE,
+    summary="your own encoder and decoder (VAE.from_modules), rebuilt from their class paths",
+    capabilities={"user-networks"},
+)

@@ -16,6 +16,7 @@ from torch import nn
 from vaekit.config import ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
+from vaekit.models.registry import ARCHITECTURES
 
 CHANNELS = {
     28: [64, 128],
@@ -83,6 +84,12 @@ class ResNetDecoder(nn.Module):
         return self.main(self.fc(z).view(len(z), *self.map_shape))
 
 
+@ARCHITECTURES.register(
+    "resnet",
+    summary="Soft-IntroVAE's residual encoder and decoder (channels 64..512, BatchNorm)",
+    capabilities={"images", "batch-statistics"},
+    tiny={"model.channels": [4, 8]},
+)
 class ResNetVAE(VAE):
     """Soft-IntroVAE's network; ``model.channels`` empty means the published widths for the size."""
 

@@ -16,6 +16,7 @@ from torch import nn
 from vaekit.config import ModelConfig, SpatialConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
+from vaekit.models.registry import ARCHITECTURES
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -111,6 +112,12 @@ class _DenseBridge(nn.Module):
         return self.head(torch.cat([mean.flatten(1), logvar.flatten(1)], dim=1)).chunk(2, dim=1)
 
 
+@ARCHITECTURES.register(
+    "spatial",
+    summary="Spatial-Z: the latent is a feature map (H/4 x W/4 x C), no flatten",
+    capabilities={"images"},
+    tiny={"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},
+)
 class SpatialVAE(VAE):
     """Latent ``(C, H/f, W/f)``; or, with ``dense``, a flat ``latent_dim`` through the same network."""
 

@@ -28,6 +28,7 @@ from vaekit.config import ModelConfig, StyleConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.blocks import GaussianHead
+from vaekit.models.registry import ARCHITECTURES
 
 
 def level_channels(resolution: int, style: StyleConfig) -> int:
@@ -195,6 +196,12 @@ class StyleEncoder(nn.Module):
         return self.head(self.body(x))
 
 
+@ARCHITECTURES.register(
+    "style",
+    summary="StyleGAN-like decoder: learned constant, mapping network, per-level styles, noise, blur",
+    capabilities={"images"},
+    tiny={"model.style.max_channels": 8, "model.style.mapping_layers": 1, "model.style.style_dim": 8},
+)
 class StyleVAE(VAE):
     """Encoder to a flat latent; style-based decoder. Square power-of-two sizes from 8 px."""
 

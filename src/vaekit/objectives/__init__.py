@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-
 from vaekit.config import Config, ConfigError
 from vaekit.engine.precision import Precision
 from vaekit.models.base import VAE
+from vaekit.objectives import elbo, intro  # noqa: F401  (they register)
 from vaekit.objectives.base import Objective, StepInfo
-from vaekit.objectives.elbo import ELBO
-from vaekit.objectives.intro import ASIntro, SoftIntro
+from vaekit.objectives.registry import OBJECTIVES
 from vaekit.plugins import import_object, is_code_reference
-
-OBJECTIVES: dict[str, type[Objective]] = {"elbo": ELBO, "soft-intro": SoftIntro, "as-intro": ASIntro}
 
 
 def create_objective(model: VAE, config: Config, precision: Precision, *, trust_code: bool = False) -> Objective:
@@ -24,14 +20,7 @@ def create_objective(model: VAE, config: Config, precision: Precision, *, trust_
         if not (isinstance(cls, type) and issubclass(cls, Objective)):
             raise ConfigError(f"objective.name: {name} is not a vaekit Objective subclass")
         return cls(model, config, precision)
-    if name not in OBJECTIVES:
-        hint = difflib.get_close_matches(name, list(OBJECTIVES), n=1)
-        raise ConfigError(
-            f"objective.name: unknown objective {name!r}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            + f"; use one of {', '.join(OBJECTIVES)}, or package.module:Class"
-        )
-    return OBJECTIVES[name](model, config, precision)
+    return OBJECTIVES.get(name).factory(model, config, precision)
 
 
 __all__ = ["OBJECTIVES", "Objective", "StepInfo", "create_objective"]

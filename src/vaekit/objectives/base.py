@@ -30,7 +30,7 @@ class Objective:
     """
 
     metric_names: tuple[str, ...] = ("loss",)
-    supports_adversarial = False  # whether ``step`` adds ``self.adversarial``'s term (objective.adversarial)
+    capabilities: frozenset[str] = frozenset()  # see objectives/registry.py; what the registry records
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         self.model = model
@@ -52,15 +52,21 @@ class Objective:
         raise NotImplementedError
 
     @property
+    def supports_adversarial(self) -> bool:
+        """Whether ``step`` adds ``self.adversarial``'s term (objective.adversarial)."""
+        return "adversarial" in self.capabilities
+
+    @property
     def supports_ddp(self) -> bool:
         """Whether each update is one ``forward_pass`` and one backward of the model, so that
         DistributedDataParallel can average its gradients during backward."""
-        return False
+        return "ddp" in self.capabilities
 
     @property
     def supports_accumulation(self) -> bool:
-        """Whether ``step`` is one backward and one update, so that micro-batches can share it."""
-        return False
+        """Whether ``step`` is one backward and one update, so that micro-batches can share it (the
+        discriminator's update is a second phase)."""
+        return "accumulation" in self.capabilities and self.adversarial is None
 
     def end_of_epoch(self, epoch: int) -> str | None:
         """A warning about the epoch just finished, if any (e.g. a collapsing game)."""

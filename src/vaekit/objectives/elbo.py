@@ -10,8 +10,10 @@ from vaekit.engine.precision import Precision
 from vaekit.models.base import VAE
 from vaekit.objectives.base import Objective, StepInfo
 from vaekit.objectives.kl_weight import grouped_kl, kl_weight
+from vaekit.objectives.registry import OBJECTIVES
 
 
+@OBJECTIVES.register("elbo", summary="the evidence lower bound: reconstruction NLL + weighted KL (+ PatchGAN)")
 class ELBO(Objective):
     """Minimise E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)) per sample, averaged over the batch.
 
@@ -19,7 +21,7 @@ class ELBO(Objective):
     """
 
     metric_names = ("loss", "neg_elbo", "nll", "kl", "kl_weight")
-    supports_adversarial = True
+    capabilities = frozenset({"adversarial", "accumulation", "ddp"})
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
@@ -33,14 +35,6 @@ class ELBO(Objective):
             )
         adversarial = ("adv_weight", "d_loss") if self.adversarial is not None else ()
         self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups), *adversarial)
-
-    @property
-    def supports_ddp(self) -> bool:
-        return True
-
-    @property
-    def supports_accumulation(self) -> bool:
-        return self.adversarial is None  # the discriminator's update is a second phase
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood

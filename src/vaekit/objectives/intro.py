@@ -31,6 +31,7 @@ from vaekit.engine.precision import Precision
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE, DiagonalGaussian
 from vaekit.objectives.base import Objective, StepInfo
+from vaekit.objectives.registry import OBJECTIVES
 
 
 def squared_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -81,6 +82,11 @@ def beta_neg_at(intro, epoch: int) -> float:
     return intro.beta_neg
 
 
+@OBJECTIVES.register(
+    "soft-intro",
+    summary="Soft-IntroVAE: the encoder and decoder play an introspective game (beta_kl, beta_rec, beta_neg)",
+    tiny={"objective.intro.beta_neg": 8.0},
+)
 class SoftIntro(Objective):
     """Soft-IntroVAE with separate Adam optimisers for the encoder and the decoder."""
 
@@ -89,7 +95,7 @@ class SoftIntro(Objective):
         "expelbo_rec", "expelbo_fake", "beta_neg",
     )  # fmt: skip
     adversarial_similarity = False
-    supports_adversarial = True
+    capabilities = frozenset({"adversarial", "continuous-likelihood"})
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
@@ -276,6 +282,11 @@ class SoftIntro(Objective):
             self.ema.load_state_dict(state["ema"])
 
 
+@OBJECTIVES.register(
+    "as-intro",
+    summary="AS-IntroVAE: Soft-IntroVAE with the adversarial-similarity distance and its transition",
+    tiny={"objective.intro.beta_neg": 8.0, "objective.intro.ema_decay": 0.9},
+)
 class ASIntro(SoftIntro):
     """AS-IntroVAE: KL of reconstruction / fake posteriors blended with the AS distance."""
 

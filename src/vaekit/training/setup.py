@@ -4,15 +4,46 @@ config describes it completely)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
 from vaekit.config import Config, ConfigError
-from vaekit.data import ImageDataset
+from vaekit.data import DataError, ImageDataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
 from vaekit.defaults import BF16_PAYS, bf16_speedup
 from vaekit.engine import distributed
-from vaekit.models import VAE
+from vaekit.likelihoods import LIKELIHOODS
+from vaekit.models import ARCHITECTURES, VAE
+from vaekit.objectives import OBJECTIVES
 from vaekit.pretrained import load_initial_weights
+from vaekit.training.tracking import LOGGERS
+
+
+def check_components(config: Config) -> None:
+    """The components the config names are registered (or plug-ins) and can work together: one
+    ``ConfigError`` naming the key, found before any run-folder or data work."""
+    ARCHITECTURES.check(config.model.arch)
+    likelihood = LIKELIHOODS.get(config.likelihood.name)
+    OBJECTIVES.check(config.objective.name)
+    for name in config.train.loggers:
+        LOGGERS.get(name)
+    if config.objective.name in OBJECTIVES:
+        objective = OBJECTIVES.get(config.objective.name)
+        adversarial = config.objective.adversarial.enabled
+        if adversarial and not objective.has("adversarial"):
+            raise ConfigError(f"objective.adversarial.enabled: {objective.name} has no adversarial term")
+        if config.train.accumulate > 1 and (not objective.has("accumulation") or adversarial):
+            phases = "the discriminator's update is a second phase" if adversarial else "it updates in phases"
+            raise ConfigError(f"train.accumulate: {objective.name} cannot share a step over micro-batches ({phases})")
+        if objective.has("continuous-likelihood") and not likelihood.has("continuous"):
+            raise ConfigError(
+                f"likelihood.name: {objective.name} compares images as real values; "
+                f"{likelihood.name} is not continuous (use gaussian, laplace or perceptual)"
+            )
+    arch = ARCHITECTURES.get(config.model.arch) if config.model.arch in ARCHITECTURES else None
+    if config.train.gradient_checkpointing and arch is not None and not arch.has("gradient-checkpointing"):
+        raise ConfigError(f"train.gradient_checkpointing: model.arch {config.model.arch} does not support it")
 
 
 def resolve_precision(name: str, device: torch.device, ranks: distributed.Ranks) -> str:
@@ -55,26 +86,28 @@ def prepare_model(model: VAE, config: Config, resume: bool) -> None:
         model.set_gradient_checkpointing(True)
 
 
-def describe_model(config: Config, model: VAE) -> None:
-    """Record a user-built model in the config, so that the run can be loaded again."""
+def describe_model(config: Config, model: VAE) -> Config:
+    """``config`` with a user-built model recorded in it, so that the run can be loaded again."""
+    described: dict = {}
     modules = getattr(model, "modules_config", None)
     if modules is not None:
-        config.model.arch = "modules"
-        config.model.modules = modules
+        described |= {"model.arch": "modules", "model.modules": asdict(modules)}
     if getattr(model, "likelihood_config", None) is not None:
-        config.likelihood = model.likelihood_config
+        described["likelihood"] = asdict(model.likelihood_config)
+    return config.with_overrides(described) if described else config
 
 
-def describe_data(config: Config, dataset: ImageDataset) -> None:
-    """Resolve the data's shape into the config (and name in-memory data), so it is complete."""
+def describe_data(config: Config, dataset: ImageDataset) -> Config:
+    """``config`` with the data's shape resolved into it (and in-memory data named), so it is complete."""
     shape = dataset.image_shape
+    described: dict = {}
     if dataset.source == MEMORY_SOURCE:
-        config.data.source = MEMORY_SOURCE
-        config.data.fingerprint = fingerprint(dataset)
+        described |= {"data.source": MEMORY_SOURCE, "data.fingerprint": fingerprint(dataset)}
         if len(shape) == 1:
-            config.data.vector_dim = shape[0]
-            return
-        config.data.image_size = shape[-1]
-    config.data.channels = shape[0]  # resolve "auto" so the saved config is complete
-    if shape[1:] != (config.data.image_size, config.data.image_size):
-        raise ValueError(f"dataset images are {shape[1:]}, config wants {config.data.image_size} px")
+            return config.with_overrides({**described, "data.vector_dim": shape[0]})
+        described["data.image_size"] = shape[-1]
+    described["data.channels"] = shape[0]  # "auto" resolved: what trained is what config.yaml says
+    size = described.get("data.image_size", config.data.image_size)
+    if shape[1:] != (size, size):
+        raise DataError(f"data: the images are {shape[1]}x{shape[2]} px; data.image_size is {size} (square images)")
+    return config.with_overrides(described)

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from vaekit.config import ConfigError
 from vaekit.data.reader import read_image
 from vaekit.optional import require
+from vaekit.registry import Registry
 from vaekit.training.callbacks import Callback
 
-LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
+LOGGERS: Registry = Registry("logger", "train.loggers")  # each: run folder -> a Callback (or None)
 
 
 def _require(module: str, extra: str):
@@ -135,18 +135,27 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@LOGGERS.register("csv", summary="metrics.csv in the run folder (always written)")
+def _csv(run_root: Path) -> Callback | None:
+    return None
+
+
+@LOGGERS.register("tensorboard", summary="event files under RUN/tensorboard (the tracking extra)")
+def _tensorboard(run_root: Path) -> Callback:
+    return TensorBoardLogger(run_root / "tensorboard")
+
+
+@LOGGERS.register("wandb", summary="Weights & Biases, offline unless WANDB_MODE says otherwise (the tracking extra)")
+def _wandb(run_root: Path) -> Callback:
+    return WandbLogger(run_root, run_root.name)
+
+
+@LOGGERS.register("mlflow", summary="MLflow, a file store under RUN/mlruns or MLFLOW_TRACKING_URI (the tracking extra)")
+def _mlflow(run_root: Path) -> Callback:
+    return MLflowLogger(run_root / "mlruns", run_root.name)
+
+
 def create_loggers(names: list[str], run_root: Path) -> list[Callback]:
-    """The trackers ``train.loggers`` names (``csv`` is the always-written metrics.csv)."""
-    loggers: list[Callback] = []
-    for name in names:
-        if name == "csv":
-            continue
-        if name == "tensorboard":
-            loggers.append(TensorBoardLogger(run_root / "tensorboard"))
-        elif name == "wandb":
-            loggers.append(WandbLogger(run_root, run_root.name))
-        elif name == "mlflow":
-            loggers.append(MLflowLogger(run_root / "mlruns", run_root.name))
-        else:
-            raise ConfigError(f"train.loggers: unknown logger {name!r}; use {', '.join(LOGGERS)}")
-    return loggers
+    """The trackers ``train.loggers`` names."""
+    loggers = [LOGGERS.get(name).factory(run_root) for name in names]
+    return [logger for logger in loggers if logger is not None]

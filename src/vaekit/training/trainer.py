@@ -45,7 +45,14 @@ from vaekit.models import VAE, create_model
 from vaekit.objectives import StepInfo, create_objective
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress
-from vaekit.training.setup import describe_data, describe_model, prepare_model, resolve_device, resolve_precision
+from vaekit.training.setup import (
+    check_components,
+    describe_data,
+    describe_model,
+    prepare_model,
+    resolve_device,
+    resolve_precision,
+)
 from vaekit.training.signals import stop_on_signals
 from vaekit.training.tracking import create_loggers
 
@@ -89,12 +96,13 @@ class Trainer:
         config would build; ``trust_code`` allows importing code the config names; ``overwrite``
         replaces a run already in ``run_dir`` (otherwise refused unless ``resume``); ``choose``: the
         settings to pick from the data (see ``vaekit.defaults``)."""
+        if model is not None:
+            config = describe_model(config, model)
+        check_components(config)  # before any run-folder, data or model work
         self.choices = Choices() if choose else None
         self._choose = set(choose)
         self.run = RunDir(Path(run_dir))
         train = config.train
-        if model is not None:
-            describe_model(config, model)
         if train.device != "auto":
             resolve_device(train.device)  # a device this machine lacks fails before any work
         self.ranks, rank_device = distributed.setup(train.device)
@@ -120,16 +128,20 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.device = rank_device or resolve_device(train.device)
 
+        # the config is resolved here, once: choices from the data, the data's shape, the precision;
+        # self.config is then what trains, what config.yaml holds and what every later command reads
         if self.choices is not None and dataset is None:
-            choose_image_size(config, self._choose, self.choices)
+            config = choose_image_size(config, self._choose, self.choices)
         full = dataset if dataset is not None else self._load_dataset(config)
-        describe_data(config, full)
+        config = describe_data(config, full)
         if self.choices is not None:
-            choose_from_data(config, full, self._choose, self.choices)
+            config = choose_from_data(config, full, self._choose, self.choices)
             self._say(self.choices.block())
+        precision = resolve_precision(config.train.precision, self.device, self.ranks)
+        self.config = config = config.with_overrides({"train.precision": precision})
+        train = config.train
         self.train_set = full.split("train", config.data.val_fraction, config.data.seed)
         self.val_set = full.split("val", config.data.val_fraction, config.data.seed)
-        self.config = config
 
         if model is None:
             model = create_model(config, trust_code=trust_code)
@@ -142,7 +154,6 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         if self.ranks.distributed:
             distributed.broadcast_state(self.model)
-        train.precision = resolve_precision(train.precision, self.device, self.ranks)  # recorded resolved
         self.precision = Precision(
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
         )
@@ -155,8 +166,8 @@ class Trainer:
             self.objective.forward_pass = replica
             self.precision.sync_with(replica)
         self.ema = EMA(self.model, train.ema_decay, warmup=True) if train.ema_decay > 0 else None
-        if train.accumulate > 1 and not self.objective.supports_accumulation:
-            raise ValueError(f"train.accumulate: {type(self.objective).__name__} updates in several phases per step")
+        if train.accumulate > 1 and not self.objective.supports_accumulation:  # a plug-in objective
+            raise ConfigError(f"train.accumulate: {type(self.objective).__name__} updates in several phases per step")
         if train.compile:
             self.model.encoder.compile()
             self.model.decoder.compile()

@@ -1,0 +1,15 @@
+"""The architectures' registry; each architecture's file registers itself in it."""
+
+from __future__ import annotations
+
+from vaekit.registry import Registry
+
+# images: built for (C, H, W) data at config.data.image_size; user-networks: the networks come from
+# the user (VAE.from_modules); batch-statistics: BatchNorm (a micro-batch normalises by its own
+# statistics); gradient-checkpointing: train.gradient_checkpointing works
+ARCHITECTURES: Registry = Registry(
+    "architecture",
+    "model.arch",
+    capabilities=("images", "user-networks", "batch-statistics", "gradient-checkpointing"),
+    plugins=True,
+)

@@ -1,0 +1,108 @@
+"""One registry per component kind: a component registers itself in one call in its own file and
+then appears everywhere names are listed, checked or tested (the toys of tests/components/)."""
+
+from __future__ import annotations
+
+import pytest
+
+import vaekit
+from tests.helpers import tiny_config
+from vaekit.cli import main
+from vaekit.config import ConfigError
+from vaekit.registry import Registry
+from vaekit.training.setup import check_components
+from vaekit.training.trainer import Trainer
+
+
+def test_a_name_nobody_registered_is_a_config_error_with_the_nearest_name_and_the_choices():
+    registry = Registry("widget", "model.widget", plugins=True)
+    registry.add("spinner", object)
+    registry.add("slider", object)
+    with pytest.raises(ConfigError, match=r"model\.widget: unknown widget 'spiner' \(did you mean 'spinner'\?\); "):
+        registry.get("spiner")
+    registry.check("package.module:Widget")  # plug-ins pass the name check (trust is asked on import)
+    with pytest.raises(ConfigError, match=r"use one of spinner, slider, or package\.module:Name"):
+        registry.check("knob")
+
+
+def test_a_name_registered_twice_or_an_unknown_capability_is_a_programming_error():
+    registry = Registry("widget", "model.widget", capabilities=("round",))
+    registry.add("spinner", object, capabilities={"round"})
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.add("spinner", int)
+    with pytest.raises(ValueError, match="unknown capabilities"):
+        registry.add("slider", object, capabilities={"square"})
+
+
+def test_a_class_declares_its_capabilities_once_and_the_registry_reads_them():
+    from vaekit.objectives import OBJECTIVES
+    from vaekit.objectives.intro import SoftIntro
+
+    assert OBJECTIVES.get("soft-intro").capabilities == SoftIntro.capabilities
+
+
+def test_the_toy_components_appear_in_the_listing(capsys):
+    assert main(["components"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("toy-linear", "toy-unit-gaussian", "toy-half-kl", "toy-brightness"):
+        assert f"  {name} " in listing
+    assert main(["components", "metric"]) == 0
+    assert "architectures" not in capsys.readouterr().out
+
+
+def test_the_toy_components_are_in_the_contract_matrix():
+    from tests import test_contracts
+
+    assert "toy-linear" in test_contracts.ARCH_SETTINGS
+    assert "toy-unit-gaussian" in test_contracts.LIKELIHOOD_SETTINGS
+    assert "toy-half-kl" in test_contracts.OBJECTIVE_SETTINGS
+    ids = {p.id for p in test_contracts._combinations()}
+    assert "toy-linear-toy-unit-gaussian-toy-half-kl" in ids
+
+
+def test_a_mistyped_toy_name_gets_did_you_mean_and_exit_2(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "run"), "--set", "model.arch=toy-linaer"]) == 2
+    assert "did you mean 'toy-linear'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_toys_train_and_evaluate_end_to_end(tmp_path):
+    config = tiny_config(
+        **{
+            "model.arch": "toy-linear",
+            "likelihood.name": "toy-unit-gaussian",
+            "objective.name": "toy-half-kl",
+            "train.max_steps": 3,
+        }
+    )
+    run = vaekit.train(config, out=tmp_path / "run")
+    report = vaekit.evaluate(run, metrics=["toy-brightness", "elbo"])
+    assert set(report["metrics"]) == {"toy", "elbo"}
+    assert 0 <= report["metrics"]["toy"]["reconstructed"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"objective.name": "soft-intro", "likelihood.name": "bernoulli"}, "likelihood.name: soft-intro compares"),
+        ({"objective.name": "soft-intro", "likelihood.name": "gaussian", "train.accumulate": 2}, "train.accumulate"),
+        ({"objective.adversarial.enabled": True, "train.accumulate": 2}, "second phase"),
+        ({"train.gradient_checkpointing": True}, "train.gradient_checkpointing: model.arch conv"),
+        ({"train.loggers": ["csv", "tensorbord"]}, "did you mean 'tensorboard'"),
+        ({"likelihood.name": "gausian"}, "did you mean 'gaussian'"),
+        ({"objective.name": "softintro"}, "did you mean 'soft-intro'"),
+    ],
+)
+def test_components_that_cannot_work_together_are_config_errors_before_any_work(tmp_path, settings, words):
+    config = tiny_config(**settings)
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        check_components(config)
+    with pytest.raises(ConfigError):
+        Trainer(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before the run folder, the data or the model
+
+
+def test_evaluate_names_an_unknown_metric_with_did_you_mean(tmp_path):
+    run = vaekit.train(tiny_config(**{"train.max_steps": 1}), out=tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"metrics: unknown metric 'reconstuction' \(did you mean 'reconstruction'"):
+        vaekit.evaluate(run, metrics=["reconstuction"])
