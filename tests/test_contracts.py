@@ -16,11 +16,12 @@ import torch
 from tests.helpers import tiny_config
 from vaekit import noise
 from vaekit.config import ConfigError
-from vaekit.engine.precision import Precision, update
+from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo, update
 from vaekit.io.checkpoints import load_weights, save_weights
 from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models import ARCHITECTURES, create_model
-from vaekit.objectives import OBJECTIVES, StepInfo, create_objective
+from vaekit.objectives import OBJECTIVES, create_objective
 
 # The matrix is every registered architecture x likelihood x objective (+ the adversarial term where
 # an objective has it), each at the tiny settings it registered. What a tiny instance needs from the

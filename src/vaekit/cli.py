@@ -284,5 +284,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.demo)
     return parser
-
-

@@ -86,5 +86,5 @@ def test_the_discriminator_losses_are_the_latent_diffusion_formulas(loss, expect
     term = objective.adversarial
     term.discriminator = _FixedLogits()
     term.optimizer = torch.optim.SGD(term.discriminator.parameters(), lr=0.0)
-    d_loss = term.discriminator_step(torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), step=0)
+    d_loss = term.discriminator_step(torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), StepInfo(step=0, epoch=0.0))
     assert d_loss.item() == pytest.approx(expected, rel=1e-6)

@@ -514,7 +514,7 @@ def test_resume_and_overwrite_together_are_refused(tmp_path):
 def test_extending_a_run_replaces_its_model_folder_whole_or_not_at_all(tmp_path, monkeypatch):
     import json
 
-    import vaekit.training.trainer as trainer_module
+    import vaekit.io.card as card_module
 
     run = Trainer(tiny_config(**{"train.max_steps": 3}), tmp_path / "run").fit()
     (run / "model" / "attributes.safetensors").write_bytes(b"vectors")
@@ -523,7 +523,7 @@ def test_extending_a_run_replaces_its_model_folder_whole_or_not_at_all(tmp_path,
     def crashes_after_the_weights(*args, **kwargs):
         raise OSError("killed between the weights and the model card")
 
-    monkeypatch.setattr(trainer_module, "write_model_card", crashes_after_the_weights)
+    monkeypatch.setattr(card_module, "write_model_card", crashes_after_the_weights)
     with pytest.raises(OSError, match="killed"):
         train(resume=run, overrides=["train.max_steps=6"])
     assert {p.name: p.read_bytes() for p in (run / "model").iterdir()} == before

@@ -1,8 +1,7 @@
 """How an update is made: precision (fp32, bf16 autocast on CPU and CUDA, fp16 autocast with a loss
 scaler on CUDA), gradient accumulation over micro-batches, the gradient average across ranks (flat
 after backward, or left to DDP for the parameters it holds) and clipping. Objectives call
-``autocast()`` and ``minimize()``; ``update`` runs one whole update (micro-batches, per-image noise)
-for the trainer and for anyone driving an objective directly."""
+``autocast()`` and ``minimize()``; ``engine.step.update`` runs one whole update."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from collections.abc import Iterable
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from vaekit import noise
 from vaekit.engine.distributed import average_gradients
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -31,7 +29,6 @@ class Precision:
             raise ValueError(f"train.accumulate must be at least 1, got {accumulate}")
         self.scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
         self.accumulate, self.world = accumulate, world
-        self.micro_batch = 0  # which of the ``accumulate`` micro-batches of the update is running
         self.replica: DistributedDataParallel | None = None  # averages its module's gradients itself
         self._synced: set[int] = set()
 
@@ -53,18 +50,23 @@ class Precision:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def minimize(
-        self, loss: torch.Tensor, optimizers: torch.optim.Optimizer | list[torch.optim.Optimizer], parameters: Iterable
+        self,
+        loss: torch.Tensor,
+        optimizers: torch.optim.Optimizer | list[torch.optim.Optimizer],
+        parameters: Iterable,
+        micro_batch: int = 0,
     ) -> None:
-        """Backward ``loss``; on the last micro-batch of an update, average the gradients across
-        ranks and step the optimiser(s) (scaled for fp16, clipped if configured). Gradients are
-        freed after the step, so nothing carries over into another phase's update."""
+        """Backward ``loss`` of ``micro_batch`` (``StepInfo.micro_batch``, of ``accumulate``); on the
+        last one, average the gradients across ranks and step the optimiser(s) (scaled for fp16,
+        clipped if configured). Gradients are freed after the step, so nothing carries over into
+        another phase's update."""
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        if self.micro_batch == 0:
+        if micro_batch == 0:
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
         if self.accumulate > 1:
             loss = loss / self.accumulate
-        if self.micro_batch < self.accumulate - 1:
+        if micro_batch < self.accumulate - 1:
             (loss if self.scaler is None else self.scaler.scale(loss)).backward()
             return
         if self.scaler is None:
@@ -98,23 +100,3 @@ class Precision:
     def load_state_dict(self, state: dict) -> None:
         if self.scaler is not None and state:
             self.scaler.load_state_dict(state)
-
-
-def update(objective, precision: Precision, batch: torch.Tensor, info, seed: int, shard: tuple[int, int] = (0, 1)):
-    """One optimiser update of ``objective`` from this process's ``batch``, in ``precision.accumulate``
-    micro-batches; returns the step's scalars (the micro-batches' mean).
-
-    Noise is drawn per image of the global batch, seeded by ``seed`` (see ``vaekit.noise``), so the
-    update is the same however the batch is split over processes (``shard`` = (rank, world)) and
-    micro-batches.
-    """
-    k, (rank, world) = precision.accumulate, shard
-    size = len(batch) // k
-    results = []
-    for i in range(k):
-        precision.micro_batch = i
-        with noise.batch_shard(seed, rank * k + i, world * k), precision.no_sync(i):
-            results.append(objective.step(batch[i * size : (i + 1) * size], info))
-    if k == 1:
-        return results[0]
-    return {name: torch.stack([r[name] for r in results]).mean(0) for name in results[0]}

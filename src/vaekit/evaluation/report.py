@@ -93,9 +93,7 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
 Measured = tuple[dict[str, Any], dict[str, Any]]
 
 
-@METRICS.register(
-    "elbo", summary="negative ELBO, NLL and KL in nats, bits per dim", capabilities={"default"}
-)
+@METRICS.register("elbo", summary="negative ELBO, NLL and KL in nats, bits per dim", capabilities={"default"})
 def _elbo(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
     return {"elbo": evaluate_elbo(model, images, settings.batch_size, settings.seed)}, {}
 
@@ -115,9 +113,7 @@ def _nll(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: s
     return {"nll": iwae_nll(model, images, k=settings.iwae_k, seed=settings.seed)}, {}
 
 
-@METRICS.register(
-    "latents", summary="active units, the latents' scaling and shift", capabilities={"default"}
-)
+@METRICS.register("latents", summary="active units, the latents' scaling and shift", capabilities={"default"})
 def _latents(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
     return {"latents": {**latent_usage(model, images), **latent_scaling(model, images, seed=settings.seed)}}, {}
 

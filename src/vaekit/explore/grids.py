@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -49,3 +50,20 @@ def interleave(originals: torch.Tensor, reconstructions: torch.Tensor, per_row: 
     for start in range(0, len(originals), per_row):
         pieces += [originals[start : start + per_row], reconstructions[start : start + per_row]]
     return torch.cat(pieces)
+
+
+def save_run_grids(
+    model, originals: torch.Tensor, folder: Path, tag: str, n: int, seed: int, sampling=contextlib.nullcontext
+) -> dict[str, Path]:
+    """``recon-TAG.png`` (``originals`` beside their reconstructions) and ``samples-TAG.png`` (``n``
+    images of latents drawn with ``seed``, decoded inside ``sampling()``) in ``folder``, eval mode."""
+    per_row = max(1, int(math.sqrt(n)))
+    generator = torch.Generator().manual_seed(seed)
+    with model.evaluating():
+        recon = model.reconstruct(originals)
+        with sampling():
+            samples = model.sample(n, generator=generator)
+    return {
+        "recon": save_grid(interleave(originals, recon, per_row), folder / f"recon-{tag}.png", per_row),
+        "samples": save_grid(samples, folder / f"samples-{tag}.png", per_row),
+    }

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaekit.io.checkpoints import save_weights
-from vaekit.io.files import write_atomically
+from vaekit.io.files import replace_folder, write_atomically
 from vaekit.version import __version__
 
 if TYPE_CHECKING:
@@ -81,16 +81,31 @@ def read_info(folder: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def write_model_folder(
+    folder: Path,
+    model: nn.Module,
+    config: Config,
+    steps: int | None,
+    metrics: dict[str, float] | None = None,
+    scaling: dict[str, float] | None = None,
+) -> Path:
+    """A self-describing model folder: weights (refused with ``NonFinite`` when any is not finite),
+    ``config.yaml``, ``vaekit.json`` and the model card, written aside and swapped in whole, so a
+    crash never leaves weights beside another model's card. Other files in it are kept."""
+
+    def write(new: Path) -> None:
+        save_weights(model, new)
+        write_atomically(new / "config.yaml", config.to_yaml())
+        write_model_card(new, config, model, steps, metrics, scaling)
+
+    return replace_folder(folder, write)
+
+
 def save_pretrained(model: nn.Module, folder: Path) -> Path:
     """Weights, config and model card of ``model`` (it must carry ``model.config``) into ``folder``."""
     config = getattr(model, "config", None)
     if config is None:
         raise ValueError("save_pretrained needs a model with a config: one from vaekit.load or vaekit.train")
-    folder.mkdir(parents=True, exist_ok=True)
-    save_weights(model, folder)
-    write_atomically(folder / "config.yaml", config.to_yaml())
     previous = getattr(model, "info", {}) or {}
-    write_model_card(
-        folder, config, model, previous.get("steps"), previous.get("final_metrics"), previous.get("latent_scaling")
-    )
-    return folder
+    steps, metrics, scaling = previous.get("steps"), previous.get("final_metrics"), previous.get("latent_scaling")
+    return write_model_folder(folder, model, config, steps, metrics, scaling)

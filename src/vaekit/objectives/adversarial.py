@@ -11,6 +11,7 @@ from torch import nn
 from vaekit.config import Config
 from vaekit.engine.optimizers import make_optimizer
 from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
 
 
@@ -74,10 +75,10 @@ class AdversarialTerm:
             weight = weight * (rec_grad.norm() / (g_grad.norm() + 1e-4)).clamp(0, 1e4).detach()
         return weight * g_loss, weight
 
-    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, step: int) -> torch.Tensor:
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, info: StepInfo) -> torch.Tensor:
         """One update of the discriminator on detached images (hinge or vanilla loss, halved as in
         latent diffusion's ``LPIPSWithDiscriminator``); returns its loss."""
-        if not self.active(step):
+        if not self.active(info.step):
             return torch.zeros((), device=real.device)
         with self.precision.autocast():
             logits_real, logits_fake = self.discriminator(real), self.discriminator(fake.detach())
@@ -85,5 +86,5 @@ class AdversarialTerm:
                 loss = 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
             else:
                 loss = 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
-        self.precision.minimize(loss, self.optimizer, self.discriminator.parameters())
+        self.precision.minimize(loss, self.optimizer, self.discriminator.parameters(), info.micro_batch)
         return loss.detach()

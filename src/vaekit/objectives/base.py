@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 
 from vaekit.config import Config, ConfigError
 from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
 from vaekit.objectives.adversarial import AdversarialTerm
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """Where training is when a step runs."""
-
-    step: int  # steps completed before this one
-    epoch: float  # fractional epochs completed before this one
-    total_steps: int = 0  # planned length, train.epochs x steps per epoch (max_steps stops early, keeps it)
-    batch_size: int = 0  # images in the whole update (all processes and micro-batches); 0: the batch given
 
 
 class Objective:

@@ -7,8 +7,9 @@ import torch
 from vaekit.config import Config
 from vaekit.engine.optimizers import make_optimizer
 from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
-from vaekit.objectives.base import Objective, StepInfo
+from vaekit.objectives.base import Objective
 from vaekit.objectives.kl_weight import grouped_kl, kl_weight
 from vaekit.objectives.registry import OBJECTIVES
 
@@ -53,9 +54,9 @@ class ELBO(Objective):
                 fake = likelihood.image(out.params)
                 adversarial_loss, extra["adv_weight"] = self.adversarial.generator_loss(fake, nll.mean(), info.step)
             loss = loss + adversarial_loss
-        self.precision.minimize(loss, self.optimizers["model"], self.model.parameters())
+        self.precision.minimize(loss, self.optimizers["model"], self.model.parameters(), info.micro_batch)
         if self.adversarial is not None:
-            extra["d_loss"] = self.adversarial.discriminator_step(batch, fake, info.step)
+            extra["d_loss"] = self.adversarial.discriminator_step(batch, fake, info)
         flat = kl_dims.detach().flatten(1)
         return {
             **extra,

@@ -28,9 +28,10 @@ from vaekit.config import Config, ConfigError
 from vaekit.engine.ema import EMA
 from vaekit.engine.optimizers import make_optimizer
 from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE, DiagonalGaussian
-from vaekit.objectives.base import Objective, StepInfo
+from vaekit.objectives.base import Objective
 from vaekit.objectives.registry import OBJECTIVES
 
 
@@ -142,7 +143,7 @@ class SoftIntro(Objective):
         real = self.likelihood.prepare(batch)
         epoch = int(info.epoch)
         if epoch < self.intro.warmup_epochs:
-            return self._vae_step(real)
+            return self._vae_step(real, info)
         beta_kl, beta_rec, gamma_r = self.intro.beta_kl, self.intro.beta_rec, self.intro.gamma_r
         beta_neg = beta_neg_at(self.intro, epoch)
         c = transition(info.step, info.total_steps, self.intro.transition) if self.adversarial_similarity else 1.0
@@ -167,7 +168,9 @@ class SoftIntro(Objective):
             expelbo_rec = torch.exp(-2 * s * (beta_rec * squared_error(rec, rec_rec) + beta_neg * kl_rec)).mean()
             expelbo_fake = torch.exp(-2 * s * (beta_rec * squared_error(fake, rec_fake) + beta_neg * kl_fake)).mean()
             loss_encoder = s * (beta_rec * loss_rec + beta_kl * kl_real) + 0.25 * (expelbo_rec + expelbo_fake)
-        self.precision.minimize(loss_encoder, self.optimizers["encoder"], self.model.encoder.parameters())
+        self.precision.minimize(
+            loss_encoder, self.optimizers["encoder"], self.model.encoder.parameters(), info.micro_batch
+        )
 
         # ---- decoder step: encoder frozen
         self._set_trainable(encoder=False)
@@ -194,10 +197,10 @@ class SoftIntro(Objective):
                 )
                 loss_decoder = loss_decoder + adversarial_loss
         decoder_parameters = [*self.model.decoder.parameters(), *self.model.likelihood.parameters()]
-        self.precision.minimize(loss_decoder, self.optimizers["decoder"], decoder_parameters)
+        self.precision.minimize(loss_decoder, self.optimizers["decoder"], decoder_parameters, info.micro_batch)
         self._set_trainable(encoder=None)
         if self.adversarial is not None:
-            extra["d_loss"] = self.adversarial.discriminator_step(batch, self.likelihood.to_unit(rec), info.step)
+            extra["d_loss"] = self.adversarial.discriminator_step(batch, self.likelihood.to_unit(rec), info)
         if self.ema is not None:
             self.ema.update()
 
@@ -227,7 +230,7 @@ class SoftIntro(Objective):
             + kl_divergence(fake_posterior.mean, fake_posterior.logvar).mean()
         )
 
-    def _vae_step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _vae_step(self, real: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         """Plain VAE warm-up (the official ``num_vae`` epochs): both optimisers, no scaling."""
         self._set_trainable(encoder=None)
         with self.precision.autocast():
@@ -237,7 +240,7 @@ class SoftIntro(Objective):
             kl_real = kl_divergence(posterior.mean.float(), posterior.logvar.float()).mean()
             loss = self.intro.beta_rec * loss_rec + self.intro.beta_kl * kl_real
         optimizers = [self.optimizers["encoder"], self.optimizers["decoder"]]
-        self.precision.minimize(loss, optimizers, self.model.parameters())
+        self.precision.minimize(loss, optimizers, self.model.parameters(), info.micro_batch)
         if self.ema is not None:
             self.ema.update()
         zero = torch.zeros(())

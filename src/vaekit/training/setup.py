@@ -9,15 +9,46 @@ from dataclasses import asdict
 import torch
 
 from vaekit.config import Config, ConfigError
-from vaekit.data import DataError, ImageDataset
+from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
-from vaekit.defaults import BF16_PAYS, bf16_speedup
+from vaekit.defaults import BF16_PAYS, Choices, bf16_speedup, choose_from_data, choose_image_size
 from vaekit.engine import distributed
 from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models import ARCHITECTURES, VAE
 from vaekit.objectives import OBJECTIVES
 from vaekit.pretrained import load_initial_weights
 from vaekit.training.tracking import LOGGERS
+
+
+def resolve_run(
+    config: Config,
+    dataset: ImageDataset | None,
+    choose: set[str],
+    choices: Choices | None,
+    device: torch.device,
+    ranks: distributed.Ranks,
+) -> tuple[Config, ImageDataset]:
+    """The run's config, resolved once, and its data: the image size chosen from the files (when
+    ``choose`` asks), the data read (``dataset`` when given), its shape recorded, the settings chosen
+    from the images, the precision resolved on this device. The config given is left as it is."""
+    if choices is not None and dataset is None:
+        config = choose_image_size(config, choose, choices)
+    full = dataset if dataset is not None else load_dataset_first_on_rank0(config, ranks)
+    config = describe_data(config, full)
+    if choices is not None:
+        config = choose_from_data(config, full, choose, choices)
+    precision = resolve_precision(config.train.precision, device, ranks)
+    return config.with_overrides({"train.precision": precision}), full
+
+
+def load_dataset_first_on_rank0(config: Config, ranks: distributed.Ranks) -> ImageDataset:
+    """Rank 0 builds the image cache first; the other ranks then map it."""
+    if not ranks.is_main:
+        distributed.barrier()
+    dataset = load_dataset(config.data)
+    if ranks.is_main:
+        distributed.barrier()
+    return dataset
 
 
 def check_components(config: Config) -> None:

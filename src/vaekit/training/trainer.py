@@ -18,16 +18,17 @@ from tqdm.auto import tqdm
 
 from vaekit import noise
 from vaekit.config import Config, ConfigError
-from vaekit.data import BatchLoader, ImageDataset, load_dataset
-from vaekit.defaults import Choices, choose_from_data, choose_image_size
+from vaekit.data import BatchLoader, ImageDataset
+from vaekit.defaults import Choices
 from vaekit.engine import distributed
 from vaekit.engine.ema import EMA
 from vaekit.engine.lr_schedule import lr_factor
-from vaekit.engine.precision import Precision, update
+from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo, update
 from vaekit.evaluation.elbo import VALIDATION_METRICS, evaluate_elbo
 from vaekit.evaluation.likelihood import latent_scaling
-from vaekit.explore.grids import interleave, save_grid
-from vaekit.io.card import write_model_card
+from vaekit.explore.grids import save_run_grids
+from vaekit.io.card import write_model_folder
 from vaekit.io.checkpoints import (
     NonFinite,
     first_nonfinite,
@@ -37,22 +38,14 @@ from vaekit.io.checkpoints import (
     remove_leftovers,
     restore_newest_readable,
     save_checkpoint,
-    save_weights,
 )
-from vaekit.io.files import remove_partial_folders, replace_folder, write_atomically
+from vaekit.io.files import remove_partial_folders
 from vaekit.io.run_folder import MetricsLog, RunDir, plot_curves
 from vaekit.models import VAE, create_model
-from vaekit.objectives import StepInfo, create_objective
+from vaekit.objectives import create_objective
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress
-from vaekit.training.setup import (
-    check_components,
-    describe_data,
-    describe_model,
-    prepare_model,
-    resolve_device,
-    resolve_precision,
-)
+from vaekit.training.setup import check_components, describe_model, prepare_model, resolve_device, resolve_run
 from vaekit.training.signals import stop_on_signals
 from vaekit.training.tracking import create_loggers
 
@@ -128,17 +121,10 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.device = rank_device or resolve_device(train.device)
 
-        # the config is resolved here, once: choices from the data, the data's shape, the precision;
-        # self.config is then what trains, what config.yaml holds and what every later command reads
-        if self.choices is not None and dataset is None:
-            config = choose_image_size(config, self._choose, self.choices)
-        full = dataset if dataset is not None else self._load_dataset(config)
-        config = describe_data(config, full)
+        config, full = resolve_run(config, dataset, self._choose, self.choices, self.device, self.ranks)
+        self.config = config  # resolved once: what trains, what config.yaml holds, what later commands read
         if self.choices is not None:
-            config = choose_from_data(config, full, self._choose, self.choices)
             self._say(self.choices.block())
-        precision = resolve_precision(config.train.precision, self.device, self.ranks)
-        self.config = config = config.with_overrides({"train.precision": precision})
         train = config.train
         self.train_set = full.split("train", config.data.val_fraction, config.data.seed)
         self.val_set = full.split("val", config.data.val_fraction, config.data.seed)
@@ -210,15 +196,6 @@ class Trainer:
             self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
         self.last_validation: dict[str, float] = {}
-
-    def _load_dataset(self, config: Config) -> ImageDataset:
-        """Rank 0 builds the image cache first; the other ranks then map it."""
-        if not self.ranks.is_main:
-            distributed.barrier()
-        dataset = load_dataset(config.data)
-        if self.ranks.is_main:
-            distributed.barrier()
-        return dataset
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Path:
@@ -362,19 +339,12 @@ class Trainer:
         (nothing for vector data)."""
         if not self.is_image_data:
             return {}
-        n = self.config.train.grid_size
-        per_row = max(1, int(math.sqrt(n)))
-        generator = torch.Generator().manual_seed(self.config.train.seed)
-        with self.model.evaluating(), self._averaged():
-            recon = self.model.reconstruct(self.fixed_images)
-            with self.objective.export_context():
-                samples = self.model.sample(n, generator=generator)
-        return {
-            "recon": save_grid(
-                interleave(self.fixed_images, recon, per_row), self.run.images / f"recon-{tag}.png", per_row
-            ),
-            "samples": save_grid(samples, self.run.images / f"samples-{tag}.png", per_row),
-        }
+        train = self.config.train
+        with self._averaged():
+            return save_run_grids(
+                self.model, self.fixed_images, self.run.images, tag, train.grid_size, train.seed,
+                self.objective.export_context,
+            )  # fmt: skip
 
     def _fixed_batch(self) -> torch.Tensor:
         source = self.val_set if len(self.val_set) else self.train_set
@@ -459,17 +429,12 @@ class Trainer:
         plot_curves(self.metrics.read(), self.run.curves)
         with self._averaged(), self.objective.export_context():
             scaling = latent_scaling(self.model, self.train_set.images[:2048], self.config.train.batch_size)
-            replace_folder(self.run.model, lambda folder: self._write_model(folder, scaling))
+            try:
+                write_model_folder(self.run.model, self.model, self.config, self.step, self.last_validation, scaling)
+            except NonFinite as err:
+                self._diverged(f"{err.name} became non-finite by step {self.step}")
         self.save_grids("final")
         self.callbacks.on_end(self, self.last_validation, False)
-
-    def _write_model(self, folder: Path, scaling: dict[str, float]) -> None:
-        try:
-            save_weights(self.model, folder)
-        except NonFinite as err:
-            self._diverged(f"{err.name} became non-finite by step {self.step}")
-        write_atomically(folder / "config.yaml", self.config.to_yaml())
-        write_model_card(folder, self.config, self.model, self.step, self.last_validation, scaling)
 
     def _averaged(self) -> contextlib.AbstractContextManager:
         """The EMA weights (``train.ema_decay``) swapped in for evaluation, grids and export."""

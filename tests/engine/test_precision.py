@@ -1,0 +1,15 @@
+import torch
+
+from vaekit.engine.precision import Precision
+
+
+def test_the_micro_batch_comes_with_each_call_so_two_callers_never_share_it():
+    weight = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    precision = Precision("fp32", torch.device("cpu"), accumulate=2)
+    precision.minimize((2 * weight).sum(), optimizer, [weight], micro_batch=0)
+    assert weight.item() == 1.0 and weight.grad.item() == 1.0  # halved, kept for the next micro-batch
+    precision.minimize((4 * weight).sum(), optimizer, [weight], micro_batch=1)
+    assert weight.item() == 1.0 - 3.0  # the mean gradient of both micro-batches, one step
+    assert weight.grad is None  # freed after the step
+    assert not hasattr(precision, "micro_batch")
