@@ -286,3 +286,27 @@ def test_what_config_yaml_records_reads_the_cache_the_run_trained_on(tmp_path, m
     assert recorded.channels == (3 if mode == "RGB" else 1)
     vaekit.evaluate(run, metrics=["reconstruction"])
     assert len(decodes) == 1
+
+
+def test_in_memory_inputs_go_through_the_models_own_recipe_as_files_do(tmp_path):
+    """A 16 px model given 32 px tensors: cropped and resized by its recipe, never run at 32 px."""
+    from PIL import Image
+
+    from tests.helpers import tiny_config
+    from vaekit.data.recipes import prepare
+
+    run = vaekit.train(tiny_config(**{"train.max_steps": 1}), out=tmp_path / "run")
+    big = torch.rand(3, 3, 32, 40)
+    by_file = []
+    for i, image in enumerate(big):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+        by_file.append(path)
+    from_tensors, from_files = vaekit.reconstruct(run, big), vaekit.reconstruct(run, by_file)
+    assert from_tensors.shape == (3, 3, 16, 16)
+    torch.testing.assert_close(from_tensors, from_files)
+    gray = (np.random.default_rng(0).random((40, 24, 24)) * 255).astype(np.uint8)  # gray, another size
+    report = vaekit.evaluate(run, data=gray, metrics=["reconstruction"])
+    prepared = np.stack([prepare(Image.fromarray(g), 16, "center", 3).transpose(1, 2, 0) for g in gray])
+    assert report["data"]["images"] == 40
+    assert report["metrics"] == vaekit.evaluate(run, data=prepared, metrics=["reconstruction"])["metrics"]

@@ -58,3 +58,18 @@ def test_a_hub_id_loads_from_the_local_hub_cache_when_offline(run, tmp_path, mon
 def test_info_describes_a_run(run):
     info = describe(str(run))
     assert info["architecture"] == "conv" and info["steps"] == 14 and "neg_elbo" in info["final_metrics"]
+
+
+def test_a_model_records_its_config_when_built_and_saves_itself_without_training(tmp_path):
+    from tests.helpers import tiny_config
+    from vaekit.models import create_model
+
+    config = tiny_config()
+    model = create_model(config)
+    assert model.config == config
+    folder = model.save_pretrained(tmp_path / "untrained")
+    loaded = vaekit.load(folder)
+    assert loaded.config == config
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )

@@ -21,7 +21,7 @@ from PIL import Image
 
 from vaekit.config import Config, ConfigError, load_preset, read_yaml
 from vaekit.data import DataError, ImageDataset, load_dataset
-from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory
+from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory, shaped_for
 from vaekit.data.reader import UnreadableImage, read_image
 from vaekit.data.recipes import prepare
 from vaekit.defaults import explicit_keys, free_keys
@@ -184,9 +184,17 @@ def as_images(images: Any, model: VAE) -> torch.Tensor:
         return load_images(images, model.config)
     if isinstance(images, torch.Tensor) and images.is_floating_point() and images.dim() == 3:
         images = images[None]
-    dataset = from_memory(images, allow_vectors=len(model.image_shape) == 1)
+    dataset = shaped_for(
+        from_memory(images, allow_vectors=len(model.image_shape) == 1), model.image_shape, model.config.data.crop
+    )
     batch = torch.from_numpy(np.asarray(dataset.images)).float()
     return batch / 255.0 if dataset.images.dtype == np.uint8 else batch
+
+
+def _memory_data_for(model: VAE, data: Any, labels: Any = None) -> ImageDataset:
+    """In-memory data through the model's own recipe (crop, resize, channels), as files go."""
+    dataset = from_memory(data, labels, allow_vectors=len(model.image_shape) == 1)
+    return shaped_for(dataset, model.image_shape, model.config.data.crop if model.config else "center")
 
 
 def dataset_for(model: VAE, data: Data = None, labels: Any = None, split: str | None = None) -> ImageDataset:
@@ -194,7 +202,9 @@ def dataset_for(model: VAE, data: Data = None, labels: Any = None, split: str | 
     split of a path / the run's own source. Runs trained on memory data need it passed again."""
     config = model.config.data
     if is_in_memory(data):
-        return from_memory(data, labels, allow_vectors=len(model.image_shape) == 1)
+        return shaped_for(
+            from_memory(data, labels, allow_vectors=len(model.image_shape) == 1), model.image_shape, config.crop
+        )
     if data is None and config.source == MEMORY_SOURCE:
         raise DataError(
             f"this model was trained on in-memory data ({config.fingerprint}); pass the data again (data=...)"

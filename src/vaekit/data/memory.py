@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.images import DataError
+from vaekit.data.recipes import prepare
 
 MEMORY_SOURCE = "memory"
 
@@ -49,6 +51,27 @@ def from_memory(data: Any, labels: Any = None, *, allow_vectors: bool = False) -
             raise DataError(f"data: {len(labels)} labels for {len(dataset)} images")
         dataset.labels = labels
     return dataset
+
+
+def shaped_for(dataset: ImageDataset, image_shape: tuple[int, ...], crop: str) -> ImageDataset:
+    """In-memory images brought to a model's input ``image_shape`` by its own recipe (``crop``, then
+    resize, then channels), exactly as image files are; images already of that shape are kept as they
+    are. Vectors of another shape are refused with one line."""
+    if tuple(dataset.image_shape) == tuple(image_shape):
+        return dataset
+    if len(image_shape) != 3 or dataset.images.ndim != 4:
+        raise DataError(f"data: items of shape {dataset.image_shape}; this model takes {tuple(image_shape)}")
+    from PIL import Image
+
+    channels, size = image_shape[0], image_shape[-1]
+    shaped = np.empty((len(dataset), channels, size, size), np.uint8)
+    for i, image in enumerate(dataset.images):
+        picture = Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0))
+        try:
+            shaped[i] = prepare(picture, size, crop, channels)
+        except ValueError as err:  # a crop recipe that needs a larger image
+            raise DataError(f"data: image {i} ({image.shape[2]}x{image.shape[1]} px): {err}") from err
+    return replace(dataset, images=shaped)
 
 
 def fingerprint(dataset: ImageDataset) -> str:

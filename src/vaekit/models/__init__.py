@@ -18,12 +18,19 @@ from vaekit.plugins import import_object, is_code_reference
 
 
 def create_model(config: Config, *, trust_code: bool = False, modules: tuple | None = None) -> VAE:
-    """The model that ``config.model`` and ``config.likelihood`` describe, for ``config.data``'s image shape.
+    """The model that ``config.model`` and ``config.likelihood`` describe, for ``config.data``'s image
+    shape; it records ``config`` as ``model.config`` (a model describes itself).
 
     ``trust_code`` allows importing the code a config names (plug-in architectures, the networks of
     a ``from_modules`` model, user perceptual networks); ``modules=(encoder, decoder)`` hands a
     ``from_modules`` model its networks instead of rebuilding them from their class paths.
     """
+    model = _build_model(config, trust_code=trust_code, modules=modules)
+    model.config = config
+    return model
+
+
+def _build_model(config: Config, *, trust_code: bool = False, modules: tuple | None = None) -> VAE:
     arch = config.model.arch
     likelihood = create_likelihood(config.likelihood, trust_code=trust_code)
     shape = data_shape(config)

@@ -6,12 +6,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import distributions, nn
 
 from vaekit import noise
 from vaekit.likelihoods import Likelihood
+
+if TYPE_CHECKING:
+    from vaekit.config import Config
 
 
 class DiagonalGaussian:
@@ -78,6 +82,8 @@ class VAE(nn.Module):
         self.latent_groups: list[tuple[str, int, int]] = []  # named ranges of the flattened latent
 
     encoder_frozen = False  # decoder-only fine-tuning: the encoder stays in eval mode
+    config: Config | None = None  # what it was built from: set by create_model, load and train
+    info: dict | None = None  # what its folder says about it (vaekit.load)
 
     def train(self, mode: bool = True) -> VAE:
         super().train(mode)

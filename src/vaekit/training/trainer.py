@@ -134,6 +134,7 @@ class Trainer:
         elif not model.image_shape:
             model.image_shape = full.image_shape
         prepare_model(model, config, resume)
+        model.config = config  # the trained model describes itself (save_pretrained, vaekit.load)
         self.model: VAE = model.to(self.device)
         self.is_image_data = len(full.image_shape) == 3
         if train.channels_last:
