@@ -3,6 +3,7 @@ then appears everywhere names are listed, checked or tested (the toys of tests/c
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import vaekit
@@ -91,6 +92,7 @@ def test_the_toys_train_and_evaluate_end_to_end(tmp_path):
         ({"train.loggers": ["csv", "tensorbord"]}, "did you mean 'tensorboard'"),
         ({"likelihood.name": "gausian"}, "did you mean 'gaussian'"),
         ({"objective.name": "softintro"}, "did you mean 'soft-intro'"),
+        ({"objective.adversarial.enabled": True}, "a PatchGAN of 3 layers needs images of at least 24 px"),
     ],
 )
 def test_components_that_cannot_work_together_are_config_errors_before_any_work(tmp_path, settings, words):
@@ -100,6 +102,14 @@ def test_components_that_cannot_work_together_are_config_errors_before_any_work(
     with pytest.raises(ConfigError):
         Trainer(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before the run folder, the data or the model
+
+
+def test_a_patchgan_too_deep_for_in_memory_images_is_refused_once_their_size_is_known(tmp_path):
+    images = np.zeros((64, 16, 16), np.uint8)
+    config = tiny_config(**{"objective.adversarial.enabled": True, "data.image_size": 64})
+    with pytest.raises(ConfigError, match=r"needs images of at least 24 px \(data\.image_size is 16\)"):
+        vaekit.train(config, data=images, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_evaluate_names_an_unknown_metric_with_did_you_mean(tmp_path):

@@ -12,6 +12,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from vaekit.engine.distributed import average_gradients
+from vaekit.schema import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -21,12 +22,12 @@ class Precision:
         self, mode: str, device: torch.device, grad_clip: float | None = None, *, accumulate: int = 1, world: int = 1
     ) -> None:
         if mode not in PRECISIONS:
-            raise ValueError(f"unknown precision {mode!r}: use fp32, bf16 or fp16")
+            raise ConfigError(f"train.precision: unknown {mode!r}; use fp32, bf16 or fp16")
         if mode == "fp16" and device.type != "cuda":
-            raise ValueError("precision fp16 needs a CUDA device (use bf16 on CPU)")
+            raise ConfigError(f"train.precision: fp16 needs a CUDA device, this run is on {device.type} (use bf16)")
         self.mode, self.device, self.grad_clip = mode, device, grad_clip
         if accumulate < 1:
-            raise ValueError(f"train.accumulate must be at least 1, got {accumulate}")
+            raise ConfigError(f"train.accumulate: must be at least 1, got {accumulate}")
         self.scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
         self.accumulate, self.world = accumulate, world
         self.replica: DistributedDataParallel | None = None  # averages its module's gradients itself

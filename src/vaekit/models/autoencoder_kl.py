@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vaekit.config import AutoencoderKLConfig, Config, ModelConfig
+from vaekit.config import AutoencoderKLConfig, Config, ConfigError, ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.registry import ARCHITECTURES
@@ -88,11 +88,12 @@ class AutoencoderKLVAE(VAE):
         factor = 2 ** (len(options.block_out_channels) - 1)
         height, width = image_shape[1:]
         if height % factor or width % factor:
-            raise ValueError(
-                f"autoencoder-kl: {height}x{width} px does not divide by its down-sampling factor {factor}"
+            raise ConfigError(
+                f"data.image_size: {height}x{width} px does not divide by autoencoder-kl's "
+                f"down-sampling factor {factor}"
             )
         if any(c % options.norm_num_groups for c in options.block_out_channels):
-            raise ValueError(
+            raise ConfigError(
                 f"model.autoencoder_kl.norm_num_groups {options.norm_num_groups} must divide every block width "
                 f"{list(options.block_out_channels)}"
             )

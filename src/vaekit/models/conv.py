@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from vaekit.config import ModelConfig
+from vaekit.config import ConfigError, ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.blocks import GaussianHead, activation, conv_down, conv_up, down_size
@@ -28,13 +28,15 @@ class ConvVAE(VAE):
         super().__init__(likelihood, image_shape)
         channels_in, height, width = image_shape
         if height != width:
-            raise ValueError(f"conv VAE expects square images, got {height}x{width}")
+            raise ConfigError(f"model.arch conv: square images only, got {height}x{width} px")
         k, act, chans = config.kernel_size, config.activation, list(config.channels)
         sizes = [height]
         for _ in chans:
             sizes.append(down_size(sizes[-1], k))
         if sizes[-1] < 1:
-            raise ValueError(f"{len(chans)} stride-2 layers shrink {height} px below 1 px")
+            raise ConfigError(
+                f"model.channels: {len(chans)} stride-2 layers shrink data.image_size {height} px below 1 px"
+            )
         flat = chans[-1] * sizes[-1] ** 2
         hidden = config.hidden_dim
         self.latent_shape = (config.latent_dim,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from vaekit.config import Config, ModulesConfig
+from vaekit.config import Config, ConfigError, ModulesConfig
 from vaekit.models.base import ModulesVAE
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.plugins import import_object
@@ -13,7 +13,7 @@ from vaekit.plugins import import_object
 def modules_from_config(config: ModulesConfig, trust_code: bool) -> tuple[nn.Module, nn.Module]:
     """Rebuild the encoder and decoder classes a ``from_modules`` config names (imports: trust needed)."""
     if not config.encoder or not config.decoder:
-        raise ValueError("model.arch 'modules' needs model.modules.encoder and .decoder (made by VAE.from_modules)")
+        raise ConfigError("model.arch 'modules' needs model.modules.encoder and .decoder (made by VAE.from_modules)")
     built = []
     for role, spec, kwargs in (
         ("encoder", config.encoder, config.encoder_args),
@@ -23,7 +23,7 @@ def modules_from_config(config: ModulesConfig, trust_code: bool) -> tuple[nn.Mod
         try:
             built.append(cls(**kwargs))
         except TypeError as err:
-            raise ValueError(
+            raise ConfigError(
                 f"model.modules.{role} {spec}: cannot build it with {kwargs or 'no arguments'} ({err}); "
                 f"give model.modules.{role}_args, or pass the modules: vaekit.load(run, modules=(encoder, decoder))"
             ) from err

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaekit import noise
-from vaekit.config import ModelConfig, StyleConfig
+from vaekit.config import ConfigError, ModelConfig, StyleConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.blocks import GaussianHead
@@ -34,7 +34,7 @@ from vaekit.models.registry import ARCHITECTURES
 def level_channels(resolution: int, style: StyleConfig) -> int:
     channels = min(style.channel_base // resolution, style.max_channels)
     if channels < 1:
-        raise ValueError(f"model.style.channel_base {style.channel_base} leaves no feature maps at {resolution} px")
+        raise ConfigError(f"model.style.channel_base {style.channel_base} leaves no feature maps at {resolution} px")
     return channels
 
 

@@ -8,11 +8,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaekit.config import Config
+from vaekit.config import Config, ConfigError
 from vaekit.engine.optimizers import make_optimizer
 from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
+
+
+def smallest_image(layers: int) -> int:
+    """The smallest image side the PatchGAN of ``layers`` layers gives a logit for: each layer halves
+    the side and the last two 4x4 convolutions take 2 more."""
+    return 3 * 2**layers
 
 
 class PatchDiscriminator(nn.Module):
@@ -39,7 +45,7 @@ def last_decoder_layer(model: VAE) -> torch.Tensor:
     compared for the adaptive weight)."""
     layers = [m for m in model.decoder.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear)]
     if not layers:
-        raise ValueError("the adversarial term needs a decoder with a convolution or linear layer")
+        raise ConfigError("objective.adversarial.enabled: the term needs a decoder with a convolution or linear layer")
     return layers[-1].weight
 
 

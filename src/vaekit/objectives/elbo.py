@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vaekit.config import Config
+from vaekit.config import Config, ConfigError
 from vaekit.engine.optimizers import make_optimizer
 from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
@@ -31,7 +31,7 @@ class ELBO(Objective):
         weights = config.objective.kl.group_weights
         if weights and len(weights) != len(self.groups):
             names = [name for name, _, _ in self.groups] or "none"
-            raise ValueError(
+            raise ConfigError(
                 f"objective.kl.group_weights has {len(weights)} entries; the model's latent groups: {names}"
             )
         adversarial = ("adv_weight", "d_loss") if self.adversarial is not None else ()

@@ -72,7 +72,7 @@ def transition(step: int, total: int, mode: str = "tanh") -> float:
     if mode == "tanh":
         x = math.tanh(x)
     elif mode != "linear":
-        raise ValueError(f"objective.intro.transition must be tanh or linear, got {mode!r}")
+        raise ConfigError(f"objective.intro.transition: must be tanh or linear, got {mode!r}")
     return min(1.0, x)
 
 
@@ -101,7 +101,9 @@ class SoftIntro(Objective):
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
         if not hasattr(model.likelihood, "location"):
-            raise ValueError(f"{config.objective.name} needs a continuous likelihood (gaussian or laplace)")
+            raise ConfigError(
+                f"likelihood.name: {config.objective.name} needs a continuous likelihood (gaussian or laplace)"
+            )
         self.intro = config.objective.intro
         if config.train.trainable != "all":
             raise ConfigError(f"train.trainable: {config.objective.name} trains encoder and decoder against each other")

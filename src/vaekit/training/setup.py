@@ -16,6 +16,7 @@ from vaekit.engine import distributed
 from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models import ARCHITECTURES, VAE
 from vaekit.objectives import OBJECTIVES
+from vaekit.objectives.adversarial import smallest_image
 from vaekit.pretrained import load_initial_weights
 from vaekit.training.tracking import LOGGERS
 
@@ -72,6 +73,12 @@ def check_components(config: Config) -> None:
                 f"likelihood.name: {objective.name} compares images as real values; "
                 f"{likelihood.name} is not continuous (use gaussian, laplace or perceptual)"
             )
+    side, layers = config.data.image_size, config.objective.adversarial.layers
+    if config.objective.adversarial.enabled and side < smallest_image(layers):
+        raise ConfigError(
+            f"objective.adversarial.layers: a PatchGAN of {layers} layers needs images of at least "
+            f"{smallest_image(layers)} px (data.image_size is {side}); use fewer layers"
+        )
     arch = ARCHITECTURES.get(config.model.arch) if config.model.arch in ARCHITECTURES else None
     if config.train.gradient_checkpointing and arch is not None and not arch.has("gradient-checkpointing"):
         raise ConfigError(f"train.gradient_checkpointing: model.arch {config.model.arch} does not support it")

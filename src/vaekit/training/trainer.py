@@ -123,6 +123,7 @@ class Trainer:
 
         config, full = resolve_run(config, dataset, self._choose, self.choices, self.device, self.ranks)
         self.config = config  # resolved once: what trains, what config.yaml holds, what later commands read
+        check_components(config)  # again, now that the data has said its image size
         if self.choices is not None:
             self._say(self.choices.block())
         train = config.train
@@ -160,7 +161,7 @@ class Trainer:
             self.model.decoder.compile()
         per_process = train.batch_size // self.ranks.world
         if train.batch_size % self.ranks.world or per_process % train.accumulate:
-            raise ValueError(
+            raise ConfigError(
                 f"train.batch_size {train.batch_size} must split evenly over {self.ranks.world} process(es)"
                 f" x {train.accumulate} micro-batch(es)"
             )
