@@ -45,7 +45,7 @@ def test_a_class_declares_its_capabilities_once_and_the_registry_reads_them():
 def test_the_toy_components_appear_in_the_listing(capsys):
     assert main(["components"]) == 0
     listing = capsys.readouterr().out
-    for name in ("toy-linear", "toy-unit-gaussian", "toy-half-kl", "toy-brightness"):
+    for name in ("toy-linear", "toy-unit-gaussian", "toy-half-kl", "toy-brightness", "toy-checkers"):
         assert f"  {name} " in listing
     assert main(["components", "metric"]) == 0
     assert "architectures" not in capsys.readouterr().out
@@ -116,3 +116,14 @@ def test_evaluate_names_an_unknown_metric_with_did_you_mean(tmp_path):
     run = vaekit.train(tiny_config(**{"train.max_steps": 1}), out=tmp_path / "run")
     with pytest.raises(ConfigError, match=r"metrics: unknown metric 'reconstuction' \(did you mean 'reconstruction'"):
         vaekit.evaluate(run, metrics=["reconstuction"])
+
+
+def test_a_toy_data_source_is_named_like_a_built_in_one_and_trains(tmp_path, capsys):
+    from vaekit.data.sources import parse_spec
+
+    assert parse_spec("toy-checkers") == ("toy-checkers", None)
+    run = vaekit.train(tiny_config(**{"data.source": "toy-checkers", "train.max_steps": 2}), out=tmp_path / "run")
+    assert vaekit.load(run).config.data.source == "toy-checkers"
+    assert main(["components", "data"]) == 0
+    listing = capsys.readouterr().out
+    assert "  toy-checkers " in listing and "  celeba " in listing and "architectures" not in listing

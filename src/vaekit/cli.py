@@ -272,8 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("presets", "list the built-in presets")
     p.set_defaults(func=commands.presets)
 
-    p = command("components", "list the registered architectures, likelihoods, objectives, metrics and loggers")
-    p.add_argument("kind", nargs="?", help="only this kind (architecture, likelihood, objective, metric, logger)")
+    p = command(
+        "components", "list the registered data sources, architectures, likelihoods, objectives, metrics, loggers"
+    )
+    p.add_argument("kind", nargs="?", help="only this kind (data, architecture, likelihood, objective, metric, logger)")
     p.set_defaults(func=commands.components)
 
     p = command("demo", "train on the built-in shapes for ~2 minutes and write a complete run")

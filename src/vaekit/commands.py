@@ -249,19 +249,21 @@ def presets(args: argparse.Namespace) -> None:
 
 def registries() -> list:
     """Every component registry, in the order of a config (the built-ins registered on import)."""
+    from vaekit.data.registry import DATA_SOURCES
+    from vaekit.data.sources import FALLBACK  # noqa: F401  (imports every built-in source)
     from vaekit.evaluation.report import METRICS
     from vaekit.likelihoods import LIKELIHOODS
     from vaekit.models import ARCHITECTURES
     from vaekit.objectives import OBJECTIVES
     from vaekit.training.tracking import LOGGERS
 
-    return [ARCHITECTURES, LIKELIHOODS, OBJECTIVES, METRICS, LOGGERS]
+    return [DATA_SOURCES, ARCHITECTURES, LIKELIHOODS, OBJECTIVES, METRICS, LOGGERS]
 
 
 def components(args: argparse.Namespace) -> None:
     from vaekit.config import ConfigError
 
-    shown = [r for r in registries() if args.kind in (None, r.kind, r.kind + "s")]
+    shown = [r for r in registries() if args.kind in (None, r.kind, r.kind + "s", r.kind.split()[0])]
     if not shown:
         kinds = ", ".join(r.kind for r in registries())
         raise ConfigError(f"components: unknown kind {args.kind!r}; use one of {kinds}")

@@ -225,24 +225,27 @@ def _bernoulli(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
     return Bernoulli(config.binarize)
 
 
-@LIKELIHOODS.register(
+def _location_scale(cls: type[_LocationScale]):
+    def build(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
+        return cls(scale=config.scale, learn_scale=config.learn_scale, output=config.output)
+
+    return build
+
+
+LIKELIHOODS.add(
     "gaussian",
+    _location_scale(Gaussian),
     summary="squared error with a fixed or learned scale (likelihood.scale)",
     capabilities={"continuous"},
     tiny={"likelihood.scale": 0.3, "likelihood.learn_scale": True},
 )
-def _gaussian(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
-    return Gaussian(scale=config.scale, learn_scale=config.learn_scale, output=config.output)
-
-
-@LIKELIHOODS.register(
+LIKELIHOODS.add(
     "laplace",
+    _location_scale(Laplace),
     summary="absolute error (L1) with a fixed or learned scale",
     capabilities={"continuous"},
     tiny={"likelihood.output": "tanh"},
 )
-def _laplace(config: LikelihoodConfig, trust_code: bool) -> Likelihood:
-    return Laplace(scale=config.scale, learn_scale=config.learn_scale, output=config.output)
 
 
 @LIKELIHOODS.register(

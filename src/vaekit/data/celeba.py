@@ -8,6 +8,7 @@ import numpy as np
 
 from vaekit.data.dataset import TEST, TRAIN, ImageDataset
 from vaekit.data.images import DataError, ImageFiles, load_image_files, read_text
+from vaekit.data.registry import DATA_SOURCES, Source, decode_options
 
 
 def is_celeba_folder(folder: Path) -> bool:
@@ -92,3 +93,15 @@ def load_celeba(
         split = read_partition(split_files[0])
         dataset.partition = np.array([split.get(name, TRAIN) for name in basenames], dtype=np.uint8)
     return dataset
+
+
+def _load(path, config) -> ImageDataset:
+    return load_celeba(path, **decode_options(config))
+
+
+DATA_SOURCES.add(
+    "celeba",
+    Source(_load, detect=is_celeba_folder),
+    summary="CelebA's aligned faces, its official split and 40 attributes (celeba:PATH or the folder)",
+    capabilities={"path"},
+)

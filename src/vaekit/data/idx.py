@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vaekit.data.cache import cached_dataset
+from vaekit.data.cache import cached_dataset, default_cache_dir
 from vaekit.data.dataset import TEST, TRAIN, ImageDataset
 from vaekit.data.images import DataError
 from vaekit.data.recipes import prepare
+from vaekit.data.registry import DATA_SOURCES, Source
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/")
 MNIST_FILES = {
@@ -164,3 +165,28 @@ def _resize(array: np.ndarray, size: int, crop: str, channels: int) -> np.ndarra
         images = array[:, None]
         return np.repeat(images, 3, axis=1) if channels == 3 else images
     return np.stack([prepare(Image.fromarray(img, "L"), size, crop, channels) for img in array])
+
+
+def _load(path: Path | None, config, *, download: bool = False) -> ImageDataset:
+    return load_idx_folder(
+        path, image_size=config.image_size, crop=config.crop, channels=config.channels,
+        cache_dir=config.cache_dir, download=download,
+    )  # fmt: skip
+
+
+def _load_mnist(path: Path | None, config) -> ImageDataset:
+    return _load(path or Path(config.cache_dir or default_cache_dir()) / "mnist", config, download=True)
+
+
+DATA_SOURCES.add(
+    "idx",
+    Source(_load, detect=is_idx_folder),
+    summary="a folder of IDX files (MNIST's format: train-* and t10k-* images and labels)",
+    capabilities={"path"},
+)
+DATA_SOURCES.add(
+    "mnist",
+    Source(_load_mnist),
+    summary="MNIST in the cache folder (or mnist:PATH), downloaded and md5-checked when missing",
+    capabilities={"path", "no-path"},
+)

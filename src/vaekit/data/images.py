@@ -20,6 +20,7 @@ from vaekit.data.cache import allocate_images, cached_dataset
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.reader import open_image, upright
 from vaekit.data.recipes import is_gray, prepare
+from vaekit.data.registry import DATA_SOURCES, Source, decode_options
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MAX_MEMBER_BYTES = 256 << 20  # an image inside a zip larger than this uncompressed is skipped
@@ -213,3 +214,15 @@ def _decode_all(
         data = images
     names = [files.members[i] for i in keep]
     return ImageDataset(images=data, names=names, source=str(files.root))
+
+
+def _load(path: Path | None, config) -> ImageDataset:
+    return load_image_files(ImageFiles.scan(path), **decode_options(config))
+
+
+DATA_SOURCES.add(
+    "images",
+    Source(_load),
+    summary="a folder (searched recursively) or a .zip of PNG, JPEG, WebP, BMP, GIF or TIFF images",
+    capabilities={"path"},
+)

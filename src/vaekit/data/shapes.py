@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from vaekit.data.cache import cached_dataset
 from vaekit.data.dataset import ImageDataset
+from vaekit.data.registry import DATA_SOURCES, Source
 
 FACTORS = ["shape", "hue", "scale", "rotation", "x", "y"]
 SHAPES = ["square", "circle", "triangle", "star"]
@@ -76,3 +77,15 @@ def load_shapes(*, n: int, image_size: int, channels: int | None, seed: int, cac
         return ImageDataset(images=images, labels=factors, label_names=list(FACTORS), source="shapes")
 
     return cached_dataset(cache_dir, "shapes", parts, build)
+
+
+def _load(path, config) -> ImageDataset:
+    return load_shapes(
+        n=config.num_images, image_size=config.image_size, channels=config.channels, seed=config.seed,
+        cache_dir=config.cache_dir,
+    )  # fmt: skip
+
+
+DATA_SOURCES.add(
+    "shapes", Source(_load), summary="procedural shapes, generated (the built-in default)", capabilities={"no-path"}
+)

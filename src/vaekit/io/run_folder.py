@@ -130,8 +130,7 @@ class RunDir:
                     "removes only a vaekit run's own files; pick another --out"
                 )
             for name in found:
-                path = self.root / name
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                _remove(self.root / name)
             self.mark()
         except BaseException:
             self.unlock()
@@ -144,8 +143,7 @@ class RunDir:
     def remove_own_files(self) -> None:
         """Undo a start that failed before any checkpoint: the run's own files, then the folder if empty."""
         for name in self.artefacts():
-            path = self.root / name
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+            _remove(self.root / name)
         self.marker.unlink(missing_ok=True)
         self.unlock()
         with contextlib.suppress(OSError):
@@ -199,6 +197,11 @@ def fork_run(source: RunDir, target: RunDir) -> None:
     for name in ("checkpoints", "images"):
         if (source.root / name).is_dir():
             shutil.copytree(source.root / name, target.root / name, ignore=shutil.ignore_patterns(".tmp-*"))
+
+
+def _remove(path: Path) -> None:
+    """A run file or folder (a link is removed, never followed)."""
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def _alive(pid: int) -> bool:
