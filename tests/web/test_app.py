@@ -188,3 +188,19 @@ def test_fifty_concurrent_requests_all_succeed(app):
     for path, status in answers:
         assert status == (415 if path == "/api/encode" and status != 200 else 200), (path, status)
     assert sum(status == 415 for _, status in answers) == 10
+
+
+def test_every_answer_forbids_inline_and_foreign_scripts(client):
+    for response in (client.get("/"), client.get("/static/app.js"), client.get("/api/info"), client.get("/nowhere")):
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "http" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+    refused = client.get("/", headers={"host": "evil.example"})  # the guard's own answers carry it too
+    assert refused.status_code == 421 and "content-security-policy" in refused.headers
+
+
+def test_no_page_that_loads_code_from_a_cdn_is_served(client):
+    assert client.get("/api/docs").status_code == 404
+    assert client.get("/api/openapi.json").status_code == 200
+    for asset in ("/", "/static/app.js"):
+        assert "cdn" not in client.get(asset).text.lower()

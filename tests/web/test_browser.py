@@ -72,3 +72,27 @@ def test_the_page_samples_interpolates_and_encodes_an_upload(app, tmp_path):
         assert page.locator("#error").is_hidden()
         assert not errors
         browser.close()
+
+
+def test_an_attribute_name_that_is_markup_stays_text(tmp_path):
+    """A label CSV or a shared model may name an attribute with HTML: it is shown, never run."""
+    import torch
+
+    from tests.helpers import tiny_config
+    from vaekit.explore.attributes import AttributeVectors
+    from vaekit.training.trainer import Trainer
+    from vaekit.web import create_app
+
+    run = Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "run").fit()
+    hostile = "<img src=x onerror=\"document.title='XSS_RAN'\">"
+    AttributeVectors({hostile: torch.ones(4)}, {hostile: {"with": 1, "without": 1}}).save(run / "model")
+    with running(create_app(run)) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]", timeout=30000)
+        page.wait_for_timeout(500)
+        assert page.title() != "XSS_RAN"
+        assert page.locator("#attribute-sliders span").first.text_content() == hostile
+        assert page.locator("#attribute-sliders img").count() == 0
+        browser.close()

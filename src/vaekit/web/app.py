@@ -76,7 +76,11 @@ def create_app(run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str
     """The app for the trained model in ``run`` (a run folder, its model/ or a checkpoint); it
     answers only for localhost and ``allowed_hosts`` (see ``vaekit.web.guard``)."""
     explorer = Explorer(run, device)
-    app = FastAPI(title=f"vaekit explorer: {Path(run).name}", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # the interactive docs page loads its script from a CDN: not served (the page is offline-only);
+    # the API's description stays at /api/openapi.json
+    app = FastAPI(
+        title=f"vaekit explorer: {Path(run).name}", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
+    )
     app.state.explorer = explorer
     app.add_middleware(Guard, allowed_hosts=list(allowed_hosts))
 

@@ -154,10 +154,18 @@ function buildControls(info) {
   $("no-attributes").hidden = info.attributes.length > 0;
   $("edited").parentElement.hidden = info.attributes.length === 0;
   $("attribute-sliders").replaceChildren(...info.attributes.map((name) => {
+    // names come from data files and shared models: set as text, never parsed as markup
     const label = document.createElement("label");
-    label.innerHTML = `<span>${name}</span><input type="range" min="-3" max="3" step="0.1" value="0"
-      data-attribute="${name}" aria-label="${name}"><output>0.0</output>`;
-    label.querySelector("input").addEventListener("input", updateEdit);
+    const title = document.createElement("span");
+    title.textContent = name;
+    const slider = document.createElement("input");
+    Object.assign(slider, { type: "range", min: "-3", max: "3", step: "0.1", value: "0" });
+    slider.dataset.attribute = name;
+    slider.setAttribute("aria-label", name);
+    const shown = document.createElement("output");
+    shown.textContent = "0.0";
+    slider.addEventListener("input", updateEdit);
+    label.append(title, slider, shown);
     return label;
   }));
   const options = [
