@@ -127,3 +127,21 @@ def test_a_toy_data_source_is_named_like_a_built_in_one_and_trains(tmp_path, cap
     assert main(["components", "data"]) == 0
     listing = capsys.readouterr().out
     assert "  toy-checkers " in listing and "  celeba " in listing and "architectures" not in listing
+
+
+def test_every_options_section_a_component_names_is_a_section_of_the_config():
+    import dataclasses
+
+    from vaekit.commands import registries
+    from vaekit.config import Config
+
+    for registry in registries():
+        for entry in registry:
+            if entry.options:
+                node = Config()
+                for part in entry.options.split("."):
+                    node = getattr(node, part)
+                assert dataclasses.is_dataclass(node), f"{registry.kind} {entry.name}: {entry.options}"
+    from vaekit.models import ARCHITECTURES
+
+    assert ARCHITECTURES.get("style").options == "model.style"

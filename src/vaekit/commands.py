@@ -271,7 +271,8 @@ def components(args: argparse.Namespace) -> None:
         print(f"{registry.kind}s ({registry.key}):")
         for entry in registry:
             capabilities = f"  [{', '.join(sorted(entry.capabilities))}]" if entry.capabilities else ""
-            print(f"  {entry.name:16s} {entry.summary}{capabilities}")
+            options = f"  options: {entry.options}.*" if entry.options else ""
+            print(f"  {entry.name:16s} {entry.summary}{capabilities}{options}")
 
 
 def demo(args: argparse.Namespace) -> None:

@@ -250,6 +250,7 @@ LIKELIHOODS.add(
 
 @LIKELIHOODS.register(
     "perceptual",
+    options="likelihood.perceptual",
     summary="distance of a feature network's activations (VGG, LPIPS, a classifier or your own), plus a pixel term",
     capabilities={"continuous"},
     tiny={  # with a small network of the test's own (likelihood.perceptual.network) on layers 1 and 3

@@ -1,7 +1,7 @@
 """Registries: one per component kind (architectures, likelihoods, objectives, metrics, loggers).
 
-A component registers itself in its own file, in one call, with its name, what it can do and the
-settings of a tiny instance for the contract tests::
+A component registers itself in its own file, in one call, with its name, what it can do, the
+config section of its own options and the settings of a tiny instance for the contract tests::
 
     @ARCHITECTURES.register("conv", summary="strided convolutions", tiny={"model.channels": [4, 8]})
     class ConvVAE(VAE): ...
@@ -32,6 +32,7 @@ class Entry(Generic[T]):
     summary: str = ""
     capabilities: frozenset[str] = frozenset()
     tiny: dict[str, Any] = field(default_factory=dict)
+    options: str = ""  # the config section of its own options (e.g. model.style), if it has one
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -46,12 +47,18 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(
-        self, name: str, *, summary: str = "", capabilities: Iterable[str] = (), tiny: dict[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        summary: str = "",
+        capabilities: Iterable[str] = (),
+        tiny: dict[str, Any] | None = None,
+        options: str = "",
     ) -> Callable[[T], T]:
         """Decorator: register the class or function it decorates under ``name``."""
 
         def add(factory: T) -> T:
-            self.add(name, factory, summary=summary, capabilities=capabilities, tiny=tiny)
+            self.add(name, factory, summary=summary, capabilities=capabilities, tiny=tiny, options=options)
             return factory
 
         return add
@@ -64,6 +71,7 @@ class Registry(Generic[T]):
         summary: str = "",
         capabilities: Iterable[str] = (),
         tiny: dict[str, Any] | None = None,
+        options: str = "",
     ) -> None:
         capabilities = set(capabilities or getattr(factory, "capabilities", ()))  # a class may declare its own
         unknown = capabilities - self.known_capabilities
@@ -71,7 +79,7 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r}: unknown capabilities {sorted(unknown)}")
         if name in self._entries and self._entries[name].factory is not factory:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._entries[name] = Entry(name, factory, summary, frozenset(capabilities), dict(tiny or {}))
+        self._entries[name] = Entry(name, factory, summary, frozenset(capabilities), dict(tiny or {}), options)
 
     def remove(self, name: str) -> None:
         """Unregister ``name`` (tests that register a toy component clean up with this)."""

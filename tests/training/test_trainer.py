@@ -545,3 +545,23 @@ def test_what_trains_is_what_config_yaml_records(tmp_path):
     recorded = Config.from_yaml(tmp_path / "run" / "config.yaml")
     assert recorded == trainer.config == Config.from_yaml(tmp_path / "run" / "model" / "config.yaml")
     assert recorded.data.channels == 3 and recorded.train.precision in ("fp32", "bf16")
+
+
+def test_a_sigterm_while_the_model_folder_is_written_waits_for_it_to_be_complete(tmp_path, monkeypatch):
+    import json
+
+    import vaekit.io.card as card_module
+
+    real = card_module.write_model_card
+
+    def terminated_while_writing(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(card_module, "write_model_card", terminated_while_writing)
+    run = Trainer(tiny_config(**{"train.max_steps": 3}), tmp_path / "run").fit()  # the run had finished
+    assert sorted(p.name for p in (run / "model").iterdir()) == [
+        "README.md", "config.yaml", "model.safetensors", "vaekit.json"
+    ]  # fmt: skip
+    assert json.loads((run / "model" / "vaekit.json").read_text())["steps"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -69,6 +69,7 @@ class _Decoder(nn.Module):
 
 @ARCHITECTURES.register(
     "autoencoder-kl",
+    options="model.autoencoder_kl",
     summary="latent diffusion's KL autoencoder, diffusers' AutoencoderKL (the diffusers extra)",
     capabilities={"images", "gradient-checkpointing"},
     tiny={

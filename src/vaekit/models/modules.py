@@ -42,4 +42,5 @@ ARCHITECTURES.add(
     ModulesVAE,
     summary="your own encoder and decoder (VAE.from_modules), rebuilt from their class paths",
     capabilities={"user-networks"},
+    options="model.modules",
 )

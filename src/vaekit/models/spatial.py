@@ -114,6 +114,7 @@ class _DenseBridge(nn.Module):
 
 @ARCHITECTURES.register(
     "spatial",
+    options="model.spatial",
     summary="Spatial-Z: the latent is a feature map (H/4 x W/4 x C), no flatten",
     capabilities={"images"},
     tiny={"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},

@@ -198,6 +198,7 @@ class StyleEncoder(nn.Module):
 
 @ARCHITECTURES.register(
     "style",
+    options="model.style",
     summary="StyleGAN-like decoder: learned constant, mapping network, per-level styles, noise, blur",
     capabilities={"images"},
     tiny={"model.style.max_channels": 8, "model.style.mapping_layers": 1, "model.style.style_dim": 8},

@@ -14,7 +14,9 @@ from vaekit.objectives.kl_weight import grouped_kl, kl_weight
 from vaekit.objectives.registry import OBJECTIVES
 
 
-@OBJECTIVES.register("elbo", summary="the evidence lower bound: reconstruction NLL + weighted KL (+ PatchGAN)")
+@OBJECTIVES.register(
+    "elbo", options="objective.kl", summary="the evidence lower bound: reconstruction NLL + weighted KL (+ PatchGAN)"
+)
 class ELBO(Objective):
     """Minimise E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)) per sample, averaged over the batch.
 

@@ -85,6 +85,7 @@ def beta_neg_at(intro, epoch: int) -> float:
 
 @OBJECTIVES.register(
     "soft-intro",
+    options="objective.intro",
     summary="Soft-IntroVAE: the encoder and decoder play an introspective game (beta_kl, beta_rec, beta_neg)",
     tiny={"objective.intro.beta_neg": 8.0},
 )
@@ -289,6 +290,7 @@ class SoftIntro(Objective):
 
 @OBJECTIVES.register(
     "as-intro",
+    options="objective.intro",
     summary="AS-IntroVAE: Soft-IntroVAE with the adversarial-similarity distance and its transition",
     tiny={"objective.intro.beta_neg": 8.0, "objective.intro.ema_decay": 0.9},
 )
