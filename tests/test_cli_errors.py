@@ -62,6 +62,20 @@ def one_line(capsys) -> str:
         ("data.crop=foo", "data.crop: foo is not one of"),
         ("likelihood.scale=0", "likelihood.scale"),
         ("objective.name=soft-intr", "did you mean 'soft-intro'"),
+        # numbers are numbers (D11): NaN, inf and values past a float's range, for every float option
+        ("train.lr=inf", "train.lr: must be a finite number"),
+        ("train.lr=1e400", "train.lr: must be a finite number"),
+        ("objective.kl.weight=nan", "objective.kl.weight: must be a finite number"),
+        ("objective.kl.sigmoid_slope=nan", "objective.kl.sigmoid_slope: must be a finite number"),
+        ("data.val_fraction=nan", "data.val_fraction: must be a finite number"),
+        ("train.betas=[0.9, .nan]", "train.betas[1]: must be a finite number"),
+        # every size is bounded before it is allocated (D5, D24)
+        ("data.image_size=100000", "data.image_size: must be at most 4096"),
+        ("model.channels=[12000, 12000]", "model.channels: must be at most 8192"),
+        ("model.latent_dim=2000000000", "model.latent_dim: must be at most 65536"),
+        ("model.latent_dim=2e9", "model.latent_dim: expected an integer, got 2e9"),
+        ("data.num_images=50000000000", "data.num_images: must be at most 1e+06"),
+        ("train.epochs=1.0e+23", "train.epochs: must be at most 1e+06"),
     ],
 )
 def test_a_bad_value_names_its_key_and_exits_2_before_any_work(tmp_path, capsys, setting, words):

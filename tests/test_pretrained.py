@@ -73,3 +73,24 @@ def test_a_model_records_its_config_when_built_and_saves_itself_without_training
     assert all(
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
     )
+
+
+def test_a_shared_config_that_asks_for_a_huge_model_is_refused_before_it_is_allocated(tmp_path):
+    """A run's config.yaml edited to ask for 2 x 8,000 channels (2.3 GB of weights) while its
+    weights hold a small model: refused from the weight file's header, nothing allocated (D24)."""
+    import resource
+
+    import yaml
+
+    from tests.helpers import tiny_config
+    from vaekit.io.checkpoints import CheckpointError
+
+    run = vaekit.train(tiny_config(**{"train.max_steps": 1}), out=tmp_path / "run")
+    raw = yaml.safe_load((run / "model" / "config.yaml").read_text())
+    raw["model"]["channels"] = [8000, 8000]
+    (run / "model" / "config.yaml").write_text(yaml.safe_dump(raw))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=r"does not fit this ConvVAE.*wrong shape"):
+        vaekit.load(run / "model")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 300

@@ -18,6 +18,10 @@ from typing import Any, Literal
 import yaml
 
 from vaekit.schema import (  # noqa: F401  (re-exported: ConfigError, parse_yaml, read_yaml)
+    MAX_COUNT,
+    MAX_IMAGE_SIZE,
+    MAX_LATENT,
+    MAX_WIDTH,
     ConfigError,
     bounded,
     build,
@@ -41,14 +45,14 @@ class DataConfig:
 
     source: str = "shapes"
     fingerprint: str | None = None  # memory data: "shape dtype sha256:..." of what was trained on
-    vector_dim: int | None = positive(None)  # memory data of (N, D) vectors (own networks only): D
-    image_size: int = positive(32)
+    vector_dim: int | None = positive(None, MAX_COUNT)  # memory data of (N, D) vectors (own networks only): D
+    image_size: int = positive(32, MAX_IMAGE_SIZE)
     channels: Literal[1, 3] | None = None  # None: 1 for gray-only sources, else 3
     crop: Literal["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160"] = "center"
     val_fraction: float = bounded(0.05, 0.0, 0.9)  # used when the source has no split of its own
     seed: int = non_negative(0)  # generated data (shapes) and the random train/val split
     flip: bool = False  # random horizontal flip of training batches
-    num_images: int = positive(20000)  # for generated sources (shapes)
+    num_images: int = positive(20000, MAX_COUNT)  # for generated sources (shapes)
     labels: str | None = None  # CSV of filename,attr1,... (or a CelebA attribute file) for image folders
     cache_dir: str | None = None  # default: $VAEKIT_CACHE or ~/.cache/vaekit
     workers: int = non_negative(0)  # decoding threads; 0 = one per CPU
@@ -58,23 +62,23 @@ class DataConfig:
 class StyleConfig:
     """Options of the style-based decoder (``model.arch: style``)."""
 
-    mapping_layers: int = non_negative(8)
-    style_dim: int = positive(256)
+    mapping_layers: int = non_negative(8, 64)
+    style_dim: int = positive(256, MAX_WIDTH)
     noise: bool = True  # per-pixel noise with a learned per-channel scale (starts at 0)
     blur: bool = True  # [1, 2, 1] blur after each upsampling conv
     modulation: Literal["stylize", "adain"] = "stylize"  # stylize: x * (scale + 1) + bias | adain: x * scale + bias
     level_latents: bool = False  # split z into one chunk per resolution, each styling its own level
-    max_channels: int = positive(512)
-    channel_base: int = positive(8192)  # feature maps per level: min(channel_base / 2^level, max_channels)
+    max_channels: int = positive(512, MAX_WIDTH)
+    channel_base: int = positive(8192, 1 << 20)  # feature maps per level: min(channel_base / 2^level, max_channels)
 
 
 @dataclass(frozen=True)
 class SpatialConfig:
     """Options of the spatial-latent network (``model.arch: spatial``)."""
 
-    latent_channels: int = positive(12)  # C of the H/f x W/f x C latent
+    latent_channels: int = positive(12, MAX_WIDTH)  # C of the H/f x W/f x C latent
     downsamplings: int = bounded(2, 0, 6)  # f = 2^downsamplings
-    residual_blocks: int = non_negative(5)
+    residual_blocks: int = non_negative(5, 256)
     norm: Literal["instance", "group", "sample", "none"] = "instance"  # sample: whole-sample normalisation
     dense: bool = False  # the dense-latent variant: flatten -> latent_dim -> back to a map
 
@@ -87,7 +91,7 @@ class ModulesConfig:
     decoder: str = ""
     encoder_args: dict[str, Any] = field(default_factory=dict)
     decoder_args: dict[str, Any] = field(default_factory=dict)
-    latent_shape: list[int] = positive([])
+    latent_shape: list[int] = positive([], MAX_LATENT)
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,9 @@ class AutoencoderKLConfig:
     """The KL autoencoder of latent diffusion (``model.arch: autoencoder-kl``), as diffusers'
     ``AutoencoderKL`` config: the down-sampling factor is 2^(len(block_out_channels) - 1)."""
 
-    block_out_channels: list[int] = positive([128, 256, 512, 512])
-    layers_per_block: int = positive(2)
-    latent_channels: int = positive(4)
+    block_out_channels: list[int] = positive([128, 256, 512, 512], MAX_WIDTH)
+    layers_per_block: int = positive(2, 64)
+    latent_channels: int = positive(4, MAX_WIDTH)
     norm_num_groups: int = positive(32)
     act_fn: Literal["silu", "swish", "relu", "gelu", "mish"] = "silu"
     mid_block_attention: bool = True
@@ -110,12 +114,12 @@ class ModelConfig:
     """The architecture and its sizes."""
 
     arch: str = "conv"  # a registered architecture (vaekit components) or package.module:Class (a plug-in)
-    latent_dim: int = positive(16)
-    channels: list[int] = positive([32, 64, 128])
-    kernel_size: int = positive(3)
+    latent_dim: int = positive(16, MAX_LATENT)
+    channels: list[int] = positive([32, 64, 128], MAX_WIDTH)
+    kernel_size: int = positive(3, 31)
     norm: Literal["none", "batch", "group"] = "none"
     activation: Literal["relu", "leaky_relu", "silu"] = "relu"
-    hidden_dim: int = non_negative(0)  # optional dense layer between conv stack and latent heads (0: none)
+    hidden_dim: int = non_negative(0, MAX_LATENT)  # optional dense layer between conv stack and latent heads (0: none)
     style: StyleConfig = field(default_factory=StyleConfig)
     spatial: SpatialConfig = field(default_factory=SpatialConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
@@ -136,7 +140,9 @@ class PerceptualConfig:
     network: str = "vgg16"
     layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
     layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    resize: int | None = positive(256)  # images are resized to this before the network (None: as they are)
+    resize: int | None = positive(
+        256, MAX_IMAGE_SIZE
+    )  # images are resized to this before the network (None: as they are)
     imagenet_normalize: bool = True
     weights: str | None = None  # local weights file; default: torch.hub cache / public URL
     random_weights: bool = False  # only for tests and CPU-only benchmarks; never a silent fallback
@@ -195,8 +201,8 @@ class AdversarialConfig:
     adaptive: bool = True  # balance by gradient norms at the decoder's last layer (as in VQGAN)
     start_step: int = non_negative(0)
     loss: Literal["hinge", "vanilla"] = "hinge"  # the discriminator's loss
-    layers: int = positive(3)
-    channels: int = positive(64)
+    layers: int = positive(3, 8)
+    channels: int = positive(64, MAX_WIDTH)
     lr: float | None = bounded(None, 0, above=True)  # default: train.lr
 
 
@@ -215,10 +221,10 @@ class ObjectiveConfig:
 class TrainConfig:
     """The training loop: optimiser, schedule, precision, budget and bookkeeping."""
 
-    epochs: int = positive(10)
+    epochs: int = positive(10, MAX_COUNT)
     max_steps: int | None = positive(None)
     max_time: float | None = duration(None)  # seconds of training (or "10m", "1h30m"), then stop cleanly
-    batch_size: int = positive(64)
+    batch_size: int = positive(64, 65536)
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = non_negative(1e-3)
     weight_decay: float = non_negative(0.0)
@@ -228,18 +234,18 @@ class TrainConfig:
     lr_gamma: float = bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
     grad_clip: float | None = bounded(None, 0, above=True)
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # auto: bf16 where measured faster, else fp32
-    accumulate: int = positive(1)  # micro-batches per update (batch_size is the whole update's batch)
+    accumulate: int = positive(1, 1024)  # micro-batches per update (batch_size is the whole update's batch)
     gradient_sync: Literal["auto", "ddp", "flat"] = "auto"  # across processes; auto: ddp where the objective allows
     ddp_bucket_mb: float = bounded(25.0, 0, above=True)  # DDP gradient bucket size (MiB)
     channels_last: bool = False  # NHWC activations (measured no faster on CPU, fp32 or bf16: BENCHMARKS.md)
     compile: bool = False  # torch.compile encoder and decoder (measured: see BENCHMARKS.md)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     seed: int = non_negative(0)
-    threads: int | None = positive(None)  # torch intra-op threads; None: torch default
+    threads: int | None = positive(None, 4096)  # torch intra-op threads; None: torch default
     log_every: int = positive(20)
     checkpoint_every: int = positive(500)  # steps; a checkpoint is also written at every epoch end
-    keep_checkpoints: int = positive(3)
-    grid_size: int = positive(64)  # images per reconstruction / sample grid
+    keep_checkpoints: int = positive(3, 10000)
+    grid_size: int = positive(64, 1024)  # images per reconstruction / sample grid
     ema_decay: float = bounded(0.0, 0.0, 0.999999)  # EMA of all weights (warmed up) for grids, evaluation, export
     trainable: Literal["all", "decoder"] = "all"  # decoder: fine-tune the decoder, encoder frozen (latents kept)
     gradient_checkpointing: bool = False  # recompute activations in backward (models that support it)

@@ -12,7 +12,7 @@ import torch
 
 from vaekit.config import Config, ConfigError
 from vaekit.io.card import model_info, read_info
-from vaekit.io.checkpoints import CheckpointError, list_checkpoints, load_weights
+from vaekit.io.checkpoints import MODEL_FILE, CheckpointError, list_checkpoints, load_weights, require_fit
 from vaekit.io.hub import hub_snapshot, looks_like_hub_id
 from vaekit.io.run_folder import RunDir
 from vaekit.models import VAE, create_model
@@ -45,11 +45,24 @@ def load(
     if not config_file.is_file():
         raise CheckpointError(f"{path}: no config.yaml next to the weights")
     config = Config.from_yaml(config_file)
+    _require_fit_before_building(config, folder / MODEL_FILE, trust_code, modules)
     model = create_model(config, trust_code=trust_code, modules=modules).to(device)
     load_weights(model, folder)
     model.config = config
     model.info = read_info(folder)
     return model.eval()
+
+
+def _require_fit_before_building(config: Config, weights: Path, trust_code: bool, modules) -> None:
+    """The model ``config`` describes, built on the meta device (no memory), held against the weight
+    file's header: a shared config asking for a model its weights do not hold is refused before
+    anything is allocated. User networks that cannot be built on the meta device are checked after."""
+    try:
+        with torch.device("meta"):
+            shaped = create_model(config, trust_code=trust_code, modules=modules)
+    except (RuntimeError, NotImplementedError, TypeError):  # user code that computes with tensors
+        return
+    require_fit(shaped, weights)
 
 
 def with_pretrained_architecture(config: Config, source: str) -> Config:

@@ -4,8 +4,10 @@ every message naming the dotted key. ``vaekit.config`` holds the dataclasses the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -49,13 +51,19 @@ def parse_duration(key: str, value: Any) -> Any:
     return hours * 3600 + minutes * 60 + seconds
 
 
-def positive(default: Any) -> Any:
-    return bounded(default, 1)
+def positive(default: Any, high: float | None = None) -> Any:
+    return bounded(default, 1, high)
 
 
-def non_negative(default: Any) -> Any:
-    return bounded(default, 0)
+def non_negative(default: Any, high: float | None = None) -> Any:
+    return bounded(default, 0, high)
 
+
+# Upper bounds of sizes, so that a typo or a hostile file is one line, not an allocation of terabytes
+MAX_IMAGE_SIZE = 4096  # pixels per side
+MAX_WIDTH = 8192  # channels of a layer
+MAX_LATENT = 65536  # latent dimensions
+MAX_COUNT = 1_000_000  # generated images, epochs, batch, ...
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a page of text; anything larger is refused unread
 
@@ -226,14 +234,17 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return int(value)
         raise ConfigError(f"{key}: expected an integer, got {_short(value)}")
     if hint is float:
+        number = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {_short(value)}")
+            number = float(value) if abs(value) < 1e308 or isinstance(value, float) else math.inf
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise ConfigError(f"{key}: expected a number, got {_short(value)}")
+        if not math.isfinite(number):  # nan, inf, or a value too large for a float (1e400)
+            raise ConfigError(f"{key}: must be a finite number, got {_short(value)}")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -84,20 +84,33 @@ def save_weights(model: nn.Module, folder: Path) -> Path:
 def load_weights(model: nn.Module, folder: Path) -> None:
     """Load ``folder/model.safetensors`` into ``model``, with a clear error when it does not fit."""
     path = folder / MODEL_FILE
-    if not path.is_file():
-        raise CheckpointError(f"no {MODEL_FILE} in {folder}")
+    require_fit(model, path)
     try:
         state = load_file(str(path), device=str(next(model.parameters()).device))
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path}: unreadable weights ({err})") from err
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
+    model.load_state_dict(state)
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor of a safetensors file, read from its header alone."""
+    if not path.is_file():
+        raise CheckpointError(f"no {path.name} in {path.parent}")
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: unreadable weights ({err})") from err
+
+
+def require_fit(model: nn.Module, path: Path) -> None:
+    """``CheckpointError`` naming what differs unless the file holds exactly ``model``'s tensors. Cheap
+    for a model on the meta device: a config can be held against its weights before any allocation."""
+    found = weight_shapes(path)
+    own = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    missing = sorted(set(own) - set(found))
+    unexpected = sorted(set(found) - set(own))
+    mismatched = [f"{k} {found[k]} vs {own[k]}" for k in own if k in found and found[k] != own[k]]
     if missing or unexpected or mismatched:
         details = []
         for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
@@ -107,7 +120,6 @@ def load_weights(model: nn.Module, folder: Path) -> None:
             f"{path} does not fit this {type(model).__name__} (was it saved by another architecture or config?); "
             + "; ".join(details)
         )
-    model.load_state_dict(state)
 
 
 def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep: int) -> Path:
