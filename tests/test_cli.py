@@ -126,7 +126,7 @@ def test_interpolate_grid_manifold(trained_run, tmp_path):
     assert main(["interpolate", str(trained_run), "--grid", "3x4", "--steps", "5", "-o", str(out)]) == 0
     with Image.open(out) as gif:
         assert gif.n_frames > 2 and gif.size == (1 + 4 * 17, 1 + 3 * 17)
-    assert main(["interpolate", str(trained_run), "--grid", "big"]) == 1
+    assert main(["interpolate", str(trained_run), "--grid", "big"]) == 2  # a usage mistake (D10)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def test_attributes_edit_and_arithmetic(labelled_run, tmp_path, capsys):
     assert main(["edit", str(run), image, "--attr", "Bright", "--sweep", "-2:2:5", "-o", str(tmp_path / "s.png")]) == 0
     with Image.open(tmp_path / "s.png") as picture:
         assert picture.width == 2 + 6 * 18
-    assert main(["edit", str(run), image, "--attr", "Smiling=1"]) == 1
+    assert main(["edit", str(run), image, "--attr", "Smiling=1"]) == 2  # a usage mistake (D10)
     assert "no attribute vector 'Smiling'" in capsys.readouterr().err
     args = ["arithmetic", str(run), str(folder / "0.png"), str(folder / "1.png"), str(folder / "2.png")]
     assert main([*args, "-o", str(tmp_path / "a.png")]) == 0

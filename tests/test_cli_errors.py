@@ -29,9 +29,11 @@ def run(tmp_path_factory):
 
 
 def one_line(capsys) -> str:
+    """The one line the error printed (warnings, each a ``vaekit: warning:`` line, may come before)."""
     err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
+    lines = [line for line in err.splitlines() if not line.startswith(("vaekit: warning:", "  "))]
+    assert "Traceback" not in err and len(lines) == 1, err
+    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -107,7 +109,16 @@ def test_a_config_file_that_is_binary_or_an_alias_bomb_is_refused(tmp_path, caps
         (["sample", "RUN", "--temperature", "nan"], 2),
         (["evaluate", "RUN", "--metrics", "nll", "--k", "0"], 2),
         (["interpolate", "RUN", "--steps", "0"], 2),
-        (["interpolate", "RUN", "--grid", "0x0"], 1),
+        (["interpolate", "RUN", "--grid", "0x0"], 2),
+        (["interpolate", "RUN", "--grid", "axb"], 2),
+        (["interpolate", "RUN", "RUN"], 2),  # one image
+        # every count is bounded before anything is made (D5), seeds are seeds (D13)
+        (["sample", "RUN", "-n", "50000000"], 2),
+        (["interpolate", "RUN", "--steps", "100000000"], 2),
+        (["interpolate", "RUN", "--grid", "1000x1000"], 2),
+        (["sample", "RUN", "--seed", "100000000000000000000000"], 2),
+        (["sample", "RUN", "--seed", "1e23"], 2),
+        (["evaluate", "RUN", "--metrics", "foo"], 2),
         (["serve", "RUN", "--port", "99999"], 2),
         (["serve", "RUN", "--port", "-1"], 2),
     ],
@@ -119,6 +130,31 @@ def test_bad_command_line_values_are_refused(run, capsys, argv, code):
     except SystemExit as exit_:  # argparse's own refusal: one usage line, exit 2
         assert exit_.code == code
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--attr", "Bigger=nan"], "a strength must be a number within +-100, got nan"),
+        (["--attr", "Bigger=inf"], "a strength must be a number within +-100"),
+        (["--attr", "Bigger=1e308"], "a strength must be a number within +-100"),
+        (["--attr", "Bigger=abc"], "--attr takes NAME=STRENGTH"),
+        (["--attr", "Nope=1"], "no attribute vector 'Nope'"),
+        (["--attr", "Bigger", "--sweep", "-2:2:100000"], "--sweep: COUNT must be 1 to 256"),
+        (["--attr", "Bigger", "--sweep", "a:b:c"], "--sweep takes START:STOP:COUNT"),
+        (["--attr", "Bigger", "--sweep", "2:-2:0"], "--sweep: COUNT must be 1 to 256"),
+        (["--attr", "Bigger", "--sweep", "-1e308:1e308:3"], "a strength must be a number within +-100"),
+    ],
+)
+def test_an_edit_that_asks_for_nonsense_is_one_line_and_exit_2(run, tmp_path, capsys, argv, words):
+    from vaekit.explore.attributes import AttributeVectors
+
+    AttributeVectors({"Bigger": torch.ones(4)}, {"Bigger": {"with": 1, "without": 1}}).save(run / "model")
+    image = tmp_path / "face.png"
+    Image.new("RGB", (16, 16), (90, 30, 30)).save(image)
+    assert main(["edit", str(run), str(image), "-o", str(tmp_path / "out.png"), *argv]) == 2
+    assert words in one_line(capsys)
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_a_preset_with_resume_is_refused(run, capsys):
@@ -244,3 +280,30 @@ def test_a_damaged_metrics_row_longer_than_the_csv_field_limit_is_dropped_on_res
         handle.write("x" * 200_000 + "\n")
     assert main(["train", "--resume", str(tmp_path / "run"), "--set", "train.max_steps=6"]) == 0
     assert "x" * 100 not in (tmp_path / "run" / "metrics.csv").read_text()
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_config_or_labels_file_that_is_a_device_is_refused_unread(tmp_path, capsys, device):
+    assert main(["train", "--config", device, "--out", str(tmp_path / "run")]) == 2
+    assert "not a regular file" in one_line(capsys)
+    from vaekit.data import DataError
+    from vaekit.data.images import read_text
+
+    with pytest.raises(DataError, match="not a regular file"):
+        read_text(__import__("pathlib").Path(device))
+
+
+def test_a_file_name_with_terminal_escapes_is_printed_escaped(tmp_path, capsys):
+    """A data file named with ESC sequences (retitle, clear screen) reaches the terminal as text."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (16, 16), (i * 30, 0, 0)).save(folder / f"{i}.png")
+    (folder / "\x1b]0;PWNED\x07\x1b[2J x.png").write_bytes(b"not an image")
+    assert (
+        main(["train", "--data", str(folder), "--out", str(tmp_path / "run"), "--set", *SMALL, "train.max_steps=1"])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "vaekit: warning: skipped 1 unreadable image(s)" in err and "\\x1b]0;PWNED\\x07" in err

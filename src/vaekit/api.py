@@ -27,6 +27,7 @@ from vaekit.data.recipes import prepare
 from vaekit.defaults import explicit_keys, free_keys
 from vaekit.io.checkpoints import CheckpointError, list_checkpoints
 from vaekit.io.run_folder import RunDir, fork_run
+from vaekit.limits import require_within_budget
 from vaekit.models import VAE
 from vaekit.pretrained import load, model_folder, with_pretrained_architecture
 from vaekit.training.callbacks import Callback
@@ -242,7 +243,9 @@ def sample(model: Model, n: int = 64, *, temperature: float = 1.0, seed: int = 0
     """``n`` random images ``(n, C, H, W)`` in [0, 1]."""
     from vaekit.explore.sampling import sample_images
 
-    return sample_images(as_model(model), n, seed=seed, temperature=temperature)
+    vae = as_model(model)
+    require_within_budget("sample -n", n, vae.image_shape)
+    return sample_images(vae, n, seed=seed, temperature=temperature)
 
 
 def reconstruct(model: Model, images: Any) -> torch.Tensor:
@@ -266,6 +269,7 @@ def interpolate(
     from vaekit.explore.sampling import interpolation_frames
 
     vae = as_model(model)
+    require_within_budget("interpolate --steps", steps, vae.image_shape)
     batch = as_images(images, vae) if images is not None else None
     frames = interpolation_frames(vae, batch, steps=steps, mode=mode, seed=seed)
     if gif is not None:

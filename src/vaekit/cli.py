@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
 from vaekit import commands
@@ -26,13 +28,28 @@ def main(argv: list[str] | None = None) -> int:
 
         allow_code()
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args) or 0
     except BaseException as err:  # every failure is one line with the right exit code
         if os.environ.get("VAEKIT_DEBUG") or isinstance(err, SystemExit):
             raise
         code, message = describe_error(err)
-        print(f"vaekit: {message}", file=sys.stderr)
+        print(f"vaekit: {printable(message)}", file=sys.stderr)
         return code
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text for a terminal: control characters (an escape sequence in a file's name) as ``\\xNN``."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as ``vaekit: warning: ...``, control characters escaped, no source line."""
+    print(f"vaekit: warning: {printable(str(message))}", file=file or sys.stderr)
 
 
 def describe_error(err: BaseException) -> tuple[int, str]:
@@ -66,6 +83,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return value
+
+
+def seed_number(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2**63 - 1, not {text}")
     return value
 
 
@@ -146,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("-o", "--output", type=Path, default=Path("samples.png"), help="grid PNG to write")
     p.add_argument("--dump", type=Path, metavar="DIR", help="also write each sample as its own PNG into DIR")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the latents")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("--temperature", type=finite_float, default=1.0, help="scale of the prior samples")
     p.set_defaults(func=commands.sample)
 
@@ -156,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=16, help="frames from A to B")
     p.add_argument("--mode", choices=["lerp", "slerp"], default="slerp", help="path through latent space")
     p.add_argument("--grid", metavar="RxC", help="animate a grid of random latents to another (variance-preserving)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the latents")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.gif"), help="GIF to write")
     p.set_defaults(func=commands.interpolate)
 
@@ -175,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips", choices=["vgg", "alex"], default="vgg", help="LPIPS backbone")
     p.add_argument("--lpips-backbone-weights", help="path to the torchvision VGG16 / AlexNet weights")
     p.add_argument("--lpips-weights", help="path to the LPIPS v0.1 linear weights (vgg.pth / alex.pth)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of samples and noise")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed of samples and noise")
     p.add_argument("-o", "--output", type=Path, help="JSON report (default RUN/evaluation-<split>.json)")
     p.set_defaults(func=commands.evaluate)
 

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from vaekit.schema import ConfigError
+
 
 def train(args: argparse.Namespace) -> None:
     from vaekit import api
@@ -73,18 +75,20 @@ def interpolate(args: argparse.Namespace) -> None:
     from vaekit import api
     from vaekit.explore.interpolation import save_gif
     from vaekit.explore.sampling import manifold_frames
+    from vaekit.limits import require_within_budget
 
     if len(args.images) not in (0, 2):
-        raise ValueError("interpolate takes two images (A and B) or none (random latents)")
+        raise ConfigError("interpolate takes two images (A and B) or none (random latents)")
     if args.steps < 2:
-        raise ValueError("--steps must be at least 2 (the two ends)")
+        raise ConfigError("--steps must be at least 2 (the two ends)")
     model = api.load(args.run, trust_code=args.trust_code)
     if args.grid:
         rows, _, cols = args.grid.lower().partition("x")
         if not (rows.isdigit() and cols.isdigit() and int(rows) > 0 and int(cols) > 0):
-            raise ValueError(f"--grid takes ROWSxCOLS with positive numbers, e.g. 8x8, not {args.grid!r}")
+            raise ConfigError(f"--grid takes ROWSxCOLS with positive numbers, e.g. 8x8, not {args.grid!r}")
         if args.images:
-            raise ValueError("--grid animates random latents; it takes no images")
+            raise ConfigError("--grid animates random latents; it takes no images")
+        require_within_budget("interpolate --grid x --steps", int(rows) * int(cols) * args.steps, model.image_shape)
         frames = manifold_frames(model, int(rows), int(cols), steps=args.steps, seed=args.seed)
         print(f"wrote {save_gif(frames, args.output, frame_ms=60, hold_ms=400)}")
         return
@@ -157,7 +161,7 @@ def edit(args: argparse.Namespace) -> None:
     (image,) = api.load_images([args.image], model.config)
     if args.sweep:
         if len(args.attr) != 1 or "=" in args.attr[0]:
-            raise ValueError("--sweep takes exactly one --attr NAME (no strength)")
+            raise ConfigError("--sweep takes exactly one --attr NAME (no strength)")
         strengths = parse_sweep(args.sweep)
         strip = torch.cat([image[None], sweep_images(model, image, vectors, args.attr[0], strengths)])
         print(f"wrote {_save_grid(strip, args.output, nrow=len(strip))}  (original, then strengths {strengths})")
@@ -215,7 +219,7 @@ def config(args: argparse.Namespace) -> None:
     from vaekit.config import Config
 
     if args.run is not None and args.preset:
-        raise ValueError("config takes a run or --preset, not both")
+        raise ConfigError("config takes a run or --preset, not both")
     if args.run is not None:
         config = Config.from_yaml(args.run / "config.yaml" if args.run.is_dir() else args.run)
         config = config.with_overrides(args.overrides)
@@ -261,7 +265,6 @@ def registries() -> list:
 
 
 def components(args: argparse.Namespace) -> None:
-    from vaekit.config import ConfigError
 
     shown = [r for r in registries() if args.kind in (None, r.kind, r.kind + "s", r.kind.split()[0])]
     if not shown:

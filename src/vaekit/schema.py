@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import math
 import re
+import stat
 import types
 import typing
 from dataclasses import field
@@ -90,14 +91,29 @@ def parse_yaml(text: str, where: str = "config") -> Any:
         raise ConfigError(f"{where}: not valid YAML: {_short(str(err), 300)}") from None
 
 
+class FileRefused(ValueError):
+    """A file that is not read: not a regular file, or larger than the limit."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. A device (``/dev/zero``), a pipe or a
+    larger file is refused (``FileRefused``) without reading more than ``limit + 1`` bytes."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise FileRefused(f"{path}: not a regular file")
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileRefused(f"{path}: too large (over {limit:,} bytes)")
+    return data
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML config file as a mapping (size checked before reading, UTF-8, no aliases)."""
+    """A YAML config file as a mapping (size checked while reading, UTF-8, no aliases)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: {size} bytes is too large for a config (limit {MAX_CONFIG_BYTES})")
-        text = path.read_bytes().decode("utf-8")
+        text = read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except FileRefused as err:
+        raise ConfigError(f"{err} for a config (a config is at most {MAX_CONFIG_BYTES:,} bytes)") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not a text (UTF-8) file: {err.reason} at byte {err.start}") from None
     except OSError as err:

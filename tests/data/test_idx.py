@@ -81,3 +81,45 @@ def test_offline_download_says_where_to_put_the_files(tmp_path, monkeypatch):
     monkeypatch.setattr(idx.urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match=r"(?s)MNIST is not in .*Put the four files"):
         load_idx_folder(tmp_path / "none", image_size=28, crop="none", channels=None, cache_dir=None, download=True)
+
+
+def _idx_file(path, array, code):
+    import struct
+
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(idx._DTYPES[code]).tobytes())
+
+
+def test_float_or_wide_pixels_are_scaled_or_refused_never_cast(tmp_path):
+    folder = tmp_path / "m"
+    fake_mnist(folder)
+    images = folder / "train-images-idx3-ubyte.gz"
+    images.unlink()
+    nan = np.full((6, 28, 28), 0.5)
+    nan[0, 0, 0] = np.nan
+    _idx_file(folder / "train-images-idx3-ubyte", nan, 0x0E)  # float64 (D15)
+    with pytest.raises(DataError, match="NaN or infinite"):
+        load_idx_folder(folder, image_size=28, crop="none", channels=None, cache_dir=str(tmp_path / "c1"))
+    _idx_file(folder / "train-images-idx3-ubyte", np.full((6, 28, 28), 300), 0x0C)  # int32 past 255
+    with pytest.raises(DataError, match=r"must be 0\.\.255"):
+        load_idx_folder(folder, image_size=28, crop="none", channels=None, cache_dir=str(tmp_path / "c2"))
+    _idx_file(folder / "train-images-idx3-ubyte", np.full((6, 28, 28), 0.5), 0x0D)  # float32 in [0, 1]
+    data = load_idx_folder(folder, image_size=28, crop="none", channels=None, cache_dir=str(tmp_path / "c3"))
+    assert int(data.images[0, 0, 0, 0]) == 128
+
+
+def test_a_gzip_bomb_is_read_only_as_far_as_its_header_says(tmp_path):
+    import gzip
+    import struct
+
+    header = struct.pack(">BBBB", 0, 0, 0x08, 3) + struct.pack(">3I", 1, 28, 28)
+    with gzip.open(tmp_path / "bomb-idx3-ubyte.gz", "wb") as handle:
+        handle.write(header + bytes(28 * 28))
+        handle.write(bytes(200 << 20))  # 200 MB more than declared: never inflated
+    with pytest.raises(DataError, match="more data than its header declares"):
+        read_idx(tmp_path / "bomb-idx3-ubyte.gz")
+    (tmp_path / "huge-idx3-ubyte").write_bytes(
+        struct.pack(">BBBB", 0, 0, 0x0E, 3) + struct.pack(">3I", 1 << 31, 1 << 16, 1)
+    )
+    with pytest.raises(DataError, match="the limit is"):
+        read_idx(tmp_path / "huge-idx3-ubyte")

@@ -163,3 +163,26 @@ def test_read_upload_itself_enforces_the_byte_and_pixel_limits():
     with pytest.raises(UploadError, match="pixels") as raised:
         read_upload(png_header_only(side, side), config)
     assert raised.value.status == 413
+
+
+def test_idle_sockets_neither_block_other_clients_nor_stay_open(app, monkeypatch):
+    """Hundreds of sockets that never send a request (D6): other clients are answered as usual, and
+    each idle socket is closed once it has waited REQUEST_TIMEOUT_S."""
+    from vaekit.web import server
+
+    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 1.0)
+    with running(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(200)]
+        try:
+            latencies = []
+            for _ in range(10):
+                started = time.perf_counter()
+                assert httpx.get(f"{url}/api/info", timeout=10).status_code == 200
+                latencies.append(time.perf_counter() - started)
+            assert max(latencies) < 2.0
+            idle[0].settimeout(5)
+            assert idle[0].recv(1) == b""  # closed by the server
+        finally:
+            for connection in idle:
+                connection.close()

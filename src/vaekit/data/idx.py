@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +27,35 @@ MNIST_FILES = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+MAX_IDX_BYTES = 16 << 30  # the data one IDX file may declare (MNIST's training images: 47 MB)
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path | str) -> np.ndarray:
-    """Parse one IDX file (optionally gzipped) into a numpy array."""
+    """Parse one IDX file (optionally gzipped) into a numpy array: the header is read first, then
+    exactly the bytes it declares (at most ``MAX_IDX_BYTES``), so a gzip bomb is never inflated."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as err:
+            head = handle.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
+                raise DataError(f"{path}: not an IDX file (bad magic number)")
+            dims = handle.read(4 * head[3])
+            if len(dims) != 4 * head[3]:
+                raise DataError(f"{path}: not an IDX file (truncated header)")
+            shape = struct.unpack(f">{head[3]}I", dims)
+            dtype = np.dtype(_DTYPES[head[2]])
+            expected = math.prod(shape) * dtype.itemsize
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path}: declares {expected:,} bytes of data; the limit is {MAX_IDX_BYTES:,}")
+            body = handle.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot read IDX file ({err})") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{path}: not an IDX file ({ndim} dimensions, {len(raw)} bytes)")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    body = raw[4 + 4 * ndim :]
-    if len(body) != expected:
+    if len(body) < expected:
         raise DataError(f"{path}: truncated IDX file ({len(body)} of {expected} data bytes)")
+    if len(body) > expected:
+        raise DataError(f"{path}: holds more data than its header declares ({expected} bytes); not read further")
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 
@@ -141,7 +149,7 @@ def load_idx_folder(
             array = read_idx(path)
             if array.ndim != 3:
                 raise DataError(f"{path}: expected (N, H, W) images, got shape {array.shape}")
-            images.append(_resize(array, image_size, crop, channels or 1))
+            images.append(_resize(as_pixels(array, path), image_size, crop, channels or 1))
             partition.append(np.full(len(array), part, dtype=np.uint8))
             label_path = files.get((prefix, "labels-idx1"))
             found = read_idx(label_path).astype(np.int64) if label_path else None
@@ -159,8 +167,25 @@ def load_idx_folder(
     return cached_dataset(cache_dir, "idx", parts, build)
 
 
+def as_pixels(array: np.ndarray, path: Path) -> np.ndarray:
+    """IDX images as uint8: integers within 0..255 as they are, floats in [0, 1] scaled; NaN, inf
+    or anything outside those ranges is refused, never cast (a cast wraps or zeroes it)."""
+    if array.dtype == np.uint8:
+        return array
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"{path}: the images hold NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if np.issubdtype(array.dtype, np.floating) and low >= 0 and high <= 1:
+        return np.rint(values * 255).astype(np.uint8)
+    if low < 0 or high > 255 or (np.issubdtype(array.dtype, np.floating) and not (values == np.rint(values)).all()):
+        raise DataError(
+            f"{path}: {array.dtype} pixels from {low:g} to {high:g}; IDX images must be 0..255 (or floats in [0, 1])"
+        )
+    return values.astype(np.uint8)
+
+
 def _resize(array: np.ndarray, size: int, crop: str, channels: int) -> np.ndarray:
-    array = array.astype(np.uint8)
     if array.shape[1:] == (size, size):
         images = array[:, None]
         return np.repeat(images, 3, axis=1) if channels == 3 else images

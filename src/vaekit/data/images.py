@@ -21,10 +21,12 @@ from vaekit.data.dataset import ImageDataset
 from vaekit.data.reader import open_image, upright
 from vaekit.data.recipes import is_gray, prepare
 from vaekit.data.registry import DATA_SOURCES, Source, decode_options
+from vaekit.schema import FileRefused, read_bounded
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MAX_MEMBER_BYTES = 256 << 20  # an image inside a zip larger than this uncompressed is skipped
 MAX_ARCHIVE_BYTES = 1 << 40  # all members together (from the headers)
+MAX_TEXT_BYTES = 256 << 20  # a labels / attributes / split file (CelebA's attributes: 26 MB)
 
 
 class DataError(ValueError):
@@ -32,9 +34,12 @@ class DataError(ValueError):
 
 
 def read_text(path: Path) -> str:
-    """A UTF-8 text file (labels, attributes, splits), or a ``DataError`` naming it."""
+    """A UTF-8 text file (labels, attributes, splits) of at most ``MAX_TEXT_BYTES``, or a
+    ``DataError`` naming it."""
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return read_bounded(path, MAX_TEXT_BYTES).decode("utf-8-sig")
+    except FileRefused as err:
+        raise DataError(str(err)) from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not a text (UTF-8) file ({err.reason} at byte {err.start})") from None
     except OSError as err:

@@ -17,7 +17,11 @@ from safetensors.torch import load_file, save_file
 
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
+from vaekit.limits import require_strength
 from vaekit.models.base import VAE
+from vaekit.schema import ConfigError
+
+MAX_SWEEP = 256  # strengths in one --sweep strip
 
 VECTORS_FILE = "attributes.safetensors"
 COUNTS_FILE = "attributes.json"
@@ -30,7 +34,7 @@ class AttributeVectors:
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.vectors:
-            raise ValueError(f"no attribute vector {name!r}; available: {', '.join(sorted(self.vectors))}")
+            raise ConfigError(f"no attribute vector {name!r}; available: {', '.join(sorted(self.vectors))}")
         return self.vectors[name]
 
     def save(self, folder: Path | str) -> tuple[Path, Path]:
@@ -66,7 +70,7 @@ def compute_attribute_vectors(
         raise ValueError(f"{data.source}: no binary attribute labels (give a CelebA folder or --labels CSV)")
     unknown = [name for name in names or [] if name not in data.label_names]
     if unknown:
-        raise ValueError(f"unknown attribute(s) {unknown}; the labels have: {', '.join(data.label_names)}")
+        raise ConfigError(f"unknown attribute(s) {unknown}; the labels have: {', '.join(data.label_names)}")
     means = posterior_means(model, data.images, batch_size)
     vectors, counts = {}, {}
     for name in names or data.label_names:
@@ -81,9 +85,11 @@ def compute_attribute_vectors(
 
 @torch.no_grad()
 def edit_latent(z: torch.Tensor, vectors: AttributeVectors, strengths: dict[str, float]) -> torch.Tensor:
-    """``z + sum(strength * vector)``."""
+    """``z + sum(strength * vector)``; every strength a finite number within +-``MAX_STRENGTH``
+    (the one check for the CLI, the Python API and the explorer)."""
     edited = z.clone()
     for name, strength in strengths.items():
+        require_strength(f"strength of {name}", float(strength))
         edited = edited + strength * vectors[name].to(z.device, z.dtype)
     return edited
 
@@ -120,18 +126,26 @@ def parse_strengths(items: list[str]) -> dict[str, float]:
     for item in items:
         name, sep, value = item.partition("=")
         try:
-            strengths[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
-            raise ValueError(f"--attr takes NAME=STRENGTH (e.g. Smiling=1.5), not {item!r}") from None
+            raise ConfigError(f"--attr takes NAME=STRENGTH (e.g. Smiling=1.5), not {item!r}") from None
         if not sep:
-            raise ValueError(f"--attr takes NAME=STRENGTH (e.g. Smiling=1.5), not {item!r}")
+            raise ConfigError(f"--attr takes NAME=STRENGTH (e.g. Smiling=1.5), not {item!r}")
+        strengths[name.strip()] = number
     return strengths
 
 
 def parse_sweep(text: str) -> list[float]:
     """``"-2:2:9"`` -> nine strengths from -2 to 2."""
     parts = text.split(":")
-    if len(parts) != 3:
-        raise ValueError(f"--sweep takes START:STOP:COUNT (e.g. -2:2:9), not {text!r}")
-    start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+    try:
+        start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ConfigError(f"--sweep takes START:STOP:COUNT (e.g. -2:2:9), not {text!r}") from None
+    if not 1 <= count <= MAX_SWEEP:
+        raise ConfigError(f"--sweep: COUNT must be 1 to {MAX_SWEEP}, got {count}")
+    require_strength("--sweep START", start)
+    require_strength("--sweep STOP", stop)
     return np.linspace(start, stop, count).tolist()

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from vaekit.explore.grids import make_grid
+from vaekit.schema import ConfigError
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -43,7 +44,7 @@ MODES = {"lerp": lerp, "slerp": slerp}
 def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, mode: str = "slerp") -> torch.Tensor:
     """``steps`` latents from ``a`` to ``b`` (both ends included), stacked on a new first axis."""
     if mode not in MODES:
-        raise ValueError(f"unknown interpolation mode {mode!r}: use lerp or slerp")
+        raise ConfigError(f"unknown interpolation mode {mode!r}: use lerp or slerp")
     t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
     return MODES[mode](a, b, t)
 

@@ -10,6 +10,7 @@ from PIL import Image
 from vaekit.explore.grids import make_grid, to_uint8
 from vaekit.explore.interpolation import interpolate, variance_preserving
 from vaekit.models.base import VAE
+from vaekit.schema import ConfigError
 
 
 @torch.no_grad()
@@ -43,7 +44,7 @@ def interpolation_frames(
     """Decoded frames from image A to image B (their posterior means) or between two random latents."""
     if images is not None:
         if len(images) != 2:
-            raise ValueError(f"interpolation needs exactly two images, got {len(images)}")
+            raise ConfigError(f"interpolation needs exactly two images, got {len(images)}")
         device = next(model.parameters()).device
         z_a, z_b = model.embed(images.to(device))
     else:

@@ -161,9 +161,11 @@ def _encoded(explorer: Explorer, image) -> dict:
 def serve(
     run: Path | str, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", allow_hosts: Iterable[str] = ()
 ) -> None:
-    """Serve the explorer until interrupted (connections bounded, idle keep-alives closed)."""
+    """Serve the explorer until interrupted (connections bounded, idle ones dropped)."""
     import uvicorn
+
+    from vaekit.web.server import server_config
 
     app = create_app(run, device, allowed_hosts=[host, *allow_hosts])
     print(f"vaekit explorer for {run}: http://{host}:{port}/  (Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=64, timeout_keep_alive=5)
+    uvicorn.Server(server_config(app, host, port)).run()

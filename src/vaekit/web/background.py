@@ -9,11 +9,13 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from vaekit.web.server import server_config
+
 
 @contextmanager
 def running(app) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 (a free port); yield its base URL; stop it afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

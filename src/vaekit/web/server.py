@@ -1,0 +1,52 @@
+"""How the explorer is served: one uvicorn configuration for ``vaekit serve`` and the background
+server (tests, notebooks), with a client that does not send its request in a few seconds dropped,
+so that idle sockets cannot crowd out the clients that ask for something."""
+
+from __future__ import annotations
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+REQUEST_TIMEOUT_S = 5.0  # to send a request's headers, on a new connection or after a response
+MAX_CONNECTIONS = 512  # open connections at once (idle ones are dropped after REQUEST_TIMEOUT_S)
+
+
+class PromptClientsProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose next request has not started within
+    ``REQUEST_TIMEOUT_S`` (uvicorn itself has no timeout for request headers)."""
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._wait_for_request()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._wait_for_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._request_timer.cancel()
+        super().connection_lost(exc)
+
+    def _wait_for_request(self) -> None:
+        served = self.cycle  # a new request replaces it as soon as its headers are in
+
+        def drop_if_still_waiting() -> None:
+            if self.cycle is served and not self.transport.is_closing():
+                self.transport.close()
+
+        timer = getattr(self, "_request_timer", None)
+        if timer is not None:
+            timer.cancel()
+        self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_S, drop_if_still_waiting)
+
+
+def server_config(app, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=PromptClientsProtocol,
+        log_level="warning",
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=int(REQUEST_TIMEOUT_S),
+    )
