@@ -36,6 +36,9 @@ def serve(args: argparse.Namespace) -> None:
     serve(args.run, args.host, args.port, args.device, allow_hosts=args.allow_host)
 
 
+MAX_GRID = 1024  # images in one grid PNG (sample -o)
+
+
 def _save_grid(*args, **kwargs) -> Path:
     from vaekit.explore.grids import save_grid
 
@@ -61,14 +64,16 @@ def reconstruct(args: argparse.Namespace) -> None:
 
 def sample(args: argparse.Namespace) -> None:
     from vaekit import api
-    from vaekit.explore.sampling import dump_images
+    from vaekit.explore.sampling import dump_images, iter_samples
 
-    images = api.sample(
-        api.load(args.run, trust_code=args.trust_code), args.n, seed=args.seed, temperature=args.temperature
-    )
-    print(f"wrote {_save_grid(images, args.output)}")
-    if args.dump:
-        print(f"wrote {len(dump_images(images, args.dump))} images to {args.dump}")
+    if args.n > MAX_GRID and not args.dump:
+        raise ConfigError(f"sample -n: a grid shows at most {MAX_GRID} images; write {args.n:,} with --dump DIR")
+    model = api.load(args.run, trust_code=args.trust_code)
+    shown = api.sample(model, min(args.n, MAX_GRID), seed=args.seed, temperature=args.temperature)
+    print(f"wrote {_save_grid(shown, args.output)}")
+    if args.dump:  # the same images, drawn again chunk by chunk: memory stays one chunk at any -n
+        chunks = iter_samples(model.eval(), args.n, seed=args.seed, temperature=args.temperature)
+        print(f"wrote {dump_images(chunks, args.dump)} images to {args.dump}")
 
 
 def interpolate(args: argparse.Namespace) -> None:

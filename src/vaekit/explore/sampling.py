@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -18,23 +19,30 @@ def sample_images(
     model: VAE, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int = 256
 ) -> torch.Tensor:
     """``n`` images in [0, 1], the same for the same seed."""
+    return torch.cat(list(iter_samples(model, n, seed=seed, temperature=temperature, batch_size=batch_size)))
+
+
+def iter_samples(
+    model: VAE, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int = 256
+) -> Iterator[torch.Tensor]:
+    """The images of ``sample_images`` in chunks of ``batch_size``: memory bounded by one chunk."""
     generator = torch.Generator().manual_seed(seed)
-    parts = [
-        model.sample(min(batch_size, n - start), temperature, generator).cpu() for start in range(0, n, batch_size)
-    ]
-    return torch.cat(parts)
+    for start in range(0, n, batch_size):
+        yield model.sample(min(batch_size, n - start), temperature, generator).cpu()
 
 
-def dump_images(images: torch.Tensor, folder: Path | str, prefix: str = "sample") -> list[Path]:
-    """One PNG per image (for FID tools): ``folder/sample-000000.png`` ..."""
+def dump_images(images: Iterable[torch.Tensor], folder: Path | str, prefix: str = "sample") -> int:
+    """One PNG per image (for FID tools): ``folder/sample-000000.png`` ..., from a batch or from
+    chunks of one (written as they come); returns how many were written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, array in enumerate(to_uint8(images)):
-        path = folder / f"{prefix}-{i:06d}.png"
-        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
-        paths.append(path)
-    return paths
+    chunks = [images] if isinstance(images, torch.Tensor) else images
+    count = 0
+    for chunk in chunks:
+        for array in to_uint8(chunk):
+            Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(folder / f"{prefix}-{count:06d}.png")
+            count += 1
+    return count
 
 
 @torch.no_grad()
