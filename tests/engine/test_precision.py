@@ -13,3 +13,15 @@ def test_the_micro_batch_comes_with_each_call_so_two_callers_never_share_it():
     assert weight.item() == 1.0 - 3.0  # the mean gradient of both micro-batches, one step
     assert weight.grad is None  # freed after the step
     assert not hasattr(precision, "micro_batch")
+
+
+def test_an_update_in_micro_batches_reports_the_mean_of_their_metrics():
+    from vaekit.engine.step import StepInfo, update
+
+    class Reports:
+        def step(self, batch, info):
+            return {"loss": batch.mean()}
+
+    precision = Precision("fp32", torch.device("cpu"), accumulate=2)
+    batch = torch.tensor([[1.0], [3.0]])  # micro-batches of 1.0 and 3.0
+    assert update(Reports(), precision, batch, StepInfo(0, 0.0), seed=0)["loss"].item() == 2.0

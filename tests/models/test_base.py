@@ -76,3 +76,30 @@ def test_posterior_means_leave_batchnorm_statistics_alone():
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
     posterior_means(model, np.random.default_rng(0).integers(0, 256, (8, 3, 16, 16), dtype=np.uint8))
     assert all(torch.equal(before[k], model.state_dict()[k]) for k in before) and model.training
+
+
+def test_an_extreme_encoder_output_is_clamped_so_the_posterior_stays_finite():
+    q = DiagonalGaussian(torch.zeros(2, 3), torch.tensor([[1e4, -1e4, 0.0]] * 2))
+    assert q.logvar.max() == 20.0 and q.logvar.min() == -30.0
+    assert torch.isfinite(q.std).all() and torch.isfinite(q.kl()).all()
+
+
+def test_evaluating_restores_the_mode_it_found_train_or_eval():
+    from tests.helpers import tiny_config
+    from vaekit.models import create_model
+
+    model = create_model(tiny_config(**{"model.norm": "batch"}))
+    for before in (True, False):
+        model.train(before)
+        with model.evaluating():
+            assert not model.training
+        assert model.training is before
+
+
+def test_generate_with_a_seed_repeats_seed_zero_included():
+    from tests.helpers import tiny_config
+    from vaekit.models import create_model
+
+    model = create_model(tiny_config())
+    assert torch.equal(model.generate(4, seed=0), model.generate(4, seed=0))
+    assert not torch.equal(model.generate(4, seed=0), model.generate(4, seed=1))

@@ -41,3 +41,10 @@ def test_the_small_output_conv_follows_bf16_autocast():
     _, lowered = _pair(stride=2, padding=1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert lowered(torch.randn(2, 8, 3, 3)).dtype == torch.bfloat16
+
+
+def test_upsampling_without_a_norm_keeps_its_bias_and_with_one_leaves_it_to_the_norm():
+    from vaekit.models.blocks import conv_up
+
+    assert conv_up(8, 4, 4, 4, 8, "none", "relu")[0].bias is not None
+    assert conv_up(8, 4, 4, 4, 8, "batch", "relu")[0].bias is None

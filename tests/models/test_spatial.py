@@ -54,3 +54,25 @@ def test_dense_variant_has_a_flat_latent():
 def test_size_must_divide_by_the_downsampling():
     with pytest.raises(ValueError, match="divisible by 4"):
         _spatial(**{"data.image_size": 18})
+
+
+def test_the_4x4_same_convolution_pads_one_before_and_two_after_as_tensorflow_does():
+    from vaekit.models.spatial import _conv4_same
+
+    conv = _conv4_same(1, 1, bias=False)
+    with torch.no_grad():
+        conv[1].weight.zero_()
+        conv[1].weight[0, 0, 1, 1] = 1.0  # picks the input pixel at the output's own position
+    image = torch.rand(1, 1, 6, 6)
+    torch.testing.assert_close(conv(image), image)
+
+
+def test_a_residual_block_whose_body_is_zero_passes_its_input_through():
+    from vaekit.models.spatial import ResidualBlock
+
+    block = ResidualBlock(4, "none")
+    with torch.no_grad():
+        for parameter in block.body.parameters():
+            parameter.zero_()
+    x = torch.rand(2, 4, 5, 5)  # positive: the LeakyReLU after the sum keeps it
+    torch.testing.assert_close(block(x), x)

@@ -48,3 +48,11 @@ def test_the_one_over_batch_weight_uses_the_whole_update_not_this_micro_batch():
     assert scalars["kl_weight"].item() == pytest.approx(1 / 64)
     scalars = objective.step(torch.rand(8, 3, 16, 16), StepInfo(step=1, epoch=0.0, total_steps=10))
     assert scalars["kl_weight"].item() == pytest.approx(1 / 8)  # no global size given: the batch itself
+
+
+def test_the_reported_bound_is_nll_plus_the_whole_kl_whatever_the_weight():
+    objective, _ = _objective(**{"objective.kl.weight": 0.5})
+    scalars = objective.step(torch.rand(8, 3, 16, 16), StepInfo(0, 0.0))
+    assert scalars["kl"] > 0
+    torch.testing.assert_close(scalars["neg_elbo"], scalars["nll"] + scalars["kl"])
+    torch.testing.assert_close(scalars["loss"], scalars["nll"] + 0.5 * scalars["kl"])

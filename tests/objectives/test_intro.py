@@ -246,3 +246,14 @@ def test_the_decoder_ema_moves_by_one_minus_decay_after_every_introspective_step
         expected = 0.75 * before[name] + 0.25 * parameter.detach()
         torch.testing.assert_close(objective.ema.shadow[name], expected)
     assert any(not torch.equal(before[n], p) for n, p in model.decoder.named_parameters())
+
+
+def test_the_count_of_epochs_with_low_fake_kl_survives_a_resume():
+    _, objective, _ = _setup("soft-intro", **{"objective.intro.kl_fake_patience": 2})
+    for epoch in range(3):
+        objective._track(torch.tensor(10.0), torch.tensor(4.0))
+        objective.end_of_epoch(epoch)
+    _, resumed, _ = _setup("soft-intro", **{"objective.intro.kl_fake_patience": 2})
+    resumed.load_state_dict(objective.state_dict())
+    resumed._track(torch.tensor(10.0), torch.tensor(4.0))
+    assert resumed.end_of_epoch(3) is not None  # the 4th low epoch: 2x the patience, a warning

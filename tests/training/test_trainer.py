@@ -565,3 +565,94 @@ def test_a_sigterm_while_the_model_folder_is_written_waits_for_it_to_be_complete
     ]  # fmt: skip
     assert json.loads((run / "model" / "vaekit.json").read_text())["steps"] == 3
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# ------------------------------------------------------------------ what the loop hands on (planted bugs, round 3)
+def test_an_infinite_loss_is_caught_like_a_nan(tmp_path, monkeypatch):
+    original = ELBO.step
+
+    def inf_at_step_2(self, batch, info):
+        scalars = original(self, batch, info)
+        if info.step == 1:
+            scalars["loss"] = torch.tensor(float("inf"))
+        return scalars
+
+    monkeypatch.setattr(ELBO, "step", inf_at_step_2)
+    with pytest.raises(TrainingDiverged, match="loss became inf at step 2"):
+        Trainer(tiny_config(**{"train.log_every": 100}), tmp_path / "run").fit()
+
+
+def test_each_step_sees_the_epochs_completed_before_it_and_the_log_the_epochs_after(tmp_path, monkeypatch):
+    seen = []
+    original = ELBO.step
+
+    def records(self, batch, info):
+        seen.append(info.epoch)
+        return original(self, batch, info)
+
+    monkeypatch.setattr(ELBO, "step", records)
+    trainer = Trainer(tiny_config(**{"train.log_every": 1}), tmp_path / "run")
+    trainer.fit()
+    per_epoch = trainer.steps_per_epoch
+    assert seen[:3] == [0.0, 1 / per_epoch, 2 / per_epoch] and seen[per_epoch] == 1.0
+    rows = [r.split(",") for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:] if ",train," in r]
+    assert [float(r[1]) for r in rows[:2]] == pytest.approx([1 / per_epoch, 2 / per_epoch], rel=1e-5)
+
+
+def test_the_latent_scaling_of_the_model_folder_is_measured_on_the_training_images(tmp_path):
+    import json
+
+    from vaekit.evaluation.likelihood import latent_scaling
+
+    trainer = Trainer(tiny_config(**{"train.max_steps": 4}), tmp_path / "run")
+    trainer.fit()
+    recorded = json.loads((tmp_path / "run" / "model" / "vaekit.json").read_text())["latent_scaling"]
+    model, batch = load(tmp_path / "run"), trainer.config.train.batch_size
+    on_train = latent_scaling(model, trainer.train_set.images[:2048], batch)
+    on_val = latent_scaling(model, trainer.val_set.images[:2048], batch)
+    assert recorded == pytest.approx(on_train, rel=1e-6) and recorded != pytest.approx(on_val, rel=1e-6)
+
+
+def test_the_model_folder_holds_the_weights_the_objective_exports(tmp_path):
+    """Soft-IntroVAE with a decoder EMA: model/ holds the EMA decoder, not the raw one."""
+    config = tiny_config(
+        **{"objective.name": "soft-intro", "objective.intro.ema_decay": 0.9, "likelihood.name": "gaussian"},
+        **{"train.max_steps": 4},
+    )
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.fit()
+    with trainer.objective.export_context():
+        exported = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    saved = _weights(tmp_path / "run")
+    raw = trainer.model.state_dict()
+    assert all(torch.equal(saved[k], exported[k]) for k in saved)
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved if k.startswith("decoder."))
+
+
+def test_decoder_only_fine_tuning_freezes_the_encoders_batch_statistics_too(tmp_path):
+    config = tiny_config(**{"model.norm": "batch", "train.max_steps": 3, "train.trainable": "decoder"})
+    trainer = Trainer(config, tmp_path / "run")
+    before = {k: v.clone() for k, v in trainer.model.encoder.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the encoder changed"
+    assert any("running_mean" in k for k in before)
+
+
+def test_data_of_another_size_than_the_config_says_is_refused(tmp_path):
+    import numpy as np
+
+    from vaekit.data import DataError, ImageDataset
+    from vaekit.training.setup import describe_data
+
+    with pytest.raises(DataError, match=r"8x8 px; data\.image_size is 16"):
+        describe_data(tiny_config(), ImageDataset(np.zeros((4, 3, 8, 8), np.uint8), source="folder"))
+
+
+def test_initial_weights_of_another_shape_are_a_config_error_naming_them(tmp_path):
+    from vaekit.config import ConfigError
+
+    source = Trainer(tiny_config(**{"train.max_steps": 1}), tmp_path / "small").fit()
+    wider = tiny_config(**{"model.channels": [8, 32], "train.init": str(source), "train.max_steps": 1})
+    with pytest.raises(ConfigError, match=r"train\.init: .* does not fit this model"):
+        Trainer(wider, tmp_path / "wider")
