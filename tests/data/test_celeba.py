@@ -56,3 +56,10 @@ def test_image_without_attributes_is_an_error(tmp_path):
     Image.new("RGB", (178, 218)).save(folder / "img_align_celeba" / "999999.jpg")
     with pytest.raises(DataError, match=r"no attributes for 1 image\(s\), e.g. \['999999.jpg'\]"):
         load_celeba(folder, image_size=16, crop="center", channels=None, cache_dir=None)
+
+
+def test_images_the_split_file_does_not_name_are_training_images(tmp_path):
+    folder = _fake_celeba(tmp_path / "celeba")
+    (folder / "list_eval_partition.txt").write_text("000001.jpg 2\n")  # only the first, as a test image
+    data = load_celeba(folder, image_size=16, crop="celeba-center140", channels=3, cache_dir=str(tmp_path / "c"))
+    assert data.partition.tolist() == [TEST, TRAIN, TRAIN]

@@ -123,3 +123,10 @@ def test_a_gzip_bomb_is_read_only_as_far_as_its_header_says(tmp_path):
     )
     with pytest.raises(DataError, match="the limit is"):
         read_idx(tmp_path / "huge-idx3-ubyte")
+
+
+def test_images_already_at_the_size_asked_get_the_channels_asked(tmp_path):
+    folder = fake_mnist(tmp_path / "m")
+    data = load_idx_folder(folder, image_size=28, crop="none", channels=3, cache_dir=str(tmp_path / "c"))
+    assert data.images.shape == (10, 3, 28, 28)
+    assert (data.images[:, 0] == data.images[:, 2]).all()  # gray, repeated

@@ -47,3 +47,12 @@ def test_split_uses_the_source_partition_or_a_seeded_fraction():
     assert not set(train.images[:, 0, 0, 0]) & set(val.images[:, 0, 0, 0])
     parted = ImageDataset(images=_images(4), partition=np.array([0, 1, 0, 1], np.uint8))
     assert parted.split("test").images[:, 0, 0, 0].tolist() == [1, 3]
+
+
+def test_flips_are_drawn_again_every_epoch():
+    images = np.zeros((64, 1, 2, 2), np.uint8)
+    images[:, 0, :, 0] = 255  # the left column lit: a flip moves it to the right
+    loader = BatchLoader(images, 64, shuffle=False, flip=True, seed=0)
+    flipped = [next(loader.epoch(epoch))[:, 0, 0, 1].numpy() for epoch in range(3)]
+    assert 10 < flipped[0].sum() < 54
+    assert not (flipped[0] == flipped[1]).all() and not (flipped[1] == flipped[2]).all()

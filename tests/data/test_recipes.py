@@ -65,3 +65,12 @@ def test_downsizing_filters_instead_of_picking_pixels():
     small = apply_recipe(Image.fromarray(stripes), 8, "none")
     values = np.asarray(small, dtype=float)
     assert np.abs(values - 127.5).max() < 20  # a low-pass filter averages the stripes to grey
+
+
+def test_sixteen_bit_images_that_stay_within_8_bits_are_not_scaled_down():
+    from vaekit.data.recipes import to_8bit
+
+    at_255 = Image.fromarray(np.array([[0, 128, 255]], np.int32), "I")  # maximum exactly 255
+    assert np.asarray(to_8bit(at_255, 1)).tolist() == [[0, 128, 255]]
+    at_65535 = Image.fromarray(np.array([[0, 65535]], np.int32), "I")
+    assert np.asarray(to_8bit(at_65535, 1)).tolist() == [[0, 255]]

@@ -44,3 +44,14 @@ def test_the_spirals_are_point_symmetric():
 def test_an_unknown_set_is_named_with_the_choices():
     with pytest.raises(ValueError, match="8gaussians"):
         sample_toy2d("moons", 10)
+
+
+def test_the_two_spiral_arms_hold_half_of_the_points_each(monkeypatch):
+    """With every draw fixed, each arm is one repeated point: the first n // 2 on one arm."""
+    from vaekit.data import toy2d
+
+    monkeypatch.setattr(toy2d.torch, "rand", lambda n, generator=None: torch.full((n,), 0.5))
+    monkeypatch.setattr(toy2d.torch, "randn", lambda *shape, generator=None: torch.zeros(*shape))
+    points = toy2d._spirals(7, None)
+    first = points[0]
+    assert (points == first).all(1).sum() == 3 and (points == -first).all(1).sum() == 4

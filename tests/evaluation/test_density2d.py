@@ -111,3 +111,12 @@ def test_missing_a_mode_costs_the_floor_in_kl():
     assert value == pytest.approx(expected, rel=1e-12)
     assert value > 5  # the floor makes a missed mode expensive, as in the official numbers
     assert np.isfinite(histogram_jsd(data, samples, 1.0, bins=2))
+
+
+def test_gnelbo_leaves_the_model_in_the_mode_it_found():
+    model = _model(_Fixed(1.0, 0.0), torch.nn.Identity())
+    data = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    for mode in (True, False):
+        model.train(mode)
+        grid_normalized_elbo(model, data, half_width=3.0, grid_points=64)
+        assert model.training is mode

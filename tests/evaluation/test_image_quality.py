@@ -67,3 +67,26 @@ def test_ms_ssim_weights_each_scale_by_its_published_exponent():
     expected = torch.stack([t.clamp_min(0) ** w for t, w in zip(terms, published, strict=True)], 1).prod(1)
     assert len({round(t[0].item(), 3) for t in terms}) == 5  # the scales really differ
     torch.testing.assert_close(ms_ssim(x, y), expected.float())
+
+
+def test_ms_ssim_takes_the_full_ssim_at_the_coarsest_scale_where_brightness_differs():
+    """y is x dimmed and lifted: the luminance term is far from 1, so a contrast-only last scale shows."""
+    from vaekit.evaluation.image_quality import _ssim_terms, _window
+
+    x = torch.rand(1, 1, 176, 176, generator=torch.Generator().manual_seed(1))
+    a, b, terms = x.double(), (0.3 * x + 0.7).double(), []
+    window = _window(11, 1.5, 1, a.device, a.dtype)
+    for scale in range(5):
+        full, contrast = _ssim_terms(a, b, window)
+        terms.append(full if scale == 4 else contrast)
+        a, b = torch.nn.functional.avg_pool2d(a, 2), torch.nn.functional.avg_pool2d(b, 2)
+    assert full.item() < 0.97 * contrast.item()  # at the last scale the two candidates really differ
+    weights = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+    expected = torch.stack([t.clamp_min(0) ** w for t, w in zip(terms, weights, strict=True)], 1).prod(1)
+    torch.testing.assert_close(ms_ssim(x, 0.3 * x + 0.7), expected.float())
+
+
+def test_ssim_of_images_smaller_than_the_window_uses_a_window_of_their_size():
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ssim(x, x), torch.ones(3))
+    assert (ssim(x, (x + 0.2).clamp(0, 1)) < 1).all()

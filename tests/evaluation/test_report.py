@@ -70,3 +70,22 @@ def test_latent_scaling_makes_the_latents_unit_variance():
     z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=torch.Generator().manual_seed(0))
     assert scaling["shift_factor"] == pytest.approx(z.mean().item(), rel=1e-4, abs=1e-6)
     assert scaling["scaling_factor"] == pytest.approx(1 / z.std(unbiased=False).item(), rel=1e-4)
+
+
+def test_the_evaluation_seed_reaches_the_iwae_bound_and_the_generated_samples(tmp_path):
+    torch.manual_seed(0)
+    model = create_model(tiny_config())
+    images = np.random.default_rng(0).integers(0, 256, (24, 3, 16, 16), dtype=np.uint8)
+    classifier = save_classifier(SmallClassifier(3, 4, 16), tmp_path / "features.safetensors")
+    held_out = ImageDataset(images=images, source="synthetic")
+
+    def scores(seed):
+        settings = EvaluationSettings(
+            metrics=["nll", "fid"], iwae_k=3, n_samples=20, features=str(classifier), seed=seed
+        )
+        metrics = evaluate(model, held_out, settings)["metrics"]
+        return metrics["nll"]["nll"], metrics["generation"]["fid"]
+
+    first, again, other = scores(0), scores(0), scores(1)
+    assert first == again
+    assert first[0] != other[0] and first[1] != other[1]

@@ -1,0 +1,25 @@
+"""In-memory data (arrays, tensors, datasets) as vaekit's uint8 images."""
+
+import numpy as np
+import torch
+
+from vaekit.data.memory import fingerprint, from_memory
+
+
+def test_float_images_are_rounded_to_the_nearest_level_not_truncated():
+    images = np.full((2, 4, 4), 0.5, np.float32)  # 127.5 -> 128
+    assert int(from_memory(images).images[0, 0, 0, 0]) == 128
+    assert int(from_memory(torch.full((1, 1, 2, 2), 0.999)).images.max()) == 255
+
+
+def test_boolean_images_are_black_and_white():
+    images = np.zeros((2, 4, 4), bool)
+    images[:, :2] = True
+    assert sorted(np.unique(from_memory(images).images).tolist()) == [0, 255]
+
+
+def test_the_fingerprint_changes_with_any_image_not_just_the_first():
+    images = np.zeros((3, 4, 4), np.uint8)
+    changed = images.copy()
+    changed[2, 3, 3] = 1
+    assert fingerprint(from_memory(images)) != fingerprint(from_memory(changed))
