@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from vaekit.config import Config, ConfigError, available_presets, load_preset
@@ -86,3 +88,23 @@ def test_a_config_is_frozen_and_changes_only_by_making_a_new_one():
         config.train.lr = 1.0  # type: ignore[misc]
     changed = config.with_overrides({"train.lr": 0.5})
     assert changed.train.lr == 0.5 and config.train.lr == Config().train.lr
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ({"train.betas": [0.9]}, "train.betas: give two numbers"),
+        ({"train.betas": [0.9, 0.99, 0.999]}, "train.betas: give two numbers"),
+        ({"data.channels": True}, "data.channels: True is not one of 1, 3"),  # a bool is not the number 1
+        ({"train.epochs": 2.5}, "train.epochs: expected an integer, got 2.5"),  # never truncated to 2
+        ({"data.image_size": 4097}, "data.image_size: must be at most 4096"),
+    ],
+)
+def test_values_that_are_not_quite_right_are_refused(setting, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        Config().with_overrides(setting)
+
+
+def test_a_value_at_its_upper_bound_is_accepted():
+    assert Config().with_overrides({"data.image_size": 4096, "data.val_fraction": 0.9}).data.image_size == 4096
+    assert Config().with_overrides({"train.epochs": 2.0}).train.epochs == 2  # a whole float is that integer

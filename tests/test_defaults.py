@@ -155,3 +155,11 @@ def test_a_celeba_folders_image_size_comes_from_its_images(tmp_path):
     from tests.data.test_celeba import _fake_celeba
 
     assert typical_image_size(str(_fake_celeba(tmp_path / "celeba"))) == 178  # 178 x 218 aligned faces
+
+
+def test_colour_line_art_is_not_mistaken_for_digits():
+    rgb = np.zeros((32, 3, 28, 28), np.uint8)
+    rgb[:, :, ::2] = 255  # black and white stripes, in colour
+    assert not is_near_binary(rgb)
+    config = choose_from_data(Config(), ImageDataset(rgb), {"likelihood.name"}, Choices())
+    assert config.likelihood.name == "laplace"

@@ -42,3 +42,27 @@ def test_torchscript_files_load_without_vaekit_and_match(model, tmp_path):
 def test_an_unknown_format_is_one_clear_line(model, tmp_path):
     with pytest.raises(ValueError, match="use one of onnx, torchscript"):
         export(model, tmp_path, "tflite")
+
+
+def test_a_diffusers_export_uses_the_scaling_it_is_given_over_the_model_cards(tmp_path):
+    import json
+
+    pytest.importorskip("diffusers")
+    from vaekit.export import export_diffusers
+
+    config = tiny_config(
+        **{
+            "model.arch": "autoencoder-kl",
+            "model.autoencoder_kl.block_out_channels": [8, 8],
+            "model.autoencoder_kl.layers_per_block": 1,
+            "model.autoencoder_kl.latent_channels": 2,
+            "model.autoencoder_kl.norm_num_groups": 4,
+        }
+    )
+    model = create_model(config)
+    model.info = {"latent_scaling": {"scaling_factor": 2.0, "shift_factor": 0.1}}
+    export_diffusers(model, tmp_path / "given", {"scaling_factor": 3.0, "shift_factor": 0.2})
+    given = json.loads((tmp_path / "given" / "config.json").read_text())
+    assert (given["scaling_factor"], given["shift_factor"]) == (3.0, 0.2)
+    export_diffusers(model, tmp_path / "card")
+    assert json.loads((tmp_path / "card" / "config.json").read_text())["scaling_factor"] == 2.0

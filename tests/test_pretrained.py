@@ -94,3 +94,32 @@ def test_a_shared_config_that_asks_for_a_huge_model_is_refused_before_it_is_allo
         vaekit.load(run / "model")
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 300
+
+
+def test_info_takes_the_final_metrics_from_the_last_validation_row(tmp_path):
+    run = Trainer(tiny_config(**{"train.epochs": 2}), tmp_path / "run").fit()
+    card = json.loads((run / "model" / "vaekit.json").read_text())
+    del card["final_metrics"]
+    (run / "model" / "vaekit.json").write_text(json.dumps(card))
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
+    header, val = rows[0], [row for row in rows[1:] if row[2] == "val"]
+    assert len(val) == 2
+    expected = float(val[-1][header.index("neg_elbo")])
+    assert describe(str(run))["final_metrics"]["neg_elbo"] == pytest.approx(expected)
+
+
+def test_info_on_a_plug_in_run_imports_no_code_without_trust(tmp_path):
+    from vaekit.plugins import UntrustedCode
+
+    config = tiny_config(**{"model.arch": "tests.networks:TinyPluginVAE", "train.max_steps": 1})
+    run = vaekit.train(config, out=tmp_path / "run", trust_code=True)
+    with pytest.raises(UntrustedCode):
+        describe(str(run))
+    assert describe(str(run), trust_code=True)["architecture"] == "tests.networks:TinyPluginVAE"
+
+
+def test_a_local_folder_named_like_owner_slash_name_is_loaded_from_disk(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    vaekit.load(run).save_pretrained(tmp_path / "someone" / "model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert vaekit.load("someone/model").config == vaekit.load(run).config

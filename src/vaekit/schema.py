@@ -213,6 +213,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
+        given = [option for option in options if option is not type(None)]
+        if len(given) == 1:  # Optional[X]: X's own message
+            return _coerce(given[0], value, key)
         for option in options:
             if option is type(None):
                 continue

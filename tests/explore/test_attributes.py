@@ -80,3 +80,20 @@ def test_strength_and_sweep_parsing():
         parse_strengths(["Smiling"])
     with pytest.raises(ValueError, match="START:STOP:COUNT"):
         parse_sweep("1:2")
+
+
+def test_latent_arithmetic_is_a_minus_b_plus_c():
+    from vaekit.config import LikelihoodConfig
+    from vaekit.likelihoods import create_likelihood
+    from vaekit.models import ModulesVAE
+
+    class Flat(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1), torch.zeros_like(x.flatten(1))
+
+    likelihood = create_likelihood(LikelihoodConfig("gaussian", output="identity"))
+    identity = ModulesVAE(Flat(), torch.nn.Unflatten(1, (1, 2, 2)), (4,), likelihood, (1, 2, 2))
+    identity.register_parameter("unused", torch.nn.Parameter(torch.zeros(1)))
+    a, b, c = (torch.full((1, 2, 2), v) for v in (0.5, 0.2, 0.1))
+    result = latent_arithmetic(identity, a, b, c)
+    torch.testing.assert_close(result[-1], torch.full((1, 2, 2), 0.4))

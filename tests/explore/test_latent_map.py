@@ -29,3 +29,13 @@ def test_map_with_thumbnails_coloured_by_class(tmp_path):
     path = latent_map(model, data, tmp_path / "map.png", method="pca", max_points=20)
     with Image.open(path) as picture:
         assert picture.size == (1000, 1000)
+
+
+def test_the_points_of_the_map_are_distinct_images_drawn_without_replacement(tmp_path, monkeypatch):
+    import vaekit.explore.latent_map as module
+
+    seen = []
+    monkeypatch.setattr(module, "project", lambda points, method, seed: seen.append(points) or points[:, :2])
+    data = load_shapes(n=50, image_size=16, channels=3, seed=0, cache_dir=str(tmp_path / "cache"))
+    latent_map(create_model(tiny_config()), data, tmp_path / "map.png", max_points=50)
+    assert len(np.unique(seen[0], axis=0)) == 50

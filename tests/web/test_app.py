@@ -204,3 +204,19 @@ def test_no_page_that_loads_code_from_a_cdn_is_served(client):
     assert client.get("/api/openapi.json").status_code == 200
     for asset in ("/", "/static/app.js"):
         assert "cdn" not in client.get(asset).text.lower()
+
+
+def test_a_negative_dimension_is_refused_not_counted_from_the_end(client):
+    latent = samples(client)["latents"][0]
+    answer = client.post("/api/traverse", json={"latent": latent, "values": [1.0], "dimension": -1})
+    assert answer.status_code == 422 and "outside 0..3" in answer.text
+
+
+def test_the_example_images_are_held_out_ones(client, served_run):
+    from vaekit.config import Config
+    from vaekit.data import load_dataset
+
+    data = Config.from_yaml(served_run / "config.yaml").data
+    held_out = load_dataset(data).split("val", data.val_fraction, data.seed).images[:8]
+    shown = np.stack([decode(image) for image in client.get("/api/examples").json()["images"]])
+    assert np.array_equal(shown, held_out.transpose(0, 2, 3, 1))

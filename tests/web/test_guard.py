@@ -186,3 +186,45 @@ def test_idle_sockets_neither_block_other_clients_nor_stay_open(app, monkeypatch
         finally:
             for connection in idle:
                 connection.close()
+
+
+def _guarded(headers: dict[str, str], method: str = "POST"):
+    """What the guard answers a request with ``headers`` (the app behind it answers 200)."""
+    import asyncio
+
+    from vaekit.web.guard import Guard
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": "/api/samples",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+    }
+    asyncio.run(Guard(app)(scope, receive, send))
+    return sent[0]["status"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:8000"}, 200),
+        ({}, 421),  # no Host header at all: not a way around the allow-list
+        ({"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:9999"}, 403),  # another port is another origin
+        ({"host": "127.0.0.1:8000", "origin": "null"}, 403),  # a sandboxed page or a file:// page
+        ({"host": "127.0.0.1:8000", "sec-fetch-site": "cross-site"}, 403),
+    ],
+)
+def test_the_guard_checks_host_and_origin_to_the_port(headers, status):
+    assert _guarded(headers) == status
