@@ -145,3 +145,15 @@ def test_the_classifier_network_without_its_weights_file_is_an_error():
     likelihood = _perceptual(network="classifier", random_weights=False, layers=["body.1"], layer_weights=[1.0])
     with pytest.raises(ValueError, match="train-classifier"):
         likelihood.nll(torch.zeros(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+
+
+def test_imagenet_normalisation_subtracts_the_mean_and_divides_by_the_std():
+    likelihood = _perceptual(imagenet_normalize=True)  # one network: its random weights are drawn once
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    normalised = likelihood.features(x)
+    likelihood.imagenet_normalize = False
+    expected = likelihood.features((x - mean) / std)
+    for name, value in normalised.items():
+        torch.testing.assert_close(value, expected[name])
