@@ -15,7 +15,9 @@ PACKAGE = Path(vaekit.__file__).parent
 
 # lowest first; a module belongs to the layer of the longest prefix that names it
 LAYERS = [
-    "vaekit.version vaekit.noise vaekit.schema vaekit.optional vaekit.plugins vaekit.registry vaekit.limits",
+    # foundations
+    "vaekit.version vaekit.noise vaekit.schema vaekit.optional vaekit.plugins vaekit.registry vaekit.limits "
+    "vaekit.device",
     "vaekit.config",
     "vaekit.io",  # files vaekit writes: weights, checkpoints, run folders, model cards, the Hub
     "vaekit.data vaekit.features",

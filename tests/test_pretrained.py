@@ -123,3 +123,17 @@ def test_a_local_folder_named_like_owner_slash_name_is_loaded_from_disk(run, tmp
     vaekit.load(run).save_pretrained(tmp_path / "someone" / "model")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert vaekit.load("someone/model").config == vaekit.load(run).config
+
+
+def test_a_mistyped_run_beside_its_folder_is_never_looked_up_on_the_hub(tmp_path, monkeypatch):
+    import vaekit.io.hub as hub
+    from vaekit.io.checkpoints import CheckpointError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    asked = []
+    monkeypatch.setattr(hub, "require", lambda *args: asked.append(args))
+    with pytest.raises(CheckpointError, match=r"runs/bsae: no such folder \(a Hub model is named hf://runs/bsae\)"):
+        vaekit.load("runs/bsae")
+    assert asked == []  # the Hub was not asked
+    assert hub.hub_id("hf://runs/bsae") == "runs/bsae" and hub.hub_id("someone/model") == "someone/model"

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 
 from vaekit.config import Config, ConfigError
+from vaekit.device import resolve_device
 from vaekit.io.card import model_info, read_info
 from vaekit.io.checkpoints import MODEL_FILE, CheckpointError, list_checkpoints, load_weights, require_fit
-from vaekit.io.hub import hub_snapshot, looks_like_hub_id
+from vaekit.io.hub import HUB_PREFIX, hub_id, hub_snapshot
 from vaekit.io.run_folder import RunDir
 from vaekit.models import VAE, create_model
 from vaekit.models.autoencoder_kl import config_from_diffusers, is_diffusers_folder, load_diffusers_weights
@@ -33,9 +34,10 @@ def load(
     final metrics). ``trust_code`` allows importing code the config names (plug-ins, the classes of
     a ``from_modules`` model); or give that model's ``modules=(encoder, decoder)`` yourself.
     """
-    text = str(path)
-    if looks_like_hub_id(text):
-        path = hub_snapshot(text)
+    device = resolve_device(device, key="device")  # a GPU this machine lacks: one line, before any work
+    repo = hub_id(str(path))
+    if repo is not None:
+        path = hub_snapshot(repo)
     if is_diffusers_folder(Path(path)) or is_diffusers_folder(Path(path) / "vae"):
         return _load_diffusers(Path(path), device)
     folder = model_folder(path)
@@ -116,6 +118,9 @@ def model_folder(path: str | Path) -> Path:
             f"{path}: the run did not finish (no model/); continue it with vaekit train --resume {path}, "
             f"or load a checkpoint explicitly: {checkpoints[-1]}"
         )
+    if not path.exists():
+        hint = f" (a Hub model is named {HUB_PREFIX}{path.as_posix()})" if len(path.parts) == 2 else ""
+        raise CheckpointError(f"{path}: no such folder{hint}")
     raise CheckpointError(f"{path}: no trained model here (looked for model/, checkpoints/ and model.safetensors)")
 
 

@@ -1,8 +1,12 @@
 """In-memory data (arrays, tensors, datasets) as vaekit's uint8 images."""
 
+import re
+
 import numpy as np
+import pytest
 import torch
 
+from vaekit.data import DataError
 from vaekit.data.memory import fingerprint, from_memory
 
 
@@ -23,3 +27,30 @@ def test_the_fingerprint_changes_with_any_image_not_just_the_first():
     changed = images.copy()
     changed[2, 3, 3] = 1
     assert fingerprint(from_memory(images)) != fingerprint(from_memory(changed))
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (np.zeros((2, 4, 4), np.complex64), "complex numbers, not pixels"),
+        (torch.zeros(2, 3, 4, 4, device="meta"), "meta device holds no values"),
+        (_Items(["a", "b"]), "values are not numbers"),
+        (_Items([torch.zeros(3)]), "item 0 is not an image"),
+        (_Items([]), "the dataset holds no items"),
+        (_Items([torch.zeros(3, 8, 8), torch.zeros(3, 8, 9)]), "item 1 is (3, 8, 9), item 0 (3, 8, 8)"),
+    ],
+)
+def test_data_that_are_not_images_get_one_line_naming_the_problem(data, words):
+    with pytest.raises(DataError, match=re.escape(words)):
+        from_memory(data)

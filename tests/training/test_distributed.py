@@ -64,7 +64,7 @@ def _gradient_sync(out: Path) -> str:
 
 @pytest.mark.parametrize(
     ("sync", "accumulate"),
-    [("flat", 1), ("ddp", 1), pytest.param("ddp", 2, marks=pytest.mark.slow)],
+    [pytest.param("flat", 1, marks=pytest.mark.slow), ("ddp", 1), pytest.param("ddp", 2, marks=pytest.mark.slow)],
     ids=["flat-all-reduce", "ddp-buckets", "ddp-buckets-no-sync-micro-batches"],
 )
 def test_two_processes_end_with_identical_weights_that_match_one_process_with_the_same_batch(
@@ -84,6 +84,7 @@ def test_two_processes_end_with_identical_weights_that_match_one_process_with_th
     assert not list((tmp_path / "ddp").glob("rank-*/checkpoints"))
 
 
+@pytest.mark.slow  # two torchrun jobs, about 10 s: `make test-all` runs it
 def test_auto_uses_ddp_for_one_backward_per_update_and_the_flat_average_for_phased_objectives(tmp_path):
     _torchrun(tiny_config(**{**CONFIG, "train.max_steps": 2}), tmp_path / "elbo")
     assert _gradient_sync(tmp_path / "elbo") == "ddp"

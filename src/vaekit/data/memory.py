@@ -105,8 +105,26 @@ def _array(values: Any) -> np.ndarray:
     import torch
 
     if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)
+        if values.is_meta:
+            raise DataError("data: a tensor on the meta device holds no values")
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if np.iscomplexobj(array):
+        raise DataError(f"data: {array.dtype} values are complex numbers, not pixels")
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"data: {array.dtype} values are not numbers")
+    return array
+
+
+def _stacked(images: list[np.ndarray], what: str) -> np.ndarray:
+    """Items of one shape as one array, or a DataError naming the first that differs."""
+    if not images:
+        raise DataError(f"data: the {what} holds no items")
+    first = images[0].shape
+    for index, image in enumerate(images):
+        if image.shape != first:
+            raise DataError(f"data: item {index} is {image.shape}, item 0 {first}; give images of one size")
+    return np.stack(images)
 
 
 def _normalise(images: np.ndarray, allow_vectors: bool) -> np.ndarray:
@@ -155,19 +173,20 @@ def _from_torch_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
         if isinstance(item, tuple | list):
             item, label = item[0], item[1]
             labels.append(_array(label))
-        images.append(_item_image(item))
-    return np.stack(images), (np.stack(labels) if labels else None)
+        images.append(_item_image(item, index))
+    return _stacked(images, "dataset"), (np.stack(labels) if labels else None)
 
 
-def _item_image(item: Any) -> np.ndarray:
+def _item_image(item: Any, index: int) -> np.ndarray:
     """One image item as ``(C, H, W)``: torch tensors are CHW, arrays and PIL images HW[C]."""
     import torch
 
-    if isinstance(item, torch.Tensor):
-        array = item.detach().cpu().numpy()
-        return array[None] if array.ndim == 2 else array
-    array = np.asarray(item)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    array = _array(item)
+    if array.ndim not in (2, 3):
+        raise DataError(f"data: item {index} is not an image (a {type(item).__name__} of shape {array.shape})")
+    if array.ndim == 2:
+        return array[None]
+    return array if isinstance(item, torch.Tensor) else array.transpose(2, 0, 1)
 
 
 def _from_hf(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -184,16 +203,18 @@ def _from_hf(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
         if isinstance(feature, ClassLabel) or (isinstance(feature, Value) and feature.dtype.startswith("int"))
     ]
     column = image_columns[0]
-    images = [_pil_image(image) for image in dataset[column]]
+    images = [_pil_image(image, index) for index, image in enumerate(dataset[column])]
     if len({image.shape for image in images}) > 1:
         raise DataError("data: the Hugging Face dataset's images differ in size; resize them first (dataset.map)")
     labels = np.asarray(dataset[label_columns[0]]) if label_columns else None
     return np.stack(images), labels
 
 
-def _pil_image(image: Any) -> np.ndarray:
+def _pil_image(image: Any, index: int) -> np.ndarray:
     from PIL import ImageOps
 
+    if image is None:
+        raise DataError(f"data: row {index} of the Hugging Face dataset has no image")
     image = ImageOps.exif_transpose(image)
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")

@@ -10,8 +10,19 @@ from vaekit.optional import require
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def looks_like_hub_id(text: str) -> bool:
-    return bool(_HUB_ID.match(text)) and not Path(text).exists()
+HUB_PREFIX = "hf://"
+
+
+def hub_id(text: str) -> str | None:
+    """The Hub repository ``text`` names, or None for a local path. ``hf://owner/name`` always names
+    the Hub; a bare ``owner/name`` only when nothing local could be meant: no such path, and no
+    local folder ``owner`` either (``runs/bsae`` beside a ``runs/`` folder is a mistyped run, never a
+    stranger's model)."""
+    if text.startswith(HUB_PREFIX):
+        return text[len(HUB_PREFIX) :]
+    if not _HUB_ID.match(text) or Path(text).exists() or Path(text.split("/")[0]).is_dir():
+        return None
+    return text
 
 
 def hub_snapshot(repo_id: str) -> Path:

@@ -95,20 +95,6 @@ def resolve_precision(name: str, device: torch.device, ranks: distributed.Ranks)
     return "bf16" if fast else "fp32"
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device ``train.device`` names; one that this machine lacks is a ``ConfigError``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise ConfigError(
-            f"train.device: {name!r} is not available here (torch sees {torch.cuda.device_count()} GPU(s))"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("train.device: 'mps' is not available here")
-    return device
-
-
 def prepare_model(model: VAE, config: Config, resume: bool) -> None:
     """What ``train`` asks of the model before training: initial weights (``init``, not on resume),
     a frozen encoder (``trainable: decoder``), gradient checkpointing."""

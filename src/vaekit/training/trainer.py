@@ -20,6 +20,7 @@ from vaekit import noise
 from vaekit.config import Config, ConfigError
 from vaekit.data import BatchLoader, ImageDataset
 from vaekit.defaults import Choices
+from vaekit.device import resolve_device
 from vaekit.engine import distributed
 from vaekit.engine.ema import EMA
 from vaekit.engine.lr_schedule import lr_factor
@@ -45,7 +46,7 @@ from vaekit.models import VAE, create_model
 from vaekit.objectives import create_objective
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress
-from vaekit.training.setup import check_components, describe_model, prepare_model, resolve_device, resolve_run
+from vaekit.training.setup import check_components, describe_model, prepare_model, resolve_run
 from vaekit.training.signals import stop_on_signals
 from vaekit.training.tracking import create_loggers
 

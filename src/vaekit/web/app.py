@@ -164,8 +164,9 @@ def serve(
     """Serve the explorer until interrupted (connections bounded, idle ones dropped)."""
     import uvicorn
 
-    from vaekit.web.server import server_config
+    from vaekit.web.server import require_address, server_config
 
+    require_address(host, port)  # a host this machine cannot bind: one line, before the model loads
     app = create_app(run, device, allowed_hosts=[host, *allow_hosts])
     print(f"vaekit explorer for {run}: http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.Server(server_config(app, host, port)).run()

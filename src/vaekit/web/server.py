@@ -4,8 +4,12 @@ so that idle sockets cannot crowd out the clients that ask for something."""
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from vaekit.schema import ConfigError
 
 REQUEST_TIMEOUT_S = 5.0  # to send a request's headers, on a new connection or after a response
 MAX_CONNECTIONS = 512  # open connections at once (idle ones are dropped after REQUEST_TIMEOUT_S)
@@ -38,6 +42,19 @@ class PromptClientsProtocol(H11Protocol):
         if timer is not None:
             timer.cancel()
         self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_S, drop_if_still_waiting)
+
+
+def require_address(host: str, port: int) -> None:
+    """``--host`` names an address of this machine and ``--port`` is free there, or one ConfigError."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise ConfigError(f"serve --host: cannot resolve {host!r} ({err})") from None
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise ConfigError(f"serve --host/--port: cannot listen on {host}:{port} ({err.strerror or err})") from None
 
 
 def server_config(app, host: str, port: int) -> uvicorn.Config:
