@@ -54,3 +54,35 @@ def test_sigterm_during_a_build_exits_143_and_leaves_no_temporary_folder(tmp_pat
         cached_dataset(tmp_path, "t", {"a": 3}, terminated)
     assert stopped.value.code == 143 and list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_what_a_killed_build_left_is_removed_by_the_next_one(tmp_path):
+    """SIGKILL (an out-of-memory kill) runs no clean-up: a real child process is killed mid-build."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import time, numpy as np\n"
+            "from vaekit.data.cache import cached_dataset\n"
+            "def slow(folder):\n"
+            "    (folder / 'partial.npy').write_bytes(b'x' * 100)\n"
+            "    time.sleep(60)\n"
+            f"cached_dataset({str(tmp_path)!r}, 't', {{'a': 4}}, slow)\n",
+        ]
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not any(p.name.startswith(".t-") for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".t-")]  # left behind
+    busy = tmp_path / f".t-other@{socket.gethostname()}@{os.getpid()}@x"
+    busy.mkdir()  # a build of a live process (this one) is left alone
+    cached_dataset(tmp_path, "t", {"a": 5}, _build)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [busy.name]

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import warnings
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from vaekit.data.dataset import ImageDataset
+from vaekit.io.files import process_alive
 
 CACHE_VERSION = 2  # 2: EXIF orientation applied; sizes of the stored arrays in meta.json
 
@@ -72,7 +74,8 @@ def cached_dataset(
         entry.unlink() if entry.is_symlink() else shutil.rmtree(entry, ignore_errors=True)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=root))
+        _remove_abandoned(root)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}@{socket.gethostname()}@{os.getpid()}@", dir=root))
     except OSError as err:
         raise CacheError(f"cannot write the dataset cache in {root} ({err.strerror or err}); set VAEKIT_CACHE") from err
     try:
@@ -98,6 +101,16 @@ def cached_dataset(
     if resolved is not None:
         _link(entry, root / f"{kind}-{cache_key(resolved(dataset))}")
     return dataset
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Temporary folders of builds on this machine whose process is gone (a SIGKILL or an
+    out-of-memory kill skips every clean-up): ``.ENTRY@HOST@PID@...``."""
+    host = socket.gethostname()
+    for path in root.glob(".*@*@*@*"):
+        _, owner, pid, _ = path.name.split("@", 3)
+        if owner == host and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _link(entry: Path, alias: Path) -> None:

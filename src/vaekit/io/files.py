@@ -67,3 +67,16 @@ def remove_partial_folders(parent: Path, name: str) -> None:
     if parent.is_dir():
         for path in parent.glob(f".{name}-*-*"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaekit.io.files import write_atomically
+from vaekit.io.files import process_alive, write_atomically
 from vaekit.schema import ConfigError
 
 ARTEFACTS = (
@@ -162,7 +162,7 @@ class RunDir:
                     (int(owner[0]) if owner and owner[0].isdigit() else -1),
                     (owner[1] if len(owner) > 1 else "?"),
                 )
-                if host == socket.gethostname() and (pid == os.getpid() or not _alive(pid)):
+                if host == socket.gethostname() and (pid == os.getpid() or not process_alive(pid)):
                     if pid != os.getpid():
                         warnings.warn(
                             f"{self.lock_file}: taking over the lock of process {pid}, which is gone", stacklevel=2
@@ -202,18 +202,6 @@ def fork_run(source: RunDir, target: RunDir) -> None:
 def _remove(path: Path) -> None:
     """A run file or folder (a link is removed, never followed)."""
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 MAX_ROW_CHARS = 64 * 1024  # a metrics row is far shorter; a longer line is damage, dropped like it
