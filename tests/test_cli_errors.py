@@ -309,3 +309,76 @@ def test_a_file_name_with_terminal_escapes_is_printed_escaped(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert "vaekit: warning: skipped 1 unreadable image(s)" in err and "\\x1b]0;PWNED\\x07" in err
+
+
+@pytest.fixture(scope="module")
+def diffusers_folder(tmp_path_factory):
+    pytest.importorskip("diffusers")
+    from vaekit.export import export
+
+    config = tiny_config(
+        **{
+            "model.arch": "autoencoder-kl",
+            "model.autoencoder_kl.block_out_channels": [8, 8],
+            "model.autoencoder_kl.layers_per_block": 1,
+            "model.autoencoder_kl.latent_channels": 2,
+            "model.autoencoder_kl.norm_num_groups": 4,
+            "train.max_steps": 1,
+        }
+    )
+    folder = tmp_path_factory.mktemp("diffusers")
+    run = __import__("vaekit").train(config, out=folder / "run")
+    export(__import__("vaekit").load(run), folder / "vae", "diffusers", scaling={"scaling_factor": 1.0})
+    return folder / "vae"
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda f: (f / "config.json").write_text('["not", "a", "mapping"]'), "expected a mapping of settings"),
+        (lambda f: _without(f, "block_out_channels"), "no 'block_out_channels'"),
+        (lambda f: _with(f, "layers_per_block", 1e400), "model.autoencoder_kl.layers_per_block"),
+        (lambda f: _with(f, "sample_size", "big"), "data.image_size: expected an integer"),
+        (
+            lambda f: _truncate(f / "diffusion_pytorch_model.safetensors"),
+            "diffusion_pytorch_model.safetensors: unreadable",
+        ),
+    ],
+)
+def test_a_malformed_diffusers_folder_is_one_line_naming_the_file(diffusers_folder, tmp_path, capsys, damage, words):
+    import shutil
+
+    folder = tmp_path / "vae"
+    shutil.copytree(diffusers_folder, folder)
+    damage(folder)
+    assert main(["info", str(folder)]) in (1, 2)
+    line = one_line(capsys)
+    assert words in line and ("config.json" in line or "safetensors" in line)
+
+
+def _with(folder, key, value):
+    import json
+
+    raw = json.loads((folder / "config.json").read_text())
+    raw[key] = value
+    (folder / "config.json").write_text(json.dumps(raw).replace("Infinity", "1e400"))
+
+
+def _without(folder, key):
+    import json
+
+    raw = json.loads((folder / "config.json").read_text())
+    del raw[key]
+    (folder / "config.json").write_text(json.dumps(raw))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def test_a_model_card_that_is_not_a_mapping_is_ignored_not_a_crash(run, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(run / "model", tmp_path / "model")
+    (tmp_path / "model" / "vaekit.json").write_text("[1, 2, 3]")
+    assert main(["info", str(tmp_path / "model")]) == 0

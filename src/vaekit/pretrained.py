@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,12 @@ from vaekit.io.checkpoints import MODEL_FILE, CheckpointError, list_checkpoints,
 from vaekit.io.hub import HUB_PREFIX, hub_id, hub_snapshot
 from vaekit.io.run_folder import RunDir
 from vaekit.models import VAE, create_model
-from vaekit.models.autoencoder_kl import config_from_diffusers, is_diffusers_folder, load_diffusers_weights
+from vaekit.models.autoencoder_kl import (
+    config_from_diffusers,
+    is_diffusers_folder,
+    load_diffusers_weights,
+    read_diffusers_config,
+)
 from vaekit.version import __version__
 
 
@@ -98,7 +102,7 @@ def _load_diffusers(path: Path, device) -> VAE:
     model = create_model(config)
     load_diffusers_weights(model, folder)
     model.config = config
-    raw = json.loads((folder / "config.json").read_text())
+    raw = read_diffusers_config(folder)
     scaling = {"scaling_factor": raw.get("scaling_factor"), "shift_factor": raw.get("shift_factor")}
     model.info = {"source": "diffusers", "latent_scaling": scaling}
     return model.to(device).eval()

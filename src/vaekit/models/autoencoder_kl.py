@@ -17,10 +17,12 @@ import torch
 from torch import nn
 
 from vaekit.config import AutoencoderKLConfig, Config, ConfigError, ModelConfig
+from vaekit.io.checkpoints import CheckpointError
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.optional import require
+from vaekit.schema import MAX_CONFIG_BYTES, read_bounded
 
 
 def diffusers_config(options: AutoencoderKLConfig, image_shape: tuple[int, int, int]) -> dict[str, Any]:
@@ -140,41 +142,58 @@ def from_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 
 def is_diffusers_folder(folder: Path) -> bool:
-    config = folder / "config.json"
-    if not config.is_file():
+    """A diffusers model folder: ``config.json`` beside diffusers weights, or naming AutoencoderKL."""
+    if not (folder / "config.json").is_file():
         return False
+    if any(folder.glob("diffusion_pytorch_model*")):
+        return True  # then a damaged config.json is reported as such, not as "no model here"
     try:
-        return json.loads(config.read_text()).get("_class_name") == "AutoencoderKL"
-    except (ValueError, OSError):
+        return read_diffusers_config(folder).get("_class_name") == "AutoencoderKL"
+    except ConfigError:
         return False
+
+
+def read_diffusers_config(folder: Path) -> dict:
+    """``folder/config.json`` as a mapping (at most 1 MiB, UTF-8 JSON), or one ``ConfigError``."""
+    path = folder / "config.json"
+    try:
+        raw = json.loads(read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8"))
+    except (OSError, ValueError) as err:  # unreadable, too large, not UTF-8, not JSON
+        raise ConfigError(f"{path}: not a readable diffusers config ({err})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got a {type(raw).__name__}")
+    return raw
 
 
 def config_from_diffusers(folder: Path) -> Config:
-    """A vaekit config for the ``AutoencoderKL`` saved in ``folder`` (diffusers' layout)."""
-    raw = json.loads((folder / "config.json").read_text())
-    unsupported = [t for t in raw.get("down_block_types", []) if t != "DownEncoderBlock2D"]
+    """A vaekit config for the ``AutoencoderKL`` saved in ``folder`` (diffusers' layout); every value
+    is checked like any vaekit setting, and a message names the file and the setting."""
+    path = folder / "config.json"
+    raw = read_diffusers_config(folder)
+    if "block_out_channels" not in raw:
+        raise ConfigError(f"{path}: no 'block_out_channels' (is it an AutoencoderKL config?)")
+    blocks = raw.get("down_block_types", [])
+    unsupported = [t for t in blocks if t != "DownEncoderBlock2D"] if isinstance(blocks, list) else [blocks]
     if unsupported:
-        raise ValueError(
-            f"{folder}: block types {sorted(set(unsupported))} are not supported (DownEncoderBlock2D only)"
-        )
-    return Config().with_overrides(
-        {
-            "model.arch": "autoencoder-kl",
-            "model.latent_dim": int(raw.get("latent_channels", 4)),
-            "model.autoencoder_kl.block_out_channels": list(raw["block_out_channels"]),
-            "model.autoencoder_kl.layers_per_block": int(raw.get("layers_per_block", 1)),
-            "model.autoencoder_kl.latent_channels": int(raw.get("latent_channels", 4)),
-            "model.autoencoder_kl.norm_num_groups": int(raw.get("norm_num_groups", 32)),
-            "model.autoencoder_kl.act_fn": raw.get("act_fn", "silu"),
-            "model.autoencoder_kl.mid_block_attention": bool(raw.get("mid_block_add_attention", True)),
-            "model.autoencoder_kl.use_quant_conv": bool(raw.get("use_quant_conv", True)),
-            "model.autoencoder_kl.use_post_quant_conv": bool(raw.get("use_post_quant_conv", True)),
-            "data.image_size": int(raw.get("sample_size", 256)),
-            "data.channels": int(raw.get("in_channels", 3)),
-            "likelihood.name": "laplace",
-            "likelihood.output": "signed",
-        }
-    )
+        raise ConfigError(f"{path}: block types {unsupported} are not supported (DownEncoderBlock2D only)")
+    settings = {
+        "model.latent_dim": raw.get("latent_channels", 4),
+        "model.autoencoder_kl.block_out_channels": raw["block_out_channels"],
+        "model.autoencoder_kl.layers_per_block": raw.get("layers_per_block", 1),
+        "model.autoencoder_kl.latent_channels": raw.get("latent_channels", 4),
+        "model.autoencoder_kl.norm_num_groups": raw.get("norm_num_groups", 32),
+        "model.autoencoder_kl.act_fn": raw.get("act_fn", "silu"),
+        "model.autoencoder_kl.mid_block_attention": raw.get("mid_block_add_attention", True),
+        "model.autoencoder_kl.use_quant_conv": raw.get("use_quant_conv", True),
+        "model.autoencoder_kl.use_post_quant_conv": raw.get("use_post_quant_conv", True),
+        "data.image_size": raw.get("sample_size", 256),
+        "data.channels": raw.get("in_channels", 3),
+    }
+    fixed = {"model.arch": "autoencoder-kl", "likelihood.name": "laplace", "likelihood.output": "signed"}
+    try:
+        return Config().with_overrides({**fixed, **settings})
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def load_diffusers_weights(model: VAE, folder: Path) -> None:
@@ -193,6 +212,7 @@ def load_diffusers_weights(model: VAE, folder: Path) -> None:
 
 def diffusers_weights(folder: Path) -> dict[str, torch.Tensor]:
     """The weights of a diffusers model folder (safetensors only: nothing is unpickled)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     files = sorted(folder.glob("diffusion_pytorch_model*.safetensors"))
@@ -200,5 +220,8 @@ def diffusers_weights(folder: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{folder}: no diffusion_pytorch_model.safetensors (only safetensors weights are read)")
     state: dict[str, torch.Tensor] = {}
     for file in files:
-        state.update(load_file(str(file)))
+        try:
+            state.update(load_file(str(file)))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{file}: unreadable weights ({err})") from None
     return from_diffusers_state(state)
