@@ -382,3 +382,11 @@ def test_a_model_card_that_is_not_a_mapping_is_ignored_not_a_crash(run, tmp_path
     shutil.copytree(run / "model", tmp_path / "model")
     (tmp_path / "model" / "vaekit.json").write_text("[1, 2, 3]")
     assert main(["info", str(tmp_path / "model")]) == 0
+
+
+def test_train_classifier_checks_where_it_will_write_before_it_trains(tmp_path, capsys):
+    import time
+
+    started = time.monotonic()
+    assert main(["train-classifier", "--data", "shapes", "-o", str(tmp_path / "missing" / "c.safetensors")]) == 1
+    assert "cannot write there" in one_line(capsys) and time.monotonic() - started < 5

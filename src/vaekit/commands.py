@@ -135,7 +135,9 @@ def train_classifier(args: argparse.Namespace) -> None:
     from vaekit.config import DataConfig
     from vaekit.data import load_dataset
     from vaekit.features.classifier import save_classifier, train_classifier
+    from vaekit.io.files import require_writable
 
+    require_writable(Path(args.output))  # before minutes of training, not after
     data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop=args.crop))
     model, accuracy = train_classifier(data.split("train"), data.split("test"), epochs=args.epochs)
     path = save_classifier(model, args.output)

@@ -27,6 +27,17 @@ def write_atomically(path: Path, content: str | bytes) -> Path:
     return path
 
 
+def require_writable(path: Path) -> None:
+    """``path`` can be written (its folder exists and takes a file), checked before long work
+    whose result would go there; an ``OSError`` naming it otherwise."""
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as err:
+        raise OSError(f"{path}: cannot write there ({err.strerror or err})") from None
+    os.close(descriptor)
+    os.unlink(probe)
+
+
 def umask() -> int:
     """The process's umask (read without changing it for longer than the call)."""
     mask = os.umask(0)
