@@ -39,3 +39,24 @@ def test_not_a_classifier_file(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a vaekit feature classifier"):
         load_classifier(tmp_path / "other.safetensors")
+
+
+def test_a_classifier_file_whose_metadata_asks_for_a_huge_network_allocates_nothing(tmp_path):
+    import json
+    import resource
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from vaekit.features.classifier import SmallClassifier
+    from vaekit.io.checkpoints import CheckpointError
+
+    path = save_classifier(SmallClassifier(3, 4, 16), tmp_path / "c.safetensors")
+    with safe_open(str(path), "pt") as handle:
+        options = json.loads(handle.metadata()["vaekit_classifier"])
+    options["feature_dim"] = 3_000_000_000_000  # 12 TB of weights
+    save_file(load_file(str(path)), str(path), metadata={"vaekit_classifier": json.dumps(options)})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="does not fit this SmallClassifier"):
+        load_classifier(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
+from vaekit.io.checkpoints import require_fit
 
 
 class SmallClassifier(nn.Module):
@@ -138,6 +139,13 @@ def load_classifier(path: str | Path) -> SmallClassifier:
         meta = (handle.metadata() or {}).get("vaekit_classifier")
     if meta is None:
         raise ValueError(f"{path} is not a vaekit feature classifier (no vaekit_classifier metadata)")
-    model = SmallClassifier(**json.loads(meta))
+    try:  # the network its metadata describes, built on the meta device (no memory) and held against
+        options = json.loads(meta)  # the file's header, so a hostile feature_dim allocates nothing
+        with torch.device("meta"):
+            shaped = SmallClassifier(**options)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: its vaekit_classifier metadata does not describe a classifier ({err})") from None
+    require_fit(shaped, path)
+    model = SmallClassifier(**options)
     model.load_state_dict(load_file(str(path)))
     return model.eval().requires_grad_(False)
