@@ -315,17 +315,10 @@ def test_a_file_name_with_terminal_escapes_is_printed_escaped(tmp_path, capsys):
 def diffusers_folder(tmp_path_factory):
     pytest.importorskip("diffusers")
     from vaekit.export import export
+    from vaekit.models import ARCHITECTURES
 
-    config = tiny_config(
-        **{
-            "model.arch": "autoencoder-kl",
-            "model.autoencoder_kl.block_out_channels": [8, 8],
-            "model.autoencoder_kl.layers_per_block": 1,
-            "model.autoencoder_kl.latent_channels": 2,
-            "model.autoencoder_kl.norm_num_groups": 4,
-            "train.max_steps": 1,
-        }
-    )
+    tiny = ARCHITECTURES.get("autoencoder-kl").tiny
+    config = tiny_config(**{"model.arch": "autoencoder-kl", **tiny, "train.max_steps": 1})
     folder = tmp_path_factory.mktemp("diffusers")
     run = __import__("vaekit").train(config, out=folder / "run")
     export(__import__("vaekit").load(run), folder / "vae", "diffusers", scaling={"scaling_factor": 1.0})

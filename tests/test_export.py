@@ -49,17 +49,9 @@ def test_a_diffusers_export_uses_the_scaling_it_is_given_over_the_model_cards(tm
 
     pytest.importorskip("diffusers")
     from vaekit.export import export_diffusers
+    from vaekit.models import ARCHITECTURES
 
-    config = tiny_config(
-        **{
-            "model.arch": "autoencoder-kl",
-            "model.autoencoder_kl.block_out_channels": [8, 8],
-            "model.autoencoder_kl.layers_per_block": 1,
-            "model.autoencoder_kl.latent_channels": 2,
-            "model.autoencoder_kl.norm_num_groups": 4,
-        }
-    )
-    model = create_model(config)
+    model = create_model(tiny_config(**{"model.arch": "autoencoder-kl", **ARCHITECTURES.get("autoencoder-kl").tiny}))
     model.info = {"latent_scaling": {"scaling_factor": 2.0, "shift_factor": 0.1}}
     export_diffusers(model, tmp_path / "given", {"scaling_factor": 3.0, "shift_factor": 0.2})
     given = json.loads((tmp_path / "given" / "config.json").read_text())
