@@ -56,3 +56,19 @@ def test_flips_are_drawn_again_every_epoch():
     flipped = [next(loader.epoch(epoch))[:, 0, 0, 1].numpy() for epoch in range(3)]
     assert 10 < flipped[0].sum() < 54
     assert not (flipped[0] == flipped[1]).all() and not (flipped[1] == flipped[2]).all()
+
+
+def test_a_split_of_a_memory_mapped_dataset_indexes_it_and_reads_like_an_array(tmp_path):
+    from vaekit.data.dataset import RowView
+
+    images = np.lib.format.open_memmap(tmp_path / "i.npy", mode="w+", dtype=np.uint8, shape=(20, 1, 2, 2))
+    images[:] = np.arange(20, dtype=np.uint8)[:, None, None, None]
+    mapped = np.load(tmp_path / "i.npy", mmap_mode="r")
+    train = ImageDataset(mapped).split("train", 0.25, seed=0)
+    assert isinstance(train.images, RowView) and train.images.base is mapped  # nothing copied
+    rows = np.asarray(train.images)[:, 0, 0, 0]
+    assert len(train) == 15 and list(rows) == sorted(rows)
+    assert train.images[3][0, 0, 0] == rows[3] and list(train.images[:2][:, 0, 0, 0]) == list(rows[:2])
+    assert train.images[2, 0].shape == (2, 2) and train.images[:, 0].shape == (15, 2, 2)
+    batch = next(iter(BatchLoader(train.images, 5, shuffle=False)))
+    assert batch.shape == (5, 1, 2, 2) and (batch[:, 0, 0, 0] * 255).round().tolist() == list(rows[:5])

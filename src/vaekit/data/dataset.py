@@ -9,6 +9,49 @@ import numpy as np
 TRAIN, TEST = 0, 1
 
 
+class RowView:
+    """Rows ``index`` of an image array, read only when indexed: a split of a memory-mapped dataset
+    that copies nothing, so start-up memory does not grow with the dataset and processes on one
+    machine share the page cache. Indexing (an int, a slice, an array of positions) reads just those
+    rows as an array, as a numpy array would; ``np.asarray`` reads all of them."""
+
+    def __init__(self, base: np.ndarray | RowView, index: np.ndarray) -> None:
+        index = np.asarray(index)
+        if isinstance(base, RowView):
+            base, index = base.base, base.index[index]
+        self.base, self.index = base, index
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.base.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __iter__(self):
+        return (self.base[i] for i in self.index)
+
+    def __getitem__(self, key):
+        if isinstance(key, int | np.integer | slice | list | np.ndarray):
+            return self.base[self.index[key]]
+        rows, rest = key[0], key[1:]  # (rows, channels, ...): the rows first, then the rest of the key
+        if isinstance(rows, int | np.integer):
+            return self.base[self.index[rows]][rest]
+        return self.base[self.index[rows]][(slice(None), *rest)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        rows = self.base[self.index]
+        return rows if dtype is None else rows.astype(dtype, copy=False)
+
+
 @dataclass
 class ImageDataset:
     """Images decoded once into uint8 ``(N, C, H, W)`` (often a read-only memory map).
@@ -17,7 +60,7 @@ class ImageDataset:
     ``partition`` marks the source's own train (0) / test (1) split where it has one.
     """
 
-    images: np.ndarray
+    images: np.ndarray | RowView
     labels: np.ndarray | None = None
     label_names: list[str] | None = None
     names: list[str] | None = None
@@ -43,9 +86,10 @@ class ImageDataset:
                 return [values[i] for i in index]
             return values[index]
 
+        views = isinstance(self.images, np.memmap | RowView)  # a memory map is not copied, only indexed
         return replace(
             self,
-            images=self.images[index],
+            images=RowView(self.images, index) if views else self.images[index],
             labels=take(self.labels),
             names=take(self.names),
             partition=take(self.partition),

@@ -1,0 +1,56 @@
+"""Peak memory of a training run's start against the dataset's size: the data are a memory-mapped
+cache, and a split should index it, not copy it.
+
+    python benchmarks/startup_memory.py --sizes 10000 30000 [--src SRC]
+
+For each size: builds the shapes cache (64 px) once, then, in a fresh process (``--src`` selects
+the source tree, default this checkout's src/), trains one step with the data-aware choices on and
+prints its peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = """
+import json, resource, sys
+from vaekit.config import Config
+from vaekit.training.trainer import Trainer
+n, cache, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+config = Config().with_overrides({
+    "data.source": "shapes", "data.image_size": 64, "data.num_images": n, "data.cache_dir": cache,
+    "model.latent_dim": 8, "model.channels": [8, 16], "train.max_steps": 1, "train.batch_size": 16,
+    "train.threads": 1, "train.grid_size": 4,
+})
+Trainer(config, out, choose={"train.epochs"}).fit()
+print(json.dumps({"images": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 30000])
+    parser.add_argument("--src", type=Path, default=ROOT / "src")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "vaekit-startup-cache")
+    args = parser.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(args.src.resolve()), "OMP_NUM_THREADS": "1"}
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            for attempt in ("warm the cache", "measure"):
+                out = Path(folder) / attempt.replace(" ", "-")
+                result = subprocess.run(
+                    [sys.executable, "-c", CHILD, str(n), str(args.cache), str(out)],
+                    env=env, capture_output=True, text=True, check=True,
+                )  # fmt: skip
+            print(json.dumps({**json.loads(result.stdout.strip().splitlines()[-1]), "src": str(args.src)}))
+
+
+if __name__ == "__main__":
+    main()
