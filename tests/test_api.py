@@ -310,3 +310,21 @@ def test_in_memory_inputs_go_through_the_models_own_recipe_as_files_do(tmp_path)
     prepared = np.stack([prepare(Image.fromarray(g), 16, "center", 3).transpose(1, 2, 0) for g in gray])
     assert report["data"]["images"] == 40
     assert report["metrics"] == vaekit.evaluate(run, data=prepared, metrics=["reconstruction"])["metrics"]
+
+
+def test_a_held_out_folder_is_scored_whole_unless_a_split_is_asked_for(tmp_path):
+    from PIL import Image
+
+    from tests.helpers import tiny_config
+
+    run = vaekit.train(tiny_config(**{"train.max_steps": 1}), out=tmp_path / "run")
+    folder = tmp_path / "heldout"
+    folder.mkdir()
+    for i in range(40):
+        Image.new("RGB", (16, 16), (i * 6, 0, 0)).save(folder / f"{i}.png")
+    whole = vaekit.evaluate(run, data=str(folder), metrics=["reconstruction"])
+    assert (whole["data"]["images"], whole["data"]["split"]) == (40, "all")
+    test = vaekit.evaluate(run, data=str(folder), split="test", metrics=["reconstruction"])
+    assert (test["data"]["images"], test["data"]["split"]) == (2, "test")  # 5 % of 40
+    own = vaekit.evaluate(run, metrics=["reconstruction"])
+    assert own["data"]["split"] == "test" and own["data"]["images"] < 256

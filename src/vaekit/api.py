@@ -185,9 +185,7 @@ def as_images(images: Any, model: VAE) -> torch.Tensor:
         return load_images(images, model.config)
     if isinstance(images, torch.Tensor) and images.is_floating_point() and images.dim() == 3:
         images = images[None]
-    dataset = shaped_for(
-        from_memory(images, allow_vectors=len(model.image_shape) == 1), model.image_shape, model.config.data.crop
-    )
+    dataset = _memory_data_for(model, images)
     batch = torch.from_numpy(np.asarray(dataset.images)).float()
     return batch / 255.0 if dataset.images.dtype == np.uint8 else batch
 
@@ -203,34 +201,36 @@ def dataset_for(model: VAE, data: Data = None, labels: Any = None, split: str | 
     split of a path / the run's own source. Runs trained on memory data need it passed again."""
     config = model.config.data
     if is_in_memory(data):
-        return shaped_for(
-            from_memory(data, labels, allow_vectors=len(model.image_shape) == 1), model.image_shape, config.crop
-        )
+        return _memory_data_for(model, data, labels)
     if data is None and config.source == MEMORY_SOURCE:
         raise DataError(
             f"this model was trained on in-memory data ({config.fingerprint}); pass the data again (data=...)"
         )
     config = replace(config, source=str(data) if data is not None else config.source, labels=labels or config.labels)
     dataset = load_dataset(config)
-    return dataset.split(split, config.val_fraction, config.seed) if split else dataset
+    return dataset.split(split, config.val_fraction, config.seed) if split not in (None, "all") else dataset
 
 
 def evaluate(
     model: Model,
     data: Data = None,
     *,
-    split: str = "test",
+    split: str | None = None,
     metrics: Sequence[str] | None = None,
     output: str | Path | None = None,
     trust_code: bool = False,
     **settings: Any,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on held-out data (see ``vaekit.evaluation.report.EvaluationSettings`` for
-    the other settings); returns the report and writes it as JSON + Markdown when ``output`` is set."""
+    the other settings); returns the report and writes it as JSON + Markdown when ``output`` is set.
+
+    ``split``: ``all``, ``test``, ``val`` or ``train``; by default all of a held-out source given
+    as ``data`` (it is held out already) and the test split of the run's own source."""
     from vaekit.evaluation.report import EvaluationSettings, default_metrics, write_report
     from vaekit.evaluation.report import evaluate as run_evaluation
 
     vae = as_model(model, trust_code)
+    split = split or ("all" if data is not None else "test")
     held_out = dataset_for(vae, data, split=split)
     chosen = EvaluationSettings(split=split, metrics=list(metrics or default_metrics()), **settings)
     report = run_evaluation(vae, held_out, chosen, run=str(model) if not isinstance(model, VAE) else "")

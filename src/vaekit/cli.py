@@ -187,7 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("evaluate", "metrics of a trained model on held-out data, as JSON + Markdown")
     p.add_argument("run", type=Path, help="run directory or model folder")
     p.add_argument("--data", help="data spec (default: the run's own data source)")
-    p.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split to evaluate on")
+    p.add_argument(
+        "--split",
+        choices=["all", "test", "val", "train"],
+        help="which images to score (default: all of a --data source, the test split of the run's own)",
+    )
     p.add_argument(
         "--metrics", default="", help="comma list (vaekit components lists them; default: elbo, reconstruction, ...)"
     )

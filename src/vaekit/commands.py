@@ -120,7 +120,9 @@ def evaluate(args: argparse.Namespace) -> None:
     report = api.evaluate(
         args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, **settings
     )
-    json_path, markdown = write_report(report, args.output or Path(args.run) / f"evaluation-{args.split}.json")
+    json_path, markdown = write_report(
+        report, args.output or Path(args.run) / f"evaluation-{report['data']['split']}.json"
+    )
     print(markdown.read_text().split("Settings:")[0].rstrip())
     print(f"\nwrote {json_path} and {markdown}")
 
