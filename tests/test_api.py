@@ -328,3 +328,20 @@ def test_a_held_out_folder_is_scored_whole_unless_a_split_is_asked_for(tmp_path)
     assert (test["data"]["images"], test["data"]["split"]) == (2, "test")  # 5 % of 40
     own = vaekit.evaluate(run, metrics=["reconstruction"])
     assert own["data"]["split"] == "test" and own["data"]["images"] < 256
+
+
+def test_a_run_records_its_data_path_absolute_so_it_works_from_any_directory(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from tests.helpers import tiny_config
+
+    project = tmp_path / "project"
+    (project / "png" / "train").mkdir(parents=True)
+    for i in range(40):
+        Image.new("RGB", (16, 16), (i * 6, 0, 0)).save(project / "png" / "train" / f"{i}.png")
+    monkeypatch.chdir(project)
+    run = vaekit.train(tiny_config(**{"data.source": "png/train", "train.max_steps": 1}), out="run")
+    recorded = vaekit.load(project / run).config.data.source
+    assert recorded == str(project / "png" / "train")
+    monkeypatch.chdir(tmp_path)  # another directory: the run still finds its data
+    assert vaekit.evaluate(project / "run", metrics=["reconstruction"])["data"]["images"] == 2

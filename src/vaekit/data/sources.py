@@ -35,6 +35,16 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
     return FALLBACK, path
 
 
+def absolute_spec(spec: str) -> str:
+    """``spec`` with its path made absolute (``png/train`` -> ``/home/me/png/train``, ``celeba:x``
+    -> ``celeba:/home/me/x``), so that a run's config reads the same data from any directory."""
+    kind, path = parse_spec(spec)
+    if path is None:
+        return spec
+    explicit = spec.partition(":")[0] == kind and ":" in spec
+    return f"{kind}:{path.resolve()}" if explicit else str(path.resolve())
+
+
 def load_dataset(config: DataConfig) -> ImageDataset:
     """All images of the source that ``config.source`` names, decoded to the configured size,
     with labels from ``config.labels`` when given."""

@@ -5,12 +5,14 @@ config describes it completely)."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
 from vaekit.config import Config, ConfigError
 from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
+from vaekit.data.sources import absolute_spec
 from vaekit.defaults import BF16_PAYS, Choices, bf16_speedup, choose_from_data, choose_image_size
 from vaekit.engine import distributed
 from vaekit.likelihoods import LIKELIHOODS
@@ -36,6 +38,9 @@ def resolve_run(
         config = choose_image_size(config, choose, choices)
     full = dataset if dataset is not None else load_dataset_first_on_rank0(config, ranks)
     config = describe_data(config, full)
+    if config.data.source != MEMORY_SOURCE:  # recorded absolute: later commands work from any directory
+        labels = {"data.labels": str(Path(config.data.labels).resolve())} if config.data.labels else {}
+        config = config.with_overrides({"data.source": absolute_spec(config.data.source), **labels})
     if choices is not None:
         config = choose_from_data(config, full, choose, choices)
     precision = resolve_precision(config.train.precision, device, ranks)
