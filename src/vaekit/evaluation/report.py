@@ -20,6 +20,7 @@ from vaekit.evaluation.likelihood import iwae_nll, latent_scaling, latent_usage
 from vaekit.evaluation.reconstruction import reconstruction_metrics
 from vaekit.evaluation.speed import throughput
 from vaekit.explore.sampling import sample_images
+from vaekit.limits import require_within_budget
 from vaekit.models.base import VAE
 from vaekit.registry import Registry
 
@@ -63,6 +64,8 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
     details: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     wanted = set(settings.metrics)
+    if wanted & {"fid", "kid"}:  # the samples are held in memory: refused before any network loads
+        require_within_budget("evaluate -n", settings.n_samples, model.image_shape)
     for measure in dict.fromkeys(entry.factory for entry in METRICS if entry.name in wanted):  # each once
         groups, measured_details = measure(model, images, settings, wanted)
         metrics.update(groups)
