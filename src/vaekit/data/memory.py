@@ -18,6 +18,7 @@ import numpy as np
 
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.images import DataError
+from vaekit.data.reader import upright
 from vaekit.data.recipes import prepare
 
 MEMORY_SOURCE = "memory"
@@ -211,11 +212,9 @@ def _from_hf(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _pil_image(image: Any, index: int) -> np.ndarray:
-    from PIL import ImageOps
-
     if image is None:
         raise DataError(f"data: row {index} of the Hugging Face dataset has no image")
-    image = ImageOps.exif_transpose(image)
+    image = upright(image)  # the one reader's EXIF step, as for files
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
     array = np.asarray(image)

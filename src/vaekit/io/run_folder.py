@@ -105,9 +105,7 @@ class RunDir:
             comments = "".join(itertools.takewhile(lambda line: line.startswith("#"), lines))
         else:
             comments = ""
-        partial = self.config.with_name(".config.yaml.partial")
-        partial.write_text(comments + text)
-        os.replace(partial, self.config)
+        write_atomically(self.config, comments + text)
 
     @property
     def marker(self) -> Path:
