@@ -49,7 +49,19 @@ def test_reconstruct_user_images_of_any_size(trained_run, tmp_path):
         Image.new("RGB", size, (200, 20, 20)).save(paths[-1])
     out = tmp_path / "r.png"
     assert main(["reconstruct", str(trained_run), *map(str, paths), "-o", str(out)]) == 0
-    assert out.is_file()
+    with Image.open(out) as grid:  # originals above reconstructions, 16 px tiles with 2 px borders
+        assert grid.size == (2 + 2 * 18, 2 + 2 * 18)
+    assert main(["reconstruct", str(trained_run), *map(str, paths), "-o", str(out), "--scale", "3"]) == 0
+    with Image.open(out) as grid:
+        assert grid.size == (3 * 38, 3 * 38)
+
+
+def test_full_size_reconstructions_are_the_size_of_their_input(trained_run, tmp_path):
+    Image.new("RGB", (40, 30), (200, 20, 20)).save(tmp_path / "wide.png")
+    args = ["reconstruct", str(trained_run), str(tmp_path / "wide.png"), "--full-size", "-o", str(tmp_path / "r.png")]
+    assert main(args) == 0
+    with Image.open(tmp_path / "r-0.png") as picture:
+        assert picture.size == (40, 30)
 
 
 def test_interpolate_between_random_latents_and_between_images(trained_run, tmp_path):
@@ -115,10 +127,35 @@ def test_fid_with_a_trained_domain_classifier(tmp_path, capsys):
     assert generation["fid"] > 0 and "kid" in generation
 
 
+def test_train_classifier_from_class_folders_and_from_a_npz(tmp_path, capsys):
+    for label, shade in enumerate((20, 230)):
+        (tmp_path / "shades" / f"class{label}").mkdir(parents=True)
+        for i in range(12):
+            Image.new("L", (16, 16), shade + i).save(tmp_path / "shades" / f"class{label}" / f"{i}.png")
+    out = tmp_path / "c.safetensors"
+    argv = ["train-classifier", "--data", str(tmp_path / "shades"), "--image-size", "16", "--epochs", "1"]
+    assert main([*argv, "-o", str(out)]) == 0 and out.is_file()
+    images = np.random.default_rng(0).integers(0, 256, (40, 16, 16), dtype=np.uint8)
+    np.savez(tmp_path / "set.npz", x=images, y=np.arange(40) % 4)
+    assert main(["train-classifier", "--data", str(tmp_path / "set.npz"), "--image-size", "16", "-o", str(out)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
 def test_progress_gif_from_epoch_grids(trained_run, tmp_path):
     assert main(["progress", str(trained_run), "-o", str(tmp_path / "p.gif")]) == 0
     with Image.open(tmp_path / "p.gif") as gif:
         assert gif.n_frames >= 1
+
+
+def test_progress_of_a_run_shorter_than_one_epoch_shows_its_final_grid(tmp_path):
+    tiny_config().to_yaml(tmp_path / "tiny.yaml")
+    run = tmp_path / "short"
+    assert (
+        main(["train", "--config", str(tmp_path / "tiny.yaml"), "--out", str(run), "--set", "train.max_steps=2"]) == 0
+    )
+    assert main(["progress", str(run), "-o", str(tmp_path / "p.gif")]) == 0
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames == 1
 
 
 def test_interpolate_grid_manifold(trained_run, tmp_path):

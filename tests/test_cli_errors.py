@@ -118,6 +118,8 @@ def test_a_config_file_that_is_binary_or_an_alias_bomb_is_refused(tmp_path, caps
         (["interpolate", "RUN", "--grid", "1000x1000"], 2),
         (["sample", "RUN", "--seed", "100000000000000000000000"], 2),
         (["sample", "RUN", "--seed", "1e23"], 2),
+        (["sample", "RUN", "--scale", "17"], 2),
+        (["sample", "RUN", "--scale", "0"], 2),
         (["evaluate", "RUN", "--metrics", "foo"], 2),
         (["evaluate", "RUN", "--metrics", "kid", "-n", "1000000000"], 2),  # held against the budget
         (["serve", "RUN", "--device", "cuda"], 2),  # validated like train (D12)

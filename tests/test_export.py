@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -42,6 +45,19 @@ def test_torchscript_files_load_without_vaekit_and_match(model, tmp_path):
 def test_an_unknown_format_is_one_clear_line(model, tmp_path):
     with pytest.raises(ValueError, match="use one of onnx, torchscript"):
         export(model, tmp_path, "tflite")
+
+
+def test_a_refused_export_leaves_no_folder_and_written_files_follow_the_umask(model, tmp_path):
+    with pytest.raises(ValueError, match="KL autoencoders"):
+        export(model, tmp_path / "refused", "diffusers")  # a conv VAE has no diffusers form
+    assert not (tmp_path / "refused").exists()
+    old = os.umask(0o022)
+    try:
+        written = export(model, tmp_path / "files", "torchscript")
+    finally:
+        os.umask(old)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in written] == [0o644, 0o644]
+    assert stat.S_IMODE((tmp_path / "files").stat().st_mode) == 0o755
 
 
 def test_a_diffusers_export_uses_the_scaling_it_is_given_over_the_model_cards(tmp_path):

@@ -100,11 +100,21 @@ def port_number(text: str) -> int:
     return value
 
 
+def grid_scale(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_GRID_SCALE:
+        raise argparse.ArgumentTypeError(f"a grid scale is 1..{MAX_GRID_SCALE}, not {text}")
+    return value
+
+
 def finite_float(text: str) -> float:
     value = float(text)
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
     return value
+
+
+MAX_GRID_SCALE = 16  # --scale: each pixel of a grid drawn as at most 16 x 16
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -126,8 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow importing the code a config names (package.module:Name plug-ins, user networks)",
     )
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return subcommands.add_parser(name, help=help, description=help, parents=[trust], formatter_class=_Formatter)
+    grid = argparse.ArgumentParser(add_help=False)
+    grid.add_argument("--scale", type=grid_scale, default=1, help="enlarge the PNG N times (pixels kept sharp)")
+
+    def command(name: str, help: str, grids: bool = False) -> argparse.ArgumentParser:
+        parents = [trust, grid] if grids else [trust]
+        return subcommands.add_parser(name, help=help, description=help, parents=parents, formatter_class=_Formatter)
 
     p = command("train", "train a model (or resume a run)")
     p.add_argument("--preset", help="a built-in setup (see `vaekit presets`)")
@@ -154,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.train)
 
-    p = command("reconstruct", "reconstruct images with a trained model")
+    p = command("reconstruct", "reconstruct images with a trained model", grids=True)
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
     p.add_argument("images", type=Path, nargs="+", help="image files")
     p.add_argument("-o", "--output", type=Path, default=Path("reconstructions.png"), help="grid PNG to write")
@@ -165,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.reconstruct)
 
-    p = command("sample", "draw random samples from a trained model")
+    p = command("sample", "draw random samples from a trained model", grids=True)
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("-o", "--output", type=Path, default=Path("samples.png"), help="grid PNG to write")
@@ -214,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.progress)
 
     p = command("train-classifier", "train a small classifier to use as FID/KID features")
-    p.add_argument("--data", required=True, help="a labelled source: MNIST (classes) or CelebA (40 attributes)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="labelled images: MNIST, CelebA (40 attributes), a folder of class folders, a .npz with labels",
+    )
+    p.add_argument("--labels", help="labels for --data: a CSV (filename,attr,...), CelebA attributes or a .npy array")
     p.add_argument("--image-size", type=positive_int, default=28, help="image side in pixels")
     p.add_argument("--epochs", type=positive_int, default=3, help="training epochs")
     p.add_argument(
@@ -234,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="folder for the vectors (default RUN/model)")
     p.set_defaults(func=commands.attributes)
 
-    p = command("edit", "edit an image along attribute vectors")
+    p = command("edit", "edit an image along attribute vectors", grids=True)
     p.add_argument("run", type=Path, help="run directory or model folder (with attribute vectors)")
     p.add_argument("image", type=Path, help="image file")
     p.add_argument("--attr", action="append", required=True, metavar="NAME=STRENGTH", help="repeatable")
@@ -242,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("edited.png"), help="PNG to write")
     p.set_defaults(func=commands.edit)
 
-    p = command("arithmetic", "decode z_A - z_B + z_C")
+    p = command("arithmetic", "decode z_A - z_B + z_C", grids=True)
     p.add_argument("run", type=Path, help="run directory or model folder")
     p.add_argument("images", type=Path, nargs=3, metavar="IMAGE", help="A B C")
     p.add_argument("-o", "--output", type=Path, default=Path("arithmetic.png"), help="PNG to write")
@@ -280,13 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.config)
 
-    p = command("export", "export a model's encoder and decoder (ONNX or TorchScript)")
+    p = command(
+        "export", "export a model: encoder and decoder as ONNX or TorchScript, or a diffusers AutoencoderKL folder"
+    )
     p.add_argument("run", help="run directory, model folder or Hub id")
     p.add_argument(
         "--format",
         choices=["onnx", "torchscript", "diffusers"],
         default="onnx",
-        help="file format (diffusers: KL autoencoders)",
+        help="onnx / torchscript: encoder and decoder files; diffusers: an AutoencoderKL.from_pretrained folder "
+        "(KL autoencoders, after `vaekit evaluate RUN --metrics latents`)",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("export"), help="folder to write")
     p.set_defaults(func=commands.export)

@@ -39,27 +39,28 @@ def serve(args: argparse.Namespace) -> None:
 MAX_GRID = 1024  # images in one grid PNG (sample -o)
 
 
-def _save_grid(*args, **kwargs) -> Path:
+def _save_grid(args: argparse.Namespace, images, path: Path | str, nrow: int | None = None) -> Path:
+    """A grid PNG of ``images`` enlarged ``--scale`` times."""
     from vaekit.explore.grids import save_grid
 
-    return save_grid(*args, **kwargs)
+    return save_grid(images, path, nrow, scale=args.scale)
 
 
 def reconstruct(args: argparse.Namespace) -> None:
     from vaekit import api
-    from vaekit.explore.grids import interleave
+    from vaekit.explore.grids import interleave, save_image
 
     model = api.load(args.run, trust_code=args.trust_code)
     if args.full_size:
         for i, path in enumerate(args.images):
             image = api.load_full_size(path, model.config)
             stem = args.output.with_suffix("")
-            print(f"wrote {_save_grid(api.reconstruct_full_size(model, image)[None], f'{stem}-{i}.png', 1)}")
+            print(f"wrote {save_image(api.reconstruct_full_size(model, image), f'{stem}-{i}.png', args.scale)}")
         return
     images = api.load_images(args.images, model.config)
     recon = model.reconstruct(images).cpu()
     per_row = min(len(images), 8)
-    print(f"wrote {_save_grid(interleave(images, recon, per_row), args.output, per_row)}")
+    print(f"wrote {_save_grid(args, interleave(images, recon, per_row), args.output, per_row)}")
 
 
 def sample(args: argparse.Namespace) -> None:
@@ -70,7 +71,7 @@ def sample(args: argparse.Namespace) -> None:
         raise ConfigError(f"sample -n: a grid shows at most {MAX_GRID} images; write {args.n:,} with --dump DIR")
     model = api.load(args.run, trust_code=args.trust_code)
     shown = api.sample(model, min(args.n, MAX_GRID), seed=args.seed, temperature=args.temperature)
-    print(f"wrote {_save_grid(shown, args.output)}")
+    print(f"wrote {_save_grid(args, shown, args.output)}")
     if args.dump:  # the same images, drawn again chunk by chunk: memory stays one chunk at any -n
         chunks = iter_samples(model.eval(), args.n, seed=args.seed, temperature=args.temperature)
         print(f"wrote {dump_images(chunks, args.dump)} images to {args.dump}")
@@ -136,11 +137,14 @@ def progress(args: argparse.Namespace) -> None:
 def train_classifier(args: argparse.Namespace) -> None:
     from vaekit.config import DataConfig
     from vaekit.data import load_dataset
+    from vaekit.data.labels import classes_from_folders
     from vaekit.features.classifier import save_classifier, train_classifier
     from vaekit.io.files import require_writable
 
     require_writable(Path(args.output))  # before minutes of training, not after
-    data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop=args.crop))
+    data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop=args.crop, labels=args.labels))
+    if data.labels is None:
+        data = classes_from_folders(data)
     model, accuracy = train_classifier(data.split("train"), data.split("test"), epochs=args.epochs)
     path = save_classifier(model, args.output)
     print(f"wrote {path}" + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))
@@ -173,12 +177,12 @@ def edit(args: argparse.Namespace) -> None:
             raise ConfigError("--sweep takes exactly one --attr NAME (no strength)")
         strengths = parse_sweep(args.sweep)
         strip = torch.cat([image[None], sweep_images(model, image, vectors, args.attr[0], strengths)])
-        print(f"wrote {_save_grid(strip, args.output, nrow=len(strip))}  (original, then strengths {strengths})")
+        print(f"wrote {_save_grid(args, strip, args.output, len(strip))}  (original, then strengths {strengths})")
         return
     edited = api.edit(model, image[None], parse_strengths(args.attr), vectors=vectors)
     reconstruction = model.reconstruct(image[None]).cpu()
     print(
-        f"wrote {_save_grid(torch.cat([image[None], reconstruction, edited]), args.output, nrow=3)}"
+        f"wrote {_save_grid(args, torch.cat([image[None], reconstruction, edited]), args.output, 3)}"
         "  (original, reconstruction, edited)"
     )
 
@@ -192,7 +196,9 @@ def arithmetic(args: argparse.Namespace) -> None:
     model = api.load(args.run, trust_code=args.trust_code)
     a, b, c = api.load_images(args.images, model.config)
     result = latent_arithmetic(model, a, b, c)
-    print(f"wrote {_save_grid(torch.cat([torch.stack([a, b, c]), result]), args.output, nrow=4)}  (A, B, C, A - B + C)")
+    print(
+        f"wrote {_save_grid(args, torch.cat([torch.stack([a, b, c]), result]), args.output, 4)}  (A, B, C, A - B + C)"
+    )
 
 
 def latent_map(args: argparse.Namespace) -> None:

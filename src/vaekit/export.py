@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vaekit.io.files import replace_folder
 from vaekit.models.base import VAE
 
 FORMATS = ("onnx", "torchscript", "diffusers")
@@ -46,10 +47,19 @@ def export(model: VAE, folder: str | Path, fmt: str = "onnx", scaling: dict | No
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r}: use one of {', '.join(FORMATS)}")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
-    if fmt == "diffusers":
-        return export_diffusers(model, folder, scaling)
+    names: list[str] = []
+
+    def write(into: Path) -> None:
+        written = export_diffusers(model, into, scaling) if fmt == "diffusers" else _export_networks(model, into, fmt)
+        names.extend(path.name for path in written)
+
+    replace_folder(folder, write)  # whole or not at all, files with the umask's modes
+    return [folder / name for name in names]
+
+
+def _export_networks(model: VAE, folder: Path, fmt: str) -> list[Path]:
+    """``encoder.<ext>`` and ``decoder.<ext>`` (ONNX or TorchScript) in ``folder``."""
     images = torch.rand(2, *model.image_shape)
     latents = torch.randn(2, *model.latent_shape)
     written = []

@@ -1,9 +1,10 @@
+import numpy as np
 import pytest
 from PIL import Image
 
 from vaekit.config import DataConfig
 from vaekit.data import DataError, load_dataset
-from vaekit.data.labels import read_label_table
+from vaekit.data.labels import classes_from_folders, read_label_table
 
 
 def test_csv_with_any_binary_spelling(tmp_path):
@@ -33,3 +34,34 @@ def test_labels_are_joined_to_an_image_folder_by_file_name(tmp_path):
     (tmp_path / "labels.csv").write_text("filename,Smiling\na.png,1\n")
     with pytest.raises(DataError, match=r"no labels for 1 image\(s\), e.g. \['b.png'\]"):
         load_dataset(DataConfig(source=str(tmp_path), image_size=8, labels=str(tmp_path / "labels.csv")))
+
+
+def test_class_folders_number_their_classes_in_sorted_order(tmp_path):
+    for folder, shade in (("dog", 200), ("cat", 30)):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            Image.new("RGB", (8, 8), (shade,) * 3).save(tmp_path / folder / f"{i}.png")
+    data = classes_from_folders(load_dataset(DataConfig(source=str(tmp_path), image_size=8)))
+    assert data.label_names == ["cat", "dog"]
+    assert dict(zip(data.names, data.labels.tolist(), strict=True)) == {
+        "cat/0.png": 0, "cat/1.png": 0, "dog/0.png": 1, "dog/1.png": 1,
+    }  # fmt: skip
+
+
+def test_images_outside_class_folders_have_no_classes(tmp_path):
+    (tmp_path / "cat").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "loose.png")
+    with pytest.raises(DataError, match="class folders"):
+        classes_from_folders(load_dataset(DataConfig(source=str(tmp_path), image_size=8)))
+
+
+def test_a_npy_label_array_is_taken_in_the_images_order(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    np.save(tmp_path / "y.npy", np.array([2, 0, 1]))
+    data = load_dataset(DataConfig(source=str(tmp_path), image_size=8, labels=str(tmp_path / "y.npy")))
+    assert data.labels.tolist() == [2, 0, 1]
+    np.save(tmp_path / "y.npy", np.array([2, 0]))
+    with pytest.raises(DataError, match=r"shape \(N,\) or \(N, K\) for the 3 images"):
+        load_dataset(DataConfig(source=str(tmp_path), image_size=8, labels=str(tmp_path / "y.npy")))

@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from vaekit.explore.grids import interleave, make_grid, save_grid
+from vaekit.explore.grids import interleave, make_grid, save_grid, save_image
+from vaekit.schema import ConfigError
 
 
 def test_grid_layout_and_padding():
@@ -24,3 +26,19 @@ def test_interleave_puts_reconstructions_under_their_originals():
     rows = interleave(originals, recon, per_row=2).flatten().tolist()
     assert rows == [0, 0, 1, 1, 0, 0, 1, 1]
     assert np.array_equal(make_grid(torch.zeros(1, 3, 2, 2), padding=0), np.zeros((2, 2, 3), np.uint8))
+
+
+def test_one_image_is_saved_at_its_own_size_without_a_border(tmp_path):
+    image = torch.rand(3, 10, 14)
+    with Image.open(save_image(image, tmp_path / "one.png")) as picture:
+        assert picture.size == (14, 10)
+        assert np.array_equal(np.asarray(picture), make_grid(image[None], padding=0))
+    with Image.open(save_image(image, tmp_path / "big.png", scale=3)) as picture:
+        assert picture.size == (42, 30)
+
+
+def test_an_enlargement_past_the_request_budget_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEKIT_MAX_REQUEST_BYTES", str(10_000))
+    with pytest.raises(ConfigError, match="--scale"):
+        save_grid(torch.rand(4, 3, 16, 16), tmp_path / "g.png", scale=8)
+    assert not (tmp_path / "g.png").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -44,7 +47,12 @@ def test_export_to_diffusers_decodes_the_same_latents_to_the_same_images(run, tm
     assert scaling["scaling_factor"] > 0 and scaling["scaling_factor"] != 1.0
     from vaekit.export import export
 
-    export(model, tmp_path / "vae", "diffusers")
+    old = os.umask(0o022)
+    try:
+        files = export(model, tmp_path / "vae", "diffusers")
+    finally:
+        os.umask(old)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in files] == [0o644, 0o644]  # diffusers alone writes 0600
     theirs = diffusers.AutoencoderKL.from_pretrained(str(tmp_path / "vae")).eval()
     assert theirs.config.scaling_factor == pytest.approx(scaling["scaling_factor"])
     z = torch.randn(3, *model.latent_shape)

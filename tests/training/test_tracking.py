@@ -36,6 +36,20 @@ def test_tensorboard_event_files_hold_scalars_images_and_the_config(tmp_path):
     assert "config" in " ".join(tags["tensors"])
 
 
+def test_a_run_shorter_than_one_epoch_logs_validation_final_metrics_and_images(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny_config(**LOGGED, **{"train.loggers": ["csv", "tensorboard"], "train.max_steps": 3})
+    run = Trainer(config, tmp_path / "run").fit()  # 7 steps make an epoch: it stops before the first ends
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
+    assert {"val/neg_elbo", "final/neg_elbo"} <= set(events.Tags()["scalars"])
+    assert {"recon", "samples"} <= set(events.Tags()["images"])
+    assert [e.step for e in events.Scalars("val/neg_elbo")] == [3]
+    assert ",val," in (run / "metrics.csv").read_text()
+    assert (run / "images" / "samples-final.png").is_file()
+
+
 def test_mlflow_file_store_holds_params_metrics_and_artifacts(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -1,4 +1,5 @@
-"""Label tables: CelebA's attribute file or a CSV of ``filename,attr1,attr2,...``, joined to images."""
+"""Labels joined to images: CelebA's attribute file, a CSV of ``filename,attr1,attr2,...``, a
+``.npy`` array in the images' order, or the class folders of an ``ImageFolder``-style tree."""
 
 from __future__ import annotations
 
@@ -46,7 +47,10 @@ def read_label_table(path: Path | str) -> tuple[list[str], dict[str, np.ndarray]
 
 
 def attach_labels(dataset: ImageDataset, path: Path | str) -> ImageDataset:
-    """``dataset`` with labels from ``path`` matched by file name; every image must have a row."""
+    """``dataset`` with labels from ``path``: a table matched by file name (every image must have a
+    row) or a ``.npy`` array of one label row per image, in the data's order."""
+    if Path(path).suffix.lower() == ".npy":
+        return _attach_array(dataset, Path(path))
     names, table = read_label_table(path)
     basenames = [PurePosixPath(name).name for name in dataset.names or []]
     missing = [name for name in basenames if name not in table]
@@ -54,4 +58,35 @@ def attach_labels(dataset: ImageDataset, path: Path | str) -> ImageDataset:
         raise DataError(f"{path}: no labels for {len(missing) or len(dataset)} image(s), e.g. {missing[:3]}")
     dataset.labels = np.stack([table[name] for name in basenames])
     dataset.label_names = names
+    return dataset
+
+
+def _attach_array(dataset: ImageDataset, path: Path) -> ImageDataset:
+    from vaekit.data.arrays import read_arrays
+
+    labels, _ = read_arrays(path)
+    if labels.ndim not in (1, 2) or len(labels) != len(dataset) or labels.dtype.kind not in "biu":
+        raise DataError(
+            f"{path}: labels are whole numbers of shape (N,) or (N, K) for the {len(dataset)} images, "
+            f"got {labels.dtype} {labels.shape}"
+        )
+    dataset.labels = np.asarray(labels)
+    return dataset
+
+
+def classes_from_folders(dataset: ImageDataset) -> ImageDataset:
+    """``dataset`` with a class per image from the folder it lies in (``ROOT/CLASS/...``, classes
+    numbered in sorted order, named by ``label_names``): the layout of ImageNet and most class data."""
+    folders = [
+        PurePosixPath(name).parts[0] if len(PurePosixPath(name).parts) > 1 else None for name in dataset.names or []
+    ]
+    classes = sorted({folder for folder in folders if folder is not None})
+    if not folders or None in folders or len(classes) < 2:
+        raise DataError(
+            f"{dataset.source}: no labels; give --labels (a CSV, CelebA attributes or a .npy array), or lay the "
+            "images out in class folders (ROOT/CLASS/image.png, at least two classes)"
+        )
+    number = {name: i for i, name in enumerate(classes)}
+    dataset.labels = np.array([number[folder] for folder in folders], dtype=np.int64)
+    dataset.label_names = classes
     return dataset

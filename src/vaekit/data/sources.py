@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vaekit.config import DataConfig
-from vaekit.data import celeba, idx, images, shapes  # noqa: F401  (each registers its source)
+from vaekit.data import arrays, celeba, idx, images, shapes  # noqa: F401  (each registers its source)
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.images import DataError
 from vaekit.data.labels import attach_labels

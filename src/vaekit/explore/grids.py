@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vaekit.limits import require_within_budget
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``(N, C, H, W)`` floats in [0, 1] -> ``(N, H, W, C)`` uint8 (C = 1 or 3)."""
@@ -33,15 +35,24 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, p
     return grid
 
 
-def save_grid(images: torch.Tensor, path: Path | str, nrow: int | None = None, scale: int = 1) -> Path:
-    """Write ``make_grid(images)`` as an image file (``scale`` enlarges small images)."""
-    picture = Image.fromarray(make_grid(images, nrow))
+def save_grid(
+    images: torch.Tensor, path: Path | str, nrow: int | None = None, scale: int = 1, padding: int = 2
+) -> Path:
+    """Write ``make_grid(images, nrow, padding)`` as an image file (PNG, JPEG, ... by its suffix),
+    each pixel drawn ``scale`` x ``scale`` (nearest neighbour: small images stay sharp)."""
+    picture = Image.fromarray(make_grid(images, nrow, padding))
     if scale > 1:
+        require_within_budget("--scale (the enlarged picture)", scale * scale, (picture.height, picture.width, 3), 1)
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return path
+
+
+def save_image(image: torch.Tensor, path: Path | str, scale: int = 1) -> Path:
+    """Write one ``(C, H, W)`` image in [0, 1] at its own size (times ``scale``), with no border."""
+    return save_grid(image[None], path, nrow=1, scale=scale, padding=0)
 
 
 def interleave(originals: torch.Tensor, reconstructions: torch.Tensor, per_row: int) -> torch.Tensor:

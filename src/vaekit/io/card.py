@@ -55,6 +55,14 @@ def write_model_card(
     info = model_info(config, model, steps, metrics or {}, scaling)
     write_atomically(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
     rows = "\n".join(f"| {k} | {v:.6g} |" for k, v in info["final_metrics"].items()) or "| (none recorded) | |"
+    latents = info["latent_scaling"]
+    scaling_lines = (
+        f"\n## Latents for diffusion\n\nscaling_factor {latents['scaling_factor']:.6g}"
+        + (f", shift_factor {latents['shift_factor']:.6g}" if latents.get("shift_factor") is not None else "")
+        + " (measured over the training data): diffusion trains on `(z - shift_factor) * scaling_factor`.\n"
+        if latents.get("scaling_factor")
+        else ""
+    )
     write_atomically(
         folder / "README.md",
         "---\nlibrary_name: vaekit\ntags:\n- vaekit\n- variational-autoencoder\n- image-generation\n---\n\n"
@@ -65,7 +73,8 @@ def write_model_card(
         + (f" (fingerprint {info['data']['fingerprint']})" if info["data"]["fingerprint"] else "")
         + f"\n- steps: {steps}\n- vaekit {info['vaekit_version']}, torch {info['torch_version']}\n\n"
         "## Final held-out metrics\n\n| metric | value |\n|---|---|\n"
-        f'{rows}\n\n## Use\n\n```python\nimport vaekit\nmodel = vaekit.load("THIS_FOLDER_OR_HUB_ID")\n'
+        f"{rows}\n{scaling_lines}\n## Use\n\n"
+        f'```python\nimport vaekit\nmodel = vaekit.load("THIS_FOLDER_OR_HUB_ID")\n'
         "images = model.generate(16)  # (16, C, H, W) in [0, 1]\n```\n",
     )
 

@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vaekit.io.files import umask
+from vaekit.io.files import settle
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "training.pt"
@@ -136,12 +136,7 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, state: dict, keep
             torch.save(state, tmp / STATE_FILE)
         except RuntimeError as err:  # torch reports a full disk as "unexpected pos ..."
             raise OSError(f"cannot write {final}: {err} (is the disk full?)") from err
-        mode = 0o777 & ~umask()
-        for name in (MODEL_FILE, STATE_FILE):
-            with open(tmp / name, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(tmp / name, mode & 0o666)
-        os.chmod(tmp, mode)  # mkdtemp makes 0700; a team's group may read runs like other files
+        settle(tmp)  # on disk, and readable by a team's group like other files
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -45,6 +45,20 @@ def umask() -> int:
     return mask
 
 
+def settle(folder: Path) -> None:
+    """Every file under ``folder`` flushed to disk, it and its folders given the modes the umask
+    says (``mkdtemp`` makes 0700, ``mkstemp`` and some writers 0600): ready to be renamed into place."""
+    mask = umask()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(path, 0o666 & ~mask)
+        elif path.is_dir():
+            os.chmod(path, 0o777 & ~mask)
+    os.chmod(folder, 0o777 & ~mask)
+
+
 def replace_folder(final: Path, write: Callable[[Path], object], keep_others: bool = True) -> Path:
     """``final`` replaced as a whole by the folder ``write(temporary)`` fills: a crash leaves the old
     folder or the new one (or, between two renames, the old one beside it as ``.NAME-old-*``), never
@@ -54,7 +68,7 @@ def replace_folder(final: Path, write: Callable[[Path], object], keep_others: bo
     temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}-new-", dir=final.parent))
     try:
         write(temporary)
-        os.chmod(temporary, 0o777 & ~umask())
+        settle(temporary)
         old = None
         if final.exists():
             if keep_others:

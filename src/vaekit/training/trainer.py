@@ -199,6 +199,7 @@ class Trainer:
             self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
         self.fixed_images = self._fixed_batch()
         self.last_validation: dict[str, float] = {}
+        self._validated_step = -1  # the step of the last validation (a run ending there is not validated again)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Path:
@@ -322,16 +323,18 @@ class Trainer:
         if warning:
             self._say(f"warning (epoch {epoch + 1}): {warning}")
         if self.metrics is not None:
-            self._validate_and_plot(epoch)
+            self._validate_and_plot(epoch, f"epoch-{epoch + 1:03d}")
         self._checkpoint()
 
-    def _validate_and_plot(self, epoch: int) -> None:
+    def _validate_and_plot(self, epoch: int, tag: str) -> None:
+        """Held-out ELBO (a ``val`` row), grids tagged ``tag``, curves now and then; the trackers hear of it."""
         if len(self.val_set):
             with self._averaged():
                 val = evaluate_elbo(self.model, self.val_set.images[:2048], self.config.train.batch_size)
             self.last_validation = val
-            self.metrics.write({"step": self.step, "epoch": float(epoch + 1), "split": "val", **val})
-        images = self.save_grids(f"epoch-{epoch + 1:03d}")
+            self.metrics.write({"step": self.step, "epoch": self.step / self.steps_per_epoch, "split": "val", **val})
+        self._validated_step = self.step
+        images = self.save_grids(tag)
         if time.monotonic() - self._curves_plotted >= CURVES_EVERY_S:  # a plot costs ~0.5-1.5 s: not every short epoch
             plot_curves(self.metrics.read(), self.run.curves)
             self._curves_plotted = time.monotonic()
@@ -429,6 +432,10 @@ class Trainer:
             )
         if self.metrics is None:
             return
+        if self._validated_step != self.step:  # a run that stopped mid-epoch (max_steps, max_time) is validated too
+            self._validate_and_plot(self.step // self.steps_per_epoch, "final")
+        else:
+            self.save_grids("final")
         plot_curves(self.metrics.read(), self.run.curves)
         with self._averaged(), self.objective.export_context():
             scaling = latent_scaling(self.model, self.train_set.images[:2048], self.config.train.batch_size)
@@ -436,7 +443,6 @@ class Trainer:
                 write_model_folder(self.run.model, self.model, self.config, self.step, self.last_validation, scaling)
             except NonFinite as err:
                 self._diverged(f"{err.name} became non-finite by step {self.step}")
-        self.save_grids("final")
         self.callbacks.on_end(self, self.last_validation, False)
 
     def _averaged(self) -> contextlib.AbstractContextManager:

@@ -1,0 +1,22 @@
+"""A model folder describes itself: vaekit.json and a model card a reader of the Hub understands."""
+
+from __future__ import annotations
+
+from tests.helpers import tiny_config
+from vaekit.io.card import read_info, write_model_card
+from vaekit.models import create_model
+
+
+def test_the_model_card_states_the_latent_scaling_a_diffusion_model_needs(tmp_path):
+    config = tiny_config()
+    write_model_card(tmp_path, config, create_model(config), 7, {"neg_elbo": 12.5}, {"scaling_factor": 0.18215,
+                     "shift_factor": 0.0625})  # fmt: skip
+    card = (tmp_path / "README.md").read_text()
+    assert "scaling_factor 0.18215, shift_factor 0.0625" in card and "| neg_elbo | 12.5 |" in card
+    assert read_info(tmp_path)["latent_scaling"] == {"scaling_factor": 0.18215, "shift_factor": 0.0625}
+
+
+def test_a_model_without_measured_scaling_has_no_latent_section(tmp_path):
+    config = tiny_config()
+    write_model_card(tmp_path, config, create_model(config), 7, {})
+    assert "scaling_factor" not in (tmp_path / "README.md").read_text()
