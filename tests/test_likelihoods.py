@@ -92,3 +92,38 @@ def test_the_config_decides_whether_the_scale_is_learned(name):
     assert [n for n, _ in learned.named_parameters()] == ["log_scale"]
     assert list(fixed.parameters()) == [] and "log_scale" in dict(fixed.named_buffers())
     assert learned.log_scale.item() == pytest.approx(math.log(0.2))
+
+
+@pytest.mark.parametrize("cls", [Gaussian, Laplace])
+@pytest.mark.parametrize("output", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("scale", [0.001, 0.05, 0.5])
+def test_the_8bit_masses_of_every_pixel_level_sum_to_one(cls, output, scale):
+    likelihood = cls(scale=scale, output=output)
+    levels = likelihood.prepare(torch.arange(256.0).view(256, 1) / 255)
+    for location in (-3.0, 0.3, 2.0):  # pre-activations: the density's centre anywhere in the range
+        masses = torch.exp(-likelihood.discretised_nll(torch.full((256, 1), location), levels).double())
+        assert masses.sum().item() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("cls", [Gaussian, Laplace])
+def test_a_wide_density_gives_each_bin_its_density_times_the_bin_width(cls, params, target):
+    likelihood = cls(scale=0.5)  # smooth on the scale of a bin: P(bin) ~ p(x) / 255
+    target = torch.round(target.clamp(0.1, 0.9) * 255) / 255
+    discrete, density = likelihood.discretised_nll(params, target), likelihood.nll(params, target)
+    torch.testing.assert_close(discrete, density + target[0].numel() * math.log(255), rtol=1e-4, atol=1e-2)
+
+
+def test_a_narrow_density_on_the_right_level_is_almost_certain():
+    likelihood = Gaussian(scale=1e-4, output="identity")
+    target = torch.tensor([[0.0, 100 / 255, 1.0]])
+    assert likelihood.discretised_nll(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    far = likelihood.discretised_nll(target + 0.5, target).item()  # mass underflows: the density takes over
+    assert math.isfinite(far) and far > 1e4
+
+
+def test_only_likelihoods_of_pixel_values_have_an_8bit_nll():
+    assert Bernoulli("dynamic").measures_pixels and not Bernoulli("none").measures_pixels
+    logits, binary = torch.randn(2, 5), torch.randint(0, 2, (2, 5)).float()
+    torch.testing.assert_close(Bernoulli("dynamic").discretised_nll(logits, binary), Bernoulli().nll(logits, binary))
+    with pytest.raises(NotImplementedError, match="not a probability of 8-bit pixel values"):
+        Bernoulli("none").discretised_nll(logits, binary)

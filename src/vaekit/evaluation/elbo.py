@@ -1,4 +1,9 @@
-"""The negative ELBO of a dataset, in nats per image (and bits per dimension)."""
+"""The negative ELBO of a dataset, in nats per image (and bits per dimension).
+
+Two kinds of number: ``neg_elbo`` / ``nll`` use the likelihood the model was trained with (a
+density on [0, 1] for Gaussian and Laplace, so they can be negative and depend on the scale);
+``discrete_*`` use the probability of the 8-bit pixel values themselves, the quantity published
+tables report and the one that compares across likelihoods (see ``Likelihood.discretised_nll``)."""
 
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 256, seed: i
     random state, so the result is repeatable and the caller's random stream is untouched.
     """
     device = next(model.parameters()).device
-    totals = {"nll": 0.0, "kl": 0.0}
+    totals = {"nll": 0.0, "kl": 0.0, "discrete_nll": 0.0}
+    discrete = model.likelihood.measures_pixels
     loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
     with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -30,10 +36,33 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 256, seed: i
             out = model(target)
             totals["nll"] += model.likelihood.nll(out.params, target).sum().item()
             totals["kl"] += out.posterior.kl().float().sum().item()
+            if discrete:
+                totals["discrete_nll"] += model.likelihood.discretised_nll(out.params, target).sum().item()
     n = len(images)
     nll, kl = totals["nll"] / n, totals["kl"] / n
     bits = bits_per_dim(nll + kl, images.shape[1:], model.likelihood.discrete)
-    return {"neg_elbo": nll + kl, "nll": nll, "kl": kl, "bits_per_dim": bits}
+    result = {"neg_elbo": nll + kl, "nll": nll, "kl": kl, "bits_per_dim": bits}
+    if discrete:
+        bound = totals["discrete_nll"] / n + kl  # an upper bound on -log P(x) of the 8-bit images
+        result |= {"discrete_neg_elbo": bound, "discrete_bits_per_dim": bits_per_dim(bound, images.shape[1:], True)}
+    return result
+
+
+def likelihood_units(model: VAE) -> str:
+    """One line saying what the headline likelihood numbers of ``model`` are, for a report."""
+    name = type(model.likelihood).__name__
+    if not model.likelihood.measures_pixels:
+        return (
+            f"{name}: neg_elbo is a training loss, not a likelihood of 8-bit images (no discrete NLL); "
+            "compare it only between runs with the same likelihood and settings"
+        )
+    if model.likelihood.discrete:
+        return f"{name} on binarised pixels: a probability mass, comparable with binarised-data tables"
+    return (
+        f"{name} density on [0, 1]: neg_elbo depends on its scale and compares only within one likelihood; "
+        "discrete_* is the probability of the 8-bit pixel values (bins of 1/255): the headline, comparable "
+        "across likelihoods and with published tables"
+    )
 
 
 def bits_per_dim(nats: float, image_shape: tuple[int, ...], discrete: bool) -> float:

@@ -27,7 +27,7 @@ def iwae_nll(
     """
     device = next(model.parameters()).device
     likelihood = model.likelihood
-    total = 0.0
+    total, discrete_total, discrete = 0.0, 0.0, likelihood.measures_pixels
     with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
@@ -36,7 +36,7 @@ def iwae_nll(
             posterior = model.encode(target)
             mean, std = posterior.mean.float(), posterior.std.float()
             per_chunk = max(1, max_decode // len(batch))
-            log_weights = []
+            log_weights, discrete_weights = [], []
             for start in range(0, k, per_chunk):
                 s = min(per_chunk, k - start)
                 eps = torch.randn((s, *mean.shape), device=device)
@@ -47,9 +47,21 @@ def iwae_nll(
                 log_pz = (-0.5 * (z.square() + LOG_2PI)).flatten(2).sum(2)
                 log_qz = (-0.5 * (eps.square() + LOG_2PI) - std.log()).flatten(2).sum(2)
                 log_weights.append(log_px + log_pz - log_qz)
+                if discrete:
+                    log_px_8bit = -likelihood.discretised_nll(params, repeated).view(s, -1)
+                    discrete_weights.append(log_px_8bit + log_pz - log_qz)
             total -= (torch.logsumexp(torch.cat(log_weights), 0) - math.log(k)).sum().item()
+            if discrete:
+                discrete_total -= (torch.logsumexp(torch.cat(discrete_weights), 0) - math.log(k)).sum().item()
     nll = total / len(images)
-    return {"nll": nll, "bits_per_dim": bits_per_dim(nll, images.shape[1:], likelihood.discrete), "k": k}
+    result = {"nll": nll, "bits_per_dim": bits_per_dim(nll, images.shape[1:], likelihood.discrete), "k": k}
+    if discrete:
+        discrete_nll = discrete_total / len(images)
+        result |= {
+            "discrete_nll": discrete_nll,
+            "discrete_bits_per_dim": bits_per_dim(discrete_nll, images.shape[1:], True),
+        }
+    return result
 
 
 @torch.no_grad()

@@ -14,12 +14,13 @@ import torch
 
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
-from vaekit.evaluation.elbo import evaluate_elbo
+from vaekit.evaluation.elbo import evaluate_elbo, likelihood_units
 from vaekit.evaluation.generation import extract_features, frechet_distance, kernel_inception_distance
 from vaekit.evaluation.likelihood import iwae_nll, latent_scaling, latent_usage
 from vaekit.evaluation.reconstruction import reconstruction_metrics
 from vaekit.evaluation.speed import throughput
 from vaekit.explore.sampling import sample_images
+from vaekit.io.files import write_atomically
 from vaekit.limits import require_within_budget
 from vaekit.models.base import VAE
 from vaekit.registry import Registry
@@ -79,6 +80,7 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
             "image_shape": list(model.image_shape),
             "latent_shape": list(model.latent_shape),
             "likelihood": type(model.likelihood).__name__,
+            "likelihood_units": likelihood_units(model),
         },
         "data": {"source": held_out.source, "split": settings.split, "images": len(images)},
         "settings": {**asdict(settings), **details},
@@ -192,13 +194,15 @@ def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
     """``path`` (JSON) and the same name with ``.md``: a short human summary with the settings."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=float))
+    write_atomically(path, json.dumps(report, indent=2, default=float))
     lines = [
         f"# Evaluation of {report['run'] or report['model']['class']}",
         "",
         f"{report['data']['images']} images of `{report['data']['source']}` ({report['data']['split']} split); "
         f"{report['model']['class']} with {report['model']['parameters']:,} parameters, "
         f"{report['model']['likelihood']} likelihood; {report['created']}.",
+        "",
+        f"Likelihood units: {report['model']['likelihood_units']}.",
         "",
         "| metric | value |",
         "|---|---|",
@@ -211,5 +215,5 @@ def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
             lines.append(f"| {group}.{name} | {shown} |")
     lines += ["", "Settings:", "", "```", json.dumps(report["settings"], indent=2), "```", ""]
     markdown = path.with_suffix(".md")
-    markdown.write_text("\n".join(lines))
+    write_atomically(markdown, "\n".join(lines))
     return path, markdown
