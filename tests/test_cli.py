@@ -158,6 +158,25 @@ def test_progress_of_a_run_shorter_than_one_epoch_shows_its_final_grid(tmp_path)
         assert gif.n_frames == 1
 
 
+def test_samples_from_a_fitted_mixture_instead_of_the_prior(trained_run, tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    assert main(["sample", str(trained_run), "--sampler", "gmm", "-o", str(tmp_path / "s.png")]) == 2
+    assert "vaekit fit-sampler" in capsys.readouterr().err  # what to run first, in one line
+    assert main(["fit-sampler", str(trained_run), "--components", "2"]) == 0
+    assert "2-component Gaussian mixture" in capsys.readouterr().out
+    for sampler in ("prior", "gmm"):
+        assert (
+            main(["sample", str(trained_run), "-n", "4", "--sampler", sampler, "-o", str(tmp_path / f"{sampler}.png")])
+            == 0
+        )
+    assert (tmp_path / "prior.png").read_bytes() != (tmp_path / "gmm.png").read_bytes()
+    gif = tmp_path / "i.gif"
+    assert main(["interpolate", str(trained_run), "--sampler", "gmm", "--steps", "3", "-o", str(gif)]) == 0
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(trained_run), "--metrics", "prior_hole", "-o", str(out)]) == 0
+    assert 0 <= json.loads(out.read_text())["metrics"]["prior_hole"]["prior_draws_in_holes"] <= 1
+
+
 def test_interpolate_grid_manifold(trained_run, tmp_path):
     out = tmp_path / "grid.gif"
     assert main(["interpolate", str(trained_run), "--grid", "3x4", "--steps", "5", "-o", str(out)]) == 0

@@ -21,6 +21,8 @@ _EXPORTS = {
     "load": "vaekit.pretrained",
     "evaluate": "vaekit.api",
     "sample": "vaekit.api",
+    "fit_sampler": "vaekit.api",
+    "use_sampler": "vaekit.api",
     "reconstruct": "vaekit.api",
     "interpolate": "vaekit.api",
     "attributes": "vaekit.api",
@@ -48,6 +50,7 @@ __all__ = [
     "create_model",
     "edit",
     "evaluate",
+    "fit_sampler",
     "interpolate",
     "latent_map",
     "load",
@@ -58,6 +61,7 @@ __all__ = [
     "sample",
     "serve",
     "train",
+    "use_sampler",
 ]
 
 if TYPE_CHECKING:
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
         attributes,
         edit,
         evaluate,
+        fit_sampler,
         interpolate,
         latent_map,
         load_images,
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
         resolve_config,
         sample,
         train,
+        use_sampler,
     )
     from vaekit.config import Config, available_presets, load_preset
     from vaekit.models import VAE, create_model

@@ -219,17 +219,19 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     output: str | Path | None = None,
     trust_code: bool = False,
+    sampler: str | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on held-out data (see ``vaekit.evaluation.report.EvaluationSettings`` for
     the other settings); returns the report and writes it as JSON + Markdown when ``output`` is set.
 
     ``split``: ``all``, ``test``, ``val`` or ``train``; by default all of a held-out source given
-    as ``data`` (it is held out already) and the test split of the run's own source."""
+    as ``data`` (it is held out already) and the test split of the run's own source. ``sampler``:
+    where FID / KID samples come from (``prior`` or ``gmm``, see ``use_sampler``)."""
     from vaekit.evaluation.report import EvaluationSettings, default_metrics, write_report
     from vaekit.evaluation.report import evaluate as run_evaluation
 
-    vae = as_model(model, trust_code)
+    vae = as_model(model, trust_code) if sampler is None else use_sampler(model, sampler, trust_code)
     split = split or ("all" if data is not None else "test")
     held_out = dataset_for(vae, data, split=split)
     chosen = EvaluationSettings(split=split, metrics=list(metrics or default_metrics()), **settings)
@@ -239,11 +241,86 @@ def evaluate(
     return report
 
 
-def sample(model: Model, n: int = 64, *, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
-    """``n`` random images ``(n, C, H, W)`` in [0, 1]."""
-    from vaekit.explore.sampling import sample_images
+MAX_SAMPLER_IMAGES = 20000  # posterior means a GMM sampler is fitted on, by default
+
+
+def fit_sampler(
+    model: Model,
+    data: Data = None,
+    *,
+    components: int | None = None,
+    max_images: int = MAX_SAMPLER_IMAGES,
+    seed: int = 0,
+    save: bool = True,
+):
+    """A Gaussian mixture fitted on the posterior means of the training images (the train split of
+    the run's own source, or ``data``), its component count chosen by BIC unless given; saved
+    beside the model's weights (``save``) for ``sample(..., sampler="gmm")`` and ``--sampler gmm``."""
+    from vaekit.models.samplers import fit_gmm
 
     vae = as_model(model)
+    dataset = dataset_for(vae, data, split="train" if data is None else "all")
+    latents = _posterior_means(vae, dataset.images[:max_images])
+    mixture = fit_gmm(latents, components, seed)
+    if save:
+        if isinstance(model, VAE):
+            raise ConfigError("fit_sampler(save=True) needs a run or model folder; pass save=False for a model object")
+        mixture.save(model_folder(model))
+    return mixture
+
+
+@torch.no_grad()
+def _posterior_means(model: VAE, images: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+    from vaekit.data.loader import BatchLoader
+
+    device = next(model.parameters()).device
+    with model.evaluating():
+        loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
+        return torch.cat([model.embed(batch).float().cpu() for batch in loader])
+
+
+def use_sampler(model: Model, sampler: str = "prior", trust_code: bool = False) -> VAE:
+    """``model`` drawing new latents from ``sampler``: ``prior`` (N(0, I)) or ``gmm`` (the mixture
+    ``fit_sampler`` saved beside a run's model); used by ``sample``, ``interpolate`` and the explorer.
+    A model object keeps the ``latent_sampler`` attached to it (``fit_sampler(..., save=False)``)."""
+    vae = as_model(model, trust_code)
+    if isinstance(model, VAE):
+        if sampler != "prior" and getattr(model, "latent_sampler", None) is None:
+            raise ConfigError("this model object has no fitted sampler: set model.latent_sampler = fit_sampler(...)")
+        if sampler == "prior":
+            vae.latent_sampler = None
+        return vae
+    return attach_sampler(vae, model_folder(model), sampler)
+
+
+def attach_sampler(vae: VAE, folder: Path, sampler: str) -> VAE:
+    """``vae`` with the sampler named ``sampler`` saved in ``folder`` (``prior``: none) attached."""
+    from vaekit.models.samplers import SAMPLERS, GaussianMixture
+
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
+    vae.latent_sampler = None
+    if sampler == "gmm":
+        try:
+            mixture = GaussianMixture.load(folder)
+        except FileNotFoundError as err:
+            raise ConfigError(f"{err}: vaekit fit-sampler RUN") from None
+        if mixture.latent_shape != tuple(vae.latent_shape):
+            raise ConfigError(
+                f"{folder}: the sampler draws latents {mixture.latent_shape}, the model takes {vae.latent_shape}"
+            )
+        vae.latent_sampler = mixture
+    return vae
+
+
+def sample(
+    model: Model, n: int = 64, *, temperature: float = 1.0, seed: int = 0, sampler: str | None = None
+) -> torch.Tensor:
+    """``n`` random images ``(n, C, H, W)`` in [0, 1]; ``sampler``: ``prior`` or ``gmm`` (default:
+    whatever the model draws from, the prior unless ``use_sampler`` said otherwise)."""
+    from vaekit.explore.sampling import sample_images
+
+    vae = as_model(model) if sampler is None else use_sampler(model, sampler)
     require_within_budget("sample -n", n, vae.image_shape)
     return sample_images(vae, n, seed=seed, temperature=temperature)
 

@@ -114,6 +114,7 @@ def finite_float(text: str) -> float:
     return value
 
 
+SAMPLER_HELP = "where random latents come from: the prior, or the mixture fitted by fit-sampler"
 MAX_GRID_SCALE = 16  # --scale: each pixel of a grid drawn as at most 16 x 16
 
 
@@ -186,7 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dump", type=Path, metavar="DIR", help="also write each sample as its own PNG into DIR")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("--temperature", type=finite_float, default=1.0, help="scale of the prior samples")
+    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help=SAMPLER_HELP)
     p.set_defaults(func=commands.sample)
+
+    p = command("fit-sampler", "fit an ex-post latent sampler (a Gaussian mixture) on the training data's posterior")
+    p.add_argument("run", type=Path, help="run directory or model folder")
+    p.add_argument("--data", help="images to fit on (default: the train split of the run's own source)")
+    p.add_argument("--components", type=positive_int, help="mixture components (default: chosen by BIC)")
+    p.add_argument("--max-images", type=positive_int, default=20000, help="fit on at most this many images")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed of the fit")
+    p.set_defaults(func=commands.fit_sampler)
 
     p = command("interpolate", "a GIF through latent space between two images or random points")
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
@@ -195,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["lerp", "slerp"], default="slerp", help="path through latent space")
     p.add_argument("--grid", metavar="RxC", help="animate a grid of random latents to another (variance-preserving)")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
+    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help=SAMPLER_HELP)
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.gif"), help="GIF to write")
     p.set_defaults(func=commands.interpolate)
 
@@ -219,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-weights", help="path to the LPIPS v0.1 linear weights (vgg.pth / alex.pth)")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of samples and noise")
     p.add_argument("-o", "--output", type=Path, help="JSON report (default RUN/evaluation-<split>.json)")
+    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help="where FID / KID samples come from")
     p.set_defaults(func=commands.evaluate)
 
     p = command("progress", "a GIF of the per-epoch grids of a run")
@@ -284,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-host", action="append", default=[], metavar="NAME", help="also answer to this Host name (repeatable)"
     )
+    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help=SAMPLER_HELP)
     p.set_defaults(func=commands.serve)
 
     p = command("info", "what a run or model folder holds: architecture, size, data, steps, metrics, versions")

@@ -33,7 +33,7 @@ def serve(args: argparse.Namespace) -> None:
     require("fastapi", "serve", "vaekit serve")  # the web stack loads only for this command
     from vaekit.web import serve
 
-    serve(args.run, args.host, args.port, args.device, allow_hosts=args.allow_host)
+    serve(args.run, args.host, args.port, args.device, allow_hosts=args.allow_host, sampler=args.sampler)
 
 
 MAX_GRID = 1024  # images in one grid PNG (sample -o)
@@ -69,7 +69,7 @@ def sample(args: argparse.Namespace) -> None:
 
     if args.n > MAX_GRID and not args.dump:
         raise ConfigError(f"sample -n: a grid shows at most {MAX_GRID} images; write {args.n:,} with --dump DIR")
-    model = api.load(args.run, trust_code=args.trust_code)
+    model = api.use_sampler(args.run, args.sampler, trust_code=args.trust_code)
     shown = api.sample(model, min(args.n, MAX_GRID), seed=args.seed, temperature=args.temperature)
     print(f"wrote {_save_grid(args, shown, args.output)}")
     if args.dump:  # the same images, drawn again chunk by chunk: memory stays one chunk at any -n
@@ -87,7 +87,7 @@ def interpolate(args: argparse.Namespace) -> None:
         raise ConfigError("interpolate takes two images (A and B) or none (random latents)")
     if args.steps < 2:
         raise ConfigError("--steps must be at least 2 (the two ends)")
-    model = api.load(args.run, trust_code=args.trust_code)
+    model = api.use_sampler(args.run, args.sampler, trust_code=args.trust_code)
     if args.grid:
         rows, _, cols = args.grid.lower().partition("x")
         if not (rows.isdigit() and cols.isdigit() and int(rows) > 0 and int(cols) > 0):
@@ -100,6 +100,20 @@ def interpolate(args: argparse.Namespace) -> None:
         return
     api.interpolate(model, args.images or None, steps=args.steps, mode=args.mode, seed=args.seed, gif=args.output)
     print(f"wrote {args.output}")
+
+
+def fit_sampler(args: argparse.Namespace) -> None:
+    from vaekit import api
+    from vaekit.models.samplers import FILE
+
+    mixture = api.fit_sampler(
+        args.run, args.data, components=args.components, max_images=args.max_images, seed=args.seed
+    )
+    print(
+        f"fitted a {len(mixture.weights)}-component Gaussian mixture ({'full' if mixture.full else 'diagonal'} "
+        f"covariances, BIC {mixture.bic:.6g}) on {mixture.fitted_on:,} posterior means"
+    )
+    print(f"wrote {api.model_folder(args.run) / FILE.format(name='gmm')}; use it with --sampler gmm")
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -119,8 +133,9 @@ def evaluate(args: argparse.Namespace) -> None:
     }
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     report = api.evaluate(
-        args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, **settings
-    )
+        args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, sampler=args.sampler,
+        **settings,
+    )  # fmt: skip
     json_path, markdown = write_report(
         report, args.output or Path(args.run) / f"evaluation-{report['data']['split']}.json"
     )
@@ -224,9 +239,16 @@ def info(args: argparse.Namespace) -> None:
         if isinstance(value, dict):
             print(f"{key}:")
             for inner, item in value.items():
-                print(f"  {inner:20s} {item}")
+                print(f"  {inner:20s} {_shown(item)}")
         else:
             print(f"{key:22s} {value}")
+
+
+def _shown(value) -> str:
+    """A value of ``vaekit info``: numbers in lists to four significant digits."""
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    return str(value)
 
 
 def config(args: argparse.Namespace) -> None:

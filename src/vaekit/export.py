@@ -94,7 +94,8 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inputs: l
 
 def export_diffusers(model: VAE, folder: Path, scaling: dict | None = None) -> list[Path]:
     """An ``AutoencoderKL.from_pretrained``-ready folder: config.json (with the measured
-    ``scaling_factor`` / ``shift_factor``) and diffusion_pytorch_model.safetensors."""
+    ``scaling_factor`` / ``shift_factor`` and the per-channel ``latents_mean`` / ``latents_std``)
+    and diffusion_pytorch_model.safetensors."""
     from vaekit.models.autoencoder_kl import AutoencoderKLVAE, to_diffusers_state
     from vaekit.optional import require
 
@@ -108,6 +109,8 @@ def export_diffusers(model: VAE, folder: Path, scaling: dict | None = None) -> l
         **model.diffusers_config,
         scaling_factor=float(scaling["scaling_factor"]),
         shift_factor=float(scaling["shift_factor"]) if scaling.get("shift_factor") is not None else None,
+        latents_mean=tuple(scaling["latents_mean"]) if scaling.get("latents_mean") else None,
+        latents_std=tuple(scaling["latents_std"]) if scaling.get("latents_std") else None,
     )
     autoencoder.load_state_dict(to_diffusers_state(model.state_dict()))
     autoencoder.save_pretrained(str(folder), safe_serialization=True)

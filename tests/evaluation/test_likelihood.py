@@ -1,10 +1,18 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from tests.helpers import tiny_config
 from vaekit.evaluation.elbo import evaluate_elbo
-from vaekit.evaluation.likelihood import iwae_nll, latent_usage
+from vaekit.evaluation.likelihood import (
+    high_frequency_share,
+    iwae_nll,
+    latent_scaling,
+    latent_spectrum,
+    latent_usage,
+)
 from vaekit.models import create_model
 from vaekit.models.base import DiagonalGaussian
 
@@ -80,3 +88,29 @@ def test_with_the_exact_posterior_every_k_gives_the_exact_log_likelihood():
     exact = -torch.distributions.Normal(0.0, float(np.sqrt(1 + s * s))).log_prob(torch.from_numpy(x)).sum(1).mean()
     for k in (1, 7, 50):
         assert iwae_nll(model, x, k=k)["nll"] == pytest.approx(exact.item(), rel=1e-5)
+
+
+def test_the_high_frequency_share_of_smooth_noisy_and_checkerboard_maps():
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    smooth = torch.cos(2 * math.pi * x / 32)[None, None]
+    checkerboard = ((x + y) % 2 * 2 - 1)[None, None]
+    noise = torch.randn(64, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert high_frequency_share(smooth) < 1e-9 and high_frequency_share(checkerboard) > 1 - 1e-9
+    # white noise spreads its power evenly: the share is the area outside half the Nyquist radius
+    assert high_frequency_share(noise) == pytest.approx(1 - math.pi * 0.5**2 / 4, abs=0.02)
+
+
+def test_per_channel_latent_statistics_agree_with_the_global_ones():
+    from vaekit.models import ARCHITECTURES
+
+    config = tiny_config(**{"model.arch": "autoencoder-kl", **ARCHITECTURES.get("autoencoder-kl").tiny})
+    model = create_model(config)
+    images = np.random.default_rng(0).integers(0, 256, (12, 3, 16, 16), dtype=np.uint8)
+    scaling = latent_scaling(model, images)
+    means, stds = torch.tensor(scaling["latents_mean"]), torch.tensor(scaling["latents_std"])
+    assert len(means) == model.latent_shape[0] == len(stds)
+    assert means.mean().item() == pytest.approx(scaling["shift_factor"], rel=1e-6, abs=1e-9)
+    variance = (stds.square() + means.square()).mean() - means.mean().square()  # the law of total variance
+    assert variance.sqrt().item() == pytest.approx(scaling["latent_std"], rel=1e-6)
+    spectrum = latent_spectrum(model, images)
+    assert 0 < spectrum["latent_high_frequency_share"] < 1 and spectrum["spectrum_ratio"] > 0

@@ -55,6 +55,8 @@ def test_export_to_diffusers_decodes_the_same_latents_to_the_same_images(run, tm
     assert [stat.S_IMODE(path.stat().st_mode) for path in files] == [0o644, 0o644]  # diffusers alone writes 0600
     theirs = diffusers.AutoencoderKL.from_pretrained(str(tmp_path / "vae")).eval()
     assert theirs.config.scaling_factor == pytest.approx(scaling["scaling_factor"])
+    assert len(theirs.config.latents_mean) == model.latent_shape[0]  # per-channel statistics, as SDXL carries
+    assert list(theirs.config.latents_std) == pytest.approx(scaling["latents_std"])
     z = torch.randn(3, *model.latent_shape)
     with torch.no_grad():
         images = (theirs.decode(z).sample / 2 + 0.5).clamp(0, 1)  # how diffusers users read the output

@@ -19,6 +19,7 @@ from vaekit.data.images import DataError
 from vaekit.data.memory import from_memory, shaped_for
 from vaekit.data.registry import DATA_SOURCES, Source
 from vaekit.limits import require_within_budget
+from vaekit.schema import ConfigError
 
 SUFFIXES = (".npy", ".npz")
 IMAGE_KEYS = ("images", "x", "x_train", "data")
@@ -43,6 +44,8 @@ def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             _require_fits(f"{path.name}[{key}]", *headers[key])
         with np.load(path, allow_pickle=False) as arrays:
             return arrays[image_key], (arrays[label_key] if label_key else None)
+    except ConfigError:  # over the request budget: said as it is
+        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
         raise DataError(f"{path}: not a readable numpy array file ({err})") from None
 

@@ -67,21 +67,69 @@ def iwae_nll(
 @torch.no_grad()
 def latent_scaling(model: VAE, images: np.ndarray, batch_size: int = 128, seed: int = 0) -> dict:
     """``scaling_factor`` (1 / std) and ``shift_factor`` (mean) of posterior samples over ``images``:
-    what a latent diffusion model multiplies its latents by (diffusers' ``config.scaling_factor``)."""
+    what a latent diffusion model multiplies its latents by (diffusers' ``config.scaling_factor``);
+    for spatial latents ``(C, H, W)`` also ``latents_mean`` / ``latents_std`` per channel (the
+    per-channel normalisation SDXL, SD3 and FLUX configs carry)."""
     device = next(model.parameters()).device
-    total = total_sq = count = 0.0
+    channels = model.latent_shape[0] if len(model.latent_shape) == 3 else 1
+    total = torch.zeros(channels, dtype=torch.float64)
+    total_sq = torch.zeros(channels, dtype=torch.float64)
+    count = 0
     generator = torch.Generator().manual_seed(seed)
     with model.evaluating():
         for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
             posterior = model.encode(model.likelihood.prepare(batch))
             eps = torch.randn(posterior.mean.shape, generator=generator).to(device)
-            z = (posterior.mean + posterior.std * eps).double()
-            total += z.sum().item()
-            total_sq += z.square().sum().item()
-            count += z.numel()
-    mean = total / count
-    std = max((total_sq / count - mean**2), 1e-12) ** 0.5
-    return {"scaling_factor": 1.0 / std, "shift_factor": mean, "latent_std": std}
+            z = (posterior.mean + posterior.std * eps).double().cpu()
+            per_channel = z.transpose(0, 1).reshape(channels, -1) if channels > 1 else z.reshape(1, -1)
+            total += per_channel.sum(1)
+            total_sq += per_channel.square().sum(1)
+            count += per_channel.shape[1]
+    mean = float(total.sum() / (count * channels))
+    std = max(float(total_sq.sum() / (count * channels)) - mean**2, 1e-12) ** 0.5
+    result = {"scaling_factor": 1.0 / std, "shift_factor": mean, "latent_std": std}
+    if len(model.latent_shape) == 3:
+        channel_mean = total / count
+        channel_std = (total_sq / count - channel_mean.square()).clamp_min(1e-12).sqrt()
+        result |= {"latents_mean": channel_mean.tolist(), "latents_std": channel_std.tolist()}
+    return result
+
+
+def high_frequency_share(maps: torch.Tensor, cutoff: float = 0.5) -> float:
+    """The share of the power of ``maps`` ``(N, C, H, W)`` (each map's mean removed) at radial
+    frequencies above ``cutoff`` x Nyquist, from the radially averaged power spectrum: how much
+    fine detail a latent carries (the "diffusability" of Skorokhodov et al. 2025: lower diffuses
+    more easily)."""
+    maps = maps.double()
+    maps = maps - maps.mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fft2(maps).abs().square().mean(dim=(0, 1))
+    fy = torch.fft.fftfreq(maps.shape[-2], dtype=torch.float64).abs()
+    fx = torch.fft.fftfreq(maps.shape[-1], dtype=torch.float64).abs()
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) / 0.5  # 1 = Nyquist along an axis
+    total = float(power.sum())
+    return float(power[radius > cutoff].sum()) / total if total > 0 else 0.0
+
+
+@torch.no_grad()
+def latent_spectrum(model: VAE, images: np.ndarray, batch_size: int = 128) -> dict:
+    """High-frequency share of the spatial latents' (posterior means) and of the images' power
+    spectra, and their ratio (above 1: the latent is busier than the images it encodes)."""
+    if len(model.latent_shape) != 3:
+        return {}
+    device = next(model.parameters()).device
+    latent_shares, image_shares, weights = [], [], []
+    with model.evaluating():
+        for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
+            latent_shares.append(high_frequency_share(model.embed(batch).cpu()))
+            image_shares.append(high_frequency_share(batch.cpu()))
+            weights.append(len(batch))
+    latent = float(np.average(latent_shares, weights=weights))
+    image = float(np.average(image_shares, weights=weights))
+    return {
+        "latent_high_frequency_share": latent,
+        "image_high_frequency_share": image,
+        "spectrum_ratio": latent / image if image > 0 else float("nan"),
+    }
 
 
 @torch.no_grad()

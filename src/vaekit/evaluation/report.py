@@ -16,7 +16,7 @@ from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
 from vaekit.evaluation.elbo import evaluate_elbo, likelihood_units
 from vaekit.evaluation.generation import extract_features, frechet_distance, kernel_inception_distance
-from vaekit.evaluation.likelihood import iwae_nll, latent_scaling, latent_usage
+from vaekit.evaluation.likelihood import iwae_nll, latent_scaling, latent_spectrum, latent_usage
 from vaekit.evaluation.reconstruction import reconstruction_metrics
 from vaekit.evaluation.speed import throughput
 from vaekit.explore.sampling import sample_images
@@ -118,9 +118,14 @@ def _nll(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: s
     return {"nll": iwae_nll(model, images, k=settings.iwae_k, seed=settings.seed)}, {}
 
 
-@METRICS.register("latents", summary="active units, the latents' scaling and shift", capabilities={"default"})
+@METRICS.register(
+    "latents",
+    summary="active units, scaling and shift (per channel too), the latent spectrum's high-frequency share",
+    capabilities={"default"},
+)
 def _latents(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
-    return {"latents": {**latent_usage(model, images), **latent_scaling(model, images, seed=settings.seed)}}, {}
+    scaling = latent_scaling(model, images, seed=settings.seed)
+    return {"latents": {**latent_usage(model, images), **scaling, **latent_spectrum(model, images)}}, {}
 
 
 @METRICS.register("speed", summary="encode / decode throughput in images per second", capabilities={"default"})
@@ -186,8 +191,36 @@ def _generation_scores(model: VAE, images: np.ndarray, settings: EvaluationSetti
         result["kid"], result["kid_std"] = kernel_inception_distance(
             real, fake, settings.kid_subsets, settings.kid_subset_size, settings.seed
         )
-    details = {"feature_network": description, "n_real": len(real), "n_fake": len(fake), "sample_temperature": 1.0}
+    details = {
+        "feature_network": description,
+        "n_real": len(real),
+        "n_fake": len(fake),
+        "sample_temperature": 1.0,
+        "sampler": _sampler_name(model),
+    }
     return result, details
+
+
+def _sampler_name(model: VAE) -> str:
+    sampler = getattr(model, "latent_sampler", None)
+    return "prior N(0, I)" if sampler is None else f"{type(sampler).__name__} ({len(sampler.weights)} components)"
+
+
+@METRICS.register("prior_hole", summary="share of prior draws where the aggregate posterior has (almost) no data")
+def _prior_hole(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    from vaekit.models.samplers import fit_gmm, prior_hole
+
+    device = next(model.parameters()).device
+    loader = BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False, device=device)
+    with model.evaluating():
+        latents = torch.cat([model.embed(batch).float().cpu() for batch in loader])
+    mixture = fit_gmm(latents, seed=settings.seed)
+    draws = model.prior_sample(len(latents), generator=torch.Generator().manual_seed(settings.seed)).cpu()
+    details = {
+        "prior_hole": f"a {len(mixture.weights)}-component GMM (BIC) fitted on the {len(latents)} evaluated images' "
+        "posterior means; prior draws below its 1 % density quantile of those latents count as in a hole"
+    }
+    return {"prior_hole": prior_hole(draws, latents, mixture)}, details
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:

@@ -56,7 +56,7 @@ def interpolation_frames(
         device = next(model.parameters()).device
         z_a, z_b = model.embed(images.to(device))
     else:
-        z_a, z_b = model.prior_sample(2, generator=torch.Generator().manual_seed(seed))
+        z_a, z_b = model.draw_latents(2, generator=torch.Generator().manual_seed(seed))
     return model.to_image(interpolate(z_a, z_b, steps, mode)).cpu()
 
 
@@ -66,6 +66,6 @@ def manifold_frames(model: VAE, rows: int, cols: int, *, steps: int = 30, seed: 
     grid along variance-preserving paths; one uint8 grid picture per step."""
     generator = torch.Generator().manual_seed(seed)
     n = rows * cols
-    a, b = model.prior_sample(n, generator=generator), model.prior_sample(n, generator=generator)
+    a, b = model.draw_latents(n, generator=generator), model.draw_latents(n, generator=generator)
     path = variance_preserving(a, b, steps)
     return [make_grid(model.to_image(z).cpu(), nrow=cols, padding=1) for z in path]

@@ -121,10 +121,18 @@ class VAE(nn.Module):
         noise = torch.randn((n, *self.latent_shape), generator=generator, device="cpu")
         return (noise * temperature).to(device)
 
+    def draw_latents(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` new latents: from ``latent_sampler`` when one is attached (an ex-post sampler fitted
+        on the training data's posterior, see ``vaekit.models.samplers``), else from the prior."""
+        sampler = getattr(self, "latent_sampler", None)
+        if sampler is None:
+            return self.prior_sample(n, temperature, generator)
+        return sampler.draw(n, temperature, generator).to(next(self.parameters()).device)
+
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images in [0, 1] decoded from prior samples."""
-        return self.likelihood.mean(self.decode(self.prior_sample(n, temperature, generator)))
+        """``n`` images in [0, 1] decoded from new latents (``draw_latents``)."""
+        return self.likelihood.mean(self.decode(self.draw_latents(n, temperature, generator)))
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -72,10 +72,13 @@ class TraverseRequest(_Body):
     attribute: str | None = None
 
 
-def create_app(run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str] = ()) -> FastAPI:
+def create_app(
+    run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str] = (), sampler: str = "prior"
+) -> FastAPI:
     """The app for the trained model in ``run`` (a run folder, its model/ or a checkpoint); it
-    answers only for localhost and ``allowed_hosts`` (see ``vaekit.web.guard``)."""
-    explorer = Explorer(run, device)
+    answers only for localhost and ``allowed_hosts`` (see ``vaekit.web.guard``); random latents
+    come from ``sampler`` (``prior`` or a fitted ``gmm``)."""
+    explorer = Explorer(run, device, sampler=sampler)
     # the interactive docs page loads its script from a CDN: not served (the page is offline-only);
     # the API's description stays at /api/openapi.json
     app = FastAPI(
@@ -159,7 +162,12 @@ def _encoded(explorer: Explorer, image) -> dict:
 
 
 def serve(
-    run: Path | str, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", allow_hosts: Iterable[str] = ()
+    run: Path | str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str = "cpu",
+    allow_hosts: Iterable[str] = (),
+    sampler: str = "prior",
 ) -> None:
     """Serve the explorer until interrupted (connections bounded, idle ones dropped)."""
     import uvicorn
@@ -167,6 +175,6 @@ def serve(
     from vaekit.web.server import require_address, server_config
 
     require_address(host, port)  # a host this machine cannot bind: one line, before the model loads
-    app = create_app(run, device, allowed_hosts=[host, *allow_hosts])
+    app = create_app(run, device, allowed_hosts=[host, *allow_hosts], sampler=sampler)
     print(f"vaekit explorer for {run}: http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.Server(server_config(app, host, port)).run()

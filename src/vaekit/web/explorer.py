@@ -40,11 +40,11 @@ def png_bytes(image: torch.Tensor) -> bytes:
 class Explorer:
     """A trained model, its saved attribute vectors and (lazily) a few of its dataset's images."""
 
-    def __init__(self, run: Path | str, device: str = "cpu", examples: int = 8) -> None:
+    def __init__(self, run: Path | str, device: str = "cpu", examples: int = 8, sampler: str = "prior") -> None:
         self.run = Path(run)
-        self.model: VAE = api.load(run, device)
-        self.config = self.model.config
         folder = api.model_folder(run)
+        self.model: VAE = api.attach_sampler(api.load(run, device), folder, sampler)
+        self.config = self.model.config
         self.latent_size = math.prod(self.model.latent_shape)
         try:
             self.vectors: AttributeVectors | None = AttributeVectors.load(folder)
@@ -105,7 +105,7 @@ class Explorer:
     # ------------------------------------------------------------------ what the page asks
     def samples(self, count: int, temperature: float, seed: int) -> tuple[list[bytes], list[list[float]]]:
         generator = torch.Generator().manual_seed(seed)
-        z = self.model.prior_sample(count, temperature, generator).cpu()
+        z = self.model.draw_latents(count, temperature, generator).cpu()
         return [png_bytes(image) for image in self._decode(z)], [self.flat(v) for v in z]
 
     @torch.no_grad()

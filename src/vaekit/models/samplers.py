@@ -1,0 +1,145 @@
+"""Where new latents come from: the prior N(0, I), or an ex-post sampler fitted on the posterior
+means of the training data (Ghosh et al. 2020; pythae's GMM sampler), which draws where images
+were encoded and not in the prior's holes.
+
+A fitted sampler is a ``GaussianMixture`` (full covariances up to ``FULL_COVARIANCE_MAX_DIM``
+latent dimensions, diagonal above), fitted with scikit-learn, its number of components chosen by
+BIC unless given, and stored as safetensors beside the model's weights (``sampler-gmm.safetensors``).
+Drawing and densities use ``torch.distributions``; a seed gives the same latents on any device.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+
+from vaekit.io.files import write_atomically
+from vaekit.optional import require
+
+SAMPLERS = ("prior", "gmm")
+FILE = "sampler-{name}.safetensors"
+FULL_COVARIANCE_MAX_DIM = 64  # latent dimensions up to which components have full covariances
+COMPONENT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # tried by BIC when the count is not given
+MAX_COMPONENTS = 1024
+MIN_POINTS_PER_COMPONENT = 10
+
+
+@dataclass
+class GaussianMixture:
+    """Weights ``(K,)``, means ``(K, D)`` and ``scale_tril`` ``(K, D, D)`` (full) or ``(K, D)``
+    (diagonal standard deviations) over flattened latents of ``latent_shape``."""
+
+    weights: torch.Tensor
+    means: torch.Tensor
+    scale_tril: torch.Tensor
+    latent_shape: tuple[int, ...]
+    bic: float | None = None
+    fitted_on: int = 0
+
+    @property
+    def full(self) -> bool:
+        return self.scale_tril.dim() == 3
+
+    def distribution(self) -> torch.distributions.MixtureSameFamily:
+        if self.full:
+            components = torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril)
+        else:
+            components = torch.distributions.Independent(torch.distributions.Normal(self.means, self.scale_tril), 1)
+        return torch.distributions.MixtureSameFamily(torch.distributions.Categorical(self.weights), components)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """Log density of latents ``(N, *latent_shape)`` under the mixture (nats)."""
+        return self.distribution().log_prob(z.flatten(1).double())
+
+    def draw(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` latents ``(n, *latent_shape)`` on the CPU: a component by its weight, then its
+        Gaussian, its spread scaled by ``temperature``."""
+        component = torch.multinomial(self.weights.float(), n, replacement=True, generator=generator)
+        eps = torch.randn((n, self.means.shape[1]), generator=generator, dtype=torch.float64)
+        if self.full:
+            spread = torch.einsum("nij,nj->ni", self.scale_tril[component], eps)
+        else:
+            spread = self.scale_tril[component] * eps
+        return (self.means[component] + temperature * spread).float().view(n, *self.latent_shape)
+
+    def save(self, folder: Path) -> Path:
+        meta = {"latent_shape": list(self.latent_shape), "bic": self.bic, "fitted_on": self.fitted_on}
+        tensors = {"weights": self.weights, "means": self.means, "scale_tril": self.scale_tril}
+        data = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"vaekit_sampler": json.dumps(meta)})
+        return write_atomically(folder / FILE.format(name="gmm"), data)
+
+    @classmethod
+    def load(cls, folder: Path) -> GaussianMixture:
+        path = folder / FILE.format(name="gmm")
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}: no fitted sampler ({path.name}); run `vaekit fit-sampler` first")
+        with safe_open(str(path), "pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("vaekit_sampler", "{}"))
+        tensors = load_file(str(path))
+        mixture = cls(
+            tensors["weights"].double(),
+            tensors["means"].double(),
+            tensors["scale_tril"].double(),
+            tuple(meta.get("latent_shape", [tensors["means"].shape[1]])),
+            meta.get("bic"),
+            int(meta.get("fitted_on", 0)),
+        )
+        if math.prod(mixture.latent_shape) != mixture.means.shape[1]:
+            raise ValueError(f"{path}: latent shape {mixture.latent_shape} does not match its means")
+        return mixture
+
+
+def fit_gmm(latents: torch.Tensor, components: int | None = None, seed: int = 0) -> GaussianMixture:
+    """A Gaussian mixture fitted to latents ``(N, *latent_shape)``; ``components`` None: the count
+    among ``COMPONENT_CANDIDATES`` with the lowest BIC (at least 10 points per component)."""
+    mixture_module = require("sklearn.mixture", "eval", "fitting a GMM sampler")
+    points = latents.flatten(1).double().cpu().numpy()
+    n, dim = points.shape
+    covariance = "full" if dim <= FULL_COVARIANCE_MAX_DIM else "diag"
+    if components is not None and not 1 <= components <= min(MAX_COMPONENTS, n):
+        raise ValueError(
+            f"a GMM sampler takes 1..{min(MAX_COMPONENTS, n)} components for {n} latents, not {components}"
+        )
+    candidates = [components] if components else [k for k in COMPONENT_CANDIDATES if k * MIN_POINTS_PER_COMPONENT <= n]
+    best, best_bic = None, math.inf
+    for k in candidates or [1]:
+        model = mixture_module.GaussianMixture(k, covariance_type=covariance, reg_covar=1e-6, random_state=seed)
+        model.fit(points)
+        bic = float(model.bic(points))
+        if bic < best_bic:
+            best, best_bic = model, bic
+    assert best is not None
+    if covariance == "full":
+        scale = torch.linalg.cholesky(torch.from_numpy(best.covariances_))
+    else:
+        scale = torch.from_numpy(np.sqrt(best.covariances_))
+    return GaussianMixture(
+        torch.from_numpy(best.weights_),
+        torch.from_numpy(best.means_),
+        scale,
+        tuple(latents.shape[1:]),
+        best_bic,
+        n,
+    )
+
+
+@torch.no_grad()
+def prior_hole(model_prior_draws: torch.Tensor, data_latents: torch.Tensor, mixture: GaussianMixture) -> dict:
+    """How far prior draws fall from where the data was encoded: the share of draws whose density
+    under the aggregate posterior (``mixture``) is below the 1 % quantile of the data's own latents,
+    and the mean log-density gap (data minus draws, nats; 0 without a hole)."""
+    data = mixture.log_prob(data_latents)
+    drawn = mixture.log_prob(model_prior_draws)
+    threshold = torch.quantile(data, 0.01)
+    return {
+        "prior_draws_in_holes": float((drawn < threshold).double().mean()),
+        "log_density_gap": float(data.mean() - drawn.mean()),
+        "components": len(mixture.weights),
+    }

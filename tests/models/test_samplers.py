@@ -1,0 +1,72 @@
+"""Ex-post latent samplers: a Gaussian mixture fitted on posterior means draws where data was encoded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vaekit.models.samplers import FILE, GaussianMixture, fit_gmm, prior_hole
+
+pytest.importorskip("sklearn")
+
+
+def two_clusters(n: int = 400, dim: int = 3, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[3.0] * dim, [-3.0] * dim])
+    return centres[torch.arange(n) % 2] + 0.2 * torch.randn(n, dim, generator=generator)
+
+
+def test_bic_finds_the_clusters_and_draws_land_in_them():
+    mixture = fit_gmm(two_clusters())
+    assert len(mixture.weights) == 2 and mixture.full
+    draws = mixture.draw(1000, generator=torch.Generator().manual_seed(1))
+    assert draws.shape == (1000, 3)
+    distance = torch.cdist(draws, torch.tensor([[3.0] * 3, [-3.0] * 3])).min(1).values
+    assert distance.max() < 2.0  # no draw between the clusters, where the prior puts most of its mass
+    assert 0.4 < (draws[:, 0] > 0).float().mean() < 0.6
+
+
+def test_draws_follow_the_seed_and_temperature_zero_gives_component_means():
+    mixture = fit_gmm(two_clusters(), components=2)
+    first = mixture.draw(8, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(first, mixture.draw(8, generator=torch.Generator().manual_seed(3)))
+    means = {tuple(row) for row in mixture.means.float().round(decimals=4).tolist()}
+    at_zero = mixture.draw(8, temperature=0.0, generator=torch.Generator().manual_seed(3)).round(decimals=4)
+    assert {tuple(row) for row in at_zero.tolist()} <= means
+
+
+def test_the_density_is_a_mixture_of_the_fitted_gaussians():
+    mixture = fit_gmm(two_clusters(dim=2), components=2)
+    z = torch.tensor([[3.0, 3.0], [0.0, 0.0]])
+    expected = torch.logsumexp(
+        torch.stack([
+            w.log() + torch.distributions.MultivariateNormal(m, scale_tril=s).log_prob(z.double())
+            for w, m, s in zip(mixture.weights, mixture.means, mixture.scale_tril, strict=True)
+        ]),
+        0,
+    )  # fmt: skip
+    torch.testing.assert_close(mixture.log_prob(z), expected)
+    assert mixture.log_prob(z)[0] > mixture.log_prob(z)[1] + 50  # the origin is a hole
+
+
+def test_wide_latents_get_diagonal_components_and_the_shape_is_kept(tmp_path):
+    latents = torch.randn(200, 2, 8, 8)  # 128 dimensions: diagonal covariances
+    mixture = fit_gmm(latents, components=1)
+    assert not mixture.full and mixture.draw(3).shape == (3, 2, 8, 8)
+    loaded = GaussianMixture.load(mixture.save(tmp_path).parent)
+    assert loaded.latent_shape == (2, 8, 8) and torch.equal(loaded.means, mixture.means)
+    assert (tmp_path / FILE.format(name="gmm")).read_bytes()[:8] != b"\x80\x04\x95"  # safetensors, no pickle
+
+
+def test_prior_draws_fall_in_the_hole_between_clusters_and_not_in_a_standard_normal():
+    clusters = two_clusters(1000)
+    holed = prior_hole(torch.randn(1000, 3, generator=torch.Generator().manual_seed(0)), clusters, fit_gmm(clusters))
+    assert holed["prior_draws_in_holes"] > 0.9 and holed["log_density_gap"] > 10
+    normal = torch.randn(1000, 3, generator=torch.Generator().manual_seed(1))
+    none = prior_hole(torch.randn(1000, 3, generator=torch.Generator().manual_seed(2)), normal, fit_gmm(normal))
+    assert none["prior_draws_in_holes"] < 0.05 and abs(none["log_density_gap"]) < 0.5
+
+
+def test_a_component_count_beyond_the_points_is_refused():
+    with pytest.raises(ValueError, match=r"1\.\.5 components for 5 latents"):
+        fit_gmm(torch.randn(5, 2), components=6)
