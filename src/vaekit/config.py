@@ -204,6 +204,9 @@ class AdversarialConfig:
     layers: int = positive(3, 8)
     channels: int = positive(64, MAX_WIDTH)
     lr: float | None = bounded(None, 0, above=True)  # default: train.lr
+    r1_weight: float = non_negative(0.0)  # R1 penalty: gamma / 2 * |grad D(real)|^2 (Mescheder et al. 2018)
+    lecam_weight: float = non_negative(0.0)  # LeCam: logits kept near the other side's running mean (Tseng 2021)
+    lecam_decay: float = bounded(0.99, 0.0, 0.999999)
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,10 @@ class TrainConfig:
     lr_milestones: list[int] = non_negative([])  # multistep: epochs
     lr_gamma: float = bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
     grad_clip: float | None = bounded(None, 0, above=True)
+    on_nonfinite: Literal["stop", "skip"] = "stop"  # skip: drop an update whose gradients hold NaN/inf
+    max_skipped: int = positive(5, 1_000_000)  # skipped updates within skip_window steps that roll the run back
+    skip_window: int = positive(200, 10_000_000)
+    max_rollbacks: int = non_negative(3)  # rollbacks (each halving the lr) before the run stops as diverged
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # auto: bf16 where measured faster, else fp32
     accumulate: int = positive(1, 1024)  # micro-batches per update (batch_size is the whole update's batch)
     gradient_sync: Literal["auto", "ddp", "flat"] = "auto"  # across processes; auto: ddp where the objective allows

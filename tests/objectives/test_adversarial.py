@@ -9,7 +9,7 @@ from vaekit.api import train
 from vaekit.engine.precision import Precision
 from vaekit.models import create_model
 from vaekit.objectives import StepInfo, create_objective
-from vaekit.objectives.adversarial import PatchDiscriminator, last_decoder_layer
+from vaekit.objectives.adversarial import PatchDiscriminator, last_decoder_layer, lecam_penalty
 
 ADVERSARIAL = {"objective.adversarial.enabled": True, "objective.adversarial.channels": 8,
                "objective.adversarial.layers": 2, "data.image_size": 32}  # fmt: skip
@@ -88,3 +88,52 @@ def test_the_discriminator_losses_are_the_latent_diffusion_formulas(loss, expect
     term.optimizer = torch.optim.SGD(term.discriminator.parameters(), lr=0.0)
     d_loss = term.discriminator_step(torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), StepInfo(step=0, epoch=0.0))
     assert d_loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+class _LinearLogits(torch.nn.Module):
+    """D(x) = slope * mean(x) per image: the R1 gradient is known, slope / (C H W) per pixel."""
+
+    def __init__(self, slope):
+        super().__init__()
+        self.slope = torch.nn.Parameter(torch.tensor(slope))
+        self.register_buffer("lecam_real", torch.zeros(()))
+        self.register_buffer("lecam_fake", torch.zeros(()))
+
+    def forward(self, x):
+        return self.slope * x.flatten(1).mean(1, keepdim=True)
+
+
+def _term(**options):
+    config = tiny_config(**ADVERSARIAL, **{f"objective.adversarial.{k}": v for k, v in options.items()})
+    objective = create_objective(create_model(config), config, Precision("bf16", torch.device("cpu")))
+    return objective.adversarial
+
+
+def test_the_discriminator_runs_in_fp32_inside_a_bf16_autocast():
+    term = _term()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert term.logits(torch.rand(2, 3, 32, 32).bfloat16()).dtype == torch.float32
+
+
+def test_the_r1_penalty_is_half_gamma_times_the_squared_gradient_on_real_images():
+    real, fake = torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)
+    losses = {}
+    for gamma in (0.0, 10.0):
+        term = _term(r1_weight=gamma, loss="vanilla")
+        term.discriminator, term.optimizer = _LinearLogits(4.0), None
+        term.precision.minimize = lambda *args, **kwargs: None
+        losses[gamma] = term.discriminator_step(real, fake, StepInfo(step=0, epoch=0.0)).item()
+    pixels = 3 * 32 * 32
+    assert losses[10.0] - losses[0.0] == pytest.approx(10.0 / 2 * pixels * (4.0 / pixels) ** 2, rel=1e-4)
+
+
+def test_lecam_pulls_logits_towards_the_other_sides_running_mean():
+    term = _term(lecam_weight=1.0, lecam_decay=0.5)
+    term.discriminator, term.optimizer = _LinearLogits(4.0), None
+    term.precision.minimize = lambda *args, **kwargs: None
+    real, fake = torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)  # logits 4 and 0
+    assert lecam_penalty(torch.tensor([4.0]), torch.tensor([0.0]), term.discriminator).item() == pytest.approx(16.0)
+    term.discriminator_step(real, fake, StepInfo(step=0, epoch=0.0))
+    assert term.discriminator.lecam_real.item() == pytest.approx(2.0)  # halfway from 0 to the real logit 4
+    assert term.discriminator.lecam_fake.item() == pytest.approx(0.0)
+    assert lecam_penalty(torch.tensor([0.0]), torch.tensor([2.0]), term.discriminator).item() == 0.0

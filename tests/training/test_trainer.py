@@ -12,6 +12,7 @@ from vaekit.io.checkpoints import CheckpointError, list_checkpoints
 from vaekit.io.run_folder import RunExists
 from vaekit.objectives.elbo import ELBO
 from vaekit.training import setup
+from vaekit.training.callbacks import Callback
 from vaekit.training.trainer import Trainer, TrainingDiverged, TrainingStopped
 
 # Everything that consumes randomness: flips (data order), dynamic binarisation and the posterior
@@ -656,3 +657,64 @@ def test_initial_weights_of_another_shape_are_a_config_error_naming_them(tmp_pat
     wider = tiny_config(**{"model.channels": [8, 32], "train.init": str(source), "train.max_steps": 1})
     with pytest.raises(ConfigError, match=r"train\.init: .* does not fit this model"):
         Trainer(wider, tmp_path / "wider")
+
+
+class PoisonedDecoder(Callback):
+    """Makes the decoder's output NaN (so the gradients are) at the training steps listed, or for
+    the first ``times`` training forwards from ``from_step`` on."""
+
+    def __init__(self, steps=(), from_step=None, times=0):
+        self.steps, self.from_step, self.times, self.trainer = set(steps), from_step, times, None
+
+    def on_start(self, trainer):
+        self.trainer = trainer
+        trainer.model.decoder.register_forward_hook(self.hook)
+
+    def hook(self, module, inputs, output):
+        step = self.trainer.step
+        poison = step in self.steps or (self.from_step is not None and step >= self.from_step and self.times > 0)
+        if not module.training or not poison:
+            return output
+        if step not in self.steps:
+            self.times -= 1
+        return output * float("nan")
+
+
+SKIPPING = {"train.on_nonfinite": "skip", "train.checkpoint_every": 4, "train.log_every": 2}
+
+
+def test_updates_with_non_finite_gradients_are_skipped_and_counted(tmp_path):
+    trainer = Trainer(tiny_config(**SKIPPING), tmp_path / "run", callbacks=[PoisonedDecoder(steps=[2, 9])])
+    run = trainer.fit()
+    assert trainer.skipped_steps == [2, 9] and trainer.rollbacks == 0
+    assert all(torch.isfinite(value).all() for value in _weights(run).values())
+    rows = (run / "metrics.csv").read_text().lower()
+    assert "nan" not in rows and "inf" not in rows
+
+
+def test_by_default_a_non_finite_update_stops_the_run(tmp_path):
+    config = tiny_config(**{**SKIPPING, "train.on_nonfinite": "stop"})
+    with pytest.raises(TrainingDiverged, match="became nan at step 3"):
+        Trainer(config, tmp_path / "run", callbacks=[PoisonedDecoder(steps=[2])]).fit()
+
+
+def test_repeated_non_finite_updates_roll_back_with_half_the_learning_rate_and_go_on(tmp_path, capsys):
+    config = tiny_config(**{**SKIPPING, "train.max_skipped": 3, "train.skip_window": 10})
+    trainer = Trainer(config, tmp_path / "run", callbacks=[PoisonedDecoder(from_step=6, times=3)])
+    run = trainer.fit()
+    assert (
+        trainer.rollbacks == 1
+        and "rolled back to step 8 (step-00000008), learning rate x0.5" in capsys.readouterr().out
+    )
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:] if ",train," in line]
+    steps = [int(row[0]) for row in rows]
+    assert steps == sorted(set(steps)) and steps[-1] == 14  # the log matches the weights: no step twice
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    learning_rates = {int(row[0]): float(row[header.index("lr")]) for row in rows}
+    assert learning_rates[4] == pytest.approx(1e-3) and learning_rates[14] == pytest.approx(5e-4)
+
+
+def test_after_max_rollbacks_the_run_stops_as_diverged(tmp_path):
+    config = tiny_config(**{**SKIPPING, "train.max_skipped": 2, "train.max_rollbacks": 1})
+    with pytest.raises(TrainingDiverged, match=r"2 updates within 200 steps had non-finite gradients.*1 rollback"):
+        Trainer(config, tmp_path / "run", callbacks=[PoisonedDecoder(from_step=5, times=100)]).fit()

@@ -19,7 +19,14 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 class Precision:
     def __init__(
-        self, mode: str, device: torch.device, grad_clip: float | None = None, *, accumulate: int = 1, world: int = 1
+        self,
+        mode: str,
+        device: torch.device,
+        grad_clip: float | None = None,
+        *,
+        accumulate: int = 1,
+        world: int = 1,
+        skip_nonfinite: bool = False,
     ) -> None:
         if mode not in PRECISIONS:
             raise ConfigError(f"train.precision: unknown {mode!r}; use fp32, bf16 or fp16")
@@ -32,6 +39,14 @@ class Precision:
         self.accumulate, self.world = accumulate, world
         self.replica: DistributedDataParallel | None = None  # averages its module's gradients itself
         self._synced: set[int] = set()
+        # skip_nonfinite: an optimiser step whose gradients hold NaN or inf is not taken (the
+        # gradients are dropped); ``skipped`` says so for the update under way (reset by ``begin``)
+        self.skip_nonfinite = skip_nonfinite
+        self.skipped = 0
+
+    def begin(self) -> None:
+        """Before an update: nothing skipped yet."""
+        self.skipped = 0
 
     def sync_with(self, replica: DistributedDataParallel) -> None:
         """Leave the gradients of ``replica``'s parameters to DDP (bucketed, overlapped with backward)."""
@@ -73,10 +88,14 @@ class Precision:
         if self.scaler is None:
             loss.backward()
             self._average(optimizers)
-            if self.grad_clip:
-                torch.nn.utils.clip_grad_norm_(list(parameters), self.grad_clip)
-            for optimizer in optimizers:
-                optimizer.step()
+            parameters = list(parameters)
+            if self.skip_nonfinite and not self._finite(parameters):
+                self.skipped += 1  # the same on every rank: the gradients were averaged first
+            else:
+                if self.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
+                for optimizer in optimizers:
+                    optimizer.step()
         else:
             self.scaler.scale(loss).backward()
             self._average(optimizers)
@@ -89,6 +108,15 @@ class Precision:
             self.scaler.update()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
+
+    @staticmethod
+    def _finite(parameters: list[torch.nn.Parameter]) -> bool:
+        """Whether every gradient is finite (one read of one number from the device)."""
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            return True
+        norms = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])  # inf or NaN if any value is
+        return bool(torch.isfinite(norms).all())
 
     def _average(self, optimizers: list[torch.optim.Optimizer]) -> None:
         if self.world > 1:

@@ -35,6 +35,7 @@ def update(
     """
     k, (rank, world) = precision.accumulate, shard
     size = len(batch) // k
+    precision.begin()
     results = []
     for i in range(k):
         with noise.batch_shard(seed, rank * k + i, world * k), precision.no_sync(i):

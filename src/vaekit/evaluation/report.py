@@ -211,14 +211,21 @@ def _prior_hole(model: VAE, images: np.ndarray, settings: EvaluationSettings, wa
     from vaekit.models.samplers import fit_gmm, prior_hole
 
     device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(settings.seed)
     loader = BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False, device=device)
-    with model.evaluating():
-        latents = torch.cat([model.embed(batch).float().cpu() for batch in loader])
+    samples = []
+    with model.evaluating(), torch.no_grad():
+        for batch in loader:  # draws from q(z|x): the aggregate posterior, noise of idle dimensions included
+            posterior = model.encode(model.likelihood.prepare(batch))
+            eps = torch.randn(posterior.mean.shape, generator=generator)
+            samples.append(posterior.mean.float().cpu() + posterior.std.float().cpu() * eps)
+    latents = torch.cat(samples)
     mixture = fit_gmm(latents, seed=settings.seed)
-    draws = model.prior_sample(len(latents), generator=torch.Generator().manual_seed(settings.seed)).cpu()
+    draws = model.prior_sample(len(latents), generator=generator).cpu()
     details = {
-        "prior_hole": f"a {len(mixture.weights)}-component GMM (BIC) fitted on the {len(latents)} evaluated images' "
-        "posterior means; prior draws below its 1 % density quantile of those latents count as in a hole"
+        "prior_hole": f"a {len(mixture.weights)}-component GMM (BIC) fitted on one posterior sample of each of the "
+        f"{len(latents)} evaluated images (the aggregate posterior); prior draws below its 1 % density quantile "
+        "of those samples count as in a hole"
     }
     return {"prior_hole": prior_hole(draws, latents, mixture)}, details
 

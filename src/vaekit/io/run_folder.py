@@ -215,16 +215,22 @@ class MetricsLog:
     def __init__(self, path: Path, metric_names: tuple[str, ...], resume_step: int | None = None) -> None:
         self.path = path
         self.columns = list(BASE_COLUMNS) + list(dict.fromkeys(m for m in metric_names if m not in BASE_COLUMNS))
-        rows = []
         if resume_step is not None and path.is_file():
-            with open(path, newline="", errors="replace") as handle:
-                lines = (line.replace("\0", "") for line in handle)
-                read = list(csv.DictReader(line if len(line) < MAX_ROW_CHARS else "damaged\n" for line in lines))
-            rows = [r for r in read if str(r.get("step") or "").isdigit() and int(r["step"]) <= resume_step]
-            if any(not str(r.get("step") or "").isdigit() for r in read):
-                warnings.warn(
-                    f"{path}: dropped unreadable row(s) (a crash can leave them); the weights are fine", stacklevel=2
-                )
+            self.truncate_after(resume_step)
+        else:
+            self._rewrite([])
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the rows after ``step`` (a resume or a rollback to that step's checkpoint), and any
+        a crash left unreadable, so that the log matches the weights."""
+        with open(self.path, newline="", errors="replace") as handle:
+            lines = (line.replace("\0", "") for line in handle)
+            read = list(csv.DictReader(line if len(line) < MAX_ROW_CHARS else "damaged\n" for line in lines))
+        rows = [r for r in read if str(r.get("step") or "").isdigit() and int(r["step"]) <= step]
+        if any(not str(r.get("step") or "").isdigit() for r in read):
+            warnings.warn(
+                f"{self.path}: dropped unreadable row(s) (a crash can leave them); the weights are fine", stacklevel=2
+            )
         self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict]) -> None:

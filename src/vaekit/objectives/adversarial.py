@@ -59,6 +59,15 @@ class AdversarialTerm:
         device = next(model.parameters()).device
         self.discriminator = PatchDiscriminator(model.image_shape[0], options.channels, options.layers).to(device)
         self.optimizer = make_optimizer(self.discriminator.parameters(), config, options.lr)
+        # LeCam's running means of the logits on real and on fake images (kept in the state dict)
+        self.discriminator.register_buffer("lecam_real", torch.zeros((), device=device))
+        self.discriminator.register_buffer("lecam_fake", torch.zeros((), device=device))
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The discriminator in fp32 whatever the autocast around it: its loss and gradient
+        penalties are where bf16 / fp16 first overflow once the adversarial phase starts."""
+        with torch.autocast(images.device.type, enabled=False):
+            return self.discriminator(images.float())
 
     def active(self, step: int) -> bool:
         return step >= self.options.start_step
@@ -71,7 +80,7 @@ class AdversarialTerm:
             zero = torch.zeros((), device=fake.device)
             return zero, zero
         self.discriminator.requires_grad_(False)
-        g_loss = -self.discriminator(fake).mean()
+        g_loss = -self.logits(fake).mean()
         self.discriminator.requires_grad_(True)
         weight = torch.tensor(self.options.weight, device=fake.device)
         if self.options.adaptive:
@@ -82,15 +91,35 @@ class AdversarialTerm:
         return weight * g_loss, weight
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, info: StepInfo) -> torch.Tensor:
-        """One update of the discriminator on detached images (hinge or vanilla loss, halved as in
-        latent diffusion's ``LPIPSWithDiscriminator``); returns its loss."""
+        """One update of the discriminator on detached images, in fp32 (hinge or vanilla loss, halved
+        as in latent diffusion's ``LPIPSWithDiscriminator``; plus the R1 and LeCam terms when
+        weighted); returns its loss."""
         if not self.active(info.step):
             return torch.zeros((), device=real.device)
-        with self.precision.autocast():
-            logits_real, logits_fake = self.discriminator(real), self.discriminator(fake.detach())
-            if self.options.loss == "hinge":
-                loss = 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
-            else:
-                loss = 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
+        options = self.options
+        real = real.detach().float().requires_grad_(options.r1_weight > 0)
+        logits_real, logits_fake = self.logits(real), self.logits(fake.detach())
+        if options.loss == "hinge":
+            loss = 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
+        else:
+            loss = 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
+        if options.r1_weight > 0:
+            (gradient,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+            loss = loss + options.r1_weight / 2 * gradient.square().flatten(1).sum(1).mean()
+        if options.lecam_weight > 0:
+            loss = loss + options.lecam_weight * lecam_penalty(logits_real, logits_fake, self.discriminator)
+            decay = options.lecam_decay
+            with torch.no_grad():
+                self.discriminator.lecam_real.lerp_(logits_real.mean().detach(), 1 - decay)
+                self.discriminator.lecam_fake.lerp_(logits_fake.mean().detach(), 1 - decay)
         self.precision.minimize(loss, self.optimizer, self.discriminator.parameters(), info.micro_batch)
         return loss.detach()
+
+
+def lecam_penalty(logits_real: torch.Tensor, logits_fake: torch.Tensor, anchors: nn.Module) -> torch.Tensor:
+    """LeCam regularisation (Tseng et al. 2021): real logits near the running mean of the fake ones
+    and fake logits near that of the real ones, ``mean(relu(D(x) - a_F)^2) + mean(relu(a_R - D(G(z)))^2)``."""
+    return (
+        F.relu(logits_real - anchors.lecam_fake).square().mean()
+        + F.relu(anchors.lecam_real - logits_fake).square().mean()
+    )

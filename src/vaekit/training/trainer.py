@@ -144,8 +144,16 @@ class Trainer:
         if self.ranks.distributed:
             distributed.broadcast_state(self.model)
         self.precision = Precision(
-            train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world
+            train.precision,
+            self.device,
+            train.grad_clip,
+            accumulate=train.accumulate,
+            world=self.ranks.world,
+            skip_nonfinite=train.on_nonfinite == "skip",
         )
+        self.skipped_steps: list[int] = []  # steps whose update was dropped (non-finite gradients)
+        self.rollbacks = 0  # kept in checkpoints: a resumed run keeps its lowered learning rate
+        self._rolled_back = False
         self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
         self.gradient_sync = distributed.gradient_sync(
             self.ranks, train.gradient_sync, self.objective.supports_ddp, config.objective.name
@@ -236,9 +244,14 @@ class Trainer:
                     progress = epoch + batch_index / self.steps_per_epoch
                     info = StepInfo(self.step, progress, planned, self.loader.batch_size)
                     metrics = self._update(batch, info)
-                    if self.ema is not None:
-                        self.ema.update()
-                    self._pending.append((self.step, metrics))
+                    if self.precision.skipped:  # dropped: no EMA update, no row; the step still counts
+                        if self._skipped_too_often():
+                            self._roll_back()
+                            break  # the loop starts again from the checkpoint's step
+                    else:
+                        if self.ema is not None:
+                            self.ema.update()
+                        self._pending.append((self.step, metrics))
                     self.step += 1
                     if self.ranks.is_main:
                         self.callbacks.on_step(self, self.step, metrics)
@@ -255,6 +268,10 @@ class Trainer:
                         self._checkpoint()  # an epoch's last step is saved after its validation, below
                     if stop_reason or self.step >= total:
                         break
+                if self._rolled_back:
+                    self._rolled_back = False
+                    epoch, start = divmod(self.step, self.steps_per_epoch)
+                    continue
                 interrupted = stop_reason not in (None, "time budget")
                 epoch_done = self.step % self.steps_per_epoch == 0
                 if epoch_done or not interrupted:  # a stopped run keeps a partial row pending, as the
@@ -278,8 +295,39 @@ class Trainer:
         if self.ranks.is_main:
             tqdm.write(message)
 
+    def _skipped_too_often(self) -> bool:
+        """Count a dropped update (``train.on_nonfinite: skip``); True when ``max_skipped`` of them
+        fall within the last ``skip_window`` steps."""
+        train = self.config.train
+        self.skipped_steps.append(self.step)
+        return sum(s > self.step - train.skip_window for s in self.skipped_steps) >= train.max_skipped
+
+    def _roll_back(self) -> None:
+        """Back to the newest checkpoint with half the learning rate, saying so; after
+        ``max_rollbacks`` (or with no checkpoint to go back to) the run stops as diverged."""
+        train = self.config.train
+        checkpoints = list_checkpoints(self.run.checkpoints)
+        what = f"{train.max_skipped} updates within {train.skip_window} steps had non-finite gradients"
+        if self.rollbacks >= train.max_rollbacks or not checkpoints:
+            self._diverged(f"{what} (by step {self.step + 1}, after {self.rollbacks} rollback(s))")
+        rollbacks = self.rollbacks + 1
+        self._restore(checkpoints[-1])
+        self.rollbacks, self.skipped_steps = rollbacks, []
+        if self.metrics is not None:
+            self.metrics.truncate_after(self.step)
+        self._say(
+            f"warning: {what}; rolled back to step {self.step} ({checkpoints[-1].name}), "
+            f"learning rate x{self.lr_scale:g} (rollback {rollbacks} of at most {train.max_rollbacks})"
+        )
+        self._rolled_back = True
+
+    @property
+    def lr_scale(self) -> float:
+        """Each rollback halves the learning rate."""
+        return 0.5**self.rollbacks
+
     def _set_lr(self, step: int) -> None:
-        factor = lr_factor(self.config.train, step, self.steps_per_epoch)
+        factor = lr_factor(self.config.train, step, self.steps_per_epoch) * self.lr_scale
         for optimizer in self.objective.optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
@@ -369,6 +417,8 @@ class Trainer:
             "optimizers": self.objective.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
             "scaler": self.precision.state_dict(),
+            "rollbacks": self.rollbacks,
+            "skipped_steps": list(self.skipped_steps),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -410,6 +460,8 @@ class Trainer:
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.skipped_steps = [int(step) for step in state.get("skipped_steps", [])]
         self._pending = [(int(step), dict(scalars)) for step, scalars in state.get("pending", [])]
         self._saved_step = self.step
         budget = self.config.train.max_time
