@@ -210,6 +210,18 @@ class AdversarialConfig:
 
 
 @dataclass(frozen=True)
+class EquivarianceConfig:
+    """EQ-VAE's regulariser: decoding a downscaled / rotated latent should give the same transform
+    of the image (objectives with spatial latents; see objectives/equivariance.py)."""
+
+    enabled: bool = False
+    weight: float = non_negative(1.0)
+    probability: float = bounded(0.5, 0.0, 1.0)  # share of steps that draw a transform
+    scales: list[float] = bounded([0.5, 0.75], 0.0, 1.0, above=True)  # downscales of the latent (and image)
+    rotations: bool = True  # also rotations by 90, 180, 270 degrees
+
+
+@dataclass(frozen=True)
 class ObjectiveConfig:
     """The training objective and its hyper-parameters."""
 
@@ -217,6 +229,7 @@ class ObjectiveConfig:
     kl: KLConfig = field(default_factory=KLConfig)
     intro: IntroConfig = field(default_factory=IntroConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    equivariance: EquivarianceConfig = field(default_factory=EquivarianceConfig)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in objective's own options
 
 

@@ -11,6 +11,7 @@ from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
 from vaekit.objectives.adversarial import AdversarialTerm
+from vaekit.objectives.equivariance import EquivarianceTerm
 
 
 class Objective:
@@ -37,6 +38,14 @@ class Objective:
         if config.objective.adversarial.enabled:
             self.adversarial = AdversarialTerm(model, config, precision)
             self.optimizers["discriminator"] = self.adversarial.optimizer
+        self.equivariance: EquivarianceTerm | None = None
+        if config.objective.equivariance.enabled:
+            if "equivariance" not in self.capabilities:
+                raise ConfigError(
+                    f"objective.equivariance.enabled: {config.objective.name} has no equivariance term; "
+                    "use it with elbo"
+                )
+            self.equivariance = EquivarianceTerm(model, config)
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError

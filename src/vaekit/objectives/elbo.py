@@ -24,7 +24,7 @@ class ELBO(Objective):
     """
 
     metric_names = ("loss", "neg_elbo", "nll", "kl", "kl_weight")
-    capabilities = frozenset({"adversarial", "accumulation", "ddp"})
+    capabilities = frozenset({"adversarial", "equivariance", "accumulation", "ddp"})
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
@@ -37,7 +37,9 @@ class ELBO(Objective):
                 f"objective.kl.group_weights has {len(weights)} entries; the model's latent groups: {names}"
             )
         adversarial = ("adv_weight", "d_loss") if self.adversarial is not None else ()
-        self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups), *adversarial)
+        equivariance = ("eq_loss", "eq_error") if self.equivariance is not None else ()
+        groups = (f"kl_{name}" for name, _, _ in self.groups)
+        self.metric_names = (*ELBO.metric_names, *groups, *adversarial, *equivariance)
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
@@ -51,6 +53,14 @@ class ELBO(Objective):
         kl_config = self.config.objective.kl
         loss = nll.mean() + beta * grouped_kl(kl_dims, kl_config.free_bits, self.groups, kl_config.group_weights)
         extra = {}
+        if self.equivariance is not None:
+            transform = self.equivariance.draw(info.step)
+            extra["eq_loss"] = extra["eq_error"] = torch.zeros((), device=batch.device)
+            if transform is not None:
+                with self.precision.autocast():
+                    term, extra["eq_error"] = self.equivariance.loss(out.z, out.params, target, transform)
+                loss = loss + term
+                extra["eq_loss"] = term.detach()
         if self.adversarial is not None:
             with self.precision.autocast():
                 fake = likelihood.image(out.params)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from vaekit.registry import Registry
 
-# adversarial: adds objective.adversarial's PatchGAN term; accumulation: one backward and one update
+# adversarial: adds objective.adversarial's PatchGAN term; equivariance: adds objective.equivariance's
+# EQ-VAE term; accumulation: one backward and one update
 # per step (micro-batches can share it); ddp: one forward and one backward of the model per update;
 # continuous-likelihood: compares images as real values (gaussian, laplace, perceptual)
 OBJECTIVES: Registry = Registry(
     "objective",
     "objective.name",
-    capabilities=("adversarial", "accumulation", "ddp", "continuous-likelihood"),
+    capabilities=("adversarial", "equivariance", "accumulation", "ddp", "continuous-likelihood"),
     plugins=True,
 )
