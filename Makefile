@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint format bench-setup bench clean
+.PHONY: setup demo test test-all gpu-check lint format bench-setup bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -m ""
+
+# On a machine with a CUDA GPU: the GPU-marked tests and the GPU benchmarks (BENCHMARKS.md rows);
+# without one it says so and exits 0.
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py
 
 # pythae (the speed comparison) lives in .venv only for benchmarks: the `bench` extra.
 bench-setup: setup

@@ -108,3 +108,12 @@ def test_toy2d_trains_on_new_points_every_epoch_as_the_official_script_does(tmp_
     assert len(epochs) == TOY2D_EPOCHS + 1
     rows = {tuple(row) for points in epochs for row in points.tolist()}
     assert len(rows) == sum(len(points) for points in epochs)  # no point twice
+
+
+def test_the_gpu_check_says_in_one_line_that_there_is_no_gpu_and_exits_0():
+    if __import__("torch").cuda.is_available():
+        pytest.skip("a GPU is present: make gpu-check runs the real check")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")], env=ENV, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip().count("\n") == 0 and "no CUDA device" in done.stdout

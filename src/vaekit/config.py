@@ -222,6 +222,21 @@ class EquivarianceConfig:
 
 
 @dataclass(frozen=True)
+class AlignmentConfig:
+    """VA-VAE / REPA-E: the latent aligned to a frozen vision model's patch features (objectives with
+    spatial latents; see objectives/alignment.py)."""
+
+    enabled: bool = False
+    network: str = "facebook/dinov2-small"  # transformers checkpoint (Hub id or folder) or package.module:factory
+    random_weights: bool = False  # the network's architecture untrained (tests; never for real use)
+    image_size: int | None = positive(224, 4096)  # the network's input side (a multiple of its patch)
+    loss: Literal["vf", "repa"] = "vf"  # vf: VA-VAE's cosine + distance-matrix margins; repa: -cosine
+    weight: float = non_negative(0.5)
+    margin_cos: float = bounded(0.5, 0.0, 2.0)
+    margin_distance: float = bounded(0.25, 0.0, 2.0)
+
+
+@dataclass(frozen=True)
 class ObjectiveConfig:
     """The training objective and its hyper-parameters."""
 
@@ -230,6 +245,7 @@ class ObjectiveConfig:
     intro: IntroConfig = field(default_factory=IntroConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     equivariance: EquivarianceConfig = field(default_factory=EquivarianceConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in objective's own options
 
 

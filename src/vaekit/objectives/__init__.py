@@ -19,8 +19,12 @@ def create_objective(model: VAE, config: Config, precision: Precision, *, trust_
         cls = import_object(name, "objective.name", trust_code)
         if not (isinstance(cls, type) and issubclass(cls, Objective)):
             raise ConfigError(f"objective.name: {name} is not a vaekit Objective subclass")
-        return cls(model, config, precision)
-    return OBJECTIVES.get(name).factory(model, config, precision)
+        objective = cls(model, config, precision)
+    else:
+        objective = OBJECTIVES.get(name).factory(model, config, precision)
+    if config.objective.alignment.enabled:
+        objective.attach_alignment(trust_code)
+    return objective
 
 
 __all__ = ["OBJECTIVES", "Objective", "StepInfo", "create_objective"]

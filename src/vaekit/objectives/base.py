@@ -11,6 +11,7 @@ from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
 from vaekit.objectives.adversarial import AdversarialTerm
+from vaekit.objectives.alignment import AlignmentTerm
 from vaekit.objectives.equivariance import EquivarianceTerm
 
 
@@ -46,6 +47,16 @@ class Objective:
                     "use it with elbo"
                 )
             self.equivariance = EquivarianceTerm(model, config)
+        self.alignment: AlignmentTerm | None = None  # built by create_objective (it may import trusted code)
+        if config.objective.alignment.enabled and "alignment" not in self.capabilities:
+            raise ConfigError(
+                f"objective.alignment.enabled: {config.objective.name} has no alignment term; use it with elbo"
+            )
+
+    def attach_alignment(self, trust_code: bool = False) -> None:
+        """Build ``objective.alignment``'s term (the frozen feature network and the projection)."""
+        self.alignment = AlignmentTerm(self.model, self.config, trust_code)
+        self.optimizers["alignment"] = self.alignment.optimizer
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -79,11 +90,15 @@ class Objective:
         state = {name: opt.state_dict() for name, opt in self.optimizers.items()}
         if self.adversarial is not None:
             state["discriminator_weights"] = self.adversarial.discriminator.state_dict()
+        if self.alignment is not None:
+            state["alignment_projection"] = self.alignment.projection.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         if self.adversarial is not None:
             self.adversarial.discriminator.load_state_dict(state["discriminator_weights"])
+        if self.alignment is not None:
+            self.alignment.projection.load_state_dict(state["alignment_projection"])
         for name, opt in self.optimizers.items():
             configured = [group["initial_lr"] for group in opt.param_groups]
             opt.load_state_dict(state[name])

@@ -24,7 +24,7 @@ class ELBO(Objective):
     """
 
     metric_names = ("loss", "neg_elbo", "nll", "kl", "kl_weight")
-    capabilities = frozenset({"adversarial", "equivariance", "accumulation", "ddp"})
+    capabilities = frozenset({"adversarial", "equivariance", "alignment", "accumulation", "ddp"})
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
@@ -38,8 +38,9 @@ class ELBO(Objective):
             )
         adversarial = ("adv_weight", "d_loss") if self.adversarial is not None else ()
         equivariance = ("eq_loss", "eq_error") if self.equivariance is not None else ()
+        alignment = ("align_loss",) if config.objective.alignment.enabled else ()
         groups = (f"kl_{name}" for name, _, _ in self.groups)
-        self.metric_names = (*ELBO.metric_names, *groups, *adversarial, *equivariance)
+        self.metric_names = (*ELBO.metric_names, *groups, *adversarial, *equivariance, *alignment)
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
@@ -61,12 +62,20 @@ class ELBO(Objective):
                     term, extra["eq_error"] = self.equivariance.loss(out.z, out.params, target, transform)
                 loss = loss + term
                 extra["eq_loss"] = term.detach()
+        if self.alignment is not None:
+            extra["align_loss"] = self.alignment.loss(out.z, batch)
+            loss = loss + extra["align_loss"]
+            extra["align_loss"] = extra["align_loss"].detach()
         if self.adversarial is not None:
             with self.precision.autocast():
                 fake = likelihood.image(out.params)
                 adversarial_loss, extra["adv_weight"] = self.adversarial.generator_loss(fake, nll.mean(), info.step)
             loss = loss + adversarial_loss
-        self.precision.minimize(loss, self.optimizers["model"], self.model.parameters(), info.micro_batch)
+        optimizers, parameters = [self.optimizers["model"]], list(self.model.parameters())
+        if self.alignment is not None:  # the projection learns with the model, in the same update
+            optimizers.append(self.alignment.optimizer)
+            parameters += list(self.alignment.projection.parameters())
+        self.precision.minimize(loss, optimizers, parameters, info.micro_batch)
         if self.adversarial is not None:
             extra["d_loss"] = self.adversarial.discriminator_step(batch, fake, info)
         flat = kl_dims.detach().flatten(1)
