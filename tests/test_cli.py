@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ from PIL import Image
 
 from tests.helpers import fake_mnist, tiny_config
 from vaekit.cli import main
+from vaekit.config import load_preset
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +177,15 @@ def test_samples_from_a_fitted_mixture_instead_of_the_prior(trained_run, tmp_pat
     out = tmp_path / "e.json"
     assert main(["evaluate", str(trained_run), "--metrics", "prior_hole", "-o", str(out)]) == 0
     assert 0 <= json.loads(out.read_text())["metrics"]["prior_hole"]["prior_draws_in_holes"] <= 1
+
+
+def test_the_demo_says_how_long_it_will_train_and_ends_trained_whatever_the_clock(tmp_path, capsys):
+    argv = ["demo", "--out", str(tmp_path / "demo"), "--set", "train.max_steps=3", "data.num_images=256"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert re.search(r"3 training steps; about \d+ s of training on this machine", first), first
+    assert load_preset("shapes-demo").train.max_time is None  # a budget in steps, never cut by a clock
+    assert (tmp_path / "demo" / "images" / "samples-final.png").is_file()
 
 
 def test_interpolate_grid_manifold(trained_run, tmp_path):

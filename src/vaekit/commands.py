@@ -319,7 +319,19 @@ def demo(args: argparse.Namespace) -> None:
     from vaekit import api
     from vaekit.explore.interpolation import save_gif
     from vaekit.explore.sampling import interpolation_frames
+    from vaekit.training.setup import seconds_per_step
 
+    config = api.resolve_config(None, "shapes-demo", args.overrides)
+    data, train = config.data, config.train
+    steps = train.epochs * int(data.num_images * (1 - data.val_fraction)) // train.batch_size
+    if train.max_steps:
+        steps = min(steps, train.max_steps)
+    estimate = steps * seconds_per_step(config)
+    print(
+        f"vaekit demo: a small VAE on procedural shapes, {steps:,} training steps; about "
+        + (f"{estimate:.0f} s" if estimate < 90 else f"{estimate / 60:.0f} min")
+        + " of training on this machine (measured just now), then grids, curves and a GIF"
+    )
     run = api.train(preset="shapes-demo", out=args.out, overrides=args.overrides, overwrite=args.overwrite)
     model = api.load(run)
     gif = save_gif(interpolation_frames(model, steps=24, seed=1), run / "interpolation.gif", scale=4)

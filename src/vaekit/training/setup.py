@@ -140,3 +140,27 @@ def describe_data(config: Config, dataset: ImageDataset) -> Config:
     if shape[1:] != (size, size):
         raise DataError(f"data: the images are {shape[1]}x{shape[2]} px; data.image_size is {size} (square images)")
     return config.with_overrides(described)
+
+
+def seconds_per_step(config: Config, repeats: int = 3) -> float:
+    """How long one training update of ``config``'s model takes here (CPU, random images of its
+    shape, after a warm-up step): the basis of a run's time estimate before it starts."""
+    import time
+
+    from vaekit import noise
+    from vaekit.engine.precision import Precision
+    from vaekit.engine.step import StepInfo, update
+    from vaekit.models import create_model
+    from vaekit.objectives import create_objective
+
+    data, batch = config.data, config.train.batch_size
+    model = create_model(config).train()
+    precision = Precision("fp32", torch.device("cpu"))
+    objective = create_objective(model, config, precision)
+    images = torch.rand(batch, data.channels or 3, data.image_size, data.image_size)
+    times = []
+    for step in range(repeats + 1):
+        started = time.perf_counter()
+        update(objective, precision, images, StepInfo(step, 0.0, 100, batch), noise.step_seed(0, step))
+        times.append(time.perf_counter() - started)
+    return min(times[1:])
