@@ -199,11 +199,15 @@ def test_every_answer_forbids_inline_and_foreign_scripts(client):
     assert refused.status_code == 421 and "content-security-policy" in refused.headers
 
 
-def test_no_page_that_loads_code_from_a_cdn_is_served(client):
-    assert client.get("/api/docs").status_code == 404
-    assert client.get("/api/openapi.json").status_code == 200
-    for asset in ("/", "/static/app.js"):
-        assert "cdn" not in client.get(asset).text.lower()
+def test_no_page_loads_code_from_elsewhere_and_the_api_docs_are_served_from_the_package(client):
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and '<script src="/static/docs.js">' in docs.text
+    assert client.get("/docs").status_code == 404  # FastAPI's CDN page is not served
+    assert "/api/samples" in client.get("/api/openapi.json").json()["paths"]
+    for asset in ("/", "/static/app.js", "/api/docs", "/static/docs.js"):
+        text = client.get(asset).text.lower()
+        assert "cdn" not in text and "http://" not in text and "https://" not in text
+    assert "innerhtml" not in client.get("/static/docs.js").text.lower()  # text only: the schema is never HTML
 
 
 def test_a_negative_dimension_is_refused_not_counted_from_the_end(client):

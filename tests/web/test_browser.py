@@ -96,3 +96,17 @@ def test_an_attribute_name_that_is_markup_stays_text(tmp_path):
         assert page.locator("#attribute-sliders span").first.text_content() == hostile
         assert page.locator("#attribute-sliders img").count() == 0
         browser.close()
+
+
+def test_the_api_docs_page_lists_every_endpoint_with_no_network_but_the_server(app):
+    with running(app) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        elsewhere = []
+        page.on("request", lambda request: None if request.url.startswith(url) else elsewhere.append(request.url))
+        page.goto(url + "api/docs" if url.endswith("/") else url + "/api/docs")
+        page.wait_for_selector("section.endpoint")
+        headings = page.locator("section.endpoint h2").all_text_contents()
+        assert "POST /api/samples" in headings and "GET /api/info" in headings
+        assert not elsewhere and page.locator("#error").is_hidden()
+        browser.close()

@@ -79,8 +79,8 @@ def create_app(
     answers only for localhost and ``allowed_hosts`` (see ``vaekit.web.guard``); random latents
     come from ``sampler`` (``prior`` or a fitted ``gmm``)."""
     explorer = Explorer(run, device, sampler=sampler)
-    # the interactive docs page loads its script from a CDN: not served (the page is offline-only);
-    # the API's description stays at /api/openapi.json
+    # FastAPI's interactive docs load their script from a CDN: not served (blank offline, and code
+    # from elsewhere); /api/docs is the package's own page over /api/openapi.json
     app = FastAPI(
         title=f"vaekit explorer: {Path(run).name}", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
     )
@@ -104,6 +104,10 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
 
     @app.get("/api/info")
     def info() -> dict:
