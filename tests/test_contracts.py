@@ -43,6 +43,9 @@ ADVERSARIAL = {
 }
 
 
+EQUIVARIANCE = {"objective.equivariance.enabled": True, "objective.equivariance.probability": 1.0}
+
+
 def _settings(registry, key: str) -> dict[str, dict]:
     return {e.name: {key: e.name, **e.tiny, **BROUGHT_BY_THE_TEST.get(e.name, {})} for e in registry}
 
@@ -55,12 +58,17 @@ OBJECTIVE_SETTINGS |= {  # the PatchGAN term, with the single-phase objectives t
     for e in OBJECTIVES
     if e.has("adversarial") and e.has("accumulation")
 }
+OBJECTIVE_SETTINGS |= {  # the EQ-VAE term on every step, with the objectives that have it (spatial latents only)
+    f"{e.name}+equivariance": {**OBJECTIVE_SETTINGS[e.name], **EQUIVARIANCE}
+    for e in OBJECTIVES
+    if e.has("equivariance")
+}
 
 
 def test_the_matrix_covers_the_built_in_components():
     assert {"conv", "resnet", "spatial", "style", "autoencoder-kl", "modules"} <= set(ARCH_SETTINGS)
     assert {"bernoulli", "gaussian", "laplace", "perceptual"} <= set(LIKELIHOOD_SETTINGS)
-    assert {"elbo", "soft-intro", "as-intro", "elbo+adversarial"} <= set(OBJECTIVE_SETTINGS)
+    assert {"elbo", "soft-intro", "as-intro", "elbo+adversarial", "elbo+equivariance"} <= set(OBJECTIVE_SETTINGS)
 
 
 REFERENCE = ("conv", "gaussian", "elbo")  # what a component from outside vaekit is paired with
@@ -80,6 +88,8 @@ def _combinations():
                 needs = OBJECTIVES.get(name).has("continuous-likelihood")
                 if needs and not LIKELIHOODS.get(likelihood).has("continuous"):
                     continue  # refused by the config check (tests/test_registry.py)
+                if "objective.equivariance.enabled" in settings and not ARCHITECTURES.get(arch).has("spatial-latent"):
+                    continue  # refused by the config check too
                 outside = [
                     not _built_in(ARCHITECTURES, arch),
                     not _built_in(LIKELIHOODS, likelihood),

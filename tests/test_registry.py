@@ -93,6 +93,12 @@ def test_the_toys_train_and_evaluate_end_to_end(tmp_path):
         ({"likelihood.name": "gausian"}, "did you mean 'gaussian'"),
         ({"objective.name": "softintro"}, "did you mean 'soft-intro'"),
         ({"objective.adversarial.enabled": True}, "a PatchGAN of 3 layers needs images of at least 24 px"),
+        ({"objective.equivariance.enabled": True}, "objective.equivariance: needs a spatial latent"),
+        ({"objective.alignment.enabled": True}, "objective.alignment: needs a spatial latent"),
+        (
+            {"objective.name": "soft-intro", "likelihood.name": "gaussian", "objective.equivariance.enabled": True},
+            "soft-intro has no equivariance term",
+        ),
     ],
 )
 def test_components_that_cannot_work_together_are_config_errors_before_any_work(tmp_path, settings, words):

@@ -73,7 +73,7 @@ class _Decoder(nn.Module):
     "autoencoder-kl",
     options="model.autoencoder_kl",
     summary="latent diffusion's KL autoencoder, diffusers' AutoencoderKL (the diffusers extra)",
-    capabilities={"images", "gradient-checkpointing"},
+    capabilities={"images", "gradient-checkpointing", "spatial-latent"},
     tiny={
         "model.autoencoder_kl.block_out_channels": [8, 8],
         "model.autoencoder_kl.layers_per_block": 1,

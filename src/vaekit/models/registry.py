@@ -6,10 +6,11 @@ from vaekit.registry import Registry
 
 # images: built for (C, H, W) data at config.data.image_size; user-networks: the networks come from
 # the user (VAE.from_modules); batch-statistics: BatchNorm (a micro-batch normalises by its own
-# statistics); gradient-checkpointing: train.gradient_checkpointing works
+# statistics); gradient-checkpointing: train.gradient_checkpointing works; spatial-latent: the latent
+# is a (C, H, W) map (objective.equivariance and objective.alignment need one)
 ARCHITECTURES: Registry = Registry(
     "architecture",
     "model.arch",
-    capabilities=("images", "user-networks", "batch-statistics", "gradient-checkpointing"),
+    capabilities=("images", "user-networks", "batch-statistics", "gradient-checkpointing", "spatial-latent"),
     plugins=True,
 )

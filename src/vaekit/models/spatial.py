@@ -116,7 +116,7 @@ class _DenseBridge(nn.Module):
     "spatial",
     options="model.spatial",
     summary="Spatial-Z: the latent is a feature map (H/4 x W/4 x C), no flatten",
-    capabilities={"images"},
+    capabilities={"images", "spatial-latent"},
     tiny={"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},
 )
 class SpatialVAE(VAE):

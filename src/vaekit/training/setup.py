@@ -70,6 +70,9 @@ def check_components(config: Config) -> None:
         adversarial = config.objective.adversarial.enabled
         if adversarial and not objective.has("adversarial"):
             raise ConfigError(f"objective.adversarial.enabled: {objective.name} has no adversarial term")
+        for term in ("equivariance", "alignment"):
+            if getattr(config.objective, term).enabled and not objective.has(term):
+                raise ConfigError(f"objective.{term}.enabled: {objective.name} has no {term} term; use it with elbo")
         if config.train.accumulate > 1 and (not objective.has("accumulation") or adversarial):
             phases = "the discriminator's update is a second phase" if adversarial else "it updates in phases"
             raise ConfigError(f"train.accumulate: {objective.name} cannot share a step over micro-batches ({phases})")
@@ -85,6 +88,12 @@ def check_components(config: Config) -> None:
             f"{smallest_image(layers)} px (data.image_size is {side}); use fewer layers"
         )
     arch = ARCHITECTURES.get(config.model.arch) if config.model.arch in ARCHITECTURES else None
+    for term in ("equivariance", "alignment"):
+        if getattr(config.objective, term).enabled and arch is not None and not arch.has("spatial-latent"):
+            raise ConfigError(
+                f"objective.{term}: needs a spatial latent (C, H, W); model.arch {config.model.arch} has a flat one "
+                "(use autoencoder-kl or spatial)"
+            )
     if config.train.gradient_checkpointing and arch is not None and not arch.has("gradient-checkpointing"):
         raise ConfigError(f"train.gradient_checkpointing: model.arch {config.model.arch} does not support it")
 
