@@ -176,7 +176,10 @@ def test_samples_from_a_fitted_mixture_instead_of_the_prior(trained_run, tmp_pat
     assert main(["interpolate", str(trained_run), "--sampler", "gmm", "--steps", "3", "-o", str(gif)]) == 0
     out = tmp_path / "e.json"
     assert main(["evaluate", str(trained_run), "--metrics", "prior_hole", "-o", str(out)]) == 0
-    assert 0 <= json.loads(out.read_text())["metrics"]["prior_hole"]["prior_draws_in_holes"] <= 1
+    hole = json.loads(out.read_text())["metrics"]["prior_hole"]
+    assert hole["prior"]["nearest_distance_ratio"] > 0 and 0 <= hole["prior"]["draws_beyond_data"] <= 1
+    assert main(["evaluate", str(trained_run), "--metrics", "prior_hole", "--sampler", "gmm", "-o", str(out)]) == 0
+    assert "sampler" in json.loads(out.read_text())["metrics"]["prior_hole"]
 
 
 def test_the_demo_says_how_long_it_will_train_and_ends_trained_whatever_the_clock(tmp_path, capsys):

@@ -52,13 +52,13 @@ def test_ms_ssim_needs_161_pixels():
 
 
 def test_ms_ssim_weights_each_scale_by_its_published_exponent():
-    from vaekit.evaluation.image_quality import _ssim_terms, _window
+    from vaekit.evaluation.image_quality import _kernel, _ssim_terms
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 176, 176, generator=g)
     y = (x + 0.3 * torch.randn(2, 1, 176, 176, generator=g)).clamp(0, 1)
     a, b, terms = x.double(), y.double(), []
-    window = _window(11, 1.5, 1, a.device, a.dtype)
+    window = _kernel(11, 1.5, a.device, a.dtype)
     for scale in range(5):
         full, cs = _ssim_terms(a, b, window)
         terms.append(full if scale == 4 else cs)
@@ -71,11 +71,11 @@ def test_ms_ssim_weights_each_scale_by_its_published_exponent():
 
 def test_ms_ssim_takes_the_full_ssim_at_the_coarsest_scale_where_brightness_differs():
     """y is x dimmed and lifted: the luminance term is far from 1, so a contrast-only last scale shows."""
-    from vaekit.evaluation.image_quality import _ssim_terms, _window
+    from vaekit.evaluation.image_quality import _kernel, _ssim_terms
 
     x = torch.rand(1, 1, 176, 176, generator=torch.Generator().manual_seed(1))
     a, b, terms = x.double(), (0.3 * x + 0.7).double(), []
-    window = _window(11, 1.5, 1, a.device, a.dtype)
+    window = _kernel(11, 1.5, a.device, a.dtype)
     for scale in range(5):
         full, contrast = _ssim_terms(a, b, window)
         terms.append(full if scale == 4 else contrast)
@@ -90,3 +90,26 @@ def test_ssim_of_images_smaller_than_the_window_uses_a_window_of_their_size():
     x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(ssim(x, x), torch.ones(3))
     assert (ssim(x, (x + 0.2).clamp(0, 1)) < 1).all()
+
+
+def test_float32_ssim_with_a_separable_window_matches_the_float64_full_window_definition():
+    def reference(x, y, size=11, sigma=1.5):  # Wang et al. 2004 as written: a full 2-D window, float64
+        x, y = x.double(), y.double()
+        g = torch.exp(-((torch.arange(size, dtype=torch.float64) - (size - 1) / 2) ** 2) / (2 * sigma**2))
+        window = (g / g.sum())[:, None] * (g / g.sum())[None, :]
+        window = window.expand(x.shape[1], 1, size, size)
+        blur = lambda t: torch.nn.functional.conv2d(t, window, groups=x.shape[1])  # noqa: E731
+        mx, my = blur(x), blur(y)
+        vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+        c1, c2 = 0.01**2, 0.03**2
+        return (((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).flatten(1).mean(1)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 48, 48, generator=generator)
+    for y in (
+        x,
+        (x + 0.1 * torch.randn(x.shape, generator=generator)).clamp(0, 1),
+        torch.rand(x.shape, generator=generator),
+    ):
+        assert ssim(x, y).dtype == torch.float32
+        torch.testing.assert_close(ssim(x, y).double(), reference(x, y), rtol=0, atol=1e-5)

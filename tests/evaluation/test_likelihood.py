@@ -114,3 +114,15 @@ def test_per_channel_latent_statistics_agree_with_the_global_ones():
     assert variance.sqrt().item() == pytest.approx(scaling["latent_std"], rel=1e-6)
     spectrum = latent_spectrum(model, images)
     assert 0 < spectrum["latent_high_frequency_share"] < 1 and spectrum["spectrum_ratio"] > 0
+
+
+def test_the_iwae_bound_decodes_in_chunks_sized_by_pixels(model_and_images, monkeypatch):
+    import vaekit.evaluation.likelihood as likelihood_module
+
+    model, images = model_and_images
+    decoded = []
+    original = model.decode
+    monkeypatch.setattr(model, "decode", lambda z: decoded.append(len(z)) or original(z))
+    monkeypatch.setattr(likelihood_module, "MAX_DECODE_VALUES", 8 * 3 * 16 * 16)  # eight 16 px images
+    result = iwae_nll(model, images[:4], k=10, batch_size=4)
+    assert max(decoded) <= 8 and sum(decoded) == 4 * 10 and math.isfinite(result["nll"])

@@ -19,37 +19,43 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
 
 
-def _window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+def _kernel(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    """The 1-D Gaussian of the window (the 2-D window is its outer product: blurred in two passes)."""
     coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+    return g / g.sum()
 
 
-def _ssim_terms(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image mean SSIM and mean contrast-structure term."""
+def _ssim_terms(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image mean SSIM and mean contrast-structure term. Second moments are taken of each image's
+    values less its own mean (variances and covariances do not change), which keeps float32's
+    cancellation in E[x^2] - E[x]^2 small: exact for flat images, 1e-5 for others."""
     c1, c2 = 0.01**2, 0.03**2
-    groups = x.shape[1]
+    channels, size = x.shape[1], len(kernel)
+    rows = kernel.view(1, 1, size, 1).expand(channels, 1, size, 1)
+    cols = kernel.view(1, 1, 1, size).expand(channels, 1, 1, size)
 
     def blur(t):
-        return F.conv2d(t, window, groups=groups)
+        return F.conv2d(F.conv2d(t, rows, groups=channels), cols, groups=channels)
 
     mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x.square()
-    var_y = blur(y * y) - mu_y.square()
-    cov = blur(x * y) - mu_x * mu_y
+    centre_x, centre_y = x.mean((-2, -1), keepdim=True), y.mean((-2, -1), keepdim=True)
+    xs, ys = x - centre_x, y - centre_y
+    mx, my = mu_x - centre_x, mu_y - centre_y
+    var_x = blur(xs * xs) - mx.square()
+    var_y = blur(ys * ys) - my.square()
+    cov = blur(xs * ys) - mx * my
     contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
     luminance = (2 * mu_x * mu_y + c1) / (mu_x.square() + mu_y.square() + c1)
     return (luminance * contrast_structure).flatten(1).mean(1), contrast_structure.flatten(1).mean(1)
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image SSIM (computed in float64: E[x^2] - E[x]^2 cancels badly in float32); images
-    smaller than the window use a window of their size."""
-    x, y = x.double(), y.double()
+    """Per-image SSIM in float32 with a separable window (within 1e-5 of float64); images smaller
+    than the window use a window of their size."""
+    x, y = x.float(), y.float()
     size = min(window_size, x.shape[-1], x.shape[-2])
-    window = _window(size, sigma, x.shape[1], x.device, x.dtype)
-    return _ssim_terms(x, y, window)[0].float()
+    return _ssim_terms(x, y, _kernel(size, sigma, x.device, x.dtype))[0]
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor | None:
@@ -57,13 +63,13 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: floa
     scales = len(MS_SSIM_WEIGHTS)
     if min(x.shape[-2:]) < (window_size - 1) * 2 ** (scales - 1) + 1:
         return None
-    x, y = x.double(), y.double()
-    window = _window(window_size, sigma, x.shape[1], x.device, x.dtype)
-    weights = torch.tensor(MS_SSIM_WEIGHTS, device=x.device, dtype=x.dtype)
+    x, y = x.float(), y.float()
+    kernel = _kernel(window_size, sigma, x.device, x.dtype)
+    weights = torch.tensor(MS_SSIM_WEIGHTS, device=x.device, dtype=torch.float64)
     terms = []
     for scale in range(scales):
-        full, cs = _ssim_terms(x, y, window)
+        full, cs = _ssim_terms(x, y, kernel)
         terms.append(full.clamp_min(0) if scale == scales - 1 else cs.clamp_min(0))
         if scale < scales - 1:
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    return torch.stack(terms, 1).pow(weights).prod(1).float()
+    return torch.stack(terms, 1).double().pow(weights).prod(1).float()

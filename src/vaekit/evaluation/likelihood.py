@@ -15,19 +15,25 @@ from vaekit.models.base import VAE
 LOG_2PI = math.log(2 * math.pi)
 
 
+MAX_DECODE_VALUES = 1 << 24  # image values decoded at once by the IWAE bound (64 MB of float32 outputs)
+
+
 @torch.no_grad()
 def iwae_nll(
-    model: VAE, images: np.ndarray, k: int = 1000, batch_size: int = 64, max_decode: int = 4096, seed: int = 0
+    model: VAE, images: np.ndarray, k: int = 1000, batch_size: int = 64, max_decode: int | None = None, seed: int = 0
 ) -> dict:
     """-log p(x) estimated with ``k`` importance samples from q(z|x), in nats per image and bits/dim.
 
     log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x); the bound tightens as k grows and k = 1
     is the ELBO. Randomness (binarisation, samples) comes from ``seed`` in a forked random state. For
     continuous likelihoods on 8-bit data, bits/dim includes the log(256) change of scale.
+    At most ``max_decode`` images are decoded at once (default: ``MAX_DECODE_VALUES`` pixel values).
     """
     device = next(model.parameters()).device
     likelihood = model.likelihood
     total, discrete_total, discrete = 0.0, 0.0, likelihood.measures_pixels
+    if max_decode is None:  # images decoded at once, sized by pixels: the same memory at 28 px and at 256
+        max_decode = max(1, MAX_DECODE_VALUES // int(np.prod(images.shape[1:])))
     with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)

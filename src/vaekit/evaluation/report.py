@@ -19,7 +19,7 @@ from vaekit.evaluation.generation import extract_features, frechet_distance, ker
 from vaekit.evaluation.likelihood import iwae_nll, latent_scaling, latent_spectrum, latent_usage
 from vaekit.evaluation.reconstruction import reconstruction_metrics
 from vaekit.evaluation.speed import throughput
-from vaekit.explore.sampling import sample_images
+from vaekit.explore.sampling import iter_samples
 from vaekit.io.files import write_atomically
 from vaekit.limits import require_within_budget
 from vaekit.models.base import VAE
@@ -29,6 +29,7 @@ from vaekit.registry import Registry
 # record); metrics computed in one pass (reconstruction + lpips; fid, kid, rfid) share a function,
 # called once. default: computed when no metric is named.
 METRICS: Registry = Registry("metric", "metrics", capabilities=("default",))
+MAX_FEATURE_DIM = 2048  # the widest feature network FID / KID use (Inception's pool3)
 
 
 @dataclass
@@ -65,8 +66,8 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
     details: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     wanted = set(settings.metrics)
-    if wanted & {"fid", "kid"}:  # the samples are held in memory: refused before any network loads
-        require_within_budget("evaluate -n", settings.n_samples, model.image_shape)
+    if wanted & {"fid", "kid"}:  # the samples' features are held (at most 2048 float64 each): refused early
+        require_within_budget("evaluate -n", settings.n_samples, (MAX_FEATURE_DIM,), bytes_per_value=8)
     for measure in dict.fromkeys(entry.factory for entry in METRICS if entry.name in wanted):  # each once
         groups, measured_details = measure(model, images, settings, wanted)
         metrics.update(groups)
@@ -183,8 +184,8 @@ def _generation_scores(model: VAE, images: np.ndarray, settings: EvaluationSetti
         result["rfid"] = frechet_distance(real, reconstructed)
         if not wanted & {"fid", "kid"}:
             return result, {"feature_network": description, "n_real": len(real), "n_reconstructed": len(real)}
-    fake_images = sample_images(model, settings.n_samples, seed=settings.seed)
-    fake = extract_features(network, fake_images.split(settings.batch_size))
+    # the samples are drawn and reduced to features chunk by chunk: memory holds one chunk, not -n images
+    fake = extract_features(network, iter_samples(model, settings.n_samples, seed=settings.seed))
     if "fid" in wanted:
         result["fid"] = frechet_distance(real, fake)
     if "kid" in wanted:
@@ -206,28 +207,24 @@ def _sampler_name(model: VAE) -> str:
     return "prior N(0, I)" if sampler is None else f"{type(sampler).__name__} ({len(sampler.weights)} components)"
 
 
-@METRICS.register("prior_hole", summary="share of prior draws where the aggregate posterior has (almost) no data")
+@METRICS.register("prior_hole", summary="how far prior draws fall from where the images were encoded")
 def _prior_hole(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
-    from vaekit.models.samplers import fit_gmm, prior_hole
+    from vaekit.models.samplers import prior_hole
 
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(settings.seed)
     loader = BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False, device=device)
-    samples = []
     with model.evaluating(), torch.no_grad():
-        for batch in loader:  # draws from q(z|x): the aggregate posterior, noise of idle dimensions included
-            posterior = model.encode(model.likelihood.prepare(batch))
-            eps = torch.randn(posterior.mean.shape, generator=generator)
-            samples.append(posterior.mean.float().cpu() + posterior.std.float().cpu() * eps)
-    latents = torch.cat(samples)
-    mixture = fit_gmm(latents, seed=settings.seed)
-    draws = model.prior_sample(len(latents), generator=generator).cpu()
+        means = torch.cat([model.embed(batch).float().cpu() for batch in loader])
+    generator = torch.Generator().manual_seed(settings.seed)
+    result = {"prior": prior_hole(model.prior_sample(len(means) // 2, generator=generator).cpu(), means)}
+    sampler = getattr(model, "latent_sampler", None)
+    if sampler is not None:
+        result["sampler"] = prior_hole(sampler.draw(len(means) // 2, generator=generator), means)
     details = {
-        "prior_hole": f"a {len(mixture.weights)}-component GMM (BIC) fitted on one posterior sample of each of the "
-        f"{len(latents)} evaluated images (the aggregate posterior); prior draws below its 1 % density quantile "
-        "of those samples count as in a hole"
+        "prior_hole": "nearest-neighbour distances to the posterior means of half the evaluated images: prior "
+        "draws (and the sampler's, when one is in use) against the other half's own"
     }
-    return {"prior_hole": prior_hole(draws, latents, mixture)}, details
+    return {"prior_hole": result}, details
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
@@ -247,13 +244,23 @@ def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
         "| metric | value |",
         "|---|---|",
     ]
-    for group, values in report["metrics"].items():
-        for name, value in values.items():
-            if isinstance(value, list) or value is None:
-                continue
-            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            lines.append(f"| {group}.{name} | {shown} |")
+    for name, value in _flat(report["metrics"]):
+        if isinstance(value, list) or value is None:
+            continue
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"| {name} | {shown} |")
     lines += ["", "Settings:", "", "```", json.dumps(report["settings"], indent=2), "```", ""]
     markdown = path.with_suffix(".md")
     write_atomically(markdown, "\n".join(lines))
     return path, markdown
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted name, value)`` of every leaf of nested metric groups."""
+    leaves: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            leaves += _flat(value, f"{prefix}{key}.")
+        else:
+            leaves.append((f"{prefix}{key}", value))
+    return leaves

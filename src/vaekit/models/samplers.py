@@ -131,15 +131,27 @@ def fit_gmm(latents: torch.Tensor, components: int | None = None, seed: int = 0)
 
 
 @torch.no_grad()
-def prior_hole(model_prior_draws: torch.Tensor, data_latents: torch.Tensor, mixture: GaussianMixture) -> dict:
-    """How far prior draws fall from where the data was encoded: the share of draws whose density
-    under the aggregate posterior (``mixture``) is below the 1 % quantile of the data's own latents,
-    and the mean log-density gap (data minus draws, nats; 0 without a hole)."""
-    data = mixture.log_prob(data_latents)
-    drawn = mixture.log_prob(model_prior_draws)
-    threshold = torch.quantile(data, 0.01)
+def prior_hole(draws: torch.Tensor, data_latents: torch.Tensor) -> dict:
+    """How far ``draws`` (from the prior, or any sampler) fall from where data was encoded: each
+    draw's distance to its nearest data latent, against the same distance for held-back data
+    latents (a random half of ``data_latents`` is the reference, the other half the yardstick).
+
+    ``nearest_distance_ratio``: median nearest-neighbour distance of the draws over that of the
+    held-back latents (1: draws sit among the data; above 1: in holes). ``draws_beyond_data``: the
+    share of draws farther from the data than 99 % of the held-back latents are."""
+    data = data_latents.flatten(1).double()
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))  # halves at random
+    reference, yardstick = data[order[0::2]], data[order[1::2]]
+    if len(reference) < 2 or len(yardstick) < 1:
+        raise ValueError("the prior-hole figure needs at least 3 data latents")
+    own = _nearest(yardstick, reference)
+    drawn = _nearest(draws.flatten(1).double(), reference)
     return {
-        "prior_draws_in_holes": float((drawn < threshold).double().mean()),
-        "log_density_gap": float(data.mean() - drawn.mean()),
-        "components": len(mixture.weights),
+        "nearest_distance_ratio": float(drawn.median() / own.median().clamp_min(1e-12)),
+        "draws_beyond_data": float((drawn > torch.quantile(own, 0.99)).double().mean()),
     }
+
+
+def _nearest(points: torch.Tensor, reference: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Distance from each of ``points`` to its nearest row of ``reference`` (in chunks)."""
+    return torch.cat([torch.cdist(part, reference).min(1).values for part in points.split(chunk)])
