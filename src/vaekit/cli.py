@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("classifier.safetensors"), help="weights file")
     p.set_defaults(func=commands.train_classifier)
 
+    p = command("shard", "convert a folder of images into WebDataset tar shards (train from them with --data)")
+    p.add_argument("folder", type=Path, help="images (recursively; class folders become .cls labels)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder for shard-NNNNNN.tar and index.json")
+    p.add_argument("--per-shard", type=positive_int, default=1000, help="images per shard")
+    p.set_defaults(func=commands.shard)
+
     p = command("attributes", "attribute vectors (mean latent difference) from labelled data")
     p.add_argument("run", type=Path, help="run directory or model folder")
     p.add_argument("--data", help="data spec (default: the run's own data source)")

@@ -165,6 +165,16 @@ def train_classifier(args: argparse.Namespace) -> None:
     print(f"wrote {path}" + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))
 
 
+def shard(args: argparse.Namespace) -> None:
+    from vaekit.data.shards import iter_folder, write_shards
+
+    if args.output.resolve() == args.folder.resolve() or args.output.resolve().is_relative_to(args.folder.resolve()):
+        raise ConfigError("shard -o: write the shards outside the folder being converted")
+    written = write_shards(((name, path, label) for name, path, label in iter_folder(args.folder)), args.output,
+                           args.per_shard)  # fmt: skip
+    print(f"wrote {len(written)} shard(s) to {args.output}/ (train with --data {args.output})")
+
+
 def attributes(args: argparse.Namespace) -> None:
     from vaekit import api
 

@@ -72,3 +72,13 @@ def test_a_split_of_a_memory_mapped_dataset_indexes_it_and_reads_like_an_array(t
     assert train.images[2, 0].shape == (2, 2) and train.images[:, 0].shape == (15, 2, 2)
     batch = next(iter(BatchLoader(train.images, 5, shuffle=False)))
     assert batch.shape == (5, 1, 2, 2) and (batch[:, 0, 0, 0] * 255).round().tolist() == list(rows[:5])
+
+
+def test_prefetched_batches_are_the_batches_served_without_prefetch_and_shard_by_rank_alike():
+    images = np.random.default_rng(0).integers(0, 256, (40, 3, 4, 4), dtype=np.uint8)
+    plain = list(BatchLoader(images, 8, flip=True, seed=3).epoch(2, start=1))
+    ahead = list(BatchLoader(images, 8, flip=True, seed=3, prefetch=2).epoch(2, start=1))
+    assert len(plain) == len(ahead) == 4 and all(torch.equal(a, b) for a, b in zip(plain, ahead, strict=True))
+    halves = [list(BatchLoader(images, 8, flip=True, seed=3, prefetch=2, shard=(r, 2)).epoch(2, 1)) for r in (0, 1)]
+    for whole, first, second in zip(plain, *halves, strict=True):  # two ranks together serve the one batch
+        assert torch.equal(torch.cat([first, second]), whole)

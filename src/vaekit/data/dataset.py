@@ -52,6 +52,38 @@ class RowView:
         return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
+class LazyImages:
+    """Images decoded when indexed, for data that is not held as an array (tar shards): a subclass
+    gives ``shape`` and ``read(positions) -> uint8 (n, C, H, W)``; indexing works as on an array,
+    and splits index it without reading anything (``RowView``)."""
+
+    shape: tuple[int, ...] = ()
+    dtype = np.dtype(np.uint8)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getitem__(self, key):
+        if isinstance(key, int | np.integer):
+            return self.read(np.array([int(key)]))[0]
+        positions = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
+        return self.read(positions.astype(np.int64))
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        rows = self.read(np.arange(len(self)))
+        return rows if dtype is None else rows.astype(dtype, copy=False)
+
+
 @dataclass
 class ImageDataset:
     """Images decoded once into uint8 ``(N, C, H, W)`` (often a read-only memory map).
@@ -86,7 +118,7 @@ class ImageDataset:
                 return [values[i] for i in index]
             return values[index]
 
-        views = isinstance(self.images, np.memmap | RowView)  # a memory map is not copied, only indexed
+        views = isinstance(self.images, np.memmap | RowView | LazyImages)  # indexed, never copied
         return replace(
             self,
             images=RowView(self.images, index) if views else self.images[index],

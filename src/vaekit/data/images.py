@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from vaekit.data.cache import allocate_images, cached_dataset
 from vaekit.data.dataset import ImageDataset
-from vaekit.data.reader import open_image, upright
+from vaekit.data.reader import DRAFT_RECIPES, open_image, upright
 from vaekit.data.recipes import is_gray, prepare
 from vaekit.data.registry import DATA_SOURCES, Source, decode_options
 from vaekit.schema import FileRefused, read_bounded
@@ -160,7 +160,8 @@ def load_image_files(
     kind: str = "images",
 ) -> ImageDataset:
     """Decode ``files`` once into the cache (skipping unreadable ones) and return the dataset."""
-    parts = {"files": files.fingerprint, "size": image_size, "crop": crop, "channels": channels}
+    # decoder 2: JPEGs in draft mode for scaling crops (older entries decoded them at full size)
+    parts = {"files": files.fingerprint, "size": image_size, "crop": crop, "channels": channels, "decoder": 2}
 
     def build(folder: Path) -> ImageDataset:
         return _decode_all(files, folder, image_size, crop, channels, workers)
@@ -185,7 +186,7 @@ def _decode_all(
         member = files.members[i]
         try:
             with open_member(member) as image:
-                picture = upright(image)
+                picture = upright(image, size if crop in DRAFT_RECIPES else None)
             gray[i] = is_gray(picture)
             images[i] = prepare(picture, size, crop, decode_channels)
             ok[i] = True

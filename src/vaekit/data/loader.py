@@ -4,12 +4,15 @@ Because nothing but ``(seed, epoch, batch index)`` decides which images a batch 
 they are flipped, a resumed run sees exactly the batches an uninterrupted one would. With
 ``shard=(rank, world)`` each training process reads only its equal slice of every global batch,
 straight from the memory-mapped cache. Images travel as uint8 and become float in [0, 1] on the
-target device.
+target device. With ``prefetch``, a background thread gathers (or, for tar shards, decodes) the
+next batches into pinned memory while the current one trains.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -35,6 +38,7 @@ class BatchLoader:
         device: torch.device | str = "cpu",
         shard: tuple[int, int] = (0, 1),
         channels_last: bool = False,
+        prefetch: int = 0,
     ) -> None:
         if len(images) == 0:
             raise ValueError("cannot load batches from an empty dataset")
@@ -47,6 +51,7 @@ class BatchLoader:
         self.device = torch.device(device)
         self.shard = shard
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.prefetch = prefetch  # batches prepared ahead by a background thread (0: on the caller's)
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -61,19 +66,44 @@ class BatchLoader:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
         """Batches ``start, start+1, ...`` of ``epoch``."""
         order = self.order(epoch)
+        if not self.prefetch:
+            for b in range(start, len(self)):
+                yield self._to_device(self._gather(order, epoch, b))
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="vaekit-prefetch") as pool:
+            ahead = deque(
+                pool.submit(self._gather, order, epoch, b) for b in range(start, min(start + self.prefetch, len(self)))
+            )
+            following = start + len(ahead)
+            while ahead:
+                host = ahead.popleft().result()
+                if following < len(self):
+                    ahead.append(pool.submit(self._gather, order, epoch, following))
+                    following += 1
+                yield self._to_device(host)
+
+    def _gather(self, order: np.ndarray, epoch: int, b: int) -> tuple[torch.Tensor, np.ndarray | None]:
+        """This rank's images of batch ``b`` on the host (pinned for a GPU) and their flips."""
         rank, world = self.shard
-        for b in range(start, len(self)):
-            index = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
-            mine = slice(rank * len(index) // world, (rank + 1) * len(index) // world)
-            batch = torch.from_numpy(np.ascontiguousarray(self.images[index[mine]]))
-            batch = batch.to(self.device, non_blocking=True).float()
-            if self.images.dtype == np.uint8:
-                batch = batch.div_(255.0)
-            if self.flip and batch.dim() == 4:
-                flips = np.random.default_rng([self.seed, epoch, b, 1]).random(len(index))[mine] < 0.5
-                mask = torch.from_numpy(flips).to(self.device).view(-1, 1, 1, 1)
-                batch = torch.where(mask, batch.flip(-1), batch)
-            yield batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
+        index = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+        mine = slice(rank * len(index) // world, (rank + 1) * len(index) // world)
+        batch = torch.from_numpy(np.ascontiguousarray(self.images[index[mine]]))
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        flips = None
+        if self.flip and batch.dim() == 4:
+            flips = np.random.default_rng([self.seed, epoch, b, 1]).random(len(index))[mine] < 0.5
+        return batch, flips
+
+    def _to_device(self, gathered: tuple[torch.Tensor, np.ndarray | None]) -> torch.Tensor:
+        host, flips = gathered
+        batch = host.to(self.device, non_blocking=True).float()
+        if self.images.dtype == np.uint8:
+            batch = batch.div_(255.0)
+        if flips is not None:
+            mask = torch.from_numpy(flips).to(self.device).view(-1, 1, 1, 1)
+            batch = torch.where(mask, batch.flip(-1), batch)
+        return batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return self.epoch(0)

@@ -44,9 +44,17 @@ def open_image(source: Path | str | bytes | BinaryIO) -> Image.Image:
     return image
 
 
-def upright(image: Image.Image) -> Image.Image:
-    """An opened image decoded and turned upright (EXIF orientation), or ``UnreadableImage``."""
+DRAFT_RECIPES = ("center", "none")  # crops that scale with the image: a JPEG may be decoded smaller
+
+
+def upright(image: Image.Image, at_least: int | None = None) -> Image.Image:
+    """An opened image decoded and turned upright (EXIF orientation), or ``UnreadableImage``.
+    ``at_least``: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose sides stay at
+    least that many pixels (Pillow's draft mode: a large photo for a small model decodes several
+    times faster); only for crops that scale with the image (``DRAFT_RECIPES``)."""
     try:
+        if at_least and image.format == "JPEG":
+            image.draft(image.mode, (at_least, at_least))
         image.load()
         return ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:

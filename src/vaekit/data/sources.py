@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vaekit.config import DataConfig
-from vaekit.data import arrays, celeba, idx, images, shapes  # noqa: F401  (each registers its source)
+from vaekit.data import arrays, celeba, idx, images, shapes, shards  # noqa: F401  (each registers its source)
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.images import DataError
 from vaekit.data.labels import attach_labels
@@ -21,6 +21,8 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
         if not DATA_SOURCES.get(spec).has("no-path"):
             raise DataError(f"--data {spec} needs a location: give {spec}:PATH (or the path itself)")
         return spec, None
+    if shards.is_shard_spec(spec.removeprefix("shards:")):  # a URL or a brace pattern: not one path
+        return "shards", Path(spec.removeprefix("shards:"))
     kind, sep, rest = spec.partition(":")
     if sep and kind in DATA_SOURCES:
         if not rest and not DATA_SOURCES.get(kind).has("no-path"):
@@ -38,6 +40,8 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
 def absolute_spec(spec: str) -> str:
     """``spec`` with its path made absolute (``png/train`` -> ``/home/me/png/train``, ``celeba:x``
     -> ``celeba:/home/me/x``), so that a run's config reads the same data from any directory."""
+    if "://" in spec:
+        return spec
     kind, path = parse_spec(spec)
     if path is None:
         return spec

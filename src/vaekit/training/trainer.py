@@ -182,6 +182,7 @@ class Trainer:
             device=self.device,
             shard=(self.ranks.rank, self.ranks.world),
             channels_last=train.channels_last,
+            prefetch=2,  # the next batches gathered (or decoded, for shards) while this one trains
         )
         self.steps_per_epoch = len(self.loader)
         self.step = 0
