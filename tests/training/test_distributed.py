@@ -163,3 +163,24 @@ def test_asking_for_ddp_with_an_objective_that_updates_in_phases_is_a_config_err
     assert gradient_sync(two, "auto", True, "elbo") == "ddp"
     assert gradient_sync(two, "flat", True, "elbo") == "flat"
     assert gradient_sync(one, "ddp", True, "elbo") is None  # one process: nothing to average
+
+
+@pytest.mark.slow  # a torchrun job, about 15 s alone: `make test-all` runs it
+def test_a_shard_run_of_one_process_resumes_on_two_with_the_rest_of_the_epoch(tmp_path):
+    from PIL import Image
+
+    from vaekit.data.shards import iter_folder, write_shards
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    generator = torch.Generator().manual_seed(0)
+    for i in range(96):
+        pixels = (torch.rand(20, 20, 3, generator=generator) * 255).byte().numpy()
+        Image.fromarray(pixels).save(photos / f"{i:03d}.png")
+    write_shards(iter_folder(photos), tmp_path / "shards", per_shard=24)
+    config = tiny_config(**{**CONFIG, "data.source": str(tmp_path / "shards"), "train.max_steps": 4})
+    straight = Trainer(config, tmp_path / "straight")
+    straight.fit()
+    Trainer(config.with_overrides({"train.max_steps": 2}), tmp_path / "resumed").fit()  # one process, 2 steps
+    _torchrun(config, tmp_path / "resumed", "--resume")  # two processes, steps 3 and 4: the same batches, halved
+    _assert_close(_rank_weights(tmp_path / "resumed", 0), dict(straight.model.state_dict()))

@@ -18,6 +18,7 @@ import inspect
 import os
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -59,7 +60,24 @@ def setup(device_name: str) -> tuple[Ranks, torch.device | None]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo", device_id=device)
+    global _PATIENT
+    _PATIENT = dist.new_group(backend="gloo", timeout=PATIENT_TIMEOUT)  # every rank, together, now
     return ranks, device
+
+
+PATIENT_TIMEOUT = timedelta(days=7)  # waiting for one rank's long preprocessing is not a hang
+_PATIENT = None  # a CPU (gloo) group for waits that may take hours, apart from the training group
+
+
+def wait_for_rank0(ranks: Ranks, what: str) -> None:
+    """Where rank 0 does something long first (building the image cache): the other ranks wait
+    for it without the training group's timeout (NCCL's 10 minutes), saying once why they wait;
+    rank 0 calls this when it is done."""
+    if not dist.is_initialized():
+        return
+    if not ranks.is_main and ranks.local_rank == 0:
+        print(f"rank {ranks.rank}: waiting for rank 0 to finish {what} (no time limit)", flush=True)
+    dist.barrier(group=_PATIENT)
 
 
 def average_gradients(parameters: list[torch.Tensor], world: int) -> None:

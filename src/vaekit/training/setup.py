@@ -48,12 +48,12 @@ def resolve_run(
 
 
 def load_dataset_first_on_rank0(config: Config, ranks: distributed.Ranks) -> ImageDataset:
-    """Rank 0 builds the image cache first; the other ranks then map it."""
+    """Rank 0 builds the image cache first (as long as that takes); the other ranks then map it."""
     if not ranks.is_main:
-        distributed.barrier()
+        distributed.wait_for_rank0(ranks, "the image cache")
     dataset = load_dataset(config.data)
     if ranks.is_main:
-        distributed.barrier()
+        distributed.wait_for_rank0(ranks, "the image cache")
     return dataset
 
 
