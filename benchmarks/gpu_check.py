@@ -27,20 +27,11 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from ldm import SD  # the kl-f8-sd settings of the CPU comparison, benchmarks/ldm.py
 
 ROOT = Path(__file__).resolve().parents[1]
 # dense bf16 tensor-core peaks (TFLOP/s) of common data-centre GPUs, from their vendors' sheets
 PEAK_BF16 = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
-SD = {
-    "model.arch": "autoencoder-kl",
-    "model.autoencoder_kl.block_out_channels": [128, 256, 512, 512],
-    "model.autoencoder_kl.layers_per_block": 2,
-    "likelihood.name": "laplace",
-    "likelihood.output": "signed",
-    "objective.kl.weight": 1e-6,
-    "train.optimizer": "adamw",
-    "train.precision": "bf16",
-}
 
 
 def peak_tflops(name: str) -> float | None:
