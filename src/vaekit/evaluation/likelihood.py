@@ -15,7 +15,9 @@ from vaekit.models.base import VAE
 LOG_2PI = math.log(2 * math.pi)
 
 
-MAX_DECODE_VALUES = 1 << 24  # image values decoded at once by the IWAE bound (64 MB of float32 outputs)
+# image values the IWAE bound decodes at once: 16 MB of outputs, whose decoder activations are some
+# 10-30x that (85 images at 128 px; 2.7 GB peak for `vaekit evaluate` there, BENCHMARKS.md)
+MAX_DECODE_VALUES = 1 << 22
 
 
 @torch.no_grad()
