@@ -262,6 +262,8 @@ def plot_curves(
     from matplotlib.figure import Figure  # no pyplot: the user's backend and state stay untouched
 
     fig = Figure(figsize=(4 * len(names), 3.2))
+    # fixed margins: tight_layout measured every label and took a third of a plot's time
+    fig.subplots_adjust(left=0.08 / len(names) + 0.04, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
     axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for split, style in (("train", "-"), ("val", "o-")):
@@ -272,6 +274,5 @@ def plot_curves(
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path

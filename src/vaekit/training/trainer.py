@@ -190,7 +190,7 @@ class Trainer:
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._saved_step: int | None = None
         self._clock = Clock(0.0)
-        self._curves_plotted = -math.inf  # when curves.png was last drawn (monotonic seconds)
+        self._curves_plotted = time.monotonic()  # when curves.png was last drawn (monotonic seconds)
 
         self.run.root.mkdir(parents=True, exist_ok=True)
         if self.ranks.is_main:
