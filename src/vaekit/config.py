@@ -48,7 +48,8 @@ class DataConfig:
     vector_dim: int | None = positive(None, MAX_COUNT)  # memory data of (N, D) vectors (own networks only): D
     image_size: int = positive(32, MAX_IMAGE_SIZE)
     channels: Literal[1, 3] | None = None  # None: 1 for gray-only sources, else 3
-    crop: Literal["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160"] = "center"
+    # random: a random square each epoch (decoded while training: tar shards); see data/recipes.py
+    crop: Literal["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160", "random"] = "center"
     val_fraction: float = bounded(0.05, 0.0, 0.9)  # used when the source has no split of its own
     seed: int = non_negative(0)  # generated data (shapes) and the random train/val split
     flip: bool = False  # random horizontal flip of training batches

@@ -74,3 +74,17 @@ def test_sixteen_bit_images_that_stay_within_8_bits_are_not_scaled_down():
     assert np.asarray(to_8bit(at_255, 1)).tolist() == [[0, 128, 255]]
     at_65535 = Image.fromarray(np.array([[0, 65535]], np.int32), "I")
     assert np.asarray(to_8bit(at_65535, 1)).tolist() == [[0, 255]]
+
+
+def test_a_random_square_scales_the_short_side_to_the_size_then_crops_at_a_drawn_place():
+    import numpy as np
+
+    from vaekit.data.recipes import apply_recipe, random_square
+
+    wide = Image.fromarray(np.arange(60 * 120 * 3, dtype=np.uint32).reshape(60, 120, 3).astype(np.uint8))
+    crops = {random_square(wide, 30, np.random.default_rng(seed)).tobytes() for seed in range(6)}
+    assert len(crops) > 1 and random_square(wide, 30, np.random.default_rng(0)).size == (30, 30)
+    assert apply_recipe(wide, 30, "random").tobytes() == apply_recipe(wide, 30, "center").tobytes()  # no draw: centred
+    small = Image.new("RGB", (20, 24))
+    assert random_square(small, 32, np.random.default_rng(0)).size == (20, 20)  # never scaled up before the crop
+    assert apply_recipe(small, 32, "random", np.random.default_rng(0)).size == (32, 32)

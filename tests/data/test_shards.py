@@ -69,3 +69,27 @@ def test_training_from_shards_stops_and_resumes_to_the_same_weights(shards, tmp_
     resumed = Trainer(config, tmp_path / "resumed", resume=True).fit()
     a, b = (load_file(str(run / "model" / "model.safetensors")) for run in (straight, resumed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_random_crops_are_drawn_anew_each_epoch_the_same_on_a_resume_and_centred_outside_training(shards):
+    from vaekit.data.dataset import read_rows
+    from vaekit.data.loader import BatchLoader
+
+    dataset = load_dataset(DataConfig(source=str(shards), image_size=16, crop="random"))
+    train = dataset.split("train", 0.1, 0)
+    loader = BatchLoader(train.images, 8, seed=1, prefetch=2)
+    first, again, second = (next(loader.epoch(e)) for e in (0, 0, 1))
+    assert torch.equal(first, again)  # a pure function of (seed, epoch, position): resumes see the same crops
+    positions = loader.order(1)[:8]
+    assert not torch.equal(
+        torch.from_numpy(read_rows(train.images, np.sort(positions), epoch=1)),
+        torch.from_numpy(read_rows(train.images, np.sort(positions), epoch=2)),
+    )
+    centred = load_dataset(DataConfig(source=str(shards), image_size=16, crop="center"))
+    assert np.array_equal(dataset.images[:4], centred.images[:4])  # evaluation and grids: the centre square
+    assert second.shape == first.shape == (8, 3, 16, 16)
+
+
+def test_a_random_crop_of_a_folder_that_is_cached_once_is_refused_with_the_way_to_shards(folder):
+    with pytest.raises(DataError, match="vaekit shard"):
+        load_dataset(DataConfig(source=str(folder), image_size=16, crop="random"))

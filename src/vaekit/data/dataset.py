@@ -67,7 +67,9 @@ class LazyImages:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def read(self, positions: np.ndarray) -> np.ndarray:
+    def read(self, positions: np.ndarray, epoch: int | None = None) -> np.ndarray:
+        """The images at ``positions``; ``epoch``: the training epoch they are read for (random
+        crops are drawn from it), None for a deterministic read."""
         raise NotImplementedError
 
     def __getitem__(self, key):
@@ -82,6 +84,16 @@ class LazyImages:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         rows = self.read(np.arange(len(self)))
         return rows if dtype is None else rows.astype(dtype, copy=False)
+
+
+def read_rows(images: np.ndarray | RowView | LazyImages, positions: np.ndarray, epoch: int | None = None):
+    """Rows ``positions`` of any image array, for training ``epoch`` (lazy images draw their random
+    crops from it; arrays and memory maps ignore it)."""
+    if isinstance(images, RowView) and isinstance(images.base, LazyImages):
+        return images.base.read(images.index[positions], epoch)
+    if isinstance(images, LazyImages):
+        return images.read(positions, epoch)
+    return images[positions]
 
 
 @dataclass

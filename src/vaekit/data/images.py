@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from vaekit.data.cache import allocate_images, cached_dataset
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.reader import DRAFT_RECIPES, open_image, upright
-from vaekit.data.recipes import is_gray, prepare
+from vaekit.data.recipes import RANDOM, is_gray, prepare
 from vaekit.data.registry import DATA_SOURCES, Source, decode_options
 from vaekit.schema import FileRefused, read_bounded
 
@@ -160,6 +160,11 @@ def load_image_files(
     kind: str = "images",
 ) -> ImageDataset:
     """Decode ``files`` once into the cache (skipping unreadable ones) and return the dataset."""
+    if crop == RANDOM:
+        raise DataError(
+            f"data.crop random draws a new crop every epoch, which a cache decoded once cannot hold; "
+            f"convert the images to tar shards (vaekit shard {files.root} -o SHARDS) and train with --data SHARDS"
+        )
     # decoder 2: JPEGs in draft mode for scaling crops (older entries decoded them at full size)
     parts = {"files": files.fingerprint, "size": image_size, "crop": crop, "channels": channels, "decoder": 2}
 

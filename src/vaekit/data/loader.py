@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from vaekit.data.dataset import read_rows
+
 
 class BatchLoader:
     """Iterate one epoch of ``images`` (uint8 ``(N, C, H, W)``) as float batches in [0, 1]
@@ -87,7 +89,7 @@ class BatchLoader:
         rank, world = self.shard
         index = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
         mine = slice(rank * len(index) // world, (rank + 1) * len(index) // world)
-        batch = torch.from_numpy(np.ascontiguousarray(self.images[index[mine]]))
+        batch = torch.from_numpy(np.ascontiguousarray(read_rows(self.images, index[mine], epoch)))
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         flips = None

@@ -44,7 +44,7 @@ def open_image(source: Path | str | bytes | BinaryIO) -> Image.Image:
     return image
 
 
-DRAFT_RECIPES = ("center", "none")  # crops that scale with the image: a JPEG may be decoded smaller
+DRAFT_RECIPES = ("center", "none", "random")  # crops that scale with the image: a JPEG may decode smaller
 
 
 def upright(image: Image.Image, at_least: int | None = None) -> Image.Image:

@@ -38,7 +38,9 @@ RECIPES: dict[str, Callable[[int, int], Box] | None] = {
     "celeba-center140": _center(140),  # centre 140x140 crop of the 178x218 aligned faces
     "celeba-rows20": _rows(20),  # rows 20:-20 (178x178 from 178x218)
     "celeba-crop160": _fixed(160, top=29, left=9),  # 160x160 at (y=29, x=9), the Spatial-Z recipe
+    "random": _center_square,  # training: short side to the size, a random square (LDM); else centred
 }
+RANDOM = "random"  # the recipe drawn anew each epoch: only for data decoded while training
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
@@ -67,10 +69,27 @@ def to_8bit(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def apply_recipe(image: Image.Image, size: int, recipe: str) -> Image.Image:
-    """Crop ``image`` by the named recipe, then resize to ``size`` x ``size``."""
+def random_square(image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
+    """The short side scaled to ``size`` (never up: a small image keeps its pixels), then a
+    ``size`` x ``size`` square at a random place (taming / latent diffusion's SmallestMaxSize +
+    RandomCrop)."""
+    scale = size / min(image.size)
+    if scale < 1:
+        shape = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
+        image = image.resize(shape, Image.Resampling.LANCZOS)
+    side = min(image.size)
+    left = int(rng.integers(0, image.width - side + 1))
+    top = int(rng.integers(0, image.height - side + 1))
+    return image.crop((left, top, left + side, top + side))
+
+
+def apply_recipe(image: Image.Image, size: int, recipe: str, rng: np.random.Generator | None = None) -> Image.Image:
+    """Crop ``image`` by the named recipe, then resize to ``size`` x ``size`` (``rng``: the draw of
+    a random recipe; without it the random recipe is the centred one)."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown crop recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if recipe == RANDOM and rng is not None:
+        image = random_square(image, size, rng)
     box_of = RECIPES[recipe]
     if box_of is not None:
         box = box_of(*image.size)
@@ -86,7 +105,9 @@ def apply_recipe(image: Image.Image, size: int, recipe: str) -> Image.Image:
     return image
 
 
-def prepare(image: Image.Image, size: int, recipe: str, channels: int) -> np.ndarray:
+def prepare(
+    image: Image.Image, size: int, recipe: str, channels: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """A decoded image as a uint8 ``(C, H, W)`` array of the requested size and channels."""
-    array = np.asarray(apply_recipe(to_8bit(image, channels), size, recipe))
+    array = np.asarray(apply_recipe(to_8bit(image, channels), size, recipe, rng))
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -29,7 +29,7 @@ import numpy as np
 from vaekit.data.dataset import ImageDataset, LazyImages
 from vaekit.data.images import IMAGE_SUFFIXES, DataError
 from vaekit.data.reader import DRAFT_RECIPES, UnreadableImage, open_image, upright
-from vaekit.data.recipes import prepare
+from vaekit.data.recipes import RANDOM, prepare
 from vaekit.data.registry import DATA_SOURCES, Source
 from vaekit.schema import MAX_IMAGE_SIZE
 
@@ -129,25 +129,27 @@ class ShardedImages(LazyImages):
             raise DataError(f"{self.urls[shard]}: a member of {size:,} bytes (at most {MAX_MEMBER_BYTES:,})")
         return handle.read(size)
 
-    def decode(self, position: int) -> np.ndarray:
+    def decode(self, position: int, epoch: int | None = None) -> np.ndarray:
+        """Sample ``position`` at the configured size; a random crop is drawn from (epoch, position)."""
         sample = self.samples[position]
         data = self._bytes(sample.shard, sample.offset, sample.size)
+        rng = np.random.default_rng([epoch, position]) if epoch is not None and self.recipe == RANDOM else None
         try:
             with open_image(data) as image:
                 picture = upright(image, self.size if self.recipe in DRAFT_RECIPES else None)
-            return prepare(picture, self.size, self.recipe, self.channels)
+            return prepare(picture, self.size, self.recipe, self.channels, rng)
         except (UnreadableImage, ValueError) as err:
             raise DataError(f"{self.urls[sample.shard]}: sample {position} cannot be decoded ({err})") from None
 
-    def read(self, positions: np.ndarray) -> np.ndarray:
+    def read(self, positions: np.ndarray, epoch: int | None = None) -> np.ndarray:
         out = np.empty((len(positions), *self.shape[1:]), np.uint8)
         if len(positions) <= 2:
             for i, position in enumerate(positions):
-                out[i] = self.decode(int(position))
+                out[i] = self.decode(int(position), epoch)
             return out
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vaekit-decode")
-        for i, image in enumerate(self._pool.map(self.decode, (int(p) for p in positions))):
+        for i, image in enumerate(self._pool.map(lambda p: self.decode(int(p), epoch), positions)):
             out[i] = image
         return out
 
