@@ -22,12 +22,11 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 import vaekit
-from vaekit.data.loader import BatchLoader
+from vaekit.models.samplers import posterior_means
 
 NOISE_LEVELS = (0.25, 0.5, 1.0)
 L1_ONLY = ["likelihood.name=laplace", "likelihood.learn_scale=true"]
@@ -39,13 +38,6 @@ def train(preset: str, data: str, out: Path, minutes: float, extra: list[str]) -
     return vaekit.train(
         preset=preset, data=data, out=out, overrides=[*L1_ONLY, f"train.max_time={minutes * 60:.0f}", *extra]
     )
-
-
-@torch.no_grad()
-def latents_of(model, images: np.ndarray) -> torch.Tensor:
-    loader = BatchLoader(images, 128, shuffle=False, drop_last=False)
-    with model.evaluating():
-        return torch.cat([model.embed(batch) for batch in loader])
 
 
 def denoiser_scores(train_z: torch.Tensor, test_z: torch.Tensor, seconds: float, seed: int = 0) -> dict:
@@ -107,8 +99,8 @@ def main() -> None:
     for name, run in runs.items():
         report = vaekit.evaluate(run, metrics=["reconstruction", "latents"], max_images=args.images)
         model = vaekit.load(run)
-        train_z = latents_of(model, dataset_for(model, split="train").images)
-        test_z = latents_of(model, dataset_for(model, split="test").images[: args.images])
+        train_z = posterior_means(model, dataset_for(model, split="train").images)
+        test_z = posterior_means(model, dataset_for(model, split="test").images[: args.images])
         latents = report["metrics"]["latents"]
         results[name] = {
             "steps": vaekit.load(run).info.get("steps"),

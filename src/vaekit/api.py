@@ -256,27 +256,17 @@ def fit_sampler(
     """A Gaussian mixture fitted on the posterior means of the training images (the train split of
     the run's own source, or ``data``), its component count chosen by BIC unless given; saved
     beside the model's weights (``save``) for ``sample(..., sampler="gmm")`` and ``--sampler gmm``."""
-    from vaekit.models.samplers import fit_gmm
+    from vaekit.models.samplers import fit_gmm, posterior_means
 
     vae = as_model(model)
     dataset = dataset_for(vae, data, split="train" if data is None else "all")
-    latents = _posterior_means(vae, dataset.images[:max_images])
+    latents = posterior_means(vae, dataset.images[:max_images], batch_size=256)
     mixture = fit_gmm(latents, components, seed)
     if save:
         if isinstance(model, VAE):
             raise ConfigError("fit_sampler(save=True) needs a run or model folder; pass save=False for a model object")
         mixture.save(model_folder(model))
     return mixture
-
-
-@torch.no_grad()
-def _posterior_means(model: VAE, images: np.ndarray, batch_size: int = 256) -> torch.Tensor:
-    from vaekit.data.loader import BatchLoader
-
-    device = next(model.parameters()).device
-    with model.evaluating():
-        loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
-        return torch.cat([model.embed(batch).float().cpu() for batch in loader])
 
 
 def use_sampler(model: Model, sampler: str = "prior", trust_code: bool = False) -> VAE:

@@ -69,8 +69,8 @@ def test_posterior_means_leave_batchnorm_statistics_alone():
     import numpy as np
 
     from tests.helpers import tiny_config
-    from vaekit.explore.attributes import posterior_means
     from vaekit.models import create_model
+    from vaekit.models.samplers import posterior_means
 
     model = create_model(tiny_config(**{"model.norm": "batch"})).train()
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}

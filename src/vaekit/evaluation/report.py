@@ -209,12 +209,9 @@ def _sampler_name(model: VAE) -> str:
 
 @METRICS.register("prior_hole", summary="how far prior draws fall from where the images were encoded")
 def _prior_hole(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
-    from vaekit.models.samplers import prior_hole
+    from vaekit.models.samplers import posterior_means, prior_hole
 
-    device = next(model.parameters()).device
-    loader = BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False, device=device)
-    with model.evaluating(), torch.no_grad():
-        means = torch.cat([model.embed(batch).float().cpu() for batch in loader])
+    means = posterior_means(model, images, settings.batch_size)
     generator = torch.Generator().manual_seed(settings.seed)
     result = {"prior": prior_hole(model.prior_sample(len(means) // 2, generator=generator).cpu(), means)}
     sampler = getattr(model, "latent_sampler", None)

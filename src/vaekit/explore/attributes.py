@@ -16,9 +16,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vaekit.data.dataset import ImageDataset
-from vaekit.data.loader import BatchLoader
 from vaekit.limits import require_strength
 from vaekit.models.base import VAE
+from vaekit.models.samplers import posterior_means
 from vaekit.schema import ConfigError
 
 MAX_SWEEP = 256  # strengths in one --sweep strip
@@ -51,15 +51,6 @@ class AttributeVectors:
             raise FileNotFoundError(f"no {VECTORS_FILE} in {folder}: compute them with `vaekit attributes`")
         counts = json.loads((folder / COUNTS_FILE).read_text()) if (folder / COUNTS_FILE).is_file() else {}
         return cls(load_file(str(folder / VECTORS_FILE)), counts)
-
-
-@torch.no_grad()
-def posterior_means(model: VAE, images: np.ndarray, batch_size: int = 128) -> torch.Tensor:
-    """mu of every image, ``(N, *latent_shape)`` on the CPU (in eval mode, whatever the model's mode)."""
-    device = next(model.parameters()).device
-    loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
-    with model.evaluating():
-        return torch.cat([model.embed(batch).float().cpu() for batch in loader])
 
 
 def compute_attribute_vectors(

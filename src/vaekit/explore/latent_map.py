@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
 from vaekit.data.dataset import ImageDataset
-from vaekit.explore.attributes import posterior_means
 from vaekit.models.base import VAE
+from vaekit.models.samplers import posterior_means
 from vaekit.optional import require
 
 METHODS = ("tsne", "pca", "umap")

@@ -20,6 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 
+from vaekit.data.loader import BatchLoader
 from vaekit.io.files import write_atomically
 from vaekit.optional import require
 
@@ -94,6 +95,16 @@ class GaussianMixture:
         if math.prod(mixture.latent_shape) != mixture.means.shape[1]:
             raise ValueError(f"{path}: latent shape {mixture.latent_shape} does not match its means")
         return mixture
+
+
+@torch.no_grad()
+def posterior_means(model, images: np.ndarray, batch_size: int = 128) -> torch.Tensor:
+    """mu of every image, ``(N, *latent_shape)`` on the CPU (in eval mode, whatever the model's mode):
+    what the samplers are fitted on, attribute vectors averaged over and latent maps drawn from."""
+    device = next(model.parameters()).device
+    loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
+    with model.evaluating():
+        return torch.cat([model.embed(batch).float().cpu() for batch in loader])
 
 
 def fit_gmm(latents: torch.Tensor, components: int | None = None, seed: int = 0) -> GaussianMixture:
