@@ -24,6 +24,7 @@ from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory, shaped_for
 from vaekit.data.reader import UnreadableImage, read_image
 from vaekit.data.recipes import prepare
+from vaekit.data.streams import is_stream, stream_to_shards
 from vaekit.defaults import explicit_keys, free_keys
 from vaekit.io.checkpoints import CheckpointError, list_checkpoints
 from vaekit.io.run_folder import RunDir, fork_run
@@ -105,6 +106,8 @@ def train(
         if init is not None:
             cfg = with_pretrained_architecture(cfg, str(init))
     dataset = None
+    if is_stream(data):  # read once into tar shards in the cache; the run trains from (and records) them
+        data = str(stream_to_shards(data, cfg.with_overrides(list(overrides)).data.cache_dir))
     if is_in_memory(data):
         dataset = from_memory(data, labels, allow_vectors=model is not None)
     elif data is not None:

@@ -205,8 +205,8 @@ DATA_SOURCES.add(
 
 
 # ---------------------------------------------------------------------- writing shards
-def write_shards(items: Iterable[tuple[str, Path, int | None]], out: Path, per_shard: int = 1000) -> list[Path]:
-    """``items`` (name, file, class or None) as tar shards ``out/shard-NNNNNN.tar`` of ``per_shard``
+def write_shards(items: Iterable[tuple[str, Path | bytes, int | None]], out: Path, per_shard: int = 1000) -> list[Path]:
+    """``items`` (name, file or its bytes, class or None) as tar shards ``out/shard-NNNNNN.tar`` of ``per_shard``
     samples each (members ``KEY.EXT`` and ``KEY.cls``; images kept as their original bytes) and the
     ``index.json`` of their counts. Memory holds one shard; each is written beside and renamed, so
     none is ever half written."""
@@ -220,7 +220,8 @@ def write_shards(items: Iterable[tuple[str, Path, int | None]], out: Path, per_s
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for offset, (name, path, label) in enumerate(chunk):
                 key = f"{total - len(chunk) + offset:09d}"
-                _add(tar, f"{key}{PurePosixPath(name).suffix.lower()}", path.read_bytes())
+                data = path if isinstance(path, bytes) else path.read_bytes()
+                _add(tar, f"{key}{PurePosixPath(name).suffix.lower()}", data)
                 if label is not None:
                     _add(tar, f"{key}.cls", str(label).encode())
         shard = write_atomically(out / f"shard-{len(written):06d}.tar", buffer.getvalue())

@@ -1,0 +1,90 @@
+"""A streaming Hugging Face dataset (``datasets.IterableDataset``) as training data.
+
+A stream has no positions, so it cannot give the order a resumable run needs (a pure function of
+seed, epoch and position). It is read once, in order, into WebDataset tar shards in the cache
+(memory holds one shard: 1,000 images), and the run trains from those shards, decoded while
+training; later runs on the same stream reuse them. The images keep their encoded bytes where the
+stream has them and are written as PNG otherwise; an integer ``label`` / ``labels`` column becomes
+the class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from vaekit.data.cache import default_cache_dir
+from vaekit.data.images import DataError
+from vaekit.data.shards import write_shards
+
+LABEL_COLUMNS = ("label", "labels")
+DONE = "stream.json"  # written last: a folder without it is an interrupted conversion
+
+
+def is_stream(data: Any) -> bool:
+    """Whether ``data`` is a streaming Hugging Face dataset."""
+    kind = type(data)
+    return kind.__module__.startswith("datasets.") and kind.__name__ == "IterableDataset"
+
+
+IDENTITY_ROWS = 16  # rows whose bytes name a stream beside its description
+
+
+def _identity(data: Any) -> str:
+    """What names the stream: its dataset, config, split, version and features, and the bytes of
+    its first rows (two generator streams with the same features are not taken for one another)."""
+    info = getattr(data, "info", None)
+    digest = hashlib.sha256()
+    for _, encoded, label in itertools.islice(_samples(data), IDENTITY_ROWS):
+        digest.update(encoded + str(label).encode())
+    parts = {
+        "dataset": getattr(info, "dataset_name", None),
+        "config": getattr(info, "config_name", None),
+        "version": str(getattr(info, "version", None)),
+        "split": str(getattr(data, "split", None)),
+        "features": str(getattr(data, "features", None)),
+        "first_rows": digest.hexdigest(),
+    }
+    return json.dumps(parts, sort_keys=True)
+
+
+def _samples(data: Any) -> Iterator[tuple[str, bytes, int | None]]:
+    """Each row as (file name, its image's encoded bytes, class or None)."""
+    for index, row in enumerate(data):
+        image = next((value for value in row.values() if _is_image(value)), None)
+        if image is None:
+            raise DataError(f"data: row {index} of the stream holds no image (columns: {', '.join(row)})")
+        label = next((row[name] for name in LABEL_COLUMNS if isinstance(row.get(name), int)), None)
+        if isinstance(image, dict):  # an undecoded Image feature: its file bytes as they are
+            yield f"{index:09d}{Path(image.get('path') or 'x.png').suffix or '.png'}", image["bytes"], label
+        else:
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            yield f"{index:09d}.png", buffer.getvalue(), label
+
+
+def _is_image(value: Any) -> bool:
+    return isinstance(value, Image.Image) or (isinstance(value, dict) and isinstance(value.get("bytes"), bytes))
+
+
+def stream_to_shards(data: Any, cache_dir: str | Path | None = None, per_shard: int = 1000) -> Path:
+    """The shards folder of ``data``'s images, written on first use (see the module's docstring)."""
+    identity = _identity(data)
+    folder = Path(cache_dir or default_cache_dir()) / "streams" / hashlib.sha256(identity.encode()).hexdigest()[:16]
+    if (folder / DONE).is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = tqdm(_samples(data), desc="streaming into shards", unit="img", disable=None)
+    written = write_shards(rows, folder, per_shard)
+    if not written:
+        raise DataError("data: the stream holds no rows")
+    (folder / DONE).write_text(identity + "\n")
+    return folder
