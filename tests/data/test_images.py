@@ -123,6 +123,14 @@ def test_the_fingerprint_holds_each_files_size_and_times(tmp_path):
     assert entry == ("a.png", stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
+def test_a_folder_moved_elsewhere_keeps_its_cache_and_reports_where_it_is_now(tmp_path):
+    _write(tmp_path / "here" / "a.png", value=30)
+    first = _load(tmp_path / "here")
+    (tmp_path / "here").rename(tmp_path / "there")
+    moved = _load(tmp_path / "there")
+    assert moved.images.filename == first.images.filename and moved.source == str(tmp_path / "there")
+
+
 def test_a_same_size_file_copied_over_with_its_mtime_kept_is_decoded_again(tmp_path):
     _write(tmp_path / "img" / "b.png", value=0)
     assert _load(tmp_path / "img").images.mean() == 0

@@ -66,12 +66,8 @@ class ImageFiles:
             infos = _zip_members(root)
             members = tuple(i.filename for i in infos)
             stat = root.stat()
-            fingerprint = (
-                str(root.resolve()),
-                stat.st_size,
-                stat.st_mtime_ns,
-                tuple((i.filename, i.CRC) for i in infos),
-            )
+            # no path: the archive moved or mounted elsewhere is the same data (its size, time and CRCs)
+            fingerprint = ("zip", stat.st_size, stat.st_mtime_ns, tuple((i.filename, i.CRC) for i in infos))
         elif root.is_dir():
             paths = sorted(p for p in root.rglob("*") if p.is_file() and _is_image(p.name))
             archives = sorted(root.glob("*.zip"))
@@ -79,11 +75,9 @@ class ImageFiles:
                 return cls.scan(archives[0])
             members = tuple(p.relative_to(root).as_posix() for p in paths)
             stats = [(m, p.stat()) for m, p in zip(members, paths, strict=True)]
-            # the change time too: a same-size file copied over with its mtime kept (cp -p) still counts
-            fingerprint = (
-                str(root.resolve()),
-                *((m, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for m, st in stats),
-            )
+            # relative names, no folder path: the folder moved or mounted elsewhere keeps its cache; the
+            # change time too: a same-size file copied over with its mtime kept (cp -p) still counts
+            fingerprint = ("folder", *((m, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for m, st in stats))
         else:
             raise DataError(f"{root}: not an image folder or a zip archive")
         if not members:
@@ -174,7 +168,9 @@ def load_image_files(
     def resolved(dataset: ImageDataset) -> dict:  # channels chosen from the data: found under that value too
         return {**parts, "channels": dataset.image_shape[0]}
 
-    return cached_dataset(cache_dir, kind, parts, build, resolved if channels is None else None)
+    dataset = cached_dataset(cache_dir, kind, parts, build, resolved if channels is None else None)
+    dataset.source = str(files.root)  # where it is now, whichever path built the entry
+    return dataset
 
 
 def _decode_all(
