@@ -93,3 +93,11 @@ def test_random_crops_are_drawn_anew_each_epoch_the_same_on_a_resume_and_centred
 def test_a_random_crop_of_a_folder_that_is_cached_once_is_refused_with_the_way_to_shards(folder):
     with pytest.raises(DataError, match="vaekit shard"):
         load_dataset(DataConfig(source=str(folder), image_size=16, crop="random"))
+
+
+def test_a_shard_is_closed_early_when_it_would_hold_more_than_its_byte_limit(folder, tmp_path, monkeypatch):
+    import vaekit.data.shards as shards_module
+
+    monkeypatch.setattr(shards_module, "MAX_SHARD_BYTES", 4000)  # a few of the test's images
+    written = shards_module.write_shards(shards_module.iter_folder(folder), tmp_path / "s", per_shard=1000)
+    assert len(written) > 3 and len(load_dataset(DataConfig(source=str(tmp_path / "s"), image_size=16))) == 30

@@ -73,3 +73,19 @@ def test_prior_draws_fall_in_the_hole_between_clusters_and_not_among_standard_no
 def test_a_component_count_beyond_the_points_is_refused():
     with pytest.raises(ValueError, match=r"1\.\.5 components for 5 latents"):
         fit_gmm(torch.randn(5, 2), components=6)
+
+
+def test_a_damaged_sampler_file_is_refused_before_it_is_drawn_from(tmp_path):
+    from safetensors.torch import save_file
+
+    mixture = fit_gmm(two_clusters(), components=2)
+    path = mixture.save(tmp_path)
+    for name, value in (
+        ("weights", torch.tensor([1.0, 1.0, 1.0])),
+        ("scale_tril", torch.full((2, 3, 3), float("nan"))),
+    ):
+        tensors = {"weights": mixture.weights, "means": mixture.means, "scale_tril": mixture.scale_tril, name: value}
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+                  metadata={"vaekit_sampler": '{"latent_shape": [3]}'})  # fmt: skip
+        with pytest.raises(ValueError, match="not a usable Gaussian-mixture sampler"):
+            GaussianMixture.load(tmp_path)

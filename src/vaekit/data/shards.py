@@ -37,6 +37,7 @@ INDEX_FILE = "index.json"
 BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 MAX_SHARDS = 1_000_000
 MAX_MEMBER_BYTES = 256 << 20  # one image inside a shard
+MAX_SHARD_BYTES = 1 << 30  # a shard being written is held in memory: closed at this size, whatever per_shard says
 
 
 @dataclass(frozen=True)
@@ -208,12 +209,12 @@ DATA_SOURCES.add(
 def write_shards(items: Iterable[tuple[str, Path | bytes, int | None]], out: Path, per_shard: int = 1000) -> list[Path]:
     """``items`` (name, file or its bytes, class or None) as tar shards ``out/shard-NNNNNN.tar`` of ``per_shard``
     samples each (members ``KEY.EXT`` and ``KEY.cls``; images kept as their original bytes) and the
-    ``index.json`` of their counts. Memory holds one shard; each is written beside and renamed, so
-    none is ever half written."""
+    ``index.json`` of their counts. Memory holds one shard (at most ``MAX_SHARD_BYTES``, which closes
+    a shard early); each is written beside and renamed, so none is ever half written."""
     from vaekit.io.files import write_atomically
 
     out.mkdir(parents=True, exist_ok=True)
-    written, shardlist, chunk, total = [], [], [], 0
+    written, shardlist, chunk, total, held = [], [], [], 0, 0
 
     def flush() -> None:
         buffer = io.BytesIO()
@@ -232,8 +233,10 @@ def write_shards(items: Iterable[tuple[str, Path | bytes, int | None]], out: Pat
     for item in items:
         chunk.append(item)
         total += 1
-        if len(chunk) == per_shard:
+        held += len(item[1]) if isinstance(item[1], bytes) else item[1].stat().st_size
+        if len(chunk) == per_shard or held >= MAX_SHARD_BYTES:
             flush()
+            held = 0
     if chunk:
         flush()
     index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "shardlist": shardlist}

@@ -92,9 +92,26 @@ class GaussianMixture:
             meta.get("bic"),
             int(meta.get("fitted_on", 0)),
         )
-        if math.prod(mixture.latent_shape) != mixture.means.shape[1]:
-            raise ValueError(f"{path}: latent shape {mixture.latent_shape} does not match its means")
+        mixture.require_consistent(path)
         return mixture
+
+    def require_consistent(self, where: object) -> None:
+        """Shapes that fit one another and finite, positive numbers, or one ``ValueError``: a
+        damaged or hand-made file is refused before it is drawn from."""
+        k, dim = self.means.shape if self.means.dim() == 2 else (-1, -1)
+        scale_shape = (k, dim, dim) if self.scale_tril.dim() == 3 else (k, dim)
+        problems = [
+            "means are not (K, D)" if k < 1 else "",
+            "the latent shape does not match the means" if math.prod(self.latent_shape) != dim else "",
+            "weights are not K positive numbers" if self.weights.shape != (k,) or not (self.weights > 0).all() else "",
+            "scales are not (K, D, D) or (K, D)" if tuple(self.scale_tril.shape) != scale_shape else "",
+            "a value is not finite"
+            if not all(torch.isfinite(t).all() for t in (self.weights, self.means, self.scale_tril))
+            else "",
+        ]
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise ValueError(f"{where}: not a usable Gaussian-mixture sampler ({problem})")
 
 
 @torch.no_grad()
