@@ -1,7 +1,7 @@
 """Peak memory of a training run's start against the dataset's size: the data are a memory-mapped
 cache, and a split should index it, not copy it.
 
-    python benchmarks/startup_memory.py --sizes 10000 30000 [--src SRC] [--ranks 2]
+    python benchmarks/startup_memory.py --sizes 10000 30000 [--src SRC] [--ranks 2] [--image-size 64]
 
 For each size: builds the shapes cache (64 px) once, then, in a fresh process (``--src`` selects
 the source tree, default this checkout's src/), trains one step with the data-aware choices on and
@@ -26,9 +26,9 @@ CHILD = """
 import json, resource, sys
 from vaekit.config import Config
 from vaekit.training.trainer import Trainer
-n, cache, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, cache, out, size = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 config = Config().with_overrides({
-    "data.source": "shapes", "data.image_size": 64, "data.num_images": n, "data.cache_dir": cache,
+    "data.source": "shapes", "data.image_size": size, "data.num_images": n, "data.cache_dir": cache,
     "model.latent_dim": 8, "model.channels": [8, 16], "train.max_steps": 1, "train.batch_size": 16,
     "train.threads": 1, "train.grid_size": 4,
 })
@@ -36,7 +36,7 @@ Trainer(config, out, choose={"train.epochs"}).fit()
 pss = next(int(line.split()[1]) for line in open("/proc/self/smaps_rollup") if line.startswith("Pss:"))
 anon = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon:"))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"images": n, "peak_rss_mb": peak, "pss_mb": pss / 1024, "anon_mb": anon / 1024}))
+print(json.dumps({"images": n, "size": size, "peak_rss_mb": peak, "pss_mb": pss / 1024, "anon_mb": anon / 1024}))
 """
 
 
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=ROOT / "src")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "vaekit-startup-cache")
     parser.add_argument("--ranks", type=int, default=1, help="processes of the measured step (torchrun)")
+    parser.add_argument("--image-size", type=int, default=64, help="image side in pixels")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(args.src.resolve()), "OMP_NUM_THREADS": "1"}
     for n in args.sizes:
@@ -59,11 +60,12 @@ def main() -> None:
                     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                               "--nproc_per_node", str(args.ranks), str(script)]  # fmt: skip
                 result = subprocess.run(
-                    [*launch, str(n), str(args.cache), str(out)], env=env, capture_output=True, text=True, check=True
-                )
+                    [*launch, str(n), str(args.cache), str(out), str(args.image_size)],
+                    env=env, capture_output=True, text=True, check=True,
+                )  # fmt: skip
             ranks = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
             total = {key: round(sum(r[key] for r in ranks), 1) for key in ("peak_rss_mb", "pss_mb", "anon_mb")}
-            print(json.dumps({"images": n, "ranks": len(ranks), **total, "per_rank": ranks, "src": str(args.src)}))
+            print(json.dumps({"images": n, "size": args.image_size, "ranks": len(ranks), **total, "per_rank": ranks}))
 
 
 if __name__ == "__main__":
