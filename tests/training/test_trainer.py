@@ -686,7 +686,7 @@ SKIPPING = {"train.on_nonfinite": "skip", "train.checkpoint_every": 4, "train.lo
 def test_updates_with_non_finite_gradients_are_skipped_and_counted(tmp_path):
     trainer = Trainer(tiny_config(**SKIPPING), tmp_path / "run", callbacks=[PoisonedDecoder(steps=[2, 9])])
     run = trainer.fit()
-    assert trainer.skipped_steps == [2, 9] and trainer.rollbacks == 0
+    assert trainer.recovery.skipped_steps == [2, 9] and trainer.recovery.rollbacks == 0
     assert all(torch.isfinite(value).all() for value in _weights(run).values())
     rows = (run / "metrics.csv").read_text().lower()
     assert "nan" not in rows and "inf" not in rows
@@ -703,7 +703,7 @@ def test_repeated_non_finite_updates_roll_back_with_half_the_learning_rate_and_g
     trainer = Trainer(config, tmp_path / "run", callbacks=[PoisonedDecoder(from_step=6, times=3)])
     run = trainer.fit()
     assert (
-        trainer.rollbacks == 1
+        trainer.recovery.rollbacks == 1
         and "rolled back to step 8 (step-00000008), learning rate x0.5" in capsys.readouterr().out
     )
     rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:] if ",train," in line]

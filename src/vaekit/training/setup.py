@@ -166,10 +166,33 @@ def seconds_per_step(config: Config, repeats: int = 3) -> float:
     model = create_model(config).train()
     precision = Precision("fp32", torch.device("cpu"))
     objective = create_objective(model, config, precision)
-    images = torch.rand(batch, data.channels or 3, data.image_size, data.image_size)
+    images = torch.rand(batch, data.channels or 3, data.image_size, data.image_size, generator=torch.Generator())
     times = []
     for step in range(repeats + 1):
         started = time.perf_counter()
         update(objective, precision, images, StepInfo(step, 0.0, 100, batch), noise.step_seed(0, step))
         times.append(time.perf_counter() - started)
     return min(times[1:])
+
+
+def training_loader(train_set: ImageDataset, config: Config, device: torch.device, ranks: distributed.Ranks):
+    """The training batches: this rank's slice of each global batch, in the order (seed, epoch) fix,
+    the next ones prefetched (gathered, or decoded for shards) while one trains."""
+    from vaekit.data.loader import BatchLoader
+
+    train = config.train
+    if train.batch_size % ranks.world or (train.batch_size // ranks.world) % train.accumulate:
+        raise ConfigError(
+            f"train.batch_size {train.batch_size} must split evenly over {ranks.world} process(es)"
+            f" x {train.accumulate} micro-batch(es)"
+        )
+    return BatchLoader(
+        train_set.images,
+        train.batch_size,
+        flip=config.data.flip,
+        seed=train.seed,
+        device=device,
+        shard=(ranks.rank, ranks.world),
+        channels_last=train.channels_last,
+        prefetch=2,
+    )

@@ -8,6 +8,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+class TrainingStopped(RuntimeError):
+    """A signal (or another process's) stopped the run after a checkpoint; it can be resumed."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.reason == "SIGINT" else 143
+
+
 class StopFlag:
     """Which signal asked the loop to stop (None: none yet)."""
 

@@ -46,28 +46,13 @@ from vaekit.models import VAE, create_model
 from vaekit.objectives import create_objective
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress
-from vaekit.training.setup import check_components, describe_model, prepare_model, resolve_run
-from vaekit.training.signals import stop_on_signals
+from vaekit.training.recovery import NonFiniteRecovery, TrainingDiverged, diverged
+from vaekit.training.setup import check_components, describe_model, prepare_model, resolve_run, training_loader
+from vaekit.training.signals import TrainingStopped, stop_on_signals
 from vaekit.training.tracking import create_loggers
 
-
-class TrainingStopped(RuntimeError):
-    """A signal (or another process's) stopped the run after a checkpoint; it can be resumed."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    @property
-    def exit_code(self) -> int:
-        return 130 if self.reason == "SIGINT" else 143
-
-
+__all__ = ["Trainer", "TrainingDiverged", "TrainingStopped"]  # the errors live beside what raises them
 CURVES_EVERY_S = 30.0  # curves.png is redrawn at an epoch's end at most this often, and always at the end
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
 class Trainer:
@@ -144,16 +129,10 @@ class Trainer:
         if self.ranks.distributed:
             distributed.broadcast_state(self.model)
         self.precision = Precision(
-            train.precision,
-            self.device,
-            train.grad_clip,
-            accumulate=train.accumulate,
-            world=self.ranks.world,
+            train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world,
             skip_nonfinite=train.on_nonfinite == "skip",
-        )
-        self.skipped_steps: list[int] = []  # steps whose update was dropped (non-finite gradients)
-        self.rollbacks = 0  # kept in checkpoints: a resumed run keeps its lowered learning rate
-        self._rolled_back = False
+        )  # fmt: skip
+        self.recovery = NonFiniteRecovery(train)  # dropped updates and rollbacks (train.on_nonfinite: skip)
         self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
         self.gradient_sync = distributed.gradient_sync(
             self.ranks, train.gradient_sync, self.objective.supports_ddp, config.objective.name
@@ -168,22 +147,7 @@ class Trainer:
         if train.compile:
             self.model.encoder.compile()
             self.model.decoder.compile()
-        per_process = train.batch_size // self.ranks.world
-        if train.batch_size % self.ranks.world or per_process % train.accumulate:
-            raise ConfigError(
-                f"train.batch_size {train.batch_size} must split evenly over {self.ranks.world} process(es)"
-                f" x {train.accumulate} micro-batch(es)"
-            )
-        self.loader = BatchLoader(
-            self.train_set.images,
-            train.batch_size,
-            flip=config.data.flip,
-            seed=train.seed,
-            device=self.device,
-            shard=(self.ranks.rank, self.ranks.world),
-            channels_last=train.channels_last,
-            prefetch=2,  # the next batches gathered (or decoded, for shards) while this one trains
-        )
+        self.loader = training_loader(self.train_set, config, self.device, self.ranks)
         self.steps_per_epoch = len(self.loader)
         self.step = 0
         self.elapsed = 0.0  # training seconds before this process (from the checkpoint)
@@ -240,14 +204,16 @@ class Trainer:
         bar = Progress(total, self.step, self.run.root.name, shown=self.ranks.is_main)
         with stop_on_signals() as stop:
             while self.step < total and stop_reason is None:
+                rolled_back = False
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
                     self._set_lr(self.step)
                     progress = epoch + batch_index / self.steps_per_epoch
                     info = StepInfo(self.step, progress, planned, self.loader.batch_size)
                     metrics = self._update(batch, info)
                     if self.precision.skipped:  # dropped: no EMA update, no row; the step still counts
-                        if self._skipped_too_often():
+                        if self.recovery.skipped(self.step):
                             self._roll_back()
+                            rolled_back = True
                             break  # the loop starts again from the checkpoint's step
                     else:
                         if self.ema is not None:
@@ -269,8 +235,7 @@ class Trainer:
                         self._checkpoint()  # an epoch's last step is saved after its validation, below
                     if stop_reason or self.step >= total:
                         break
-                if self._rolled_back:
-                    self._rolled_back = False
+                if rolled_back:
                     epoch, start = divmod(self.step, self.steps_per_epoch)
                     continue
                 interrupted = stop_reason not in (None, "time budget")
@@ -296,39 +261,26 @@ class Trainer:
         if self.ranks.is_main:
             tqdm.write(message)
 
-    def _skipped_too_often(self) -> bool:
-        """Count a dropped update (``train.on_nonfinite: skip``); True when ``max_skipped`` of them
-        fall within the last ``skip_window`` steps."""
-        train = self.config.train
-        self.skipped_steps.append(self.step)
-        return sum(s > self.step - train.skip_window for s in self.skipped_steps) >= train.max_skipped
-
     def _roll_back(self) -> None:
         """Back to the newest checkpoint with half the learning rate, saying so; after
         ``max_rollbacks`` (or with no checkpoint to go back to) the run stops as diverged."""
-        train = self.config.train
         checkpoints = list_checkpoints(self.run.checkpoints)
-        what = f"{train.max_skipped} updates within {train.skip_window} steps had non-finite gradients"
-        if self.rollbacks >= train.max_rollbacks or not checkpoints:
-            self._diverged(f"{what} (by step {self.step + 1}, after {self.rollbacks} rollback(s))")
-        rollbacks = self.rollbacks + 1
+        recovery = self.recovery
+        if not recovery.can_roll_back() or not checkpoints:
+            self._diverged(f"{recovery.reason} (by step {self.step + 1}, after {recovery.rollbacks} rollback(s))")
+        state = recovery.state_dict()
         self._restore(checkpoints[-1])
-        self.rollbacks, self.skipped_steps = rollbacks, []
+        recovery.load_state_dict(state)
+        recovery.rolled_back()
         if self.metrics is not None:
             self.metrics.truncate_after(self.step)
         self._say(
-            f"warning: {what}; rolled back to step {self.step} ({checkpoints[-1].name}), "
-            f"learning rate x{self.lr_scale:g} (rollback {rollbacks} of at most {train.max_rollbacks})"
+            f"warning: {recovery.reason}; rolled back to step {self.step} ({checkpoints[-1].name}), learning rate "
+            f"x{recovery.lr_scale:g} (rollback {recovery.rollbacks} of at most {self.config.train.max_rollbacks})"
         )
-        self._rolled_back = True
-
-    @property
-    def lr_scale(self) -> float:
-        """Each rollback halves the learning rate."""
-        return 0.5**self.rollbacks
 
     def _set_lr(self, step: int) -> None:
-        factor = lr_factor(self.config.train, step, self.steps_per_epoch) * self.lr_scale
+        factor = lr_factor(self.config.train, step, self.steps_per_epoch) * self.recovery.lr_scale
         for optimizer in self.objective.optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
@@ -404,8 +356,7 @@ class Trainer:
     def _fixed_batch(self) -> torch.Tensor:
         source = self.val_set if len(self.val_set) else self.train_set
         n = min(self.config.train.grid_size // 2 or 1, len(source))
-        loader = BatchLoader(source.images[:n], n, shuffle=False, device=self.device)
-        return next(iter(loader))
+        return next(iter(BatchLoader(source.images[:n], n, shuffle=False, device=self.device)))
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self) -> None:
@@ -418,8 +369,7 @@ class Trainer:
             "optimizers": self.objective.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
             "scaler": self.precision.state_dict(),
-            "rollbacks": self.rollbacks,
-            "skipped_steps": list(self.skipped_steps),
+            "recovery": self.recovery.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -444,11 +394,7 @@ class Trainer:
             self._diverged(f"{bad} became non-finite by step {self.step}")
 
     def _diverged(self, what: str) -> typing.NoReturn:
-        good = list_checkpoints(self.run.checkpoints)
-        where = f"the last good checkpoint is {good[-1]}" if good else "no checkpoint had been written yet"
-        raise TrainingDiverged(
-            f"{what}; stopped. {where}. Try a lower train.lr, train.grad_clip, or train.precision=fp32."
-        )
+        raise diverged(what, list_checkpoints(self.run.checkpoints))
 
     def _restore(self, checkpoint: Path) -> None:
         load_weights(self.model, checkpoint)
@@ -461,8 +407,7 @@ class Trainer:
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
-        self.rollbacks = int(state.get("rollbacks", 0))
-        self.skipped_steps = [int(step) for step in state.get("skipped_steps", [])]
+        self.recovery.load_state_dict(state.get("recovery", {}))
         self._pending = [(int(step), dict(scalars)) for step, scalars in state.get("pending", [])]
         self._saved_step = self.step
         budget = self.config.train.max_time
