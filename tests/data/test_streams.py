@@ -3,6 +3,8 @@ while training like any shards."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -47,3 +49,24 @@ def test_a_stream_trains_from_shards_written_once_and_records_them(tmp_path):
 def test_a_stream_without_images_is_one_line():
     with pytest.raises(DataError, match="holds no image"):
         stream_to_shards(stream(0, with_image=False))
+
+
+def test_a_webdataset_pipeline_streams_in_decoded_or_not(tmp_path):
+    wds = pytest.importorskip("webdataset")
+    from vaekit.data.shards import write_shards
+
+    rng = np.random.default_rng(3)
+    items = []
+    for i in range(12):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (18, 18, 3), dtype=np.uint8)).save(buffer, format="PNG")
+        items.append((f"{i}.png", buffer.getvalue(), i % 4))
+    source = write_shards(items, tmp_path / "source", per_shard=5)
+    urls = [str(path) for path in source]
+    raw = stream_to_shards(wds.WebDataset(urls, shardshuffle=False), tmp_path / "cache")
+    decoded = stream_to_shards(wds.WebDataset(urls, shardshuffle=False).decode("pil"), tmp_path / "cache")
+    for folder in (raw, decoded):
+        data = load_dataset(DataConfig(source=str(folder), image_size=18, crop="none"))
+        original = load_dataset(DataConfig(source=str(tmp_path / "source"), image_size=18, crop="none"))
+        assert data.labels.tolist() == [i % 4 for i in range(12)]
+        assert np.array_equal(np.asarray(data.images), np.asarray(original.images))  # PNG: lossless either way
