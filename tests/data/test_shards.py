@@ -101,3 +101,15 @@ def test_a_shard_is_closed_early_when_it_would_hold_more_than_its_byte_limit(fol
     monkeypatch.setattr(shards_module, "MAX_SHARD_BYTES", 4000)  # a few of the test's images
     written = shards_module.write_shards(shards_module.iter_folder(folder), tmp_path / "s", per_shard=1000)
     assert len(written) > 3 and len(load_dataset(DataConfig(source=str(tmp_path / "s"), image_size=16))) == 30
+
+
+def test_a_decode_thread_keeps_only_a_few_shard_files_open(shards, monkeypatch):
+    import vaekit.data.shards as shards_module
+
+    monkeypatch.setattr(shards_module, "OPEN_SHARDS", 2)
+    data = load_dataset(DataConfig(source=str(shards), image_size=16))
+    images = data.images
+    for position in range(len(images)):  # every shard in turn, on this thread
+        images.decode(position)
+    assert len(images._local.handles) == 2
+    assert np.array_equal(images[np.arange(30)], load_dataset(DataConfig(source=str(shards), image_size=16)).images[:])

@@ -19,6 +19,7 @@ import os
 import re
 import tarfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ INDEX_FILE = "index.json"
 BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 MAX_SHARDS = 1_000_000
 MAX_MEMBER_BYTES = 256 << 20  # one image inside a shard
+OPEN_SHARDS = 8  # shard files each decode thread keeps open (least recently used closed first)
 MAX_SHARD_BYTES = 1 << 30  # a shard being written is held in memory: closed at this size, whatever per_shard says
 
 
@@ -121,8 +123,12 @@ class ShardedImages(LazyImages):
         self.__dict__.update(state, _local=threading.local())
 
     def _bytes(self, shard: int, offset: int, size: int) -> bytes:
-        handles = self._local.__dict__.setdefault("handles", {})
-        if shard not in handles:
+        handles = self._local.__dict__.setdefault("handles", OrderedDict())
+        if shard in handles:
+            handles.move_to_end(shard)
+        else:
+            if len(handles) >= OPEN_SHARDS:  # thousands of shards: never thousands of open files
+                handles.popitem(last=False)[1].close()
             handles[shard] = _open(self.urls[shard])
         handle = handles[shard]
         handle.seek(offset)
