@@ -112,3 +112,9 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         model.decoder(mean).square().mean().backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_the_mid_block_attention_runs_as_torch_scaled_dot_product_attention():
+    model = create_model(tiny_config(**SMALL))
+    processors = {type(p).__name__ for p in model._diffusers[0].attn_processors.values()}
+    assert processors == {"AttnProcessor2_0"}  # diffusers' SDPA processor: flash / memory-efficient kernels on GPUs
