@@ -180,6 +180,8 @@ def test_samples_from_a_fitted_mixture_instead_of_the_prior(trained_run, tmp_pat
     assert hole["prior"]["nearest_distance_ratio"] > 0 and 0 <= hole["prior"]["draws_beyond_data"] <= 1
     assert main(["evaluate", str(trained_run), "--metrics", "prior_hole", "--sampler", "gmm", "-o", str(out)]) == 0
     assert "sampler" in json.loads(out.read_text())["metrics"]["prior_hole"]
+    assert main(["evaluate", str(trained_run), "--metrics", "prior_hole", "--sampler", "gmm"]) == 0
+    assert (trained_run / "evaluation-test-gmm.json").is_file()  # beside the prior's report, not over it
 
 
 def test_the_demo_says_how_long_it_will_train_and_ends_trained_whatever_the_clock(tmp_path, capsys):

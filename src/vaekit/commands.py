@@ -136,9 +136,9 @@ def evaluate(args: argparse.Namespace) -> None:
         args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, sampler=args.sampler,
         **settings,
     )  # fmt: skip
-    json_path, markdown = write_report(
-        report, args.output or Path(args.run) / f"evaluation-{report['data']['split']}.json"
-    )
+    sampler = "" if args.sampler == "prior" else f"-{args.sampler}"  # a GMM's report beside the prior's
+    default = Path(args.run) / f"evaluation-{report['data']['split']}{sampler}.json"
+    json_path, markdown = write_report(report, args.output or default)
     print(markdown.read_text().split("Settings:")[0].rstrip())
     print(f"\nwrote {json_path} and {markdown}")
 
