@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from vaekit.data.dataset import ImageDataset
+from vaekit.io.files import write_atomically
 from vaekit.limits import require_strength
 from vaekit.models.base import VAE
 from vaekit.models.samplers import posterior_means
@@ -38,11 +40,14 @@ class AttributeVectors:
         return self.vectors[name]
 
     def save(self, folder: Path | str) -> tuple[Path, Path]:
+        """The vectors and their counts beside a model, each file written whole or not at all."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous().cpu() for k, v in self.vectors.items()}, str(folder / VECTORS_FILE))
-        (folder / COUNTS_FILE).write_text(json.dumps(self.counts, indent=2))
-        return folder / VECTORS_FILE, folder / COUNTS_FILE
+        vectors = safetensors_bytes({k: v.contiguous().cpu() for k, v in self.vectors.items()})
+        return (
+            write_atomically(folder / VECTORS_FILE, vectors),
+            write_atomically(folder / COUNTS_FILE, json.dumps(self.counts, indent=2)),
+        )
 
     @classmethod
     def load(cls, folder: Path | str) -> AttributeVectors:
