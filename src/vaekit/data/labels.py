@@ -74,19 +74,25 @@ def _attach_array(dataset: ImageDataset, path: Path) -> ImageDataset:
     return dataset
 
 
+def folder_classes(names: list[str]) -> tuple[np.ndarray, list[str]] | None:
+    """Each image's class from the folder it lies in (``CLASS/...``, numbered in sorted order) and the
+    class names, or None unless every image lies in a class folder and there are at least two."""
+    folders = [PurePosixPath(name).parts[0] if len(PurePosixPath(name).parts) > 1 else None for name in names]
+    classes = sorted({folder for folder in folders if folder is not None})
+    if not folders or None in folders or len(classes) < 2:
+        return None
+    number = {name: i for i, name in enumerate(classes)}
+    return np.array([number[folder] for folder in folders], dtype=np.int64), classes
+
+
 def classes_from_folders(dataset: ImageDataset) -> ImageDataset:
     """``dataset`` with a class per image from the folder it lies in (``ROOT/CLASS/...``, classes
     numbered in sorted order, named by ``label_names``): the layout of ImageNet and most class data."""
-    folders = [
-        PurePosixPath(name).parts[0] if len(PurePosixPath(name).parts) > 1 else None for name in dataset.names or []
-    ]
-    classes = sorted({folder for folder in folders if folder is not None})
-    if not folders or None in folders or len(classes) < 2:
+    found = folder_classes(dataset.names or [])
+    if found is None:
         raise DataError(
             f"{dataset.source}: no labels; give --labels (a CSV, CelebA attributes or a .npy array), or lay the "
             "images out in class folders (ROOT/CLASS/image.png, at least two classes)"
         )
-    number = {name: i for i, name in enumerate(classes)}
-    dataset.labels = np.array([number[folder] for folder in folders], dtype=np.int64)
-    dataset.label_names = classes
+    dataset.labels, dataset.label_names = found
     return dataset

@@ -28,7 +28,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from vaekit.data.dataset import ImageDataset, LazyImages
-from vaekit.data.images import IMAGE_SUFFIXES, DataError
+from vaekit.data.images import IMAGE_SUFFIXES, DataError, ImageFiles
+from vaekit.data.labels import folder_classes
 from vaekit.data.reader import DRAFT_RECIPES, UnreadableImage, open_image, upright
 from vaekit.data.recipes import RANDOM, prepare
 from vaekit.data.registry import DATA_SOURCES, Source
@@ -179,7 +180,7 @@ def load_shards(spec: str, image_size: int, crop: str, channels: int | None, wor
     if not samples:
         raise DataError(f"{spec}: the shards hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     images = ShardedImages(urls, samples, image_size, crop, channels or 3, workers)
-    if channels is None and images.decode(0).shape[0] == 3 and _gray(images.decode(0)):
+    if channels is None and _gray(images.decode(0)):  # channels left to the data: one for gray images
         images = ShardedImages(urls, samples, image_size, crop, 1, workers)
     return ImageDataset(images=images, labels=images.labels(), source=spec)
 
@@ -258,13 +259,13 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def iter_folder(root: Path) -> Iterator[tuple[str, Path, int | None]]:
-    """Every image under ``root`` (sorted) with its class number when the images lie in class folders."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise DataError(f"no images found in {root}")
-    parents = [p.relative_to(root).parts for p in paths]
-    classes = sorted({parts[0] for parts in parents if len(parts) > 1})
-    labelled = len(classes) > 1 and all(len(parts) > 1 for parts in parents)
-    number = {name: i for i, name in enumerate(classes)}
-    for path, parts in zip(paths, parents, strict=True):
-        yield path.relative_to(root).as_posix(), path, number[parts[0]] if labelled else None
+    """Every image of a folder as training from it would read them (``ImageFiles.scan``: sorted,
+    recursive, no ``._`` or ``__MACOSX`` files), with its class number when the images lie in class
+    folders."""
+    files = ImageFiles.scan(root)
+    if files.is_zip:
+        raise DataError(f"{files.root}: shard takes a folder of images; unpack the archive first")
+    found = folder_classes(list(files.members))
+    labels = found[0].tolist() if found is not None else [None] * len(files.members)
+    for member, label in zip(files.members, labels, strict=True):
+        yield member, files.root / member, label
