@@ -108,3 +108,15 @@ def test_values_that_are_not_quite_right_are_refused(setting, words):
 def test_a_value_at_its_upper_bound_is_accepted():
     assert Config().with_overrides({"data.image_size": 4096, "data.val_fraction": 0.9}).data.image_size == 4096
     assert Config().with_overrides({"train.epochs": 2.0}).train.epochs == 2  # a whole float is that integer
+
+
+def test_dotted_items_flatten_nested_dicts_into_the_keys_overrides_take():
+    from vaekit.schema import dotted_items
+
+    assert dotted_items({"a": {"b": 1, "c": {"d": [2]}}, "e": {}, "f": None}) == {
+        "a.b": 1, "a.c.d": [2], "e": {}, "f": None
+    }  # fmt: skip
+    flat = dotted_items(Config().to_dict())
+    assert (
+        Config().with_overrides({key: value for key, value in flat.items()}) == Config()
+    )  # every key is one --set takes

@@ -160,6 +160,18 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def dotted_items(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": 1}`` for ``{"a": {"b": 1}}``: every leaf of nested dicts under its dotted key (an
+    empty dict is a leaf): the keys ``set_dotted`` and ``--set`` take."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(dotted_items(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _raise_unknown(key: str, siblings: dict[str, Any]) -> typing.NoReturn:
     last = key.rsplit(".", 1)[-1]
     hint = difflib.get_close_matches(last, list(siblings), n=1)

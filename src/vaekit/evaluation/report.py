@@ -24,6 +24,7 @@ from vaekit.io.files import write_atomically
 from vaekit.limits import require_within_budget
 from vaekit.models.base import VAE
 from vaekit.registry import Registry
+from vaekit.schema import dotted_items
 
 # Each metric is a function (model, images, settings, wanted) -> (groups of numbers, details to
 # record); metrics computed in one pass (reconstruction + lpips; fid, kid, rfid) share a function,
@@ -241,8 +242,8 @@ def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
         "| metric | value |",
         "|---|---|",
     ]
-    for name, value in _flat(report["metrics"]):
-        if isinstance(value, list) or value is None:
+    for name, value in dotted_items(report["metrics"]).items():
+        if isinstance(value, list | dict) or value is None:
             continue
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         lines.append(f"| {name} | {shown} |")
@@ -250,14 +251,3 @@ def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
     markdown = path.with_suffix(".md")
     write_atomically(markdown, "\n".join(lines))
     return path, markdown
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted name, value)`` of every leaf of nested metric groups."""
-    leaves: list[tuple[str, Any]] = []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            leaves += _flat(value, f"{prefix}{key}.")
-        else:
-            leaves.append((f"{prefix}{key}", value))
-    return leaves

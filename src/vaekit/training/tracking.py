@@ -17,6 +17,7 @@ import numpy as np
 from vaekit.data.reader import read_image
 from vaekit.optional import require
 from vaekit.registry import Registry
+from vaekit.schema import dotted_items
 from vaekit.training.callbacks import Callback
 
 LOGGERS: Registry = Registry("logger", "train.loggers")  # each: run folder -> a Callback (or None)
@@ -109,7 +110,7 @@ class MLflowLogger(Callback):
         self.mlflow.set_experiment("vaekit")
         self.mlflow.start_run(run_name=self.name)
         self.mlflow.log_text(trainer.config.to_yaml(), "config.yaml")
-        flat = _flatten(trainer.config.to_dict())
+        flat = dotted_items(trainer.config.to_dict())
         self.mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
 
     def on_log(self, trainer, row) -> None:
@@ -123,16 +124,6 @@ class MLflowLogger(Callback):
     def on_end(self, trainer, final, interrupted) -> None:
         self.mlflow.log_metrics({f"final_{k}": v for k, v in final.items()}, step=trainer.step)
         self.mlflow.end_run(status="KILLED" if interrupted else "FINISHED")
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 @LOGGERS.register("csv", summary="metrics.csv in the run folder (always written)")
