@@ -30,6 +30,19 @@ def _weights(run):
     return load_file(str(run / "model" / "model.safetensors"))
 
 
+def _loss_becomes(monkeypatch, value: float, at_step: int) -> None:
+    """ELBO's loss is ``value`` at (1-based) step ``at_step``; every other step as it is."""
+    original = ELBO.step
+
+    def step(self, batch, info):
+        scalars = original(self, batch, info)
+        if info.step == at_step - 1:
+            scalars["loss"] = torch.tensor(value)
+        return scalars
+
+    monkeypatch.setattr(ELBO, "step", step)
+
+
 def _assert_identical(a, b):
     assert a.keys() == b.keys()
     for key in a:
@@ -93,15 +106,7 @@ def test_after_a_crash_the_run_resumes_from_its_last_checkpoint_exactly(tmp_path
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    original = ELBO.step
-
-    def diverges_at_step_6(self, batch, info):
-        scalars = original(self, batch, info)
-        if info.step == 5:
-            scalars["loss"] = torch.tensor(float("nan"))
-        return scalars
-
-    monkeypatch.setattr(ELBO, "step", diverges_at_step_6)
+    _loss_becomes(monkeypatch, float("nan"), at_step=6)
     config = tiny_config(**{"train.checkpoint_every": 4, "train.log_every": 3})
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 6.*step-00000004"):
         Trainer(config, tmp_path / "run").fit()
@@ -259,15 +264,7 @@ def test_non_finite_weights_never_reach_a_checkpoint(tmp_path, monkeypatch):
 
 
 def test_a_nan_loss_between_log_rows_is_caught_before_the_checkpoint(tmp_path, monkeypatch):
-    original = ELBO.step
-
-    def nan_at_step_3(self, batch, info):
-        scalars = original(self, batch, info)
-        if info.step == 2:
-            scalars["loss"] = torch.tensor(float("nan"))
-        return scalars
-
-    monkeypatch.setattr(ELBO, "step", nan_at_step_3)
+    _loss_becomes(monkeypatch, float("nan"), at_step=3)
     config = tiny_config(**{"train.checkpoint_every": 4, "train.log_every": 100})
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*no checkpoint"):
         Trainer(config, tmp_path / "run").fit()
@@ -570,15 +567,7 @@ def test_a_sigterm_while_the_model_folder_is_written_waits_for_it_to_be_complete
 
 # ------------------------------------------------------------------ what the loop hands on (planted bugs, round 3)
 def test_an_infinite_loss_is_caught_like_a_nan(tmp_path, monkeypatch):
-    original = ELBO.step
-
-    def inf_at_step_2(self, batch, info):
-        scalars = original(self, batch, info)
-        if info.step == 1:
-            scalars["loss"] = torch.tensor(float("inf"))
-        return scalars
-
-    monkeypatch.setattr(ELBO, "step", inf_at_step_2)
+    _loss_becomes(monkeypatch, float("inf"), at_step=2)
     with pytest.raises(TrainingDiverged, match="loss became inf at step 2"):
         Trainer(tiny_config(**{"train.log_every": 100}), tmp_path / "run").fit()
 
@@ -683,8 +672,10 @@ class PoisonedDecoder(Callback):
 SKIPPING = {"train.on_nonfinite": "skip", "train.checkpoint_every": 4, "train.log_every": 2}
 
 
-def test_updates_with_non_finite_gradients_are_skipped_and_counted(tmp_path):
-    trainer = Trainer(tiny_config(**SKIPPING), tmp_path / "run", callbacks=[PoisonedDecoder(steps=[2, 9])])
+@pytest.mark.parametrize("clip", [None, 1.0], ids=["unclipped", "clipped"])  # clipping's norm decides then
+def test_updates_with_non_finite_gradients_are_skipped_and_counted(tmp_path, clip):
+    config = tiny_config(**SKIPPING, **{"train.grad_clip": clip})
+    trainer = Trainer(config, tmp_path / "run", callbacks=[PoisonedDecoder(steps=[2, 9])])
     run = trainer.fit()
     assert trainer.recovery.skipped_steps == [2, 9] and trainer.recovery.rollbacks == 0
     assert all(torch.isfinite(value).all() for value in _weights(run).values())

@@ -89,11 +89,11 @@ class Precision:
             loss.backward()
             self._average(optimizers)
             parameters = list(parameters)
-            if self.skip_nonfinite and not self._finite(parameters):
+            # one norm serves both: clipping's total norm is non-finite exactly when a gradient is
+            norm = torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip) if self.grad_clip else None
+            if self.skip_nonfinite and not self._finite(parameters, norm):
                 self.skipped += 1  # the same on every rank: the gradients were averaged first
             else:
-                if self.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
                 for optimizer in optimizers:
                     optimizer.step()
         else:
@@ -110,13 +110,15 @@ class Precision:
             optimizer.zero_grad(set_to_none=True)
 
     @staticmethod
-    def _finite(parameters: list[torch.nn.Parameter]) -> bool:
-        """Whether every gradient is finite (one read of one number from the device)."""
-        grads = [p.grad for p in parameters if p.grad is not None]
-        if not grads:
-            return True
-        norms = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])  # inf or NaN if any value is
-        return bool(torch.isfinite(norms).all())
+    def _finite(parameters: list[torch.nn.Parameter], norm: torch.Tensor | None = None) -> bool:
+        """Whether every gradient is finite (one read of one number from the device); ``norm``: their
+        total norm, when clipping has computed it already."""
+        if norm is None:
+            grads = [p.grad for p in parameters if p.grad is not None]
+            if not grads:
+                return True
+            norm = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])  # inf or NaN if any value is
+        return bool(torch.isfinite(norm).all())
 
     def _average(self, optimizers: list[torch.optim.Optimizer]) -> None:
         if self.world > 1:
