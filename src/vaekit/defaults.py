@@ -60,9 +60,10 @@ class Choices:
         return "no preset: vaekit chose from the data (set any of these to override)\n" + "\n".join(self.lines)
 
 
-def typical_image_size(source: str, sample: int = 200) -> int | None:
+def typical_image_size(source: str, sample: int = 200, cache_dir: str | None = None) -> int | None:
     """The median short side of up to ``sample`` images of a folder, zip or CelebA folder (headers
-    only), or of an IDX file's images (its header)."""
+    only), or of an IDX file's images (its header); ``cache_dir`` keeps the folder's listing."""
+    from vaekit.data.cache import cache_root
     from vaekit.data.celeba import celeba_images
     from vaekit.data.idx import find_idx, idx_shape
     from vaekit.data.images import ImageFiles
@@ -76,7 +77,7 @@ def typical_image_size(source: str, sample: int = 200) -> int | None:
         return min(idx_shape(images)[1:3]) if images is not None else None
     if kind not in ("images", "celeba") or path is None:
         return None
-    files = ImageFiles.scan(celeba_images(path) if kind == "celeba" else path)
+    files = ImageFiles.scan(celeba_images(path) if kind == "celeba" else path, cache_root(cache_dir))
     opener = files.opener()
     sides = []
     for member in files.members[:: max(1, len(files.members) // sample)][:sample]:
@@ -93,7 +94,7 @@ def choose_image_size(config: Config, free: set[str], choices: Choices) -> Confi
     ``MAX_IMAGE_SIZE`` and a multiple of 4, else the power of two at or below it, capped."""
     if "data.image_size" not in free:
         return config
-    side = typical_image_size(config.data.source)
+    side = typical_image_size(config.data.source, cache_dir=config.data.cache_dir)
     if side is None:
         return config
     if 8 <= side <= MAX_IMAGE_SIZE and side % 4 == 0:

@@ -2,9 +2,10 @@
 
 A cache entry is a folder ``<cache_dir>/<kind>-<key>/`` holding ``images.npy`` (uint8, memory
 mapped on load), optional ``labels.npy`` / ``partition.npy`` and ``meta.json``. The key hashes
-everything the result depends on (file names, sizes, modification and change times, image size,
-crop recipe, channels, code version), so a change to any of them builds a new entry. Entries are
-written to a temporary folder and renamed into place, so an interrupted build leaves nothing;
+everything the result depends on (file names, sizes and modification times, image size, crop
+recipe, channels, code version; never an absolute path or a change time), so a change to any of
+them builds a new entry. Entries are written to a temporary folder and renamed into place, so an
+interrupted build leaves nothing;
 ``meta.json`` records the size of every stored array, so a truncated or damaged entry is found and
 rebuilt (with a warning) instead of failing every later run.
 """
@@ -40,6 +41,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("VAEKIT_CACHE", Path.home() / ".cache" / "vaekit"))
 
 
+def cache_root(cache_dir: Path | str | None) -> Path:
+    """The cache folder a ``data.cache_dir`` names (None: ``default_cache_dir()``)."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
 def cache_key(parts: dict[str, Any]) -> str:
     """A short stable hash of ``parts`` (JSON-serialisable)."""
     blob = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
@@ -64,7 +70,7 @@ def cached_dataset(
     (``channels: None`` that came out as 1 or 3): the entry is found under those too, so a config
     that records the resolved value reads the same entry instead of decoding everything again.
     """
-    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    root = cache_root(cache_dir)
     entry = root / f"{kind}-{cache_key(parts)}"
     if entry.is_dir():
         problem = _damage(entry)

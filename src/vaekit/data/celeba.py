@@ -6,6 +6,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from vaekit.data.cache import cache_root
 from vaekit.data.dataset import TEST, TRAIN, ImageDataset
 from vaekit.data.images import DataError, ImageFiles, load_image_files, read_text
 from vaekit.data.registry import DATA_SOURCES, Source, decode_options
@@ -67,14 +68,21 @@ def celeba_images(folder: Path) -> Path:
 
 
 def load_celeba(
-    folder: Path, *, image_size: int, crop: str, channels: int | None, cache_dir: str | None, workers: int = 0
+    folder: Path,
+    *,
+    image_size: int,
+    crop: str,
+    channels: int | None,
+    cache_dir: str | None,
+    workers: int = 0,
+    rescan: bool = False,
 ) -> ImageDataset:
     """A CelebA folder: ``img_align_celeba/`` (or a zip of it) + ``list_attr_celeba*.txt``
     + optional ``list_eval_partition*.txt`` / ``split*.txt``."""
     attr_file = sorted(folder.glob("list_attr_celeba*.txt"))[0]
     label_names, rows = read_attributes(attr_file)  # a bad attribute file fails before any decoding
     dataset = load_image_files(
-        ImageFiles.scan(celeba_images(folder)),
+        ImageFiles.scan(celeba_images(folder), cache_root(cache_dir), rescan=rescan),
         image_size=image_size,
         crop=crop,
         channels=channels,
@@ -96,7 +104,7 @@ def load_celeba(
 
 
 def _load(path, config) -> ImageDataset:
-    return load_celeba(path, **decode_options(config))
+    return load_celeba(path, **decode_options(config), rescan=config.rescan)
 
 
 DATA_SOURCES.add(

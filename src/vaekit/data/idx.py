@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vaekit.data.cache import cached_dataset, default_cache_dir
+from vaekit.data.cache import cache_root, cached_dataset
 from vaekit.data.dataset import TEST, TRAIN, ImageDataset
 from vaekit.data.images import DataError
 from vaekit.data.recipes import prepare
@@ -137,7 +137,8 @@ def load_idx_folder(
     if found["train", "images-idx3"] is None:
         raise DataError(f"{folder}: no train-images-idx3-ubyte[.gz] file")
     files = {key: path for key, path in found.items() if path is not None}
-    fingerprint = sorted((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values())
+    # names, sizes and times, not where the folder is: moved or mounted elsewhere, it keeps its cache
+    fingerprint = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files.values())
     parts = {"files": fingerprint, "size": image_size, "crop": crop, "channels": channels}
 
     def build(_: Path) -> ImageDataset:
@@ -200,7 +201,7 @@ def _load(path: Path | None, config, *, download: bool = False) -> ImageDataset:
 
 
 def _load_mnist(path: Path | None, config) -> ImageDataset:
-    return _load(path or Path(config.cache_dir or default_cache_dir()) / "mnist", config, download=True)
+    return _load(path or cache_root(config.cache_dir) / "mnist", config, download=True)
 
 
 DATA_SOURCES.add(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 import warnings
@@ -10,20 +12,20 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vaekit.data.cache import allocate_images, cached_dataset
+from vaekit.data.cache import allocate_images, cache_root, cached_dataset
 from vaekit.data.dataset import ImageDataset
+from vaekit.data.listing import IMAGE_SUFFIXES, is_image_name, list_folder
 from vaekit.data.reader import DRAFT_RECIPES, open_image, upright
 from vaekit.data.recipes import RANDOM, is_gray, prepare
 from vaekit.data.registry import DATA_SOURCES, Source, decode_options
 from vaekit.schema import FileRefused, read_bounded
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MAX_MEMBER_BYTES = 256 << 20  # an image inside a zip larger than this uncompressed is skipped
 MAX_ARCHIVE_BYTES = 1 << 40  # all members together (from the headers)
 MAX_TEXT_BYTES = 256 << 20  # a labels / attributes / split file (CelebA's attributes: 26 MB)
@@ -59,25 +61,25 @@ class ImageFiles:
         return self.root.is_file()
 
     @classmethod
-    def scan(cls, root: Path | str) -> ImageFiles:
-        """All images under a folder (recursive), inside a ``.zip``, or inside a folder's only ``.zip``."""
+    def scan(cls, root: Path | str, manifests: Path | None = None, *, rescan: bool = False) -> ImageFiles:
+        """All images under a folder (recursive), inside a ``.zip``, or inside a folder's only ``.zip``;
+        ``manifests``: where a folder's listing is kept between starts (see ``data/listing.py``)."""
         root = Path(root)
         if root.is_file() and zipfile.is_zipfile(root):
             infos = _zip_members(root)
             members = tuple(i.filename for i in infos)
             stat = root.stat()
             # no path: the archive moved or mounted elsewhere is the same data (its size, time and CRCs)
-            fingerprint = ("zip", stat.st_size, stat.st_mtime_ns, tuple((i.filename, i.CRC) for i in infos))
+            fingerprint = ("zip", stat.st_size, stat.st_mtime_ns, _digest((i.filename, i.CRC) for i in infos))
         elif root.is_dir():
-            paths = sorted(p for p in root.rglob("*") if p.is_file() and _is_image(p.name))
+            listing = list_folder(root, manifests, rescan=rescan)
             archives = sorted(root.glob("*.zip"))
-            if not paths and len(archives) == 1:  # a folder that ships its images as one zip
+            if not listing.members and len(archives) == 1:  # a folder that ships its images as one zip
                 return cls.scan(archives[0])
-            members = tuple(p.relative_to(root).as_posix() for p in paths)
-            stats = [(m, p.stat()) for m, p in zip(members, paths, strict=True)]
-            # relative names, no folder path: the folder moved or mounted elsewhere keeps its cache; the
-            # change time too: a same-size file copied over with its mtime kept (cp -p) still counts
-            fingerprint = ("folder", *((m, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for m, st in stats))
+            members = listing.members
+            # names, sizes and mtimes, no folder path and no change times: the folder moved, mounted
+            # elsewhere or copied with its times kept (a per-node copy) keeps its cache
+            fingerprint = ("folder", len(members), listing.digest())
         else:
             raise DataError(f"{root}: not an image folder or a zip archive")
         if not members:
@@ -98,12 +100,17 @@ class ImageFiles:
         return open_member
 
 
+def _digest(items) -> str:
+    """A short hash of many items (so that a cache entry's meta.json stays small at a million files)."""
+    return hashlib.sha256(json.dumps(list(items)).encode()).hexdigest()
+
+
 def _zip_members(archive_path: Path) -> list[zipfile.ZipInfo]:
     """The image members of a zip, sorted; duplicates, encrypted or oversized members are left out
     with one warning; a damaged directory is a ``DataError`` naming the archive."""
     try:
         with zipfile.ZipFile(archive_path) as archive:
-            infos = [i for i in archive.infolist() if not i.is_dir() and _is_image(i.filename)]
+            infos = [i for i in archive.infolist() if not i.is_dir() and is_image_name(i.filename)]
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise DataError(f"{archive_path}: not a readable zip archive ({err})") from err
     skipped, seen, kept = [], set(), []
@@ -136,11 +143,6 @@ def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
                 raise ValueError(f"more than {MAX_MEMBER_BYTES} bytes uncompressed; skipped")
             chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _is_image(name: str) -> bool:
-    path = PurePosixPath(name)
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("._") and "__MACOSX" not in path.parts
 
 
 def load_image_files(
@@ -224,7 +226,8 @@ def _decode_all(
 
 
 def _load(path: Path | None, config) -> ImageDataset:
-    return load_image_files(ImageFiles.scan(path), **decode_options(config))
+    files = ImageFiles.scan(path, cache_root(config.cache_dir), rescan=config.rescan)
+    return load_image_files(files, **decode_options(config))
 
 
 DATA_SOURCES.add(

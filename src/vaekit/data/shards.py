@@ -28,8 +28,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from vaekit.data.dataset import ImageDataset, LazyImages
-from vaekit.data.images import IMAGE_SUFFIXES, DataError, ImageFiles
+from vaekit.data.images import DataError, ImageFiles
 from vaekit.data.labels import folder_classes
+from vaekit.data.listing import IMAGE_SUFFIXES
 from vaekit.data.reader import DRAFT_RECIPES, UnreadableImage, open_image, upright
 from vaekit.data.recipes import RANDOM, prepare
 from vaekit.data.registry import DATA_SOURCES, Source

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vaekit.data.cache import default_cache_dir
+from vaekit.data.cache import cache_root
 from vaekit.data.images import DataError
 from vaekit.data.shards import write_shards
 
@@ -101,7 +101,7 @@ def _label(value: Any) -> int | None:
 def stream_to_shards(data: Any, cache_dir: str | Path | None = None, per_shard: int = 1000) -> Path:
     """The shards folder of ``data``'s images, written on first use (see the module's docstring)."""
     identity = _identity(data)
-    folder = Path(cache_dir or default_cache_dir()) / "streams" / hashlib.sha256(identity.encode()).hexdigest()[:16]
+    folder = cache_root(cache_dir) / "streams" / hashlib.sha256(identity.encode()).hexdigest()[:16]
     if (folder / DONE).is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
