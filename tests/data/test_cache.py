@@ -1,4 +1,5 @@
-"""The dataset cache heals itself and never leaves half-built entries."""
+"""The dataset cache heals itself, builds each entry once at a time and never leaves half-built
+entries (a resumable build keeps its progress for the next start)."""
 
 from __future__ import annotations
 
@@ -56,11 +57,8 @@ def test_sigterm_during_a_build_exits_143_and_leaves_no_temporary_folder(tmp_pat
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_what_a_killed_build_left_is_removed_by_the_next_one(tmp_path):
-    """SIGKILL (an out-of-memory kill) runs no clean-up: a real child process is killed mid-build."""
-    import os
-    import signal
-    import socket
+def _child_building(tmp_path, key, seconds):
+    """A real process that builds entry ``{'a': key}`` slowly (a second writer of the same cache)."""
     import subprocess
     import sys
     import time
@@ -70,19 +68,75 @@ def test_what_a_killed_build_left_is_removed_by_the_next_one(tmp_path):
             sys.executable, "-c",
             "import time, numpy as np\n"
             "from vaekit.data.cache import cached_dataset\n"
+            "from vaekit.data.dataset import ImageDataset\n"
             "def slow(folder):\n"
             "    (folder / 'partial.npy').write_bytes(b'x' * 100)\n"
-            "    time.sleep(60)\n"
-            f"cached_dataset({str(tmp_path)!r}, 't', {{'a': 4}}, slow)\n",
+            f"    time.sleep({seconds})\n"
+            "    return ImageDataset(np.full((1, 1, 2, 2), 7, np.uint8))\n"
+            f"cached_dataset({str(tmp_path)!r}, 't', {{'a': {key}}}, slow)\n",
         ]
     )  # fmt: skip
     deadline = time.monotonic() + 30
-    while not any(p.name.startswith(".t-") for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".t-*.partial/partial.npy")) and time.monotonic() < deadline:
         time.sleep(0.05)
+    return child
+
+
+def test_what_a_killed_build_left_is_removed_by_the_next_one(tmp_path):
+    """SIGKILL (an out-of-memory kill) runs no clean-up: a real child process is killed mid-build."""
+    import os
+    import signal
+
+    from vaekit.data.cache import _FileLock
+
+    child = _child_building(tmp_path, 4, 60)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".t-")]  # left behind
-    busy = tmp_path / f".t-other@{socket.gethostname()}@{os.getpid()}@x"
-    busy.mkdir()  # a build of a live process (this one) is left alone
+    assert list(tmp_path.glob(".t-*.partial"))  # left behind
+    busy = tmp_path / ".t-other.partial"
+    busy.mkdir()
+    held = _FileLock(tmp_path / ".t-other.lock")
+    assert held.take()  # a build that a live process (this one) holds is left alone
     cached_dataset(tmp_path, "t", {"a": 5}, _build)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [busy.name]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".t-other.lock", busy.name]
+    held.close()
+
+
+def test_a_second_process_waits_for_the_build_and_reads_its_entry(tmp_path, capfd):
+    child = _child_building(tmp_path, 6, 0.8)
+
+    def must_not_build(_folder):
+        raise AssertionError("the entry is being built by the other process")
+
+    found = cached_dataset(tmp_path, "t", {"a": 6}, must_not_build)
+    assert child.wait() == 0 and int(found.images[0, 0, 0, 0]) == 7
+    assert "another process is building" in capfd.readouterr().err
+
+
+def test_an_interrupted_resumable_build_is_kept_a_week_for_its_resume(tmp_path):
+    import os
+    import time
+
+    from vaekit.data.cache import cache_key
+
+    def interrupted(folder):
+        (folder / "progress.npy").write_bytes(b"x" * 100)
+        raise KeyboardInterrupt
+
+    for key in (7, 8):
+        with pytest.raises(KeyboardInterrupt):
+            cached_dataset(tmp_path, "t", {"a": key}, interrupted, resumable=True)
+    old, recent = (tmp_path / f".t-{cache_key({'a': key})}.partial" for key in (7, 8))
+    week_ago = time.time() - 8 * 24 * 3600
+    for path in old.iterdir():
+        os.utime(path, (week_ago, week_ago))
+    cached_dataset(tmp_path, "t", {"a": 9}, _build)
+    assert list(tmp_path.glob(".t-*.partial")) == [recent]
+    found_there = []
+
+    def resume(folder):
+        found_there.extend(p.name for p in folder.iterdir())
+        return _build(folder)
+
+    cached_dataset(tmp_path, "t", {"a": 8}, resume, resumable=True)
+    assert "progress.npy" in found_there and not list(tmp_path.glob(".t-*"))

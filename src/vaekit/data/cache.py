@@ -4,24 +4,26 @@ A cache entry is a folder ``<cache_dir>/<kind>-<key>/`` holding ``images.npy`` (
 mapped on load), optional ``labels.npy`` / ``partition.npy`` and ``meta.json``. The key hashes
 everything the result depends on (file names, sizes and modification times, image size, crop
 recipe, channels, code version; never an absolute path or a change time), so a change to any of
-them builds a new entry. Entries are written to a temporary folder and renamed into place, so an
-interrupted build leaves nothing;
-``meta.json`` records the size of every stored array, so a truncated or damaged entry is found and
-rebuilt (with a warning) instead of failing every later run.
+them builds a new entry. Entries are built in a partial folder by one process at a time (a file
+lock; the others wait) and renamed into place, so an interrupted build leaves nothing, or, for the
+image folders' resumable build, its progress for the next start to continue. ``meta.json``
+records the size of every stored array, so a truncated or damaged entry is found and rebuilt (with
+a warning) instead of failing every later run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
-import tempfile
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from vaekit.data.dataset import ImageDataset
-from vaekit.io.files import process_alive
 
 CACHE_VERSION = 2  # 2: EXIF orientation applied; sizes of the stored arrays in meta.json
 
@@ -53,6 +54,8 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 Builder = Callable[[Path], ImageDataset]
+RESUMABLE_MARK = "resumable"  # in a partial folder whose builder continues what an interrupted build left
+KEEP_INTERRUPTED = 7 * 24 * 3600  # seconds an interrupted resumable build waits for its key to come back
 
 
 def cached_dataset(
@@ -61,62 +64,148 @@ def cached_dataset(
     parts: dict[str, Any],
     build: Builder,
     resolved: Callable[[ImageDataset], dict[str, Any]] | None = None,
+    *,
+    resumable: bool = False,
 ) -> ImageDataset:
-    """Load the entry for ``parts``, or run ``build(tmp_folder)`` and store its result.
+    """Load the entry for ``parts``, or run ``build(partial_folder)`` and store its result.
 
-    ``build`` may allocate its image array as a memory map inside ``tmp_folder`` (see
-    ``allocate_images``) so that large datasets never need to fit in memory twice. ``resolved``
-    gives the parts that describe the result exactly where ``parts`` left a choice to the data
-    (``channels: None`` that came out as 1 or 3): the entry is found under those too, so a config
-    that records the resolved value reads the same entry instead of decoding everything again.
+    ``build`` may allocate its image array as a memory map inside the folder (see
+    ``allocate_images``) so that large datasets never need to fit in memory twice. One process
+    builds an entry at a time (a file lock, so also across machines on shared storage): the others
+    wait, saying so once, without a time limit, and then read it. An interrupted build is removed,
+    unless ``resumable``: then its folder stays for the next build of the same key to continue (a
+    resumable ``build`` finds its own progress there). ``resolved`` gives the parts that describe the
+    result exactly where ``parts`` left a choice to the data (``channels: None`` that came out as 1
+    or 3): the entry is found under those too, so a config that records the resolved value reads
+    the same entry instead of decoding everything again.
     """
     root = cache_root(cache_dir)
     entry = root / f"{kind}-{cache_key(parts)}"
-    if entry.is_dir():
-        problem = _damage(entry)
-        if problem is None:
-            return _read(entry)
-        warnings.warn(f"cache entry {entry} is damaged ({problem}); rebuilding it", stacklevel=2)
-        entry.unlink() if entry.is_symlink() else shutil.rmtree(entry, ignore_errors=True)
+    found = _usable(entry)
+    if found is not None:
+        return found
     try:
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}@{socket.gethostname()}@{os.getpid()}@", dir=root))
+        lock = _FileLock(root / f".{entry.name}.lock")
     except OSError as err:
         raise CacheError(f"cannot write the dataset cache in {root} ({err.strerror or err}); set VAEKIT_CACHE") from err
     try:
+        lock.take(wait_for=f"the dataset cache entry {entry}")
+        found = _usable(entry)  # built by the process this one waited for
+        if found is None:
+            _build_entry(entry, parts, build, resumable)
+            found = _read(entry)
+    finally:
+        lock.remove()
+        lock.close()
+    if resolved is not None:
+        _link(entry, root / f"{kind}-{cache_key(resolved(found))}")
+    return found
+
+
+def _usable(entry: Path) -> ImageDataset | None:
+    """The entry's dataset if it is there and whole; a damaged one is removed with a warning."""
+    if not entry.is_dir():
+        return None
+    problem = _damage(entry)
+    if problem is None:
+        return _read(entry)
+    warnings.warn(f"cache entry {entry} is damaged ({problem}); rebuilding it", stacklevel=3)
+    entry.unlink() if entry.is_symlink() else shutil.rmtree(entry, ignore_errors=True)
+    return None
+
+
+def _build_entry(entry: Path, parts: dict[str, Any], build: Builder, resumable: bool) -> None:
+    """Build into ``.ENTRY.partial`` (held under the entry's lock) and rename it into place."""
+    partial = entry.parent / f".{entry.name}.partial"
+    if not resumable or not (partial / RESUMABLE_MARK).is_file():
+        shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(exist_ok=True)
+        if resumable:
+            (partial / RESUMABLE_MARK).touch()
         with _terminate_cleanly():
-            dataset = build(tmp)
-            _write(tmp, dataset, parts)
+            dataset = build(partial)
+            _write(partial, dataset, parts)
         del dataset
-        try:
-            os.replace(tmp, entry)
-        except OSError:  # another process stored the same entry first
-            shutil.rmtree(tmp, ignore_errors=True)
+        (partial / RESUMABLE_MARK).unlink(missing_ok=True)
+        os.replace(partial, entry)
+    except (KeyboardInterrupt, SystemExit):
+        if not resumable:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
         if err.errno == errno.ENOSPC:
             raise CacheError(
-                f"no space left on the device while caching the dataset in {root}; free space or set VAEKIT_CACHE"
+                f"no space left on the device while caching the dataset in {entry.parent};"
+                " free space or set VAEKIT_CACHE"
             ) from err
         raise
-    except BaseException:  # a signal, a bad image, ...: nothing half-written stays behind
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:  # a bad image, a bug, ...: nothing half-written stays behind
+        shutil.rmtree(partial, ignore_errors=True)
         raise
-    dataset = _read(entry)
-    if resolved is not None:
-        _link(entry, root / f"{kind}-{cache_key(resolved(dataset))}")
-    return dataset
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a lock file beside an entry, released when the process ends (also
+    by SIGKILL). The holder may delete the file (``remove``): a process that then gets the lock on
+    the deleted file sees that the path no longer names it, and locks the path's new file instead."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: Any = None
+        self.held = False
+
+    def take(self, wait_for: str | None = None) -> bool:
+        """Take the lock; busy: False at once, or with ``wait_for`` say (once) what is awaited and wait."""
+        said = False
+        while True:
+            self.handle = open(self.path, "a+")  # noqa: SIM115 (held until close)
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if wait_for is None:
+                    self.close()
+                    return False
+                if not said:
+                    print(f"another process is building {wait_for}; waiting (no time limit)", file=sys.stderr)
+                    said = True
+                fcntl.flock(self.handle, fcntl.LOCK_EX)
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(self.handle.fileno()).st_ino == self.path.stat().st_ino:
+                    self.held = True
+                    return True
+            self.close()  # the holder removed the file: lock the one the path names now
+
+    def remove(self) -> None:
+        """Delete the lock file; only its holder does (another's would be lost under it)."""
+        if self.held:
+            self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # releases the lock
+            self.handle, self.held = None, False
 
 
 def _remove_abandoned(root: Path) -> None:
-    """Temporary folders of builds on this machine whose process is gone (a SIGKILL or an
-    out-of-memory kill skips every clean-up): ``.ENTRY@HOST@PID@...``."""
-    host = socket.gethostname()
-    for path in root.glob(".*@*@*@*"):
-        _, owner, pid, _ = path.name.split("@", 3)
-        if owner == host and pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+    """Partial folders no process is building (a SIGKILL or an out-of-memory kill skips every
+    clean-up): removed, or for a resumable build kept ``KEEP_INTERRUPTED`` seconds for a resume."""
+    now = time.time()
+    for partial in root.glob(".*.partial"):
+        lock = _FileLock(root / f"{partial.name.removesuffix('.partial')}.lock")
+        if not lock.take():
+            continue
+        try:
+            stamps = [p.stat().st_mtime for p in partial.iterdir()] if partial.is_dir() else []
+            if (partial / RESUMABLE_MARK).is_file() and now - max(stamps, default=0) < KEEP_INTERRUPTED:
+                continue
+            shutil.rmtree(partial, ignore_errors=True)
+        finally:
+            lock.remove()
+            lock.close()
 
 
 def _link(entry: Path, alias: Path) -> None:
@@ -129,8 +218,8 @@ def _link(entry: Path, alias: Path) -> None:
 
 @contextmanager
 def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM during a build raises (exit 143) instead of killing the process, so the temporary
-    folder is removed like after Ctrl-C."""
+    """SIGTERM during a build raises (exit 143) instead of killing the process, so the partial
+    folder is handled like after Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

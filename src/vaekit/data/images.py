@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import warnings
 import zipfile
-import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
-from vaekit.data.cache import allocate_images, cache_root, cached_dataset
+from vaekit.data.build import FAILED, GRAY, compact, decode_files
+from vaekit.data.cache import cache_root, cached_dataset
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.listing import IMAGE_SUFFIXES, is_image_name, list_folder
-from vaekit.data.reader import DRAFT_RECIPES, open_image, upright
-from vaekit.data.recipes import RANDOM, is_gray, prepare
+from vaekit.data.reader import open_image
+from vaekit.data.recipes import RANDOM
 from vaekit.data.registry import DATA_SOURCES, Source, decode_options
 from vaekit.schema import FileRefused, read_bounded
 
@@ -170,7 +167,7 @@ def load_image_files(
     def resolved(dataset: ImageDataset) -> dict:  # channels chosen from the data: found under that value too
         return {**parts, "channels": dataset.image_shape[0]}
 
-    dataset = cached_dataset(cache_dir, kind, parts, build, resolved if channels is None else None)
+    dataset = cached_dataset(cache_dir, kind, parts, build, resolved if channels is None else None, resumable=True)
     dataset.source = str(files.root)  # where it is now, whichever path built the entry
     return dataset
 
@@ -178,51 +175,20 @@ def load_image_files(
 def _decode_all(
     files: ImageFiles, folder: Path, size: int, crop: str, channels: int | None, workers: int
 ) -> ImageDataset:
-    decode_channels = channels or 3
-    images = allocate_images(folder, (len(files.members), decode_channels, size, size))
-    ok = np.zeros(len(files.members), dtype=bool)
-    gray = np.zeros(len(files.members), dtype=bool)
-    failures: list[str] = []
-    open_member = files.opener()
-
-    def decode(i: int) -> None:
-        member = files.members[i]
-        try:
-            with open_member(member) as image:
-                picture = upright(image, size if crop in DRAFT_RECIPES else None)
-            gray[i] = is_gray(picture)
-            images[i] = prepare(picture, size, crop, decode_channels)
-            ok[i] = True
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, zipfile.BadZipFile, zlib.error,
-                NotImplementedError, RuntimeError, EOFError) as err:  # fmt: skip
-            failures.append(f"{member} ({type(err).__name__}: {err})")
-
-    n_workers = workers or os.cpu_count() or 1
-    with ThreadPoolExecutor(n_workers) as pool:
-        for _ in tqdm(
-            pool.map(decode, range(len(files.members))),
-            total=len(files.members),
-            desc=f"decoding {files.root.name}",
-            unit="img",
-            leave=False,
-            disable=None,  # no bar without a terminal
-        ):
-            pass
-    if failures:
-        shown = "\n  ".join(sorted(failures)[:20])
-        more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
-        warnings.warn(f"skipped {len(failures)} unreadable image(s) in {files.root}:\n  {shown}{more}", stacklevel=2)
-    if not ok.any():
+    decoded = decode_files(files, folder, size, crop, channels or 3, workers)
+    if decoded.failures:
+        shown = "\n  ".join(sorted(decoded.failures)[:20])
+        more = f"\n  ... and {len(decoded.failures) - 20} more" if len(decoded.failures) > 20 else ""
+        count = len(decoded.failures)
+        warnings.warn(f"skipped {count} unreadable image(s) in {files.root}:\n  {shown}{more}", stacklevel=2)
+    kept = np.flatnonzero(decoded.status != FAILED)
+    if not len(kept):
         raise DataError(f"none of the {len(files.members)} image files in {files.root} could be decoded")
-    keep = np.flatnonzero(ok)
-    if channels is None and gray[keep].all():
-        data = np.ascontiguousarray(images[keep, :1])
-    elif len(keep) < len(ok):
-        data = np.ascontiguousarray(images[keep])
-    else:
-        data = images
-    names = [files.members[i] for i in keep]
-    return ImageDataset(images=data, names=names, source=str(files.root))
+    gray = channels is None and bool((decoded.status[kept] == GRAY).all())
+    images = compact(folder, decoded, gray)
+    for leftover in ("status.npy", "failures.txt"):
+        (folder / leftover).unlink(missing_ok=True)
+    return ImageDataset(images=images, names=[files.members[i] for i in kept], source=str(files.root))
 
 
 def _load(path: Path | None, config) -> ImageDataset:
