@@ -1,12 +1,14 @@
 """The loader's share of a training step when images are decoded while training (tar shards).
 
     python benchmarks/loader_share.py [--size 256] [--images 512] [--photo 768] [--batch 16] [--steps 12]
+                                      [--workers 2] [--processes 2]
 
 Writes a folder of synthetic JPEG photos (``--photo`` px, smooth random content) to a temporary
 folder, converts it with ``vaekit shard``, and trains a conv VAE at ``--size`` px from the shards:
-once decoding on the training thread (prefetch 0) and once with the loader's background prefetch
-(2 batches ahead, ``data.workers`` decode threads). The share is the time the training loop waits
-for its next batch over the whole step.
+once decoding on the training thread (prefetch 0), once with the loader's background prefetch
+(2 batches ahead, ``--workers`` decode threads) and once in ``--processes`` loader worker processes
+(``data.processes``, each 2 batches ahead, one decode thread each). The share is the time the
+training loop waits for its next batch over the whole step.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ def photos(folder: Path, count: int, side: int) -> None:
         Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC).save(folder / f"{i:05d}.jpg", quality=90)
 
 
-def measure(images, config: Config, batch: int, steps: int, prefetch: int) -> dict:
+def measure(images, config: Config, batch: int, steps: int, prefetch: int, processes: int) -> dict:
     model = create_model(config).train()
     precision = Precision("fp32", torch.device("cpu"))
     objective = create_objective(model, config, precision)
-    loader = BatchLoader(images, batch, prefetch=prefetch, seed=0)
+    loader = BatchLoader(images, batch, prefetch=prefetch, seed=0, processes=processes)
     batches = loader.epoch(0)
     waited = total = 0.0
     for step in range(steps + 1):
@@ -53,7 +55,7 @@ def measure(images, config: Config, batch: int, steps: int, prefetch: int) -> di
         if step:  # the first step warms up
             waited += got - started
             total += time.perf_counter() - started
-    return {"loader_share": waited / total, "step_s": total / steps, "prefetch": prefetch}
+    return {"loader_share": waited / total, "step_s": total / steps, "prefetch": prefetch, "processes": processes}
 
 
 def main() -> None:
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder, shards = Path(scratch, "photos"), Path(scratch, "shards")
@@ -74,9 +77,10 @@ def main() -> None:
                                           "model.channels": [32, 64, 128, 256, 256], "model.latent_dim": 128,
                                           "likelihood.name": "laplace", "train.batch_size": args.batch})  # fmt: skip
         results = []
-        for prefetch in (0, 2):
-            images = load_shards(str(shards), args.size, "center", 3, args.workers).images
-            results.append(measure(images, config, args.batch, args.steps, prefetch))
+        for prefetch, processes in ((0, 0), (2, 0), (2, args.processes)):
+            threads = 0 if processes else args.workers  # 0: one decode thread in each worker process
+            images = load_shards(str(shards), args.size, "center", 3, threads).images
+            results.append(measure(images, config, args.batch, args.steps, prefetch, processes))
             print(json.dumps({**results[-1], "size": args.size, "photo": args.photo, "workers": args.workers}))
 
 

@@ -57,6 +57,7 @@ class DataConfig:
     labels: str | None = None  # CSV of filename,attr1,... (or a CelebA attribute file) for image folders
     cache_dir: str | None = None  # default: $VAEKIT_CACHE or ~/.cache/vaekit
     workers: int = non_negative(0)  # decoding threads; 0 = one per CPU
+    processes: int = non_negative(0, 64)  # loader worker processes decoding shards' batches; 0 = a thread
     rescan: bool = False  # stat every file of a folder at start instead of trusting its manifest
 
 

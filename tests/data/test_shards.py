@@ -113,3 +113,32 @@ def test_a_decode_thread_keeps_only_a_few_shard_files_open(shards, monkeypatch):
         images.decode(position)
     assert len(images._local.handles) == 2
     assert np.array_equal(images[np.arange(30)], load_dataset(DataConfig(source=str(shards), image_size=16)).images[:])
+
+
+def test_worker_processes_serve_the_batches_a_thread_serves_epoch_after_epoch(shards):
+    from vaekit.data.loader import BatchLoader
+
+    train = load_dataset(DataConfig(source=str(shards), image_size=16, crop="random")).split("train", 0.1, 0)
+    threaded = BatchLoader(train.images, 8, seed=1, flip=True, prefetch=2, shard=(1, 2))
+    workers = BatchLoader(train.images, 8, seed=1, flip=True, prefetch=2, shard=(1, 2), processes=2)
+    for epoch, start in ((0, 0), (1, 1), (2, 2)):  # the same two worker processes for every epoch
+        expected = list(threaded.epoch(epoch, start))
+        served = list(workers.epoch(epoch, start))
+        assert len(served) == len(expected) == 3 - start
+        assert all(torch.equal(a, b) for a, b in zip(served, expected, strict=True))
+
+
+def test_random_crops_follow_the_runs_seed(shards):
+    from vaekit.data.dataset import read_rows
+
+    images = load_dataset(DataConfig(source=str(shards), image_size=16, crop="random")).images
+    positions = np.arange(6)
+    crops = [read_rows(images, positions, epoch=0, seed=seed) for seed in (0, 0, 1)]
+    assert np.array_equal(crops[0], crops[1]) and not np.array_equal(crops[0], crops[2])
+
+
+def test_training_with_loader_processes_ends_at_the_weights_of_a_thread_loader(shards, tmp_path):
+    config = tiny_config(**{"data.source": str(shards), "train.batch_size": 8, "train.max_steps": 3})
+    runs = [Trainer(config.with_overrides({"data.processes": n}), tmp_path / f"p{n}").fit() for n in (0, 2)]
+    a, b = (load_file(str(run / "model" / "model.safetensors")) for run in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -147,7 +147,10 @@ def _pool(decoder: RowDecoder, workers: int, processes: bool) -> Iterator:
     interruption, chunks not started are dropped and running ones end on their own."""
     pool: Executor
     if processes:
-        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+        # fork where there is one: spawn would run the user's script again in each worker (a script
+        # without a __main__ guard would start its own build and wait for this one's lock forever)
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_install, initargs=(decoder,))
         task: Any = _run_installed
     else:

@@ -67,9 +67,9 @@ class LazyImages:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def read(self, positions: np.ndarray, epoch: int | None = None) -> np.ndarray:
+    def read(self, positions: np.ndarray, epoch: int | None = None, seed: int = 0) -> np.ndarray:
         """The images at ``positions``; ``epoch``: the training epoch they are read for (random
-        crops are drawn from it), None for a deterministic read."""
+        crops are drawn from it and the run's ``seed``), None for a deterministic read."""
         raise NotImplementedError
 
     def __getitem__(self, key):
@@ -86,13 +86,15 @@ class LazyImages:
         return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
-def read_rows(images: np.ndarray | RowView | LazyImages, positions: np.ndarray, epoch: int | None = None):
-    """Rows ``positions`` of any image array, for training ``epoch`` (lazy images draw their random
-    crops from it; arrays and memory maps ignore it)."""
+def read_rows(
+    images: np.ndarray | RowView | LazyImages, positions: np.ndarray, epoch: int | None = None, seed: int = 0
+):
+    """Rows ``positions`` of any image array, for training ``epoch`` of a run seeded ``seed`` (lazy
+    images draw their random crops from both; arrays and memory maps ignore them)."""
     if isinstance(images, RowView) and isinstance(images.base, LazyImages):
-        return images.base.read(images.index[positions], epoch)
+        return images.base.read(images.index[positions], epoch, seed)
     if isinstance(images, LazyImages):
-        return images.read(positions, epoch)
+        return images.read(positions, epoch, seed)
     return images[positions]
 
 

@@ -5,11 +5,14 @@ they are flipped, a resumed run sees exactly the batches an uninterrupted one wo
 ``shard=(rank, world)`` each training process reads only its equal slice of every global batch,
 straight from the memory-mapped cache. Images travel as uint8 and become float in [0, 1] on the
 target device. With ``prefetch``, a background thread gathers (or, for tar shards, decodes) the
-next batches into pinned memory while the current one trains.
+next batches into pinned memory while the current one trains; with ``processes`` (images decoded
+when read: tar shards), a torch ``DataLoader``'s worker processes decode them, each ``prefetch``
+batches ahead, kept alive from epoch to epoch, and the batches are pinned as they arrive.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from vaekit.data.dataset import read_rows
+from vaekit.data.dataset import LazyImages, RowView, read_rows
 
 
 class BatchLoader:
@@ -41,6 +44,7 @@ class BatchLoader:
         shard: tuple[int, int] = (0, 1),
         channels_last: bool = False,
         prefetch: int = 0,
+        processes: int = 0,
     ) -> None:
         if len(images) == 0:
             raise ValueError("cannot load batches from an empty dataset")
@@ -54,6 +58,9 @@ class BatchLoader:
         self.shard = shard
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.prefetch = prefetch  # batches prepared ahead by a background thread (0: on the caller's)
+        lazy = isinstance(images, LazyImages) or (isinstance(images, RowView) and isinstance(images.base, LazyImages))
+        self.processes = processes if lazy else 0  # arrays and memory maps: a gather is a copy, a thread suffices
+        self._workers: _WorkerBatches | None = None
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -67,6 +74,9 @@ class BatchLoader:
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
         """Batches ``start, start+1, ...`` of ``epoch``."""
+        if self.processes:
+            yield from self._from_processes(epoch, start)
+            return
         order = self.order(epoch)
         if not self.prefetch:
             for b in range(start, len(self)):
@@ -84,13 +94,21 @@ class BatchLoader:
                     following += 1
                 yield self._to_device(host)
 
-    def _gather(self, order: np.ndarray, epoch: int, b: int) -> tuple[torch.Tensor, np.ndarray | None]:
-        """This rank's images of batch ``b`` on the host (pinned for a GPU) and their flips."""
+    def _from_processes(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+        if self._workers is None:
+            self._workers = _WorkerBatches(self)
+        for host in self._workers.epoch(epoch, start, len(self)):
+            yield self._to_device(host)
+
+    def _gather(
+        self, order: np.ndarray, epoch: int, b: int, pin: bool = True
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """This rank's images of batch ``b`` on the host (pinned for a GPU, where ``pin``) and their flips."""
         rank, world = self.shard
         index = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
         mine = slice(rank * len(index) // world, (rank + 1) * len(index) // world)
-        batch = torch.from_numpy(np.ascontiguousarray(read_rows(self.images, index[mine], epoch)))
-        if self.device.type == "cuda":
+        batch = torch.from_numpy(np.ascontiguousarray(read_rows(self.images, index[mine], epoch, self.seed)))
+        if pin and self.device.type == "cuda":
             batch = batch.pin_memory()
         flips = None
         if self.flip and batch.dim() == 4:
@@ -109,3 +127,61 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return self.epoch(0)
+
+
+class _WorkerBatches:
+    """Batches of a loader prepared in a ``DataLoader``'s worker processes, which live as long as
+    the loader (``persistent_workers``): each epoch only sends them the positions of its batches.
+    Nothing here refers back to what holds it, so the workers end as soon as the loader goes."""
+
+    def __init__(self, loader: BatchLoader) -> None:
+        self.wanted: list[tuple[int, int]] = []  # changed in place: the sampler reads this list
+        self.batches = torch.utils.data.DataLoader(
+            _Batches(loader),
+            batch_size=None,
+            sampler=_Wanted(self.wanted),
+            num_workers=loader.processes,
+            prefetch_factor=max(1, loader.prefetch),
+            persistent_workers=True,
+            pin_memory=loader.device.type == "cuda",
+            collate_fn=_as_is,
+        )
+
+    def epoch(self, epoch: int, start: int, count: int) -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
+        self.wanted[:] = [(epoch, b) for b in range(start, count)]
+        yield from self.batches
+
+
+def _as_is(batch):
+    return batch
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch ``(epoch, b)`` of a loader; a worker draws the epoch's order from (seed, epoch) itself."""
+
+    def __init__(self, loader: BatchLoader) -> None:
+        self.loader = copy.copy(loader)
+        self.loader._workers = None
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __getitem__(self, wanted: tuple[int, int]) -> tuple[torch.Tensor, np.ndarray | None]:
+        epoch, b = wanted
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, self.loader.order(epoch))
+        return self.loader._gather(self._order[1], epoch, b, pin=False)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+class _Wanted(torch.utils.data.Sampler):
+    """The batches the current epoch still wants, read by the main process at each ``iter``."""
+
+    def __init__(self, wanted: list[tuple[int, int]]) -> None:
+        self.wanted = wanted
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(list(self.wanted))
+
+    def __len__(self) -> int:
+        return len(self.wanted)

@@ -75,6 +75,13 @@ def shard_urls(spec: str) -> list[str]:
     return [spec]
 
 
+def torch_worker() -> bool:
+    """Whether this process is a worker of a torch ``DataLoader``."""
+    import torch.utils.data
+
+    return torch.utils.data.get_worker_info() is not None
+
+
 def _open(url: str):
     if "://" in url:
         from vaekit.optional import require
@@ -114,17 +121,20 @@ class ShardedImages(LazyImages):
         self.urls, self.samples = urls, samples
         self.size, self.recipe, self.channels = size, recipe, channels
         self.shape = (len(samples), channels, size, size)
+        self.threads = workers  # as configured (0: chosen here)
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
 
     def __getstate__(self) -> dict:  # handles and threads stay in the process that made them
-        return {**self.__dict__, "_local": None, "_pool": None}
+        return {**self.__dict__, "_local": None, "_pool": None, "_pid": None}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _local=threading.local())
+        self.__dict__.update(state)
 
     def _bytes(self, shard: int, offset: int, size: int) -> bytes:
+        self._own_process()
         handles = self._local.__dict__.setdefault("handles", OrderedDict())
         if shard in handles:
             handles.move_to_end(shard)
@@ -138,11 +148,12 @@ class ShardedImages(LazyImages):
             raise DataError(f"{self.urls[shard]}: a member of {size:,} bytes (at most {MAX_MEMBER_BYTES:,})")
         return handle.read(size)
 
-    def decode(self, position: int, epoch: int | None = None) -> np.ndarray:
-        """Sample ``position`` at the configured size; a random crop is drawn from (epoch, position)."""
+    def decode(self, position: int, epoch: int | None = None, seed: int = 0) -> np.ndarray:
+        """Sample ``position`` at the configured size; a random crop is drawn from (seed, epoch, position)."""
         sample = self.samples[position]
         data = self._bytes(sample.shard, sample.offset, sample.size)
-        rng = np.random.default_rng([epoch, position]) if epoch is not None and self.recipe == RANDOM else None
+        random_crop = epoch is not None and self.recipe == RANDOM
+        rng = np.random.default_rng([seed, epoch, position]) if random_crop else None
         try:
             with open_image(data) as image:
                 picture = upright(image, self.size if self.recipe in DRAFT_RECIPES else None)
@@ -150,17 +161,26 @@ class ShardedImages(LazyImages):
         except (UnreadableImage, ValueError) as err:
             raise DataError(f"{self.urls[sample.shard]}: sample {position} cannot be decoded ({err})") from None
 
-    def read(self, positions: np.ndarray, epoch: int | None = None) -> np.ndarray:
+    def read(self, positions: np.ndarray, epoch: int | None = None, seed: int = 0) -> np.ndarray:
         out = np.empty((len(positions), *self.shape[1:]), np.uint8)
-        if len(positions) <= 2:
+        self._own_process()
+        if len(positions) <= 2 or self.workers == 1:
             for i, position in enumerate(positions):
-                out[i] = self.decode(int(position), epoch)
+                out[i] = self.decode(int(position), epoch, seed)
             return out
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vaekit-decode")
-        for i, image in enumerate(self._pool.map(lambda p: self.decode(int(p), epoch), positions)):
+        for i, image in enumerate(self._pool.map(lambda p: self.decode(int(p), epoch, seed), positions)):
             out[i] = image
         return out
+
+    def _own_process(self) -> None:
+        """In a forked process (a loader's worker), drop the parent's open shards and thread pool:
+        a file offset shared with another process would interleave their reads."""
+        if self._pid != os.getpid():
+            self._pid, self._local, self._pool = os.getpid(), threading.local(), None
+            if torch_worker():  # one decoding thread per worker process: the processes are the parallelism
+                self.workers = self.threads or 1
 
     def labels(self) -> np.ndarray | None:
         """Class labels from ``.cls`` members, when every sample has one."""

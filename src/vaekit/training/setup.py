@@ -177,7 +177,8 @@ def seconds_per_step(config: Config, repeats: int = 3) -> float:
 
 def training_loader(train_set: ImageDataset, config: Config, device: torch.device, ranks: distributed.Ranks):
     """The training batches: this rank's slice of each global batch, in the order (seed, epoch) fix,
-    the next ones prefetched (gathered, or decoded for shards) while one trains."""
+    the next ones prefetched (gathered, or decoded for shards, in ``data.processes`` worker
+    processes where set) while one trains."""
     from vaekit.data.loader import BatchLoader
 
     train = config.train
@@ -195,4 +196,5 @@ def training_loader(train_set: ImageDataset, config: Config, device: torch.devic
         shard=(ranks.rank, ranks.world),
         channels_last=train.channels_last,
         prefetch=2,
+        processes=config.data.processes,
     )
