@@ -106,6 +106,18 @@ def test_evaluate_writes_json_and_markdown(trained_run, tmp_path, capsys):
     assert "| elbo.neg_elbo |" in capsys.readouterr().out
 
 
+def test_evaluating_a_held_out_folder_decodes_only_max_images_of_it(trained_run, tmp_path):
+    for i in range(6):
+        Image.new("RGB", (20, 20), (30 * i, 90, 10)).save(tmp_path / f"{i}.png")
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(trained_run), "--data", str(tmp_path), "--metrics", "elbo", "--max-images", "3",
+                 "-o", str(out)]) == 0  # fmt: skip
+    assert json.loads(out.read_text())["data"]["images"] == 3
+    cache = trained_run.parent / "cache"
+    decoded = [np.load(p / "images.npy", mmap_mode="r") for p in cache.glob("images-*") if not p.is_symlink()]
+    assert [len(images) for images in decoded] == [3]
+
+
 def test_fid_without_inception_weights_says_which_file_to_get(trained_run, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VAEKIT_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

@@ -199,9 +199,12 @@ def _memory_data_for(model: VAE, data: Any, labels: Any = None) -> ImageDataset:
     return shaped_for(dataset, model.image_shape, model.config.data.crop if model.config else "center")
 
 
-def dataset_for(model: VAE, data: Data = None, labels: Any = None, split: str | None = None) -> ImageDataset:
+def dataset_for(
+    model: VAE, data: Data = None, labels: Any = None, split: str | None = None, limit: int | None = None
+) -> ImageDataset:
     """The data to evaluate or explore ``model`` with: in-memory data as given (all of it), or a
-    split of a path / the run's own source. Runs trained on memory data need it passed again."""
+    split of a path / the run's own source. Runs trained on memory data need it passed again.
+    ``limit``: where the whole source is wanted, only its first images are read (and decoded)."""
     config = model.config.data
     if is_in_memory(data):
         return _memory_data_for(model, data, labels)
@@ -209,7 +212,13 @@ def dataset_for(model: VAE, data: Data = None, labels: Any = None, split: str | 
         raise DataError(
             f"this model was trained on in-memory data ({config.fingerprint}); pass the data again (data=...)"
         )
-    config = replace(config, source=str(data) if data is not None else config.source, labels=labels or config.labels)
+    whole = split in (None, "all")
+    config = replace(
+        config,
+        source=str(data) if data is not None else config.source,
+        labels=labels or config.labels,
+        limit=limit if whole else None,
+    )
     dataset = load_dataset(config)
     return dataset.split(split, config.val_fraction, config.seed) if split not in (None, "all") else dataset
 
@@ -236,7 +245,7 @@ def evaluate(
 
     vae = as_model(model, trust_code) if sampler is None else use_sampler(model, sampler, trust_code)
     split = split or ("all" if data is not None else "test")
-    held_out = dataset_for(vae, data, split=split)
+    held_out = dataset_for(vae, data, split=split, limit=settings.get("max_images"))
     chosen = EvaluationSettings(split=split, metrics=list(metrics or default_metrics()), **settings)
     report = run_evaluation(vae, held_out, chosen, run=str(model) if not isinstance(model, VAE) else "")
     if output is not None:
@@ -262,7 +271,7 @@ def fit_sampler(
     from vaekit.models.samplers import fit_gmm, posterior_means
 
     vae = as_model(model)
-    dataset = dataset_for(vae, data, split="train" if data is None else "all")
+    dataset = dataset_for(vae, data, split="train" if data is None else "all", limit=max_images)
     latents = posterior_means(vae, dataset.images[:max_images], batch_size=256)
     mixture = fit_gmm(latents, components, seed)
     if save:

@@ -59,6 +59,7 @@ class DataConfig:
     workers: int = non_negative(0)  # decoding threads; 0 = one per CPU
     processes: int = non_negative(0, 64)  # loader worker processes decoding shards' batches; 0 = a thread
     rescan: bool = False  # stat every file of a folder at start instead of trusting its manifest
+    limit: int | None = positive(None, MAX_COUNT)  # only the first N images (listing order), cut before decoding
 
 
 @dataclass(frozen=True)

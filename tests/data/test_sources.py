@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -23,3 +24,17 @@ def test_missing_path_is_a_clear_error(tmp_path):
 def test_shapes_is_the_default_source():
     data = load_dataset(DataConfig(image_size=16, num_images=8))
     assert data.images.shape == (8, 3, 16, 16) and data.source == "shapes"
+
+
+def test_a_limit_decodes_only_the_first_images_of_a_folder(tmp_path, isolated_cache):
+    for i in range(5):
+        Image.new("RGB", (6, 6), (40 * i, 0, 0)).save(tmp_path / f"{i}.png")
+    first = load_dataset(DataConfig(source=str(tmp_path), image_size=4, limit=2))
+    assert first.names == ["0.png", "1.png"] and first.images.shape[0] == 2
+    entries = [p for p in isolated_cache.glob("images-*") if not p.is_symlink()]
+    assert [len(np.load(p / "images.npy", mmap_mode="r")) for p in entries] == [2]  # no more decoded
+    assert len(load_dataset(DataConfig(source=str(tmp_path), image_size=4))) == 5  # its own entry
+
+
+def test_a_limit_cuts_every_other_source_too():
+    assert len(load_dataset(DataConfig(image_size=8, num_images=6, limit=4))) == 4

@@ -76,13 +76,14 @@ def load_celeba(
     cache_dir: str | None,
     workers: int = 0,
     rescan: bool = False,
+    limit: int | None = None,
 ) -> ImageDataset:
     """A CelebA folder: ``img_align_celeba/`` (or a zip of it) + ``list_attr_celeba*.txt``
     + optional ``list_eval_partition*.txt`` / ``split*.txt``."""
     attr_file = sorted(folder.glob("list_attr_celeba*.txt"))[0]
     label_names, rows = read_attributes(attr_file)  # a bad attribute file fails before any decoding
     dataset = load_image_files(
-        ImageFiles.scan(celeba_images(folder), cache_root(cache_dir), rescan=rescan),
+        ImageFiles.scan(celeba_images(folder), cache_root(cache_dir), rescan=rescan).first(limit),
         image_size=image_size,
         crop=crop,
         channels=channels,
@@ -104,7 +105,7 @@ def load_celeba(
 
 
 def _load(path, config) -> ImageDataset:
-    return load_celeba(path, **decode_options(config), rescan=config.rescan)
+    return load_celeba(path, **decode_options(config), rescan=config.rescan, limit=config.limit)
 
 
 DATA_SOURCES.add(

@@ -83,6 +83,12 @@ class ImageFiles:
             raise DataError(f"no images found in {root} (looked recursively for {', '.join(sorted(IMAGE_SUFFIXES))})")
         return cls(root, members, fingerprint)
 
+    def first(self, count: int | None) -> ImageFiles:
+        """The first ``count`` members (all for None), keyed as such in the cache."""
+        if count is None or count >= len(self.members):
+            return self
+        return ImageFiles(self.root, self.members[:count], (*self.fingerprint, "first", count))
+
     def opener(self) -> Callable[[str], Image.Image]:
         """A thread-safe function that opens a member as a (lazy) Pillow image."""
         if not self.is_zip:
@@ -192,7 +198,7 @@ def _decode_all(
 
 
 def _load(path: Path | None, config) -> ImageDataset:
-    files = ImageFiles.scan(path, cache_root(config.cache_dir), rescan=config.rescan)
+    files = ImageFiles.scan(path, cache_root(config.cache_dir), rescan=config.rescan).first(config.limit)
     return load_image_files(files, **decode_options(config))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from vaekit.config import DataConfig
 from vaekit.data import arrays, celeba, idx, images, shapes, shards  # noqa: F401  (each registers its source)
 from vaekit.data.dataset import ImageDataset
@@ -50,8 +52,10 @@ def absolute_spec(spec: str) -> str:
 
 
 def load_dataset(config: DataConfig) -> ImageDataset:
-    """All images of the source that ``config.source`` names, decoded to the configured size,
-    with labels from ``config.labels`` when given."""
+    """All images of the source that ``config.source`` names (the first ``config.limit``: folders
+    and zips decode no more), decoded to the configured size, with labels from ``config.labels``."""
     kind, path = parse_spec(config.source)
     dataset = DATA_SOURCES.get(kind).factory.load(path, config)
+    if config.limit is not None and len(dataset) > config.limit:
+        dataset = dataset.subset(np.arange(config.limit))
     return attach_labels(dataset, config.labels) if config.labels else dataset
