@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
 from vaekit.data import BatchLoader, ImageDataset
@@ -82,3 +85,34 @@ def test_prefetched_batches_are_the_batches_served_without_prefetch_and_shard_by
     halves = [list(BatchLoader(images, 8, flip=True, seed=3, prefetch=2, shard=(r, 2)).epoch(2, 1)) for r in (0, 1)]
     for whole, first, second in zip(plain, *halves, strict=True):  # two ranks together serve the one batch
         assert torch.equal(torch.cat([first, second]), whole)
+
+
+def _mapped_kb(path) -> int:
+    """The resident kilobytes of this process's mappings of ``path`` (Linux)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if "-" in line.split()[0] and len(line.split()) >= 5:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
+def test_rows_of_a_memory_map_are_read_without_mapping_its_pages_into_the_process(tmp_path):
+    from vaekit.data.dataset import RowView, take_rows
+
+    np.save(tmp_path / "images.npy", np.random.default_rng(0).integers(0, 256, (512, 3, 32, 32), dtype=np.uint8))
+    mapped = np.load(tmp_path / "images.npy", mmap_mode="r")
+    expected = np.load(tmp_path / "images.npy")
+    view = RowView(mapped, np.arange(1, 512, 2))
+    for positions in (np.arange(512), np.array([5, 6, 7, 100, 3, 3, -1]), np.array([], np.int64)):
+        np.testing.assert_array_equal(take_rows(mapped, positions), expected[positions])
+    np.testing.assert_array_equal(view[10:20], expected[21:41:2])
+    np.testing.assert_array_equal(view[3], expected[7])
+    np.testing.assert_array_equal(view[[0, 2], 1], expected[[1, 5], 1])
+    np.testing.assert_array_equal(np.asarray(view), expected[1::2])
+    assert sum(1 for _ in view) == 256
+    assert _mapped_kb(tmp_path / "images.npy") < 64  # 1.5 MB read, next to nothing mapped
+    with pytest.raises(IndexError):
+        take_rows(mapped, np.array([512]))

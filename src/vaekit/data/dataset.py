@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 TRAIN, TEST = 0, 1
+
+
+def take_rows(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``array[positions]``; rows of a memory-mapped ``.npy`` are read with ``pread`` (runs of
+    consecutive rows in one call), so the file's pages stay in the page cache, shared by every
+    process, and never enter this process's memory map: its RSS does not grow with what it has read
+    (over an epoch, a mapped read would map the whole cache into every process)."""
+    positions = np.asarray(positions)
+    if not (isinstance(array, np.memmap) and array.filename and array.flags.c_contiguous and positions.ndim == 1):
+        return array[positions]
+    positions = np.arange(len(array))[positions] if positions.dtype == bool else positions
+    positions = np.where(positions < 0, positions + len(array), positions)
+    if len(positions) and (positions.min() < 0 or positions.max() >= len(array)):
+        raise IndexError(f"row index out of range for {len(array)} rows")
+    out = np.empty((len(positions), *array.shape[1:]), array.dtype)
+    if not len(out):
+        return out
+    row_bytes = out[0].nbytes
+    flat = out.reshape(len(out), row_bytes // out.itemsize).view(np.uint8)
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    with open(array.filename, "rb", buffering=0) as handle:
+        for run in np.split(np.arange(len(positions)), breaks):
+            start = array.offset + int(positions[run[0]]) * row_bytes
+            view = memoryview(flat[run[0] : run[-1] + 1]).cast("B")
+            got = os.preadv(handle.fileno(), [view], start)
+            if got != len(view):
+                raise OSError(f"{array.filename}: short read ({got} of {len(view)} bytes)")
+    return out
 
 
 class RowView:
@@ -37,18 +66,20 @@ class RowView:
         return len(self.index)
 
     def __iter__(self):
-        return (self.base[i] for i in self.index)
+        return (self[i] for i in range(len(self)))
 
     def __getitem__(self, key):
-        if isinstance(key, int | np.integer | slice | list | np.ndarray):
-            return self.base[self.index[key]]
+        if isinstance(key, int | np.integer):
+            return take_rows(self.base, self.index[[key]])[0]
+        if isinstance(key, slice | list | np.ndarray):
+            return take_rows(self.base, self.index[key])
         rows, rest = key[0], key[1:]  # (rows, channels, ...): the rows first, then the rest of the key
         if isinstance(rows, int | np.integer):
-            return self.base[self.index[rows]][rest]
-        return self.base[self.index[rows]][(slice(None), *rest)]
+            return self[rows][rest]
+        return self[rows][(slice(None), *rest)]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        rows = self.base[self.index]
+        rows = take_rows(self.base, self.index)
         return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
@@ -95,7 +126,7 @@ def read_rows(
         return images.base.read(images.index[positions], epoch, seed)
     if isinstance(images, LazyImages):
         return images.read(positions, epoch, seed)
-    return images[positions]
+    return images[positions] if isinstance(images, RowView) else take_rows(images, positions)
 
 
 @dataclass
