@@ -3,7 +3,10 @@ training, and the same images as the folder they came from."""
 
 from __future__ import annotations
 
+import io
+import os
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +145,82 @@ def test_training_with_loader_processes_ends_at_the_weights_of_a_thread_loader(s
     runs = [Trainer(config.with_overrides({"data.processes": n}), tmp_path / f"p{n}").fit() for n in (0, 2)]
     a, b = (load_file(str(run / "model" / "model.safetensors")) for run in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_each_shards_index_is_kept_in_the_cache_until_the_shard_changes(folder, tmp_path, monkeypatch):
+    import vaekit.data.shards as shards_module
+
+    assert main(["shard", str(folder), "-o", str(tmp_path / "s"), "--per-shard", "16"]) == 0
+    config = DataConfig(source=str(tmp_path / "s"), image_size=16, cache_dir=str(tmp_path / "cache"))
+    first = load_dataset(config)
+    index, indexed = shards_module.index_shard, []
+    monkeypatch.setattr(shards_module, "index_shard", lambda url: indexed.append(url) or index(url))
+    again = load_dataset(config)
+    assert indexed == []  # no tar header read: both indexes came from the cache
+    assert np.array_equal(np.asarray(again.images), np.asarray(first.images))
+    assert again.labels.tolist() == first.labels.tolist() == [0] * 15 + [1] * 15
+    (tmp_path / "s" / "shard-000001.tar").write_bytes((tmp_path / "s" / "shard-000001.tar").read_bytes())
+    os.utime(tmp_path / "s" / "shard-000001.tar", ns=(1, 1))
+    load_dataset(config)
+    assert indexed == [str(tmp_path / "s" / "shard-000001.tar")]  # the changed shard only
+
+
+def _serve_with_ranges(folder):
+    """A local HTTP server of ``folder`` that answers byte ranges and sends an ETag, as object
+    stores do; it counts the bytes it sends."""
+    import functools
+    import http.server
+    import re
+    import threading
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        sent = 0
+
+        def send_head(self):
+            path = Path(self.translate_path(self.path))
+            if not path.is_file():
+                self.send_error(404)
+                return None
+            size, start, end = path.stat().st_size, 0, path.stat().st_size - 1
+            wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+            if wanted:
+                start, end = int(wanted[1]), min(int(wanted[2] or end), end)
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(end - start + 1))
+            self.send_header("ETag", f'"{path.stat().st_mtime_ns}"')
+            self.end_headers()
+            with open(path, "rb") as handle:
+                handle.seek(start)
+                data = handle.read(end - start + 1)
+            type(self).sent += len(data) if self.command == "GET" else 0
+            return io.BytesIO(data)
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, Handler
+
+
+def test_shards_over_http_read_just_each_samples_bytes_and_keep_their_index(shards, tmp_path):
+    pytest.importorskip("fsspec")
+    pytest.importorskip("aiohttp", reason="http:// shard URLs need aiohttp (the datasets extra)")
+    server, handler = _serve_with_ranges(shards)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/shard-{{000000..000003}}.tar"
+        config = DataConfig(source=url, image_size=16, cache_dir=str(tmp_path))
+        remote = load_dataset(config)
+        local = load_dataset(DataConfig(source=str(shards), image_size=16))
+        handler.sent = 0
+        positions = np.array([0, 9, 17, 29])
+        assert np.array_equal(remote.images[positions], local.images[positions])
+        assert handler.sent == sum(int(remote.images.sizes[p]) for p in positions)  # one range per image
+        handler.sent = 0
+        assert load_dataset(config).labels.tolist() == local.labels.tolist()
+        assert handler.sent == remote.images.sizes[0]  # the index kept: only the first image, to see if it is gray
+    finally:
+        server.shutdown()

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import random
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from vaekit.io.files import write_atomically
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MANIFEST_FOLDER = "manifests"
@@ -122,19 +124,15 @@ def _spot_check(root: Path, listing: Listing) -> bool:
 
 def _write(path: Path, listing: Listing, folders: dict[str, int]) -> None:
     """Store the manifest atomically; a cache that cannot be written keeps none (a scan next time)."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        names=np.frombuffer("\n".join(listing.members).encode(), np.uint8),
+        folders=np.frombuffer("\n".join(folders).encode(), np.uint8),
+        folder_times=np.fromiter(folders.values(), np.int64, len(folders)),
+        sizes=listing.sizes,
+        mtimes=listing.mtimes,
+    )
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.savez(
-                    out,
-                    names=np.frombuffer("\n".join(listing.members).encode(), np.uint8),
-                    folders=np.frombuffer("\n".join(folders).encode(), np.uint8),
-                    folder_times=np.fromiter(folders.values(), np.int64, len(folders)),
-                    sizes=listing.sizes,
-                    mtimes=listing.mtimes,
-                )
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomically(path, buffer.getvalue())

@@ -13,12 +13,15 @@ index: each shard's name and sample count) for other tools.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import os
 import re
 import tarfile
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +30,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from vaekit.data.cache import cache_root
 from vaekit.data.dataset import ImageDataset, LazyImages
 from vaekit.data.images import DataError, ImageFiles
 from vaekit.data.labels import folder_classes
@@ -34,6 +38,7 @@ from vaekit.data.listing import IMAGE_SUFFIXES
 from vaekit.data.reader import DRAFT_RECIPES, UnreadableImage, open_image, upright
 from vaekit.data.recipes import RANDOM, prepare
 from vaekit.data.registry import DATA_SOURCES, Source
+from vaekit.io.files import write_atomically
 from vaekit.schema import MAX_IMAGE_SIZE
 
 INDEX_FILE = "index.json"
@@ -44,15 +49,18 @@ OPEN_SHARDS = 8  # shard files each decode thread keeps open (least recently use
 MAX_SHARD_BYTES = 1 << 30  # a shard being written is held in memory: closed at this size, whatever per_shard says
 
 
-@dataclass(frozen=True)
-class Sample:
-    """Where one sample's image (and class label) lie: shard number, byte offsets and sizes."""
+MAX_LABEL_BYTES = 256  # a .cls member (a class number as text)
+INDEX_FOLDER = "shard-index"  # in the cache: each shard's index, kept between starts
 
-    shard: int
-    offset: int
-    size: int
-    label_offset: int = -1
-    label_size: int = 0
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """The samples of one shard in member order: image data offsets and sizes, and the text of each
+    sample's ``.cls`` member ("" where it has none)."""
+
+    offsets: np.ndarray
+    sizes: np.ndarray
+    labels: np.ndarray
 
 
 def shard_urls(spec: str) -> list[str]:
@@ -82,22 +90,25 @@ def torch_worker() -> bool:
     return torch.utils.data.get_worker_info() is not None
 
 
-def _open(url: str):
+def _open(url: str, samples: bool = False):
+    """A shard as a binary file; from a URL with ``fsspec``, read ahead in blocks to walk its
+    headers, or, to read ``samples``, each read one ranged request of just its bytes (a block cache
+    would fetch megabytes around each image)."""
     if "://" in url:
         from vaekit.optional import require
 
         fsspec = require("fsspec", "datasets", "reading shards from a URL")
-        return fsspec.open(url, "rb").open()
+        return fsspec.open(url, "rb", **({"cache_type": "none"} if samples else {})).open()
     return open(url, "rb")
 
 
-def index_shard(url: str, number: int) -> list[Sample]:
-    """The samples of one shard, in member order, from its tar headers (data is skipped, not read)."""
+def index_shard(url: str) -> ShardIndex:
+    """One shard's samples from its tar headers (image data is seeked past; ``.cls`` members,
+    a few bytes each, are read on the way)."""
     images: dict[str, tuple[int, int]] = {}
-    labels: dict[str, tuple[int, int]] = {}
-    order: list[str] = []
+    labels: dict[str, str] = {}
     try:
-        with _open(url) as handle, tarfile.open(fileobj=handle, mode="r:") as tar:  # headers; data is seeked past
+        with _open(url) as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -106,21 +117,61 @@ def index_shard(url: str, number: int) -> list[Sample]:
                 suffix = "." + name.name.split(".", 1)[1].lower() if "." in name.name else ""
                 if suffix in IMAGE_SUFFIXES and key not in images:
                     images[key] = (member.offset_data, member.size)
-                    order.append(key)
-                elif suffix == ".cls":
-                    labels[key] = (member.offset_data, member.size)
+                elif suffix == ".cls" and member.size <= MAX_LABEL_BYTES:
+                    labels[key] = tar.extractfile(member).read().decode("utf-8", "replace").strip()
     except (OSError, tarfile.TarError, EOFError) as err:
         raise DataError(f"{url}: not a readable tar shard ({err})") from None
-    return [Sample(number, *images[key], *labels.get(key, (-1, 0))) for key in order]
+    places = np.array(list(images.values()), np.int64).reshape(-1, 2)
+    return ShardIndex(places[:, 0], places[:, 1], np.array([labels.get(key, "") for key in images], dtype=str))
+
+
+def _identity(url: str) -> str | None:
+    """What changes when a shard does (size and modification time, or the server's ETag)."""
+    try:
+        if "://" not in url:
+            stat = os.stat(url)
+            return f"{stat.st_size}:{stat.st_mtime_ns}"
+        import fsspec
+
+        info = fsspec.core.url_to_fs(url)[0].info(url)
+    except (OSError, ValueError, ImportError):
+        return None
+    stamp = next((info[k] for k in ("ETag", "etag", "LastModified", "mtime", "last_modified") if info.get(k)), None)
+    return f"{info.get('size')}:{stamp}" if stamp is not None else None
+
+
+def cached_index(url: str, cache: Path | None) -> ShardIndex:
+    """``index_shard(url)``, kept in ``cache`` under the shard's identity, so that a start over many
+    shards reads one small file per shard instead of every tar header (each a request for a URL)."""
+    identity = _identity(url) if cache is not None else None
+    if identity is None:
+        return index_shard(url)
+    path = cache / INDEX_FOLDER / f"{hashlib.sha256(f'{url}|{identity}'.encode()).hexdigest()[:32]}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            return ShardIndex(kept["offsets"], kept["sizes"], kept["labels"])
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        pass
+    found = index_shard(url)
+    with contextlib.suppress(OSError):  # a cache that cannot be written: indexed again next time
+        buffer = io.BytesIO()
+        np.savez(buffer, offsets=found.offsets, sizes=found.sizes, labels=found.labels)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, buffer.getvalue())
+    return found
 
 
 class ShardedImages(LazyImages):
     """The images of a list of shards, decoded at ``size`` by ``recipe`` when indexed."""
 
-    def __init__(self, urls: list[str], samples: list[Sample], size: int, recipe: str, channels: int, workers: int):
-        self.urls, self.samples = urls, samples
+    def __init__(self, urls: list[str], indexes: list[ShardIndex], size: int, recipe: str, channels: int, workers: int):
+        self.urls = urls
+        self.shard = np.repeat(np.arange(len(indexes), dtype=np.int32), [len(i.offsets) for i in indexes])
+        self.offsets = np.concatenate([i.offsets for i in indexes]) if indexes else np.zeros(0, np.int64)
+        self.sizes = np.concatenate([i.sizes for i in indexes]) if indexes else np.zeros(0, np.int64)
+        self.label_texts = np.concatenate([i.labels for i in indexes]) if indexes else np.zeros(0, str)
         self.size, self.recipe, self.channels = size, recipe, channels
-        self.shape = (len(samples), channels, size, size)
+        self.shape = (len(self.offsets), channels, size, size)
         self.threads = workers  # as configured (0: chosen here)
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._local = threading.local()
@@ -141,7 +192,7 @@ class ShardedImages(LazyImages):
         else:
             if len(handles) >= OPEN_SHARDS:  # thousands of shards: never thousands of open files
                 handles.popitem(last=False)[1].close()
-            handles[shard] = _open(self.urls[shard])
+            handles[shard] = _open(self.urls[shard], samples=True)
         handle = handles[shard]
         handle.seek(offset)
         if size > MAX_MEMBER_BYTES:
@@ -150,8 +201,8 @@ class ShardedImages(LazyImages):
 
     def decode(self, position: int, epoch: int | None = None, seed: int = 0) -> np.ndarray:
         """Sample ``position`` at the configured size; a random crop is drawn from (seed, epoch, position)."""
-        sample = self.samples[position]
-        data = self._bytes(sample.shard, sample.offset, sample.size)
+        shard = int(self.shard[position])
+        data = self._bytes(shard, int(self.offsets[position]), int(self.sizes[position]))
         random_crop = epoch is not None and self.recipe == RANDOM
         rng = np.random.default_rng([seed, epoch, position]) if random_crop else None
         try:
@@ -159,7 +210,7 @@ class ShardedImages(LazyImages):
                 picture = upright(image, self.size if self.recipe in DRAFT_RECIPES else None)
             return prepare(picture, self.size, self.recipe, self.channels, rng)
         except (UnreadableImage, ValueError) as err:
-            raise DataError(f"{self.urls[sample.shard]}: sample {position} cannot be decoded ({err})") from None
+            raise DataError(f"{self.urls[shard]}: sample {position} cannot be decoded ({err})") from None
 
     def read(self, positions: np.ndarray, epoch: int | None = None, seed: int = 0) -> np.ndarray:
         out = np.empty((len(positions), *self.shape[1:]), np.uint8)
@@ -183,26 +234,27 @@ class ShardedImages(LazyImages):
                 self.workers = self.threads or 1
 
     def labels(self) -> np.ndarray | None:
-        """Class labels from ``.cls`` members, when every sample has one."""
-        if not self.samples or any(s.label_offset < 0 for s in self.samples):
+        """Class labels from ``.cls`` members, when every sample has an integer one."""
+        texts = self.label_texts
+        if not len(texts) or not all(re.fullmatch(r"-?\d+", str(t)) for t in np.unique(texts)):
             return None
-        values = [self._bytes(s.shard, s.label_offset, s.label_size).decode().strip() for s in self.samples]
-        if not all(re.fullmatch(r"-?\d+", v) for v in values):
-            return None
-        return np.array([int(v) for v in values], dtype=np.int64)
+        return texts.astype(np.int64)
 
 
-def load_shards(spec: str, image_size: int, crop: str, channels: int | None, workers: int = 0) -> ImageDataset:
-    """A dataset over the shards ``spec`` names, decoded on demand (see the module's docstring)."""
+def load_shards(
+    spec: str, image_size: int, crop: str, channels: int | None, workers: int = 0, cache: Path | None = None
+) -> ImageDataset:
+    """A dataset over the shards ``spec`` names, decoded on demand (see the module's docstring);
+    ``cache``: where each shard's index is kept between starts."""
     if not 1 <= image_size <= MAX_IMAGE_SIZE:
         raise DataError(f"data.image_size {image_size} is not 1..{MAX_IMAGE_SIZE}")
     urls = shard_urls(spec)
-    samples = [sample for number, url in enumerate(urls) for sample in index_shard(url, number)]
-    if not samples:
+    indexes = [cached_index(url, cache) for url in urls]
+    if not sum(len(index.offsets) for index in indexes):
         raise DataError(f"{spec}: the shards hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = ShardedImages(urls, samples, image_size, crop, channels or 3, workers)
+    images = ShardedImages(urls, indexes, image_size, crop, channels or 3, workers)
     if channels is None and _gray(images.decode(0)):  # channels left to the data: one for gray images
-        images = ShardedImages(urls, samples, image_size, crop, 1, workers)
+        images.channels, images.shape = 1, (images.shape[0], 1, *images.shape[2:])
     return ImageDataset(images=images, labels=images.labels(), source=spec)
 
 
@@ -222,7 +274,9 @@ def is_shard_spec(spec: str) -> bool:
 def _load(path: Path | None, config) -> ImageDataset:
     raw = config.source.removeprefix("shards:")
     spec = raw if is_shard_spec(raw) else str(path)
-    return load_shards(spec, config.image_size, config.crop, config.channels, config.workers)
+    return load_shards(
+        spec, config.image_size, config.crop, config.channels, config.workers, cache_root(config.cache_dir)
+    )
 
 
 DATA_SOURCES.add(
@@ -239,8 +293,6 @@ def write_shards(items: Iterable[tuple[str, Path | bytes, int | None]], out: Pat
     samples each (members ``KEY.EXT`` and ``KEY.cls``; images kept as their original bytes) and the
     ``index.json`` of their counts. Memory holds one shard (at most ``MAX_SHARD_BYTES``, which closes
     a shard early); each is written beside and renamed, so none is ever half written."""
-    from vaekit.io.files import write_atomically
-
     out.mkdir(parents=True, exist_ok=True)
     written, shardlist, chunk, total, held = [], [], [], 0, 0
 
