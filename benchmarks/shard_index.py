@@ -1,0 +1,98 @@
+"""A start over many tar shards, and the bytes a sample costs from a URL.
+
+    python benchmarks/shard_index.py [--shards 100] [--per-shard 1000] [--samples 256]
+
+Writes ``--shards`` shards of ``--per-shard`` small PNGs with class labels, then times
+``load_shards`` (tar headers and labels read, or their index kept in a cache) twice in a row, and
+serves the shards from a local HTTP server that answers byte ranges (as object stores do) to count
+the bytes sent to read ``--samples`` random images. Run it with ``PYTHONPATH=OLD/src`` to measure
+an older tree (which keeps no index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import inspect
+import io
+import json
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vaekit.data.shards import load_shards, write_shards
+
+
+class Ranges(http.server.SimpleHTTPRequestHandler):
+    """Byte ranges and an ETag, as object stores answer; counts what it sends."""
+
+    sent = 0
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if wanted:
+            start, end = int(wanted[1]), min(int(wanted[2] or end), end)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("ETag", f'"{path.stat().st_mtime_ns}"')
+        self.end_headers()
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(end - start + 1)
+        type(self).sent += len(data) if self.command == "GET" else 0
+        return io.BytesIO(data)
+
+    def log_message(self, *_):
+        pass
+
+
+def load(spec: str, cache: Path):
+    keeps_index = "cache" in inspect.signature(load_shards).parameters
+    return load_shards(spec, 32, "center", 3, **({"cache": cache} if keeps_index else {}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", type=int, default=100)
+    parser.add_argument("--per-shard", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=256)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
+    with tempfile.TemporaryDirectory() as scratch:
+        shards, cache = Path(scratch, "shards"), Path(scratch, "cache")
+        items = ((f"{i}.png", buffer.getvalue(), i % 10) for i in range(args.shards * args.per_shard))
+        write_shards(items, shards, per_shard=args.per_shard)
+        result = {"shards": args.shards, "samples": args.shards * args.per_shard}
+        for attempt in ("first_start_s", "next_start_s"):
+            started = time.perf_counter()
+            load(str(shards), cache)
+            result[attempt] = round(time.perf_counter() - started, 3)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Ranges, directory=str(shards)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/shard-{{000000..{min(args.shards, 4) - 1:06d}}}.tar"
+        remote = load(url, cache).images
+        Ranges.sent = 0
+        positions = np.sort(rng.choice(len(remote), args.samples, replace=False))
+        remote.read(positions)
+        result["http_bytes_per_sample"] = round(Ranges.sent / args.samples)
+        result["image_bytes"] = len(buffer.getvalue())
+        server.shutdown()
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
