@@ -37,3 +37,32 @@ def check_reductions(rank: int, world: int, init_file: str, out: str) -> None:
     torch.save({"weight": weight.grad, "bias": bias.grad, "metrics": metrics}, Path(out) / f"rank-{rank}.pt")
     dist.barrier()  # neither rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
+
+
+def check_stop_votes(rank: int, world: int, init_file: str, out: str) -> None:
+    """Spawned by the stop test: each rank wishes to stop at its own step; writes what ``StopVote``
+    agreed at each step, for a signal on rank 1 and for time budgets alone."""
+    import json
+
+    import torch
+    import torch.distributed as dist
+
+    from vaekit.engine.distributed import StopVote
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    scenarios = {
+        "signal": {0: (5, "time budget"), 1: (3, "SIGTERM")},
+        "budgets": {0: (2, "time budget"), 1: (4, "time budget")},
+    }
+    agreed = {}
+    for name, wishes in scenarios.items():
+        vote, wish, seen = StopVote(torch.device("cpu")), None, []
+        for step in range(7):
+            when, reason = wishes[rank]
+            wish = reason if step >= when else wish
+            seen.append(vote.agree(wish))
+        vote.finish()
+        agreed[name] = seen
+    (Path(out) / f"votes-{rank}.json").write_text(json.dumps(agreed))
+    dist.barrier()
+    dist.destroy_process_group()

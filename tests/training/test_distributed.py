@@ -152,6 +152,22 @@ def test_gradients_and_logged_metrics_are_averaged_over_ranks_not_summed(tmp_pat
         assert torch.equal(result["metrics"], torch.tensor([0.5, 5.0]))
 
 
+def test_ranks_agree_to_stop_one_step_after_the_first_wish_and_on_the_same_reason(tmp_path):
+    import json
+
+    import torch.multiprocessing as mp
+
+    from tests.training.ddp_worker import check_stop_votes
+
+    mp.spawn(check_stop_votes, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    votes = [json.loads((tmp_path / f"votes-{rank}.json").read_text()) for rank in (0, 1)]
+    waiting = [None] * 4
+    assert votes[1]["signal"][:5] == [*waiting, "SIGTERM"]  # rank 1 asked at step 3: all stop at step 4
+    assert votes[0]["signal"][:5] == [*waiting, "another process stopping"]  # an interruption on both
+    for rank in (0, 1):  # a time budget alone, reached at steps 2 and 4: stopped at 3 as a time budget
+        assert votes[rank]["budgets"][:4] == [None, None, None, "time budget"]
+
+
 def test_asking_for_ddp_with_an_objective_that_updates_in_phases_is_a_config_error():
     from vaekit.config import ConfigError
     from vaekit.engine.distributed import Ranks, gradient_sync

@@ -19,6 +19,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -141,6 +142,54 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+class StopVote:
+    """How urgently any rank asked to stop (0: not at all), agreed one step late so that no step
+    makes the host wait for the device: each step starts an all-reduce (max) of this rank's level
+    (a device tensor filled by a kernel, copied back into pinned memory after the reduction) and
+    reads the previous step's result, which every rank reads at the same step, and the same."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._pending: tuple[Any, torch.Tensor, Any] | None = None  # (work, host value, CUDA event)
+
+    def cast(self, level: int) -> int:
+        """Send this step's level; the highest level of any rank at the previous step."""
+        agreed = self.finish()
+        value = torch.full((1,), float(level), device=self.device)  # a fill, not a copy from the host
+        work = dist.all_reduce(value, op=dist.ReduceOp.MAX, async_op=True)
+        if self.device.type == "cuda":
+            work.wait()  # the current stream waits for the reduction; the host does not
+            host = torch.empty(1, pin_memory=True)
+            host.copy_(value, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            self._pending = (None, host, event)
+        else:
+            self._pending = (work, value, None)
+        return agreed
+
+    def agree(self, wish: str | None, gentle: str = "time budget") -> str | None:
+        """Why every rank stops now (None: go on), one step after the first wish, the same on every
+        rank: ``gentle`` where that is all any rank asked for, else an interruption."""
+        level = 0 if wish is None else 1 if wish == gentle else 2
+        agreed = self.cast(level)
+        if agreed == 0:
+            return None
+        return gentle if agreed == 1 else wish if level == 2 else "another process stopping"
+
+    def finish(self) -> int:
+        """The result of the vote under way (0 if none)."""
+        if self._pending is None:
+            return 0
+        work, host, event = self._pending
+        self._pending = None
+        if work is not None:
+            work.wait()
+        if event is not None:
+            event.synchronize()  # long done: the step after it is already queued
+        return int(host[0])
 
 
 def barrier() -> None:

@@ -200,7 +200,8 @@ class Trainer:
             self.callbacks.on_start(self)  # trackers start here, outside the clock
         self._clock = Clock(self.elapsed)
         epoch, start = divmod(self.step, self.steps_per_epoch)
-        stop_reason = None
+        stop_reason = wish = None  # agreed by every rank / this rank's own
+        vote = distributed.StopVote(self.device) if self.ranks.distributed else None
         bar = Progress(total, self.step, self.run.root.name, shown=self.ranks.is_main)
         with stop_on_signals() as stop:
             while self.step < total and stop_reason is None:
@@ -225,10 +226,9 @@ class Trainer:
                     self._clock.images += len(batch) * self.ranks.world
                     bar.advance()
                     if train.max_time is not None and self._clock.elapsed() >= train.max_time:
-                        stop_reason = "time budget"
-                    stop_reason = stop.signal or stop_reason
-                    if self.ranks.distributed and distributed.any_rank(stop_reason is not None, self.device):
-                        stop_reason = stop_reason or "another process stopping"
+                        wish = wish or "time budget"
+                    wish = stop.signal or wish
+                    stop_reason = wish if vote is None else vote.agree(wish)
                     if self.step % train.log_every == 0:
                         self._flush(bar)
                     if self.step % train.checkpoint_every == 0 and self.step % self.steps_per_epoch:
@@ -245,6 +245,8 @@ class Trainer:
                 if epoch_done:
                     self._end_of_epoch(epoch)
                 epoch, start = epoch + 1, 0
+            if vote is not None:
+                vote.finish()
             self._checkpoint()
             bar.close()
             # model/ is written inside the signal block: a SIGTERM now waits for it to be complete
