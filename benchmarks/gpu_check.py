@@ -8,7 +8,9 @@
    diffusers' own training step (train_vae example: encode, sample, decode, L1 + KL, AdamW) in one
    process, interleaved: images/s, achieved TFLOP/s (FLOPs counted by torch's FlopCounterMode over
    one step) and the fraction of the device's dense bf16 peak;
-3. conv-celeba64 images/s; 4. the loader's share of a step (batches gathered from the cache).
+3. conv-celeba64 images/s; 4. the loader's share of a step (batches gathered from the cache), and
+of a kl-f8-sd step with its batches decoded while training from JPEG shards (random crops; a
+prefetch thread, then 2 loader worker processes).
 Writes DIR/gpu-check.json and DIR/gpu-check.md (the BENCHMARKS.md rows). Without CUDA it says so
 in one line and exits 0.
 """
@@ -60,7 +62,7 @@ def flops_of(step) -> float:
     return float(counter.get_total_flops())
 
 
-def vaekit_step(size: int, batch: int):
+def vaekit_step(size: int, batch: int, device: str = "cuda"):
     from vaekit import noise
     from vaekit.config import Config
     from vaekit.engine.precision import Precision
@@ -69,16 +71,17 @@ def vaekit_step(size: int, batch: int):
     from vaekit.objectives import create_objective
 
     config = Config().with_overrides({**SD, "data.image_size": size, "data.channels": 3, "train.batch_size": batch})
-    device = torch.device("cuda")
+    device = torch.device(device)
     model = create_model(config).to(device).train()
     precision = Precision("bf16", device)
     objective = create_objective(model, config, precision)
-    images = torch.rand(batch, 3, size, size, device=device)
+    fixed = torch.rand(batch, 3, size, size, device=device)
     counter = iter(range(10**9))
 
-    def step() -> None:
+    def step(images: torch.Tensor | None = None) -> None:
         i = next(counter)
-        update(objective, precision, images, StepInfo(i, 0.0, 100, batch), noise.step_seed(0, i))
+        update(objective, precision, fixed if images is None else images, StepInfo(i, 0.0, 100, batch),
+               noise.step_seed(0, i))  # fmt: skip
 
     return step
 
@@ -153,6 +156,39 @@ def loader_share(batch: int, steps: int) -> dict:
     return {"loader_share": load_s / total_s, "step_s": total_s / steps}
 
 
+def shard_loader_share(size: int, batch: int, steps: int, processes: int, device: str = "cuda") -> dict:
+    """The kl-f8-sd step's wait for its next batch when the batches are decoded while training from
+    tar shards of 768 px JPEGs (a prefetch thread, or ``processes`` loader worker processes)."""
+    import tempfile
+
+    from loader_share import photos  # benchmarks/loader_share.py: the CPU measurement's photos
+
+    from vaekit.data.loader import BatchLoader
+    from vaekit.data.shards import iter_folder, load_shards, write_shards
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder, shards = Path(scratch, "photos"), Path(scratch, "shards")
+        folder.mkdir()
+        photos(folder, batch * (steps + 2), 768)
+        write_shards(iter_folder(folder), shards, per_shard=64)
+        images = load_shards(str(shards), size, "random", 3, 0 if processes else 2).images
+        loader = BatchLoader(images, batch, prefetch=2, processes=processes, device=torch.device(device))
+        batches, step = loader.epoch(0), vaekit_step(size, batch, device)
+        sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+        step(next(batches))
+        sync()
+        waited = total = 0.0
+        for _ in range(steps):
+            start = time.perf_counter()
+            x = next(batches)
+            got = time.perf_counter()
+            step(x)
+            sync()
+            waited += got - start
+            total += time.perf_counter() - start
+    return {"loader_share": waited / total, "step_s": total / steps, "processes": processes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "benchmarks" / "results"))
@@ -192,6 +228,8 @@ def main() -> None:
     result["conv_celeba64"] = timed(conv_celeba_step(128), 128, args.steps)
     result["loader"] = loader_share(128, args.steps)
     print(f"conv-celeba64: {result['conv_celeba64']}; loader: {result['loader']}")
+    result["shard_loader"] = [shard_loader_share(args.size, args.batch, args.steps, p) for p in (0, 2)]
+    print(f"shards decoded while training: {result['shard_loader']}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu-check.json").write_text(json.dumps(result, indent=2))
     rows = [f"GPU check on {name}, torch {torch.__version__}, {result['date']}", "",
@@ -202,6 +240,10 @@ def main() -> None:
         rows.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.3g}" for v in values) + " |")
     rows.append(f"| conv-celeba64 (batch 128) images/s | {result['conv_celeba64']['images_per_s']:.0f} | - |")
     rows.append(f"| loader share of a conv-celeba64 step | {result['loader']['loader_share']:.1%} | - |")
+    for shard in result["shard_loader"]:
+        how = f"{shard['processes']} worker processes" if shard["processes"] else "a prefetch thread"
+        label = f"loader share, kl-f8-sd {args.size} px from JPEG shards, {how}"
+        rows.append(f"| {label} | {shard['loader_share']:.1%} | - |")
     (args.out / "gpu-check.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
 
