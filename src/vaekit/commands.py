@@ -166,12 +166,15 @@ def train_classifier(args: argparse.Namespace) -> None:
 
 
 def shard(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
     from vaekit.data.shards import iter_folder, write_shards
 
     if args.output.resolve() == args.folder.resolve() or args.output.resolve().is_relative_to(args.folder.resolve()):
         raise ConfigError("shard -o: write the shards outside the folder being converted")
-    written = write_shards(((name, path, label) for name, path, label in iter_folder(args.folder)), args.output,
-                           args.per_shard)  # fmt: skip
+    items = iter_folder(args.folder)
+    with tqdm(items, desc=f"sharding {args.folder.name}", unit="img", leave=False, disable=None) as progress:
+        written = write_shards(iter(progress), args.output, args.per_shard)
     print(f"wrote {len(written)} shard(s) to {args.output}/ (train with --data {args.output})")
 
 
