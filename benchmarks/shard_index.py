@@ -12,14 +12,11 @@ an older tree (which keeps no index).
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import inspect
 import io
 import json
-import re
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,34 +25,8 @@ from PIL import Image
 
 from vaekit.data.shards import load_shards, write_shards
 
-
-class Ranges(http.server.SimpleHTTPRequestHandler):
-    """Byte ranges and an ETag, as object stores answer; counts what it sends."""
-
-    sent = 0
-
-    def send_head(self):
-        path = Path(self.translate_path(self.path))
-        size = path.stat().st_size
-        start, end = 0, size - 1
-        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        if wanted:
-            start, end = int(wanted[1]), min(int(wanted[2] or end), end)
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("ETag", f'"{path.stat().st_mtime_ns}"')
-        self.end_headers()
-        with open(path, "rb") as handle:
-            handle.seek(start)
-            data = handle.read(end - start + 1)
-        type(self).sent += len(data) if self.command == "GET" else 0
-        return io.BytesIO(data)
-
-    def log_message(self, *_):
-        pass
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/range_server.py
+from tests.range_server import serve_with_ranges
 
 
 def load(spec: str, cache: Path):
@@ -81,14 +52,13 @@ def main() -> None:
             started = time.perf_counter()
             load(str(shards), cache)
             result[attempt] = round(time.perf_counter() - started, 3)
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Ranges, directory=str(shards)))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server, handler = serve_with_ranges(shards)
         url = f"http://127.0.0.1:{server.server_port}/shard-{{000000..{min(args.shards, 4) - 1:06d}}}.tar"
         remote = load(url, cache).images
-        Ranges.sent = 0
+        handler.sent = 0
         positions = np.sort(rng.choice(len(remote), args.samples, replace=False))
         remote.read(positions)
-        result["http_bytes_per_sample"] = round(Ranges.sent / args.samples)
+        result["http_bytes_per_sample"] = round(handler.sent / args.samples)
         result["image_bytes"] = len(buffer.getvalue())
         server.shutdown()
         print(json.dumps(result))

@@ -3,10 +3,8 @@ training, and the same images as the folder they came from."""
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from tests.helpers import tiny_config
+from tests.range_server import serve_with_ranges
 from vaekit.cli import main
 from vaekit.config import DataConfig
 from vaekit.data import DataError, load_dataset
@@ -165,51 +164,10 @@ def test_each_shards_index_is_kept_in_the_cache_until_the_shard_changes(folder, 
     assert indexed == [str(tmp_path / "s" / "shard-000001.tar")]  # the changed shard only
 
 
-def _serve_with_ranges(folder):
-    """A local HTTP server of ``folder`` that answers byte ranges and sends an ETag, as object
-    stores do; it counts the bytes it sends."""
-    import functools
-    import http.server
-    import re
-    import threading
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        sent = 0
-
-        def send_head(self):
-            path = Path(self.translate_path(self.path))
-            if not path.is_file():
-                self.send_error(404)
-                return None
-            size, start, end = path.stat().st_size, 0, path.stat().st_size - 1
-            wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-            if wanted:
-                start, end = int(wanted[1]), min(int(wanted[2] or end), end)
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(end - start + 1))
-            self.send_header("ETag", f'"{path.stat().st_mtime_ns}"')
-            self.end_headers()
-            with open(path, "rb") as handle:
-                handle.seek(start)
-                data = handle.read(end - start + 1)
-            type(self).sent += len(data) if self.command == "GET" else 0
-            return io.BytesIO(data)
-
-        def log_message(self, *_):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, Handler
-
-
 def test_shards_over_http_read_just_each_samples_bytes_and_keep_their_index(shards, tmp_path):
     pytest.importorskip("fsspec")
     pytest.importorskip("aiohttp", reason="http:// shard URLs need aiohttp (the datasets extra)")
-    server, handler = _serve_with_ranges(shards)
+    server, handler = serve_with_ranges(shards)
     try:
         url = f"http://127.0.0.1:{server.server_port}/shard-{{000000..000003}}.tar"
         config = DataConfig(source=url, image_size=16, cache_dir=str(tmp_path))
