@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("classifier.safetensors"), help="weights file")
     p.set_defaults(func=commands.train_classifier)
 
-    p = command("shard", "convert a folder of images into WebDataset tar shards (train from them with --data)")
+    p = command("shard", "convert a folder or .zip of images into WebDataset tar shards (train from them with --data)")
     p.add_argument("folder", type=Path, help="images (recursively; class folders become .cls labels)")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for shard-NNNNNN.tar and index.json")
     p.add_argument("--per-shard", type=positive_int, default=1000, help="images per shard")

@@ -182,3 +182,17 @@ def test_shards_over_http_read_just_each_samples_bytes_and_keep_their_index(shar
         assert handler.sent == remote.images.sizes[0]  # the index kept: only the first image, to see if it is gray
     finally:
         server.shutdown()
+
+
+def test_a_zip_of_images_shards_as_its_folder_does(folder, tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as archive:
+        for path in sorted(folder.rglob("*.*")):
+            archive.write(path, path.relative_to(folder).as_posix())
+    for source, out in ((folder, "from-folder"), (tmp_path / "photos.zip", "from-zip")):
+        assert main(["shard", str(source), "-o", str(tmp_path / out)]) == 0
+    from_zip, from_folder = (load_dataset(DataConfig(source=str(tmp_path / out), image_size=16))
+                             for out in ("from-zip", "from-folder"))  # fmt: skip
+    assert np.array_equal(np.asarray(from_zip.images), np.asarray(from_folder.images))
+    assert from_zip.labels.tolist() == from_folder.labels.tolist()

@@ -98,7 +98,7 @@ class ImageFiles:
         def open_member(member: str) -> Image.Image:
             if not hasattr(local, "archive"):
                 local.archive = zipfile.ZipFile(self.root)
-            return open_image(_read_member(local.archive, member))
+            return open_image(read_member(local.archive, member))
 
         return open_member
 
@@ -135,7 +135,7 @@ def _zip_members(archive_path: Path) -> list[zipfile.ZipInfo]:
     return kept
 
 
-def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
+def read_member(archive: zipfile.ZipFile, member: str) -> bytes:
     """A member's bytes, read in chunks and abandoned as soon as it grows past ``MAX_MEMBER_BYTES``
     (a header can lie about the size; memory stays bounded)."""
     chunks, total = [], 0

@@ -32,7 +32,7 @@ import numpy as np
 
 from vaekit.data.cache import cache_root
 from vaekit.data.dataset import ImageDataset, LazyImages
-from vaekit.data.images import DataError, ImageFiles
+from vaekit.data.images import DataError, ImageFiles, read_member
 from vaekit.data.labels import folder_classes
 from vaekit.data.listing import IMAGE_SUFFIXES
 from vaekit.data.reader import DRAFT_RECIPES, UnreadableImage, open_image, upright
@@ -331,14 +331,17 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def iter_folder(root: Path) -> Iterator[tuple[str, Path, int | None]]:
-    """Every image of a folder as training from it would read them (``ImageFiles.scan``: sorted,
-    recursive, no ``._`` or ``__MACOSX`` files), with its class number when the images lie in class
-    folders."""
+def iter_folder(root: Path) -> Iterator[tuple[str, Path | bytes, int | None]]:
+    """Every image of a folder or zip as training from it would read them (``ImageFiles.scan``:
+    sorted, recursive, no ``._`` or ``__MACOSX`` files; a zip's members as their bytes), with its
+    class number when the images lie in class folders."""
     files = ImageFiles.scan(root)
-    if files.is_zip:
-        raise DataError(f"{files.root}: shard takes a folder of images; unpack the archive first")
     found = folder_classes(list(files.members))
     labels = found[0].tolist() if found is not None else [None] * len(files.members)
-    for member, label in zip(files.members, labels, strict=True):
-        yield member, files.root / member, label
+    if not files.is_zip:
+        for member, label in zip(files.members, labels, strict=True):
+            yield member, files.root / member, label
+        return
+    with zipfile.ZipFile(files.root) as archive:
+        for member, label in zip(files.members, labels, strict=True):
+            yield member, read_member(archive, member), label
