@@ -249,7 +249,9 @@ def load_shards(
     if not 1 <= image_size <= MAX_IMAGE_SIZE:
         raise DataError(f"data.image_size {image_size} is not 1..{MAX_IMAGE_SIZE}")
     urls = shard_urls(spec)
-    indexes = [cached_index(url, cache) for url in urls]
+    remote = any("://" in url for url in urls)  # requests that wait on a network overlap; local reads need no threads
+    with ThreadPoolExecutor(min(16, len(urls)) if remote else 1, thread_name_prefix="vaekit-index") as pool:
+        indexes = list(pool.map(lambda url: cached_index(url, cache), urls))
     if not sum(len(index.offsets) for index in indexes):
         raise DataError(f"{spec}: the shards hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     images = ShardedImages(urls, indexes, image_size, crop, channels or 3, workers)
