@@ -280,3 +280,22 @@ def test_console_script_help_answers_without_importing_torch():
     code = "import sys; from vaekit.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_cache_lists_what_it_holds_and_clear_keeps_downloads(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    tiny = tiny_config(**{"data.cache_dir": str(cache)})
+    from vaekit.data import load_dataset
+
+    load_dataset(tiny.data)
+    (cache / "mnist").mkdir()
+    assert main(["cache", "--dir", str(cache)]) == 0
+    listed = capsys.readouterr().out
+    assert "entry" in listed and "shapes" in listed and "kept" in listed
+    assert main(["cache", "--dir", str(cache), "--prune", "30"]) == 0  # used just now: kept
+    assert "removed 0 item(s)" in capsys.readouterr().out
+    assert main(["cache", "--dir", str(cache), "--clear"]) == 0
+    assert [p.name for p in cache.iterdir()] == ["mnist"]
+    with pytest.raises(SystemExit) as refused:  # argparse's one line
+        main(["cache", "--dir", str(cache), "--prune", "-3"])
+    assert refused.value.code == 2

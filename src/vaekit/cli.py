@@ -100,6 +100,13 @@ def port_number(text: str) -> int:
     return value
 
 
+def days(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 36500:
+        raise argparse.ArgumentTypeError(f"a number of days is 0..36500, not {text}")
+    return value
+
+
 def grid_scale(text: str) -> int:
     value = int(text)
     if not 1 <= value <= MAX_GRID_SCALE:
@@ -337,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo_id", help="owner/name on the Hub")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.set_defaults(func=commands.push)
+
+    p = command("cache", "what the dataset cache holds (decoded datasets, partial builds), and removing it")
+    p.add_argument("--dir", help="the cache folder (default: $VAEKIT_CACHE or ~/.cache/vaekit)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--prune", type=days, metavar="DAYS", help="remove entries not used for DAYS days")
+    what.add_argument("--clear", action="store_true", help="remove every decoded dataset (not streams or downloads)")
+    p.set_defaults(func=commands.cache)
 
     p = command("presets", "list the built-in presets")
     p.set_defaults(func=commands.presets)

@@ -178,6 +178,33 @@ def shard(args: argparse.Namespace) -> None:
     print(f"wrote {len(written)} shard(s) to {args.output}/ (train with --data {args.output})")
 
 
+def cache(args: argparse.Namespace) -> None:
+    import time
+
+    from vaekit.data.cache import cache_items, cache_root, remove_items
+
+    root = cache_root(args.dir)
+    items = cache_items(root)
+    if args.clear or args.prune is not None:
+        cutoff = time.time() - (args.prune or 0) * 86400
+        chosen = [i for i in items if i.kind != "kept" and (args.clear or i.kind in ("entry", "partial"))]
+        chosen = [i for i in chosen if args.clear or i.last_used < cutoff]
+        freed = remove_items(chosen)
+        print(f"removed {len(chosen)} item(s) from {root}, {freed / 2**30:.2f} GiB freed")
+        return
+    if not items:
+        print(f"{root}: nothing cached")
+        return
+    for item in items:
+        used = time.strftime("%Y-%m-%d", time.localtime(item.last_used))
+        details = ["x".join(map(str, item.shape)) if item.shape else ""]
+        details += [f"{item.done:.0%} decoded" if item.done is not None else "", item.source]
+        shown = "  ".join(d for d in details if d)
+        print(f"{item.kind:8s} {item.bytes / 2**30:8.2f} GiB  {used}  {item.path.name}  {shown}".rstrip())
+    total = sum(item.bytes for item in items)
+    print(f"{len(items)} item(s) in {root}, {total / 2**30:.2f} GiB (--prune DAYS removes entries unused that long)")
+
+
 def attributes(args: argparse.Namespace) -> None:
     from vaekit import api
 

@@ -140,3 +140,31 @@ def test_an_interrupted_resumable_build_is_kept_a_week_for_its_resume(tmp_path):
 
     cached_dataset(tmp_path, "t", {"a": 8}, resume, resumable=True)
     assert "progress.npy" in found_there and not list(tmp_path.glob(".t-*"))
+
+
+def test_the_cache_lists_entries_aliases_and_partial_builds_and_prunes_the_unused(tmp_path):
+    import os
+    import time
+
+    from vaekit.data.cache import _link, cache_items, cache_key, remove_items
+
+    def interrupted(folder):
+        raise KeyboardInterrupt
+
+    for key in (10, 11):
+        cached_dataset(tmp_path, "t", {"a": key}, _build)
+    unused = tmp_path / f"t-{cache_key({'a': 10})}"
+    _link(unused, tmp_path / "t-alias")
+    with pytest.raises(KeyboardInterrupt):
+        cached_dataset(tmp_path, "t", {"a": 12}, interrupted, resumable=True)
+    (tmp_path / "streams").mkdir()
+    assert sorted(item.kind for item in cache_items(tmp_path)) == ["alias", "entry", "entry", "kept", "partial"]
+    month_ago = time.time() - 40 * 86400
+    os.utime(unused / "meta.json", (month_ago, month_ago))
+    stale = [i for i in cache_items(tmp_path) if i.kind == "entry" and i.last_used < time.time() - 30 * 86400]
+    assert [i.path for i in stale] == [unused]
+    remove_items(stale)
+    assert sorted(item.kind for item in cache_items(tmp_path)) == ["entry", "kept", "partial"]  # its alias went too
+    os.utime(tmp_path / f"t-{cache_key({'a': 11})}" / "meta.json", (month_ago, month_ago))
+    cached_dataset(tmp_path, "t", {"a": 11}, _build)  # a read records the use
+    assert all(i.last_used > month_ago for i in cache_items(tmp_path) if i.kind == "entry")

@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,14 @@ def cached_dataset(
 
 
 def _usable(entry: Path) -> ImageDataset | None:
-    """The entry's dataset if it is there and whole; a damaged one is removed with a warning."""
+    """The entry's dataset if it is there and whole (its use recorded in meta.json's modification
+    time, for ``vaekit cache --prune``); a damaged one is removed with a warning."""
     if not entry.is_dir():
         return None
     problem = _damage(entry)
     if problem is None:
+        with contextlib.suppress(OSError):  # a read-only shared cache: no record
+            os.utime(entry / "meta.json")
         return _read(entry)
     warnings.warn(f"cache entry {entry} is damaged ({problem}); rebuilding it", stacklevel=3)
     entry.unlink() if entry.is_symlink() else shutil.rmtree(entry, ignore_errors=True)
@@ -299,3 +303,81 @@ def _read(entry: Path) -> ImageDataset:
         partition=optional("partition.npy"),
         source=meta["source"],
     )
+
+
+# ---------------------------------------------------------------------- what the cache holds
+KEPT_FOLDERS = ("streams", "mnist")  # data fetched from elsewhere: listed, never pruned or cleared
+METADATA_FOLDERS = ("manifests", "shard-index")  # small listings, rebuilt on demand
+
+
+@dataclass(frozen=True)
+class CacheItem:
+    """One thing in the cache folder: a decoded ``entry``, an ``alias`` of one, a ``partial`` build
+    (``done``: its share of images decoded), ``metadata`` or ``kept`` data."""
+
+    path: Path
+    kind: str
+    bytes: int
+    last_used: float
+    shape: tuple[int, ...] | None = None
+    source: str = ""
+    done: float | None = None
+
+
+def cache_items(cache_dir: Path | str | None) -> list[CacheItem]:
+    """Everything vaekit keeps in the cache folder, largest first."""
+    root = cache_root(cache_dir)
+    items = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.is_symlink():
+            items.append(CacheItem(path, "alias", 0, path.lstat().st_mtime, source=f"-> {os.readlink(path)}"))
+        elif path.name.endswith(".partial") and path.is_dir():
+            items.append(_partial(path))
+        elif path.is_dir() and path.name in KEPT_FOLDERS + METADATA_FOLDERS:
+            kind = "kept" if path.name in KEPT_FOLDERS else "metadata"
+            items.append(CacheItem(path, kind, _size(path), _newest(path)))
+        elif path.is_dir() and (path / "meta.json").is_file():
+            items.append(_entry(path))
+    return sorted(items, key=lambda item: -item.bytes)
+
+
+def remove_items(items: list[CacheItem]) -> int:
+    """Remove ``items`` (never ``kept`` ones) and aliases left pointing nowhere; the bytes freed."""
+    freed = 0
+    for item in items:
+        if item.kind == "kept":
+            continue
+        item.path.unlink() if item.path.is_symlink() else shutil.rmtree(item.path, ignore_errors=True)
+        if item.kind == "partial":
+            (item.path.parent / f"{item.path.name.removesuffix('.partial')}.lock").unlink(missing_ok=True)
+        freed += item.bytes
+    for item in items:
+        for alias in item.path.parent.iterdir():
+            if alias.is_symlink() and not alias.exists():
+                alias.unlink(missing_ok=True)
+    return freed
+
+
+def _entry(path: Path) -> CacheItem:
+    try:
+        source = json.loads((path / "meta.json").read_text()).get("source", "")
+        shape = tuple(np.load(path / "images.npy", mmap_mode="r").shape)
+    except (OSError, ValueError, AttributeError):
+        source, shape = "(damaged)", None
+    return CacheItem(path, "entry", _size(path), (path / "meta.json").stat().st_mtime, shape, source)
+
+
+def _partial(path: Path) -> CacheItem:
+    done = None
+    with contextlib.suppress(OSError, ValueError):
+        status = np.load(path / "status.npy", mmap_mode="r")
+        done = float((status != 0).mean()) if len(status) else 1.0
+    return CacheItem(path, "partial", _size(path), _newest(path), done=done)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _newest(folder: Path) -> float:
+    return max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=folder.stat().st_mtime)
