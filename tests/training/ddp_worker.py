@@ -66,3 +66,27 @@ def check_stop_votes(rank: int, world: int, init_file: str, out: str) -> None:
     (Path(out) / f"votes-{rank}.json").write_text(json.dumps(agreed))
     dist.barrier()
     dist.destroy_process_group()
+
+
+def check_patient_wait(rank: int, world: int, init_file: str, out: str) -> None:
+    """Spawned by the patient-wait test: the training group times out after 0.5 s; rank 1 takes 2 s
+    (a node building its own cache) before both meet in ``wait_for_every_rank``."""
+    import time
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from vaekit.engine import distributed
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world, timeout=timedelta(seconds=0.5)
+    )
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank))
+    distributed.setup("cpu")  # joins the patient group beside the training group
+    if rank == 1:
+        time.sleep(2)
+    started = time.monotonic()
+    distributed.wait_for_every_rank()
+    (Path(out) / f"waited-{rank}").write_text(f"{time.monotonic() - started:.2f}")
+    distributed.wait_for_every_rank()  # neither rank tears gloo down while the other still talks to it
+    dist.destroy_process_group()

@@ -81,6 +81,13 @@ def wait_for_rank0(ranks: Ranks, what: str) -> None:
     dist.barrier(group=_PATIENT)
 
 
+def wait_for_every_rank() -> None:
+    """All ranks meet without the training group's timeout: after each has done its own long part
+    (a node with its own cache builds it while the others already have theirs)."""
+    if dist.is_initialized():
+        dist.barrier(group=_PATIENT)
+
+
 def average_gradients(parameters: list[torch.Tensor], world: int) -> None:
     """Replace each gradient by its mean over the ranks, in one flat all-reduce per dtype."""
     grads = [p.grad for p in parameters if p.grad is not None]

@@ -48,12 +48,15 @@ def resolve_run(
 
 
 def load_dataset_first_on_rank0(config: Config, ranks: distributed.Ranks) -> ImageDataset:
-    """Rank 0 builds the image cache first (as long as that takes); the other ranks then map it."""
+    """Rank 0 builds the image cache first (as long as that takes); the other ranks then map it,
+    or, on a node whose cache is its own, one of them builds that node's copy while the rest of
+    the job waits, also without a time limit."""
     if not ranks.is_main:
         distributed.wait_for_rank0(ranks, "the image cache")
     dataset = load_dataset(config.data)
     if ranks.is_main:
         distributed.wait_for_rank0(ranks, "the image cache")
+    distributed.wait_for_every_rank()
     return dataset
 
 
