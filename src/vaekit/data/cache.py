@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from vaekit.data.dataset import ImageDataset
+from vaekit.data.dataset import ImageDataset, RowView
 
 CACHE_VERSION = 2  # 2: EXIF orientation applied; sizes of the stored arrays in meta.json
 
@@ -295,8 +295,9 @@ def _read(entry: Path) -> ImageDataset:
         path = entry / name
         return np.load(path) if path.is_file() else None
 
+    mapped = np.load(entry / "images.npy", mmap_mode="r")
     return ImageDataset(
-        images=np.load(entry / "images.npy", mmap_mode="r"),
+        images=RowView(mapped, np.arange(len(mapped))),  # rows read with pread: see dataset.take_rows
         labels=optional("labels.npy"),
         label_names=meta["label_names"],
         names=meta["names"],

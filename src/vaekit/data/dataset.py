@@ -55,6 +55,11 @@ class RowView:
         return (len(self.index), *self.base.shape[1:])
 
     @property
+    def filename(self) -> str | None:
+        """The file the rows are read from (a memory map's), else None."""
+        return getattr(self.base, "filename", None)
+
+    @property
     def dtype(self) -> np.dtype:
         return self.base.dtype
 
