@@ -154,7 +154,7 @@ def test_the_cache_lists_entries_aliases_and_partial_builds_and_prunes_the_unuse
     for key in (10, 11):
         cached_dataset(tmp_path, "t", {"a": key}, _build)
     unused = tmp_path / f"t-{cache_key({'a': 10})}"
-    _link(unused, tmp_path / "t-alias")
+    _link(unused, tmp_path / f"t-{cache_key({'a': 99})}")
     with pytest.raises(KeyboardInterrupt):
         cached_dataset(tmp_path, "t", {"a": 12}, interrupted, resumable=True)
     (tmp_path / "streams").mkdir()
@@ -168,3 +168,14 @@ def test_the_cache_lists_entries_aliases_and_partial_builds_and_prunes_the_unuse
     os.utime(tmp_path / f"t-{cache_key({'a': 11})}" / "meta.json", (month_ago, month_ago))
     cached_dataset(tmp_path, "t", {"a": 11}, _build)  # a read records the use
     assert all(i.last_used > month_ago for i in cache_items(tmp_path) if i.kind == "entry")
+
+
+def test_listing_and_clearing_the_cache_never_touch_what_vaekit_did_not_name(tmp_path):
+    from vaekit.data.cache import cache_items, remove_items
+
+    cached_dataset(tmp_path, "t", {"a": 13}, _build)
+    (tmp_path / "my-project").mkdir()
+    (tmp_path / "my-project" / "meta.json").write_text("{}")
+    (tmp_path / "notes").symlink_to(tmp_path / "elsewhere")  # a dangling link of the user's
+    remove_items(cache_items(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-project", "notes"]

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -325,11 +326,17 @@ class CacheItem:
     done: float | None = None
 
 
+ENTRY_NAME = re.compile(r"\.?[a-z][a-z0-9_]*-[0-9a-f]{16}(\.partial)?")  # KIND-KEY, .KIND-KEY.partial
+
+
 def cache_items(cache_dir: Path | str | None) -> list[CacheItem]:
-    """Everything vaekit keeps in the cache folder, largest first."""
+    """Everything vaekit keeps in the cache folder, largest first; nothing that vaekit did not name
+    (a cache folder pointed at the wrong place never loses a user's own files)."""
     root = cache_root(cache_dir)
     items = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if not ENTRY_NAME.fullmatch(path.name) and path.name not in KEPT_FOLDERS + METADATA_FOLDERS:
+            continue
         if path.is_symlink():
             items.append(CacheItem(path, "alias", 0, path.lstat().st_mtime, source=f"-> {os.readlink(path)}"))
         elif path.name.endswith(".partial") and path.is_dir():
@@ -352,9 +359,9 @@ def remove_items(items: list[CacheItem]) -> int:
         if item.kind == "partial":
             (item.path.parent / f"{item.path.name.removesuffix('.partial')}.lock").unlink(missing_ok=True)
         freed += item.bytes
-    for item in items:
-        for alias in item.path.parent.iterdir():
-            if alias.is_symlink() and not alias.exists():
+    for folder in {item.path.parent for item in items}:
+        for alias in folder.iterdir():
+            if ENTRY_NAME.fullmatch(alias.name) and alias.is_symlink() and not alias.exists():
                 alias.unlink(missing_ok=True)
     return freed
 
