@@ -93,12 +93,15 @@ def test_what_a_killed_build_left_is_removed_by_the_next_one(tmp_path):
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert list(tmp_path.glob(".t-*.partial"))  # left behind
-    busy = tmp_path / ".t-other.partial"
+    from vaekit.data.cache import cache_key
+
+    other = f"t-{cache_key({'a': 98})}"
+    busy = tmp_path / f".{other}.partial"
     busy.mkdir()
-    held = _FileLock(tmp_path / ".t-other.lock")
+    held = _FileLock(tmp_path / f".{other}.lock")
     assert held.take()  # a build that a live process (this one) holds is left alone
     cached_dataset(tmp_path, "t", {"a": 5}, _build)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".t-other.lock", busy.name]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [f".{other}.lock", busy.name]
     held.close()
 
 
@@ -177,5 +180,11 @@ def test_listing_and_clearing_the_cache_never_touch_what_vaekit_did_not_name(tmp
     (tmp_path / "my-project").mkdir()
     (tmp_path / "my-project" / "meta.json").write_text("{}")
     (tmp_path / "notes").symlink_to(tmp_path / "elsewhere")  # a dangling link of the user's
+    (tmp_path / ".draft.partial").mkdir()  # not named as vaekit names its builds
     remove_items(cache_items(tmp_path))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-project", "notes"]
+    cached_dataset(tmp_path, "t", {"a": 14}, _build)  # a build clears abandoned builds: not this one
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("t-")) == [
+        ".draft.partial",
+        "my-project",
+        "notes",
+    ]

@@ -56,6 +56,7 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 Builder = Callable[[Path], ImageDataset]
+ENTRY_NAME = re.compile(r"\.?[a-z][a-z0-9_]*-[0-9a-f]{16}(\.partial)?")  # KIND-KEY, .KIND-KEY.partial
 RESUMABLE_MARK = "resumable"  # in a partial folder whose builder continues what an interrupted build left
 KEEP_INTERRUPTED = 7 * 24 * 3600  # seconds an interrupted resumable build waits for its key to come back
 
@@ -200,6 +201,8 @@ def _remove_abandoned(root: Path) -> None:
     clean-up): removed, or for a resumable build kept ``KEEP_INTERRUPTED`` seconds for a resume."""
     now = time.time()
     for partial in root.glob(".*.partial"):
+        if not ENTRY_NAME.fullmatch(partial.name):  # not one of vaekit's
+            continue
         lock = _FileLock(root / f"{partial.name.removesuffix('.partial')}.lock")
         if not lock.take():
             continue
@@ -324,9 +327,6 @@ class CacheItem:
     shape: tuple[int, ...] | None = None
     source: str = ""
     done: float | None = None
-
-
-ENTRY_NAME = re.compile(r"\.?[a-z][a-z0-9_]*-[0-9a-f]{16}(\.partial)?")  # KIND-KEY, .KIND-KEY.partial
 
 
 def cache_items(cache_dir: Path | str | None) -> list[CacheItem]:
