@@ -3,6 +3,7 @@ training, and the same images as the folder they came from."""
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 
@@ -196,3 +197,38 @@ def test_a_zip_of_images_shards_as_its_folder_does(folder, tmp_path):
                              for out in ("from-zip", "from-folder"))  # fmt: skip
     assert np.array_equal(np.asarray(from_zip.images), np.asarray(from_folder.images))
     assert from_zip.labels.tolist() == from_folder.labels.tolist()
+
+
+def _shards_with_a_truncated_sample(out, broken=5):
+    import vaekit.data.shards as shards_module
+
+    def items():
+        rng = np.random.default_rng(0)
+        for i in range(12):
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(buffer, "PNG")
+            yield f"{i}.png", buffer.getvalue()[: 60 if i == broken else None], None
+
+    shards_module.write_shards(items(), out, per_shard=6)
+    return out
+
+
+def test_a_broken_sample_is_warned_once_and_the_next_readable_one_stands_in(tmp_path):
+    shards = _shards_with_a_truncated_sample(tmp_path / "s")
+    images = load_dataset(DataConfig(source=str(shards), image_size=16, channels=3)).images
+    with pytest.warns(UserWarning, match="sample 5 cannot be decoded.*stands in") as caught:
+        first = images[np.arange(12)]
+    again = images[np.arange(12)]  # the same stand-in, and no second warning for it
+    assert len(caught) == 1 and np.array_equal(first, again) and np.array_equal(first[5], first[6])
+
+
+def test_an_error_in_a_loader_worker_process_is_its_own_one_line(tmp_path):
+    from vaekit.data.loader import BatchLoader
+
+    shards = _shards_with_a_truncated_sample(tmp_path / "s", broken=-1)
+    images = load_dataset(DataConfig(source=str(shards), image_size=16, channels=3)).images
+    (shards / "shard-000001.tar").unlink()  # gone after the start
+    loader = BatchLoader(images, 12, processes=2, shuffle=False)
+    with pytest.raises(FileNotFoundError) as failed:
+        list(loader.epoch(0))
+    assert "shard-000001.tar" in str(failed.value) and "\n" not in str(failed.value)

@@ -149,7 +149,18 @@ class _WorkerBatches:
 
     def epoch(self, epoch: int, start: int, count: int) -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
         self.wanted[:] = [(epoch, b) for b in range(start, count)]
-        yield from self.batches
+        try:
+            yield from self.batches
+        except Exception as err:  # a worker's error comes wrapped in its traceback: raise its own line
+            lines = [line for line in str(err).splitlines() if line.strip()]
+            if not str(err).startswith("Caught ") or not lines:
+                raise
+            last = lines[-1].split(": ", 1)[-1]
+            try:
+                own = type(err)(last)
+            except Exception:  # an exception type that takes other arguments
+                raise err from None
+            raise own from None
 
 
 def _as_is(batch):

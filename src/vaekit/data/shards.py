@@ -21,6 +21,7 @@ import os
 import re
 import tarfile
 import threading
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -45,6 +46,7 @@ INDEX_FILE = "index.json"
 BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 MAX_SHARDS = 1_000_000
 MAX_MEMBER_BYTES = 256 << 20  # one image inside a shard
+MAX_BROKEN_RUN = 16  # broken samples in a row that stop training (one alone is skipped with a warning)
 OPEN_SHARDS = 8  # shard files each decode thread keeps open (least recently used closed first)
 MAX_SHARD_BYTES = 1 << 30  # a shard being written is held in memory: closed at this size, whatever per_shard says
 
@@ -177,6 +179,7 @@ class ShardedImages(LazyImages):
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
+        self._warned: set[int] = set()  # broken samples already reported by this process
 
     def __getstate__(self) -> dict:  # handles and threads stay in the process that made them
         return {**self.__dict__, "_local": None, "_pool": None, "_pid": None}
@@ -217,13 +220,30 @@ class ShardedImages(LazyImages):
         self._own_process()
         if len(positions) <= 2 or self.workers == 1:
             for i, position in enumerate(positions):
-                out[i] = self.decode(int(position), epoch, seed)
+                out[i] = self.readable(int(position), epoch, seed)
             return out
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vaekit-decode")
-        for i, image in enumerate(self._pool.map(lambda p: self.decode(int(p), epoch, seed), positions)):
+        for i, image in enumerate(self._pool.map(lambda p: self.readable(int(p), epoch, seed), positions)):
             out[i] = image
         return out
+
+    def readable(self, position: int, epoch: int | None = None, seed: int = 0) -> np.ndarray:
+        """Sample ``position``, or where it cannot be decoded the next sample that can, with one
+        warning per broken sample: a batch keeps its size and a resume sees the same stand-in.
+        More than ``MAX_BROKEN_RUN`` broken samples in a row are an error (damaged shards)."""
+        for step in range(MAX_BROKEN_RUN + 1):
+            candidate = (position + step) % len(self)
+            try:
+                return self.decode(candidate, epoch, seed)
+            except DataError as err:
+                if candidate not in self._warned:
+                    self._warned.add(candidate)
+                    warnings.warn(f"{err}; the next readable sample stands in for it", stacklevel=2)
+        raise DataError(
+            f"{self.urls[int(self.shard[position])]}: {MAX_BROKEN_RUN + 1} samples in a row from sample {position}"
+            " cannot be decoded; the shards look damaged"
+        )
 
     def _own_process(self) -> None:
         """In a forked process (a loader's worker), drop the parent's open shards and thread pool:
