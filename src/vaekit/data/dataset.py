@@ -122,6 +122,11 @@ class LazyImages:
         return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
+def decoded_when_read(images: np.ndarray | RowView | LazyImages) -> bool:
+    """Whether reading ``images`` decodes them (lazy images, or a split of them), rather than copying."""
+    return isinstance(images.base if isinstance(images, RowView) else images, LazyImages)
+
+
 def read_rows(
     images: np.ndarray | RowView | LazyImages, positions: np.ndarray, epoch: int | None = None, seed: int = 0
 ):

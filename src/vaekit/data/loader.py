@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from vaekit.data.dataset import LazyImages, RowView, read_rows
+from vaekit.data.dataset import decoded_when_read, read_rows
 
 
 class BatchLoader:
@@ -58,8 +58,8 @@ class BatchLoader:
         self.shard = shard
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.prefetch = prefetch  # batches prepared ahead by a background thread (0: on the caller's)
-        lazy = isinstance(images, LazyImages) or (isinstance(images, RowView) and isinstance(images.base, LazyImages))
-        self.processes = processes if lazy else 0  # arrays and memory maps: a gather is a copy, a thread suffices
+        # arrays and memory maps: a gather is a copy, which a thread does as well
+        self.processes = processes if decoded_when_read(images) else 0
         self._workers: _WorkerBatches | None = None
 
     def __len__(self) -> int:
