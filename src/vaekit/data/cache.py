@@ -17,6 +17,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from vaekit.data.dataset import ImageDataset, RowView
+from vaekit.io.files import write_atomically
 
 CACHE_VERSION = 2  # 2: EXIF orientation applied; sizes of the stored arrays in meta.json
 
@@ -308,6 +311,27 @@ def _read(entry: Path) -> ImageDataset:
         partition=optional("partition.npy"),
         source=meta["source"],
     )
+
+
+# ---------------------------------------------------------------------- small arrays kept beside
+def kept_arrays(path: Path, *names: str) -> dict[str, np.ndarray] | None:
+    """The arrays ``names`` of a small ``.npz`` the cache keeps (a folder's listing, a shard's
+    index), or None where it is missing or damaged: then it is made again."""
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            return {name: kept[name] for name in names}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def keep_arrays(path: Path, **arrays: np.ndarray) -> None:
+    """Store ``arrays`` as the ``.npz`` at ``path``, atomically; a cache that cannot be written
+    keeps nothing (the arrays are made again next time)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------- what the cache holds

@@ -12,18 +12,15 @@ its old name (which changes no directory) is seen when the sample draws it, or a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import random
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from vaekit.io.files import write_atomically
+from vaekit.data.cache import keep_arrays, kept_arrays
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MANIFEST_FOLDER = "manifests"
@@ -96,18 +93,15 @@ def _walk(root: Path) -> tuple[tuple[str, ...], dict[str, int]]:
 
 def _read(path: Path, members: tuple[str, ...], folders: dict[str, int]) -> Listing | None:
     """The manifest at ``path`` if it lists exactly these members and folder times, else None."""
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            names = saved["names"].tobytes().decode()
-            folder_names = saved["folders"].tobytes().decode()
-            folder_times, sizes, mtimes = saved["folder_times"], saved["sizes"], saved["mtimes"]
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: listed afresh
+    saved = kept_arrays(path, "names", "folders", "folder_times", "sizes", "mtimes")
+    if saved is None:  # none yet, or damaged: listed afresh
         return None
-    if names != "\n".join(members) or folder_names != "\n".join(folders) or len(sizes) != len(members):
+    names, folder_names = saved["names"].tobytes().decode(), saved["folders"].tobytes().decode()
+    if names != "\n".join(members) or folder_names != "\n".join(folders) or len(saved["sizes"]) != len(members):
         return None
-    if not np.array_equal(folder_times, np.fromiter(folders.values(), np.int64, len(folders))):
+    if not np.array_equal(saved["folder_times"], np.fromiter(folders.values(), np.int64, len(folders))):
         return None
-    return Listing(members, sizes, mtimes)
+    return Listing(members, saved["sizes"], saved["mtimes"])
 
 
 def _spot_check(root: Path, listing: Listing) -> bool:
@@ -123,16 +117,11 @@ def _spot_check(root: Path, listing: Listing) -> bool:
 
 
 def _write(path: Path, listing: Listing, folders: dict[str, int]) -> None:
-    """Store the manifest atomically; a cache that cannot be written keeps none (a scan next time)."""
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
+    keep_arrays(
+        path,
         names=np.frombuffer("\n".join(listing.members).encode(), np.uint8),
         folders=np.frombuffer("\n".join(folders).encode(), np.uint8),
         folder_times=np.fromiter(folders.values(), np.int64, len(folders)),
         sizes=listing.sizes,
         mtimes=listing.mtimes,
     )
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, buffer.getvalue())

@@ -13,7 +13,6 @@ index: each shard's name and sample count) for other tools.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -31,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from vaekit.data.cache import cache_root
+from vaekit.data.cache import cache_root, keep_arrays, kept_arrays
 from vaekit.data.dataset import ImageDataset, LazyImages
 from vaekit.data.images import DataError, ImageFiles, read_member
 from vaekit.data.labels import folder_classes
@@ -149,17 +148,11 @@ def cached_index(url: str, cache: Path | None) -> ShardIndex:
     if identity is None:
         return index_shard(url)
     path = cache / INDEX_FOLDER / f"{hashlib.sha256(f'{url}|{identity}'.encode()).hexdigest()[:32]}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as kept:
-            return ShardIndex(kept["offsets"], kept["sizes"], kept["labels"])
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        pass
+    kept = kept_arrays(path, "offsets", "sizes", "labels")
+    if kept is not None:
+        return ShardIndex(**kept)
     found = index_shard(url)
-    with contextlib.suppress(OSError):  # a cache that cannot be written: indexed again next time
-        buffer = io.BytesIO()
-        np.savez(buffer, offsets=found.offsets, sizes=found.sizes, labels=found.labels)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, buffer.getvalue())
+    keep_arrays(path, offsets=found.offsets, sizes=found.sizes, labels=found.labels)
     return found
 
 
