@@ -72,4 +72,4 @@ def test_a_gray_folder_keeps_one_channel_after_compaction(tmp_path):
     assert dataset.images.shape == (3, 1, 8, 8)
     assert [int(row.mean()) for row in dataset.images] == [0, 40, 80]
     entry = next(p for p in (tmp_path / "cache").iterdir() if p.name.startswith("images-") and not p.is_symlink())
-    assert sorted(p.name for p in entry.iterdir()) == ["images.npy", "meta.json"]
+    assert sorted(p.name for p in entry.iterdir()) == ["images.npy", "meta.json", "names.bin"]

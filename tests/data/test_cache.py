@@ -188,3 +188,17 @@ def test_listing_and_clearing_the_cache_never_touch_what_vaekit_did_not_name(tmp
         "my-project",
         "notes",
     ]
+
+
+def test_names_are_read_from_their_file_only_when_used_and_splits_select_them_unread(tmp_path):
+    from vaekit.data.dataset import Names
+
+    def named(_folder):
+        return ImageDataset(np.zeros((5, 1, 2, 2), np.uint8), names=[f"d/{i}.png" for i in range(5)], source="t")
+
+    cached_dataset(tmp_path, "t", {"a": 15}, named)
+    loaded = cached_dataset(tmp_path, "t", {"a": 15}, named)
+    assert isinstance(loaded.names, Names) and loaded.names._read is None and len(loaded.names) == 5
+    part = loaded.subset(np.array([4, 1]))
+    assert part.names._read is None and list(part.names) == ["d/4.png", "d/1.png"]
+    assert loaded.names == [f"d/{i}.png" for i in range(5)]

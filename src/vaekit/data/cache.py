@@ -1,14 +1,14 @@
 """A content-keyed on-disk cache of decoded datasets, read back as memory maps.
 
 A cache entry is a folder ``<cache_dir>/<kind>-<key>/`` holding ``images.npy`` (uint8, memory
-mapped on load), optional ``labels.npy`` / ``partition.npy`` and ``meta.json``. The key hashes
-everything the result depends on (file names, sizes and modification times, image size, crop
-recipe, channels, code version; never an absolute path or a change time), so a change to any of
-them builds a new entry. Entries are built in a partial folder by one process at a time (a file
-lock; the others wait) and renamed into place, so an interrupted build leaves nothing, or, for the
-image folders' resumable build, its progress for the next start to continue. ``meta.json``
-records the size of every stored array, so a truncated or damaged entry is found and rebuilt (with
-a warning) instead of failing every later run.
+mapped on load), optional ``labels.npy`` / ``partition.npy`` / ``names.bin`` (read when first
+used) and ``meta.json``. The key hashes everything the result depends on (file names, sizes and
+modification times, image size, crop recipe, channels, code version; never an absolute path or a
+change time), so a change to any of them builds a new entry. Entries are built in a partial folder
+by one process at a time (a file lock; the others wait) and renamed into place, so an interrupted
+build leaves nothing, or, for the image folders' resumable build, its progress for the next start
+to continue. ``meta.json`` records the size of every stored file, so a truncated or damaged entry
+is found and rebuilt (with a warning) instead of failing every later run.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from vaekit.data.dataset import ImageDataset, RowView
+from vaekit.data.dataset import ImageDataset, Names, RowView
 from vaekit.io.files import write_atomically
 
+NAMES_FILE = "names.bin"  # the images' names, NUL-separated, read when first used
 CACHE_VERSION = 2  # 2: EXIF orientation applied; sizes of the stored arrays in meta.json
 
 
@@ -284,10 +285,11 @@ def _write(folder: Path, dataset: ImageDataset, parts: dict[str, Any]) -> None:
         np.save(folder / "labels.npy", dataset.labels)
     if dataset.partition is not None:
         np.save(folder / "partition.npy", dataset.partition.astype(np.uint8))
-    sizes = {p.name: p.stat().st_size for p in folder.glob("*.npy")}
+    if dataset.names is not None:
+        Names.write(folder / NAMES_FILE, dataset.names)
+    sizes = {p.name: p.stat().st_size for p in [*folder.glob("*.npy"), folder / NAMES_FILE] if p.is_file()}
     meta = {
         "label_names": dataset.label_names,
-        "names": dataset.names,
         "source": dataset.source,
         "key": parts,
         "sizes": sizes,
@@ -303,11 +305,12 @@ def _read(entry: Path) -> ImageDataset:
         return np.load(path) if path.is_file() else None
 
     mapped = np.load(entry / "images.npy", mmap_mode="r")
+    names = Names(entry / NAMES_FILE, len(mapped)) if (entry / NAMES_FILE).is_file() else meta.get("names")
     return ImageDataset(
         images=RowView(mapped, np.arange(len(mapped))),  # rows read with pread: see dataset.take_rows
         labels=optional("labels.npy"),
         label_names=meta["label_names"],
-        names=meta["names"],
+        names=names,
         partition=optional("partition.npy"),
         source=meta["source"],
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -139,6 +141,44 @@ def read_rows(
     return images[positions] if isinstance(images, RowView) else take_rows(images, positions)
 
 
+class Names(Sequence[str]):
+    """Image names kept in a file (NUL-separated) and read on first use, so that a start over a
+    million images holds no million strings in every process; ``take`` selects without reading."""
+
+    def __init__(self, path: Path, count: int, index: np.ndarray | None = None) -> None:
+        self.path, self.count, self.index = path, count, index
+        self._read: list[str] | None = None
+
+    @staticmethod
+    def write(path: Path, names: Sequence[str]) -> None:
+        path.write_bytes("\0".join(names).encode())
+
+    def _names(self) -> list[str]:
+        if self._read is None:
+            every = self.path.read_bytes().decode().split("\0") if self.count else []
+            if len(every) != self.count:
+                raise ValueError(f"{self.path}: {len(every)} names for {self.count} images")
+            self._read = every if self.index is None else [every[i] for i in self.index]
+        return self._read
+
+    def take(self, index: np.ndarray) -> Names:
+        return Names(self.path, self.count, index if self.index is None else self.index[index])
+
+    def __len__(self) -> int:
+        return self.count if self.index is None else len(self.index)
+
+    def __getitem__(self, key):
+        return self._names()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass
 class ImageDataset:
     """Images decoded once into uint8 ``(N, C, H, W)`` (often a read-only memory map).
@@ -150,7 +190,7 @@ class ImageDataset:
     images: np.ndarray | RowView
     labels: np.ndarray | None = None
     label_names: list[str] | None = None
-    names: list[str] | None = None
+    names: list[str] | Names | None = None
     partition: np.ndarray | None = None
     source: str = ""
 
@@ -169,6 +209,8 @@ class ImageDataset:
         def take(values):
             if values is None:
                 return None
+            if isinstance(values, Names):
+                return values.take(index)
             if isinstance(values, list):
                 return [values[i] for i in index]
             return values[index]
