@@ -201,4 +201,5 @@ def test_names_are_read_from_their_file_only_when_used_and_splits_select_them_un
     assert isinstance(loaded.names, Names) and loaded.names._read is None and len(loaded.names) == 5
     part = loaded.subset(np.array([4, 1]))
     assert part.names._read is None and list(part.names) == ["d/4.png", "d/1.png"]
+    assert list(part.subset(np.array([1])).names) == ["d/1.png"]  # a split of a split
     assert loaded.names == [f"d/{i}.png" for i in range(5)]
