@@ -9,7 +9,7 @@ config records what it was trained on without storing it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -117,15 +117,21 @@ def _array(values: Any) -> np.ndarray:
     return array
 
 
-def _stacked(images: list[np.ndarray], what: str) -> np.ndarray:
-    """Items of one shape as one array, or a DataError naming the first that differs."""
-    if not images:
+def _filled(items: Iterable[np.ndarray], count: int, what: str) -> np.ndarray:
+    """Items ``(C, H, W)`` of one shape as one uint8 array, each brought to 8 bits as it arrives:
+    memory holds the result once, never a list of the items beside it (or a float copy of all);
+    a DataError names the first item that differs."""
+    out: np.ndarray | None = None
+    for index, item in enumerate(items):
+        image = _normalise(item[None], allow_vectors=False)[0]
+        if out is None:
+            out = np.empty((count, *image.shape), np.uint8)
+        elif image.shape != out.shape[1:]:
+            raise DataError(f"data: item {index} is {image.shape}, item 0 {out.shape[1:]}; give images of one size")
+        out[index] = image
+    if out is None:
         raise DataError(f"data: the {what} holds no items")
-    first = images[0].shape
-    for index, image in enumerate(images):
-        if image.shape != first:
-            raise DataError(f"data: item {index} is {image.shape}, item 0 {first}; give images of one size")
-    return np.stack(images)
+    return out
 
 
 def _normalise(images: np.ndarray, allow_vectors: bool) -> np.ndarray:
@@ -168,14 +174,17 @@ def _normalise(images: np.ndarray, allow_vectors: bool) -> np.ndarray:
 
 def _from_torch_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Items are images or (image, label) pairs: tensors (C, H, W), arrays (H, W[, C]) or PIL images."""
-    images, labels = [], []
-    for index in range(len(dataset)):
-        item = dataset[index]
-        if isinstance(item, tuple | list):
-            item, label = item[0], item[1]
-            labels.append(_array(label))
-        images.append(_item_image(item, index))
-    return _stacked(images, "dataset"), (np.stack(labels) if labels else None)
+    labels = []
+
+    def images():
+        for index in range(len(dataset)):
+            item = dataset[index]
+            if isinstance(item, tuple | list):
+                item, label = item[0], item[1]
+                labels.append(_array(label))
+            yield _item_image(item, index)
+
+    return _filled(images(), len(dataset), "dataset"), (np.stack(labels) if labels else None)
 
 
 def _item_image(item: Any, index: int) -> np.ndarray:
@@ -204,11 +213,10 @@ def _from_hf(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
         if isinstance(feature, ClassLabel) or (isinstance(feature, Value) and feature.dtype.startswith("int"))
     ]
     column = image_columns[0]
-    images = [_pil_image(image, index) for index, image in enumerate(dataset[column])]
-    if len({image.shape for image in images}) > 1:
-        raise DataError("data: the Hugging Face dataset's images differ in size; resize them first (dataset.map)")
+    rows = (_pil_image(row[column], index) for index, row in enumerate(dataset.select_columns([column])))
+    images = _filled(rows, len(dataset), "Hugging Face dataset")  # one decoded image at a time
     labels = np.asarray(dataset[label_columns[0]]) if label_columns else None
-    return np.stack(images), labels
+    return images, labels
 
 
 def _pil_image(image: Any, index: int) -> np.ndarray:
