@@ -126,3 +126,15 @@ def test_the_iwae_bound_decodes_in_chunks_sized_by_pixels(model_and_images, monk
     monkeypatch.setattr(likelihood_module, "MAX_DECODE_VALUES", 8 * 3 * 16 * 16)  # eight 16 px images
     result = iwae_nll(model, images[:4], k=10, batch_size=4)
     assert max(decoded) <= 8 and sum(decoded) == 4 * 10 and math.isfinite(result["nll"])
+
+
+def test_the_running_variance_of_batches_is_the_variance_of_all_rows():
+    from vaekit.evaluation.likelihood import RunningVariance
+
+    rows = torch.randn(103, 5, dtype=torch.float64) * torch.tensor([1.0, 10.0, 0.1, 3.0, 1e3]) + 50.0
+    running = RunningVariance()
+    for batch in rows.split(17):  # uneven batches, the last one short
+        running.add(batch)
+    torch.testing.assert_close(running.variance(), rows.var(0))
+    torch.testing.assert_close(running.mean, rows.mean(0))
+    assert running.count == 103

@@ -140,19 +140,42 @@ def latent_spectrum(model: VAE, images: np.ndarray, batch_size: int = 128) -> di
     }
 
 
+class RunningVariance:
+    """Per-column mean and (unbiased) variance of rows added batch by batch (Chan et al.'s
+    combination of batch moments): memory holds one row of each, not every row."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, None, None
+
+    def add(self, rows: torch.Tensor) -> None:
+        n, batch_mean = len(rows), rows.mean(0)
+        batch_m2 = (rows - batch_mean).square().sum(0)
+        if self.mean is None:
+            self.count, self.mean, self.m2 = n, batch_mean, batch_m2
+            return
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + batch_m2 + delta.square() * (self.count * n / total)
+        self.count = total
+
+    def variance(self) -> torch.Tensor:
+        return self.m2 / max(self.count - 1, 1)
+
+
 @torch.no_grad()
 def latent_usage(model: VAE, images: np.ndarray, threshold: float = 0.01, batch_size: int = 256) -> dict:
     """KL per latent dimension (mean over images) and active units: dimensions whose posterior
     mean varies across the data by more than ``threshold`` (Burda et al. 2016)."""
     device = next(model.parameters()).device
-    means, kls = [], []
+    spread, kl_sum = RunningVariance(), 0.0
     with model.evaluating():
         for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
             posterior = model.encode(model.likelihood.prepare(batch))
-            means.append(posterior.mean.float().flatten(1).cpu())
-            kls.append(posterior.kl_per_dim().float().flatten(1).cpu())
-    activity = torch.cat(means).var(0)
-    kl_per_dim = torch.cat(kls).mean(0)
+            spread.add(posterior.mean.flatten(1).double().cpu())
+            kl_sum = kl_sum + posterior.kl_per_dim().flatten(1).double().sum(0).cpu()
+    activity = spread.variance()
+    kl_per_dim = kl_sum / spread.count
     return {
         "active_units": int((activity > threshold).sum()),
         "latent_dims": int(activity.numel()),
