@@ -4,6 +4,7 @@ what it wrote. Heavy modules are imported inside, so the command line starts at 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def train(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         init=args.init,
     )
-    print(f"run: {run}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: once, from the process that wrote the run
+        print(f"run: {run}")
 
 
 def serve(args: argparse.Namespace) -> None:
