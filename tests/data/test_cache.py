@@ -203,3 +203,21 @@ def test_names_are_read_from_their_file_only_when_used_and_splits_select_them_un
     assert part.names._read is None and list(part.names) == ["d/4.png", "d/1.png"]
     assert list(part.subset(np.array([1])).names) == ["d/1.png"]  # a split of a split
     assert loaded.names == [f"d/{i}.png" for i in range(5)]
+
+
+def test_a_cache_on_a_file_system_without_locks_still_builds_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    from vaekit.data.cache import cache_key
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    elsewhere = tmp_path / f".t-{cache_key({'a': 17})}.partial"
+    elsewhere.mkdir()  # perhaps another process's build under way: without locks, nobody can tell
+    with pytest.warns(UserWarning, match="takes no file locks"):
+        built = cached_dataset(tmp_path, "t", {"a": 16}, _build)
+    np.testing.assert_array_equal(np.asarray(built.images), _build(None).images)
+    assert elsewhere.is_dir()  # left alone

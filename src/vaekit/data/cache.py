@@ -183,6 +183,19 @@ class _FileLock:
                     print(f"another process is building {wait_for}; waiting (no time limit)", file=sys.stderr)
                     said = True
                 fcntl.flock(self.handle, fcntl.LOCK_EX)
+            except OSError as err:  # a file system without locks (NFS mounted nolock): build unguarded
+                if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+                if wait_for is None:  # a probe of someone else's build: it may be running, leave it
+                    self.close()
+                    return False
+                warnings.warn(
+                    f"{self.path.parent} takes no file locks ({err.strerror}); two processes building the same"
+                    " cache entry at once would both decode it",
+                    stacklevel=3,
+                )
+                self.held = True
+                return True
             with contextlib.suppress(FileNotFoundError):
                 if os.fstat(self.handle.fileno()).st_ino == self.path.stat().st_ino:
                     self.held = True
