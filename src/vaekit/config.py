@@ -56,7 +56,7 @@ class DataConfig:
     num_images: int = positive(20000, MAX_COUNT)  # for generated sources (shapes)
     labels: str | None = None  # CSV of filename,attr1,... (or a CelebA attribute file) for image folders
     cache_dir: str | None = None  # default: $VAEKIT_CACHE or ~/.cache/vaekit
-    workers: int = non_negative(0)  # decoding threads; 0 = one per CPU
+    workers: int = non_negative(0)  # cache-build processes / shard decode threads; 0 = from the CPUs (and ranks)
     processes: int = non_negative(0, 64)  # loader worker processes decoding shards' batches; 0 = a thread
     rescan: bool = False  # stat every file of a folder at start instead of trusting its manifest
     limit: int | None = positive(None, MAX_COUNT)  # only the first N images (listing order), cut before decoding

@@ -232,3 +232,15 @@ def test_an_error_in_a_loader_worker_process_is_its_own_one_line(tmp_path):
     with pytest.raises(FileNotFoundError) as failed:
         list(loader.epoch(0))
     assert "shard-000001.tar" in str(failed.value) and "\n" not in str(failed.value)
+
+
+def test_decode_threads_share_the_machine_among_torchruns_processes(monkeypatch):
+    from vaekit.data.shards import default_decode_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert default_decode_threads() == 8  # at most 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert default_decode_threads() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert default_decode_threads() == 1

@@ -84,6 +84,13 @@ def shard_urls(spec: str) -> list[str]:
     return [spec]
 
 
+def default_decode_threads() -> int:
+    """Decode threads of one process: the CPUs shared among the processes torchrun starts on this
+    machine (``LOCAL_WORLD_SIZE``), at most 8."""
+    local_world = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, min(8, (os.cpu_count() or 1) // local_world))
+
+
 def torch_worker() -> bool:
     """Whether this process is a worker of a torch ``DataLoader``."""
     import torch.utils.data
@@ -168,7 +175,7 @@ class ShardedImages(LazyImages):
         self.size, self.recipe, self.channels = size, recipe, channels
         self.shape = (len(self.offsets), channels, size, size)
         self.threads = workers  # as configured (0: chosen here)
-        self.workers = workers or min(8, os.cpu_count() or 1)
+        self.workers = workers or default_decode_threads()
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
