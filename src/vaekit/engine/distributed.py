@@ -159,7 +159,8 @@ class StopVote:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self._pending: tuple[Any, torch.Tensor, Any] | None = None  # (work, host value, CUDA event)
+        # gloo: (work, value, None); CUDA: (device value, pinned host copy, event after the copy)
+        self._pending: tuple[Any, torch.Tensor, Any] | None = None
 
     def cast(self, level: int) -> int:
         """Send this step's level; the highest level of any rank at the previous step."""
@@ -172,7 +173,7 @@ class StopVote:
             host.copy_(value, non_blocking=True)
             event = torch.cuda.Event()
             event.record()
-            self._pending = (None, host, event)
+            self._pending = (value, host, event)  # value kept alive until the copy has read it
         else:
             self._pending = (work, value, None)
         return agreed
@@ -192,7 +193,7 @@ class StopVote:
             return 0
         work, host, event = self._pending
         self._pending = None
-        if work is not None:
+        if event is None:
             work.wait()
         if event is not None:
             event.synchronize()  # long done: the step after it is already queued
