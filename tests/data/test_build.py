@@ -73,3 +73,14 @@ def test_a_gray_folder_keeps_one_channel_after_compaction(tmp_path):
     assert [int(row.mean()) for row in dataset.images] == [0, 40, 80]
     entry = next(p for p in (tmp_path / "cache").iterdir() if p.name.startswith("images-") and not p.is_symlink())
     assert sorted(p.name for p in entry.iterdir()) == ["images.npy", "meta.json", "names.bin"]
+
+
+def test_without_a_terminal_the_build_reports_its_progress_in_lines(tmp_path, monkeypatch, capsys):
+    data = _folder(tmp_path / "img")
+    monkeypatch.setattr(build, "CHUNK", 2)
+    monkeypatch.setattr(build, "PROGRESS_EVERY", 0.0)
+    with pytest.warns(UserWarning):
+        _load(data, tmp_path / "cache", workers=1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("decoding img:")]
+    assert [line.split(": ")[1].split(" images")[0] for line in lines] == ["2 of 7", "4 of 7", "6 of 7", "7 of 7"]
+    assert "(100%)" in lines[-1] and lines[-1].endswith("img/s, done") and lines[0].endswith("s left")
