@@ -168,15 +168,21 @@ def train_classifier(args: argparse.Namespace) -> None:
 
 
 def shard(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
-
+    from vaekit.data.images import ImageFiles
+    from vaekit.data.progress import JobProgress
     from vaekit.data.shards import iter_folder, write_shards
 
     if args.output.resolve() == args.folder.resolve() or args.output.resolve().is_relative_to(args.folder.resolve()):
         raise ConfigError("shard -o: write the shards outside the folder being converted")
-    items = iter_folder(args.folder)
-    with tqdm(items, desc=f"sharding {args.folder.name}", unit="img", leave=False, disable=None) as progress:
-        written = write_shards(iter(progress), args.output, args.per_shard)
+    files = ImageFiles.scan(args.folder)
+    with JobProgress(f"sharding {args.folder.name}", len(files.members)) as progress:
+
+        def counted(items):
+            for item in items:
+                yield item
+                progress.advance(1)
+
+        written = write_shards(counted(iter_folder(files)), args.output, args.per_shard)
     print(f"wrote {len(written)} shard(s) to {args.output}/ (train with --data {args.output})")
 
 

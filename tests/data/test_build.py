@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vaekit.data import build
+from vaekit.data import build, progress
 from vaekit.data.cache import cache_root
 from vaekit.data.images import ImageFiles, load_image_files
 
@@ -78,7 +78,7 @@ def test_a_gray_folder_keeps_one_channel_after_compaction(tmp_path):
 def test_without_a_terminal_the_build_reports_its_progress_in_lines(tmp_path, monkeypatch, capsys):
     data = _folder(tmp_path / "img")
     monkeypatch.setattr(build, "CHUNK", 2)
-    monkeypatch.setattr(build, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(progress, "EVERY", 0.0)
     with pytest.warns(UserWarning):
         _load(data, tmp_path / "cache", workers=1)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("decoding img:")]

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
-import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,16 +24,15 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from vaekit.data.cache import allocate_images
+from vaekit.data.progress import JobProgress
 from vaekit.data.reader import DRAFT_RECIPES, upright
 from vaekit.data.recipes import is_gray, prepare
 
 TODO, COLOUR, GRAY, FAILED = 0, 1, 2, 3  # the codes of status.npy
 CHUNK = 256  # images per task
 PROCESS_FROM = 2048  # lists at least this long decode in worker processes
-PROGRESS_EVERY = 30.0  # seconds between progress lines when no bar is drawn
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, zipfile.BadZipFile, zlib.error,
                  NotImplementedError, RuntimeError, EOFError)  # fmt: skip
 
@@ -101,43 +98,18 @@ def decode_files(files: Any, folder: Path, size: int, crop: str, channels: int, 
     n_workers = workers or os.cpu_count() or 1
     with (
         _pool(decoder, n_workers, processes=len(status) - done >= PROCESS_FROM and n_workers > 1) as run,
-        tqdm(total=len(status), initial=done, desc=label, unit="img", leave=False, disable=None) as bar,
+        JobProgress(label, len(status), done) as progress,
         open(failures_file, "a") as failures_log,
     ):
-        log = _ProgressLines(label, len(status), done) if bar.disable else None  # no terminal: lines in the log
         for start, codes, failures in run(chunks):
             for line in failures:
                 failures_log.write(line.replace("\n", " ") + "\n")
             failures_log.flush()
             status[start : start + len(codes)] = codes
             status.flush()
-            bar.update(len(codes))
-            if log is not None:
-                log.advance(len(codes))
+            progress.advance(len(codes))
     failures = failures_file.read_text().splitlines()
     return Decoded(images, np.array(status), failures)
-
-
-class _ProgressLines:
-    """A build's progress as a line every ``PROGRESS_EVERY`` seconds, where no bar can be drawn (a
-    job's log under a scheduler or torchrun): how far, how fast, about how long still."""
-
-    def __init__(self, label: str, total: int, done: int) -> None:
-        self.label, self.total, self.done, self.first = label, total, done, done
-        self.started = self.last = time.monotonic()
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if now - self.last < PROGRESS_EVERY and self.done < self.total:
-            return
-        self.last = now
-        rate = (self.done - self.first) / max(now - self.started, 1e-9)
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
-        still = f"about {left / 60:,.0f} min left" if left >= 90 else f"about {left:.0f} s left"
-        still = "done" if self.done >= self.total else still
-        print(f"{self.label}: {self.done:,} of {self.total:,} images ({self.done / self.total:.0%}), "
-              f"{rate:,.0f} img/s, {still}", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _resume(folder: Path, shape: tuple[int, int, int, int]) -> tuple[np.memmap, np.memmap]:

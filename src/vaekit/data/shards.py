@@ -353,11 +353,11 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def iter_folder(root: Path) -> Iterator[tuple[str, Path | bytes, int | None]]:
+def iter_folder(root: Path | ImageFiles) -> Iterator[tuple[str, Path | bytes, int | None]]:
     """Every image of a folder or zip as training from it would read them (``ImageFiles.scan``:
     sorted, recursive, no ``._`` or ``__MACOSX`` files; a zip's members as their bytes), with its
     class number when the images lie in class folders."""
-    files = ImageFiles.scan(root)
+    files = root if isinstance(root, ImageFiles) else ImageFiles.scan(root)
     found = folder_classes(list(files.members))
     labels = found[0].tolist() if found is not None else [None] * len(files.members)
     if not files.is_zip:

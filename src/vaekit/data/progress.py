@@ -1,0 +1,42 @@
+"""A long data job's progress (a cache build, a conversion to shards): a bar on a terminal, else,
+as in a scheduler's or torchrun's log, a line every ``EVERY`` seconds with the images done, the
+rate and the time left."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm.auto import tqdm
+
+EVERY = 30.0  # seconds between lines when no bar is drawn
+
+
+class JobProgress:
+    """``advance(n)`` as images are done; a context manager that closes the bar."""
+
+    def __init__(self, label: str, total: int, done: int = 0) -> None:
+        self.label, self.total, self.done, self.first = label, total, done, done
+        self.bar = tqdm(total=total, initial=done, desc=label, unit="img", leave=False, disable=None)
+        self.lines = bool(self.bar.disable)  # no terminal: lines in the log
+        self.started = self.last = time.monotonic()
+
+    def __enter__(self) -> JobProgress:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.bar.close()
+
+    def advance(self, count: int) -> None:
+        self.bar.update(count)
+        self.done += count
+        now = time.monotonic()
+        if not self.lines or (now - self.last < EVERY and self.done < self.total):
+            return
+        self.last = now
+        rate = (self.done - self.first) / max(now - self.started, 1e-9)
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        still = f"about {left / 60:,.0f} min left" if left >= 90 else f"about {left:.0f} s left"
+        still = "done" if self.done >= self.total else still
+        print(f"{self.label}: {self.done:,} of {self.total:,} images ({self.done / max(self.total, 1):.0%}), "
+              f"{rate:,.0f} img/s, {still}", file=sys.stderr, flush=True)  # fmt: skip
