@@ -48,8 +48,6 @@ MAX_MEMBER_BYTES = 256 << 20  # one image inside a shard
 MAX_BROKEN_RUN = 16  # broken samples in a row that stop training (one alone is skipped with a warning)
 OPEN_SHARDS = 8  # shard files each decode thread keeps open (least recently used closed first)
 MAX_SHARD_BYTES = 1 << 30  # a shard being written is held in memory: closed at this size, whatever per_shard says
-
-
 MAX_LABEL_BYTES = 256  # a .cls member (a class number as text)
 INDEX_FOLDER = "shard-index"  # in the cache: each shard's index, kept between starts
 
