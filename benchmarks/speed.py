@@ -30,6 +30,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -84,7 +85,6 @@ def pythae_mnist_network():
 
 def mnist_train(data: Path, n: int):
     """The first ``n`` MNIST training images, as a vaekit dataset (uint8, in the image cache)."""
-    import numpy as np
 
     from vaekit.config import DataConfig
     from vaekit.data import load_dataset
@@ -101,7 +101,7 @@ def run_pythae(job: dict) -> dict:
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
     from pythae.trainers.training_callbacks import TrainingCallback
 
-    images = torch.from_numpy(mnist_train(Path(job["data"]), job["steps"] * 100).images).float() / 255
+    images = torch.from_numpy(np.asarray(mnist_train(Path(job["data"]), job["steps"] * 100).images)).float() / 255
     config = VAEConfig(input_dim=(1, 28, 28), latent_dim=16, reconstruction_loss="mse")
     model = VAE(config, encoder=Encoder_Conv_VAE_MNIST(config), decoder=Decoder_Conv_AE_MNIST(config))
     losses: list[torch.Tensor] = []

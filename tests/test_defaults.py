@@ -163,3 +163,11 @@ def test_colour_line_art_is_not_mistaken_for_digits():
     assert not is_near_binary(rgb)
     config = choose_from_data(Config(), ImageDataset(rgb), {"likelihood.name"}, Choices())
     assert config.likelihood.name == "laplace"
+
+
+def test_timing_the_matrix_products_leaves_the_global_random_streams_as_they_were():
+    import torch
+
+    before = torch.random.get_rng_state()
+    defaults.matmul_seconds(torch.float32, size=32, repeats=1)
+    assert torch.equal(torch.random.get_rng_state(), before)

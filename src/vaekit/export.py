@@ -60,8 +60,9 @@ def export(model: VAE, folder: str | Path, fmt: str = "onnx", scaling: dict | No
 
 def _export_networks(model: VAE, folder: Path, fmt: str) -> list[Path]:
     """``encoder.<ext>`` and ``decoder.<ext>`` (ONNX or TorchScript) in ``folder``."""
-    images = torch.rand(2, *model.image_shape)
-    latents = torch.randn(2, *model.latent_shape)
+    own = torch.Generator().manual_seed(0)  # example inputs leave the global random streams alone
+    images = torch.rand(2, *model.image_shape, generator=own)
+    latents = torch.randn(2, *model.latent_shape, generator=own)
     written = []
     for name, module, example, inputs, outputs in (
         ("encoder", ImageEncoder(model), images, ["images"], ["mean", "logvar"]),

@@ -13,8 +13,9 @@ from vaekit.models.base import VAE
 def throughput(model: VAE, batch_size: int = 64, repeats: int = 5, warmup: int = 2) -> dict[str, float]:
     """Images/s of ``encode`` and of ``decode`` on random inputs, after ``warmup`` untimed batches."""
     device = next(model.parameters()).device
-    images = torch.rand(batch_size, *model.image_shape, device=device)
-    latents = torch.randn(batch_size, *model.latent_shape, device=device)
+    own = torch.Generator().manual_seed(0)  # timing inputs leave the global random streams alone
+    images = torch.rand(batch_size, *model.image_shape, generator=own).to(device)
+    latents = torch.randn(batch_size, *model.latent_shape, generator=own).to(device)
     result = {}
     with model.evaluating():
         for name, run in (("encode", lambda: model.encode(images).mean), ("decode", lambda: model.decode(latents))):
