@@ -89,8 +89,7 @@ def vaekit_step(size: int, batch: int, device: str = "cuda"):
 def diffusers_step(size: int, batch: int):
     from diffusers import AutoencoderKL
 
-    from vaekit.config import AutoencoderKLConfig
-    from vaekit.models.autoencoder_kl import diffusers_config
+    from vaekit.models.autoencoder_kl import AutoencoderKLConfig, diffusers_config
 
     options = AutoencoderKLConfig(block_out_channels=[128, 256, 512, 512], layers_per_block=2)
     vae = AutoencoderKL(**diffusers_config(options, (3, size, size))).cuda().train()

@@ -75,8 +75,7 @@ def run_diffusers(size: int, batch: int, steps: int, checkpointing: bool) -> dic
     """diffusers' examples/research_projects/vae/train_vae.py step, reduced to L1 + KL."""
     from diffusers import AutoencoderKL
 
-    from vaekit.config import AutoencoderKLConfig
-    from vaekit.models.autoencoder_kl import diffusers_config
+    from vaekit.models.autoencoder_kl import AutoencoderKLConfig, diffusers_config
 
     options = AutoencoderKLConfig(block_out_channels=[128, 256, 512, 512], layers_per_block=2)
     vae = AutoencoderKL(**diffusers_config(options, (3, size, size))).train()

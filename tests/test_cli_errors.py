@@ -61,7 +61,7 @@ def one_line(capsys) -> str:
         ("data.workers=-1", "data.workers"),
         ("data.channels=2", "data.channels"),
         ("data.channels=0", "data.channels"),
-        ("data.crop=foo", "data.crop: foo is not one of"),
+        ("data.crop=foo", "data.crop: unknown crop 'foo'"),
         ("likelihood.scale=0", "likelihood.scale"),
         ("objective.name=soft-intr", "did you mean 'soft-intro'"),
         # numbers are numbers (D11): NaN, inf and values past a float's range, for every float option

@@ -21,7 +21,7 @@ from vaekit.engine.step import StepInfo, update
 from vaekit.io.checkpoints import load_weights, save_weights
 from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models import ARCHITECTURES, create_model
-from vaekit.objectives import OBJECTIVES, create_objective
+from vaekit.objectives import OBJECTIVES, TERMS, create_objective
 
 # The matrix is every registered architecture x likelihood x objective (+ the adversarial term where
 # an objective has it), each at the tiny settings it registered. What a tiny instance needs from the
@@ -36,14 +36,7 @@ BROUGHT_BY_THE_TEST = {
     },
     "perceptual": {"likelihood.perceptual.network": "tests.networks:tiny_features"},
 }
-ADVERSARIAL = {
-    "objective.adversarial.enabled": True,
-    "objective.adversarial.channels": 4,
-    "objective.adversarial.layers": 1,
-}
-
-
-EQUIVARIANCE = {"objective.equivariance.enabled": True, "objective.equivariance.probability": 1.0}
+NEEDS_A_NETWORK = {"alignment"}  # a foundation model (tests/objectives/test_alignment.py builds a tiny one)
 
 
 def _settings(registry, key: str) -> dict[str, dict]:
@@ -53,22 +46,26 @@ def _settings(registry, key: str) -> dict[str, dict]:
 ARCH_SETTINGS = _settings(ARCHITECTURES, "model.arch")
 LIKELIHOOD_SETTINGS = _settings(LIKELIHOODS, "likelihood.name")
 OBJECTIVE_SETTINGS = _settings(OBJECTIVES, "objective.name")
-OBJECTIVE_SETTINGS |= {  # the PatchGAN term, with the single-phase objectives that can add it
-    f"{e.name}+adversarial": {**OBJECTIVE_SETTINGS[e.name], **ADVERSARIAL}
-    for e in OBJECTIVES
-    if e.has("adversarial") and e.has("accumulation")
-}
-OBJECTIVE_SETTINGS |= {  # the EQ-VAE term on every step, with the objectives that have it (spatial latents only)
-    f"{e.name}+equivariance": {**OBJECTIVE_SETTINGS[e.name], **EQUIVARIANCE}
-    for e in OBJECTIVES
-    if e.has("equivariance")
+OBJECTIVE_SETTINGS |= {  # every objective term that runs without a network of its own, with each objective accepting it
+    f"{objective}+{term.name}": {
+        **OBJECTIVE_SETTINGS[objective],
+        f"{term.options_key}.enabled": True,
+        **term.tiny,
+        **BROUGHT_BY_THE_TEST.get(term.name, {}),
+    }
+    for term in TERMS
+    if term.name not in NEEDS_A_NETWORK
+    for objective in sorted(term.declares.get("objectives", ()))
+    if objective in OBJECTIVE_SETTINGS
 }
 
 
 def test_the_matrix_covers_the_built_in_components():
     assert {"conv", "resnet", "spatial", "style", "autoencoder-kl", "modules"} <= set(ARCH_SETTINGS)
     assert {"bernoulli", "gaussian", "laplace", "perceptual"} <= set(LIKELIHOOD_SETTINGS)
-    assert {"elbo", "soft-intro", "as-intro", "elbo+adversarial", "elbo+equivariance"} <= set(OBJECTIVE_SETTINGS)
+    assert {"elbo", "soft-intro", "as-intro", "elbo+adversarial", "soft-intro+adversarial", "elbo+equivariance"} <= set(
+        OBJECTIVE_SETTINGS
+    )
 
 
 REFERENCE = ("conv", "gaussian", "elbo")  # what a component from outside vaekit is paired with
@@ -88,7 +85,8 @@ def _combinations():
                 needs = OBJECTIVES.get(name).has("continuous-likelihood")
                 if needs and not LIKELIHOODS.get(likelihood).has("continuous"):
                     continue  # refused by the config check (tests/test_registry.py)
-                if "objective.equivariance.enabled" in settings and not ARCHITECTURES.get(arch).has("spatial-latent"):
+                spatial = any(TERMS.get(t).has("spatial-latent") for t in objective.split("+")[1:])
+                if spatial and not ARCHITECTURES.get(arch).has("spatial-latent"):
                     continue  # refused by the config check too
                 outside = [
                     not _built_in(ARCHITECTURES, arch),
@@ -234,8 +232,8 @@ def test_every_architecture_trains_and_decodes_under_torchs_flop_counter(arch):
     assert counter.get_total_flops() > 0
 
 
-def test_an_adversarial_term_on_an_objective_without_one_is_refused():
+def test_an_adversarial_term_on_an_objective_that_does_not_accept_it_is_refused():
     config = tiny_config(**{"objective.name": "tests.networks:PlainObjective", "objective.adversarial.enabled": True})
     model = create_model(config)
-    with pytest.raises(ConfigError, match=r"objective\.adversarial\.enabled"):
+    with pytest.raises(ConfigError, match=r"objective\.adversarial\.enabled: the adversarial term does not run with"):
         create_objective(model, config, Precision("fp32", torch.device("cpu")), trust_code=True)

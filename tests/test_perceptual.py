@@ -4,16 +4,16 @@ import pytest
 import torch
 
 from tests.helpers import tiny_config
-from vaekit.config import LikelihoodConfig, PerceptualConfig
+from vaekit.config import LikelihoodConfig
 from vaekit.features.weights import WeightsNotFound
-from vaekit.likelihoods import Perceptual, create_likelihood
+from vaekit.likelihoods import Perceptual, PerceptualConfig, create_likelihood
 from vaekit.models import create_model
 
 
 def _perceptual(**options) -> Perceptual:
     torch.manual_seed(0)
     settings = {"random_weights": True, "resize": None} | options
-    return create_likelihood(LikelihoodConfig(name="perceptual", perceptual=PerceptualConfig(**settings)))
+    return create_likelihood(LikelihoodConfig(name="perceptual", sections={"perceptual": PerceptualConfig(**settings)}))
 
 
 def test_zero_for_identical_images_and_grows_with_distortion():
@@ -106,10 +106,10 @@ def test_lpips_as_a_perceptual_term_is_weight_times_pixels_times_the_distance_pl
         LikelihoodConfig(
             name="perceptual",
             output="signed",
-            perceptual=PerceptualConfig(
+            sections={"perceptual": PerceptualConfig(
                 network="lpips-alex", layers=["lpips"], layer_weights=[0.7], resize=None,
                 random_weights=True, pixel="laplace",
-            ),
+            )},
         )
     )  # fmt: skip
     assert isinstance(likelihood.network, LPIPS)

@@ -297,21 +297,20 @@ def use_sampler(model: Model, sampler: str = "prior", trust_code: bool = False) 
 
 def attach_sampler(vae: VAE, folder: Path, sampler: str) -> VAE:
     """``vae`` with the sampler named ``sampler`` saved in ``folder`` (``prior``: none) attached."""
-    from vaekit.models.samplers import SAMPLERS, GaussianMixture
+    from vaekit.models.samplers import SAMPLERS
 
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
+    kind = SAMPLERS.get(sampler, "sampler").factory
     vae.latent_sampler = None
-    if sampler == "gmm":
+    if kind is not None:
         try:
-            mixture = GaussianMixture.load(folder)
+            fitted = kind.load(folder)
         except FileNotFoundError as err:
             raise ConfigError(f"{err}: vaekit fit-sampler RUN") from None
-        if mixture.latent_shape != tuple(vae.latent_shape):
+        if fitted.latent_shape != tuple(vae.latent_shape):
             raise ConfigError(
-                f"{folder}: the sampler draws latents {mixture.latent_shape}, the model takes {vae.latent_shape}"
+                f"{folder}: the sampler draws latents {fitted.latent_shape}, the model takes {vae.latent_shape}"
             )
-        vae.latent_sampler = mixture
+        vae.latent_sampler = fitted
     return vae
 
 

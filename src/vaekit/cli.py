@@ -71,6 +71,25 @@ def describe_error(err: BaseException) -> tuple[int, str]:
     return 1, f"unexpected error: {type(err).__name__}: {str(err)[:300]} ({DEBUG_HINT})"
 
 
+class Registered:
+    """``choices`` of an option: the names registered for a component kind, read when the command
+    line is checked or its help printed (so ``vaekit --help`` imports no component)."""
+
+    def __init__(self, kind: str, without: tuple[str, ...] = ()) -> None:
+        self.kind, self.without = kind, without
+
+    def _names(self) -> list[str]:
+        from vaekit.registry import kind
+
+        return [name for name in kind(self.kind).names() if name not in self.without]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def _join_negative_values(argv: list[str]) -> list[str]:
     """``--sweep -2:2:9`` -> ``--sweep=-2:2:9`` (argparse would read ``-2:2:9`` as an option)."""
     joined, items = [], iter(argv)
@@ -121,7 +140,7 @@ def finite_float(text: str) -> float:
     return value
 
 
-SAMPLER_HELP = "where random latents come from: the prior, or the mixture fitted by fit-sampler"
+SAMPLER_HELP = "where random latents come from (%(choices)s): the prior, or what fit-sampler fitted"
 MAX_GRID_SCALE = 16  # --scale: each pixel of a grid drawn as at most 16 x 16
 
 
@@ -194,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dump", type=Path, metavar="DIR", help="also write each sample as its own PNG into DIR")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("--temperature", type=finite_float, default=1.0, help="scale of the prior samples")
-    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help=SAMPLER_HELP)
+    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
     p.set_defaults(func=commands.sample)
 
     p = command("fit-sampler", "fit an ex-post latent sampler (a Gaussian mixture) on the training data's posterior")
@@ -212,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["lerp", "slerp"], default="slerp", help="path through latent space")
     p.add_argument("--grid", metavar="RxC", help="animate a grid of random latents to another (variance-preserving)")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
-    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help=SAMPLER_HELP)
+    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.gif"), help="GIF to write")
     p.set_defaults(func=commands.interpolate)
 
@@ -237,7 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-weights", help="path to the LPIPS v0.1 linear weights (vgg.pth / alex.pth)")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of samples and noise")
     p.add_argument("-o", "--output", type=Path, help="JSON report (default RUN/evaluation-<split>.json)")
-    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help="where FID / KID samples come from")
+    p.add_argument(
+        "--sampler",
+        choices=Registered("sampler"),
+        metavar="NAME",
+        default="prior",
+        help="where FID / KID samples come from (%(choices)s)",
+    )
     p.set_defaults(func=commands.evaluate)
 
     p = command("progress", "a GIF of the per-epoch grids of a run")
@@ -258,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--crop",
         default="none",
-        choices=["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160"],
-        help="crop before resizing: the same as the models it will score",
+        choices=Registered("crop", without=("random",)),
+        metavar="CROP",
+        help="crop before resizing (%(choices)s): the same as the models it will score",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("classifier.safetensors"), help="weights file")
     p.set_defaults(func=commands.train_classifier)
@@ -309,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-host", action="append", default=[], metavar="NAME", help="also answer to this Host name (repeatable)"
     )
-    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior", help=SAMPLER_HELP)
+    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
     p.set_defaults(func=commands.serve)
 
     p = command("info", "what a run or model folder holds: architecture, size, data, steps, metrics, versions")
@@ -356,9 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.presets)
 
     p = command(
-        "components", "list the registered data sources, architectures, likelihoods, objectives, metrics, loggers"
+        "components", "list every registered component: its name, summary, capabilities and where its options live"
     )
-    p.add_argument("kind", nargs="?", help="only this kind (data, architecture, likelihood, objective, metric, logger)")
+    p.add_argument("kind", nargs="?", help="only this kind (e.g. architecture, objective-term, sampler, crop)")
     p.set_defaults(func=commands.components)
 
     p = command("demo", "train on the built-in shapes for ~2 minutes and write a complete run")

@@ -336,30 +336,18 @@ def presets(args: argparse.Namespace) -> None:
         print(f"{name:22s} {preset_description(name)}")
 
 
-def registries() -> list:
-    """Every component registry, in the order of a config (the built-ins registered on import)."""
-    from vaekit.data.registry import DATA_SOURCES
-    from vaekit.data.sources import FALLBACK  # noqa: F401  (imports every built-in source)
-    from vaekit.evaluation.report import METRICS
-    from vaekit.likelihoods import LIKELIHOODS
-    from vaekit.models import ARCHITECTURES
-    from vaekit.objectives import OBJECTIVES
-    from vaekit.training.tracking import LOGGERS
-
-    return [DATA_SOURCES, ARCHITECTURES, LIKELIHOODS, OBJECTIVES, METRICS, LOGGERS]
-
-
 def components(args: argparse.Namespace) -> None:
+    from vaekit.registry import kinds
 
-    shown = [r for r in registries() if args.kind in (None, r.kind, r.kind + "s", r.kind.split()[0])]
+    wanted = args.kind.replace("-", " ") if args.kind else None
+    shown = [r for r in kinds() if wanted in (None, r.kind, r.kind + "s", r.kind.split()[0])]
     if not shown:
-        kinds = ", ".join(r.kind for r in registries())
-        raise ConfigError(f"components: unknown kind {args.kind!r}; use one of {kinds}")
+        raise ConfigError(f"components: unknown kind {args.kind!r}; use one of {', '.join(r.kind for r in kinds())}")
     for registry in shown:
         print(f"{registry.kind}s ({registry.key}):")
         for entry in registry:
             capabilities = f"  [{', '.join(sorted(entry.capabilities))}]" if entry.capabilities else ""
-            options = f"  options: {entry.options}.*" if entry.options else ""
+            options = f"  options: {entry.options_key}.*" if entry.options_key else ""
             print(f"  {entry.name:16s} {entry.summary}{capabilities}{options}")
 
 

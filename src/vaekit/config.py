@@ -1,22 +1,26 @@
 """Typed run configuration: data / model / likelihood / objective / train, round-tripped to YAML.
 
-Every section is a dataclass; options carry their choices (``Literal``) and ranges (``positive``,
-``bounded``) beside them. ``Config.from_dict`` builds and checks them through ``vaekit.schema``
-(messages name the dotted key); ``with_overrides`` takes ``key=value`` strings as given to ``--set``
-(values parsed as YAML, so ``1e-3``, ``true`` and ``[1, 2]`` work).
+Every section is a dataclass; options carry their choices (``Literal``, or ``component`` for a
+registered name) and ranges (``positive``, ``bounded``) beside them. Only what is not a component's
+own lives here: a component's options are a dataclass beside its code, registered with it, and held
+by the section of its kind (``model.style`` by ``ModelConfig``: ``Sectioned``). ``Config.from_dict``
+builds and checks them through ``vaekit.schema`` (messages name the dotted key); ``with_overrides``
+takes ``key=value`` strings as given to ``--set`` (values parsed as YAML, so ``1e-3``, ``true`` and
+``[1, 2]`` work).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
+from vaekit.registry import kind as registry_kind
+from vaekit.registry import option_sections
 from vaekit.schema import (  # noqa: F401  (re-exported: ConfigError, parse_yaml, read_yaml)
     MAX_COUNT,
     MAX_IMAGE_SIZE,
@@ -28,11 +32,53 @@ from vaekit.schema import (  # noqa: F401  (re-exported: ConfigError, parse_yaml
     duration,
     non_negative,
     parse_yaml,
+    plain,
     positive,
     read_yaml,
     set_dotted,
     split_override,
 )
+
+
+def component(kind: str, default: Any) -> Any:
+    """A field naming registered components of ``kind`` (a name, or a list of names), checked when
+    built with "did you mean" and the choices; ``vaekit components`` lists them."""
+
+    def check(key: str, value: Any) -> None:
+        for name in value if isinstance(value, list) else [value]:
+            registry_kind(kind).check(name, key)
+
+    factory = {"default_factory": (lambda: list(default))} if isinstance(default, list) else {"default": default}
+    return field(metadata={"check": check, "component": kind}, **factory)
+
+
+@dataclass(frozen=True)
+class Sectioned:
+    """A config section that also holds the options of the components registered under it
+    (``model.style``, ``objective.adversarial``, ...): built, checked and written like its own fields,
+    read as attributes (``config.model.style.noise``). Every registered section is present."""
+
+    SECTION: ClassVar[str] = ""
+    sections: dict[str, Any] = field(default_factory=dict, repr=False, kw_only=True)
+
+    @classmethod
+    def option_types(cls) -> dict[str, type]:
+        """``{name: options dataclass}`` of the components whose options this section holds."""
+        return option_sections(cls.SECTION)
+
+    def __post_init__(self) -> None:
+        types = self.option_types()
+        unknown = set(self.sections) - set(types)
+        if unknown:
+            raise ConfigError(f"{self.SECTION}: unknown option sections {sorted(unknown)}")
+        complete = {name: self.sections.get(name) or kind() for name, kind in types.items()}
+        object.__setattr__(self, "sections", complete)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections") or {}
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"{type(self).__name__} has no {name!r} (no registered component keeps options there)")
 
 
 @dataclass(frozen=True)
@@ -49,7 +95,7 @@ class DataConfig:
     image_size: int = positive(32, MAX_IMAGE_SIZE)
     channels: Literal[1, 3] | None = None  # None: 1 for gray-only sources, else 3
     # random: a random square each epoch (decoded while training: tar shards); see data/recipes.py
-    crop: Literal["none", "center", "celeba-center140", "celeba-rows20", "celeba-crop160", "random"] = "center"
+    crop: str = component("crop", "center")
     val_fraction: float = bounded(0.05, 0.0, 0.9)  # used when the source has no split of its own
     seed: int = non_negative(0)  # generated data (shapes) and the random train/val split
     flip: bool = False  # random horizontal flip of training batches
@@ -63,71 +109,18 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class StyleConfig:
-    """Options of the style-based decoder (``model.arch: style``)."""
+class ModelConfig(Sectioned):
+    """The architecture and its sizes; each architecture's own options in ``model.<its name>``."""
 
-    mapping_layers: int = non_negative(8, 64)
-    style_dim: int = positive(256, MAX_WIDTH)
-    noise: bool = True  # per-pixel noise with a learned per-channel scale (starts at 0)
-    blur: bool = True  # [1, 2, 1] blur after each upsampling conv
-    modulation: Literal["stylize", "adain"] = "stylize"  # stylize: x * (scale + 1) + bias | adain: x * scale + bias
-    level_latents: bool = False  # split z into one chunk per resolution, each styling its own level
-    max_channels: int = positive(512, MAX_WIDTH)
-    channel_base: int = positive(8192, 1 << 20)  # feature maps per level: min(channel_base / 2^level, max_channels)
+    SECTION: ClassVar[str] = "model"
 
-
-@dataclass(frozen=True)
-class SpatialConfig:
-    """Options of the spatial-latent network (``model.arch: spatial``)."""
-
-    latent_channels: int = positive(12, MAX_WIDTH)  # C of the H/f x W/f x C latent
-    downsamplings: int = bounded(2, 0, 6)  # f = 2^downsamplings
-    residual_blocks: int = non_negative(5, 256)
-    norm: Literal["instance", "group", "sample", "none"] = "instance"  # sample: whole-sample normalisation
-    dense: bool = False  # the dense-latent variant: flatten -> latent_dim -> back to a map
-
-
-@dataclass(frozen=True)
-class ModulesConfig:
-    """Users' own encoder and decoder (``model.arch: modules``, made by ``VAE.from_modules``)."""
-
-    encoder: str = ""  # package.module:Class, rebuilt with encoder_args (only with trust_code)
-    decoder: str = ""
-    encoder_args: dict[str, Any] = field(default_factory=dict)
-    decoder_args: dict[str, Any] = field(default_factory=dict)
-    latent_shape: list[int] = positive([], MAX_LATENT)
-
-
-@dataclass(frozen=True)
-class AutoencoderKLConfig:
-    """The KL autoencoder of latent diffusion (``model.arch: autoencoder-kl``), as diffusers'
-    ``AutoencoderKL`` config: the down-sampling factor is 2^(len(block_out_channels) - 1)."""
-
-    block_out_channels: list[int] = positive([128, 256, 512, 512], MAX_WIDTH)
-    layers_per_block: int = positive(2, 64)
-    latent_channels: int = positive(4, MAX_WIDTH)
-    norm_num_groups: int = positive(32)
-    act_fn: Literal["silu", "swish", "relu", "gelu", "mish"] = "silu"
-    mid_block_attention: bool = True
-    use_quant_conv: bool = True
-    use_post_quant_conv: bool = True
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The architecture and its sizes."""
-
-    arch: str = "conv"  # a registered architecture (vaekit components) or package.module:Class (a plug-in)
+    arch: str = component("architecture", "conv")  # or package.module:Class (a plug-in)
     latent_dim: int = positive(16, MAX_LATENT)
     channels: list[int] = positive([32, 64, 128], MAX_WIDTH)
     kernel_size: int = positive(3, 31)
     norm: Literal["none", "batch", "group"] = "none"
     activation: Literal["relu", "leaky_relu", "silu"] = "relu"
     hidden_dim: int = non_negative(0, MAX_LATENT)  # optional dense layer between conv stack and latent heads (0: none)
-    style: StyleConfig = field(default_factory=StyleConfig)
-    spatial: SpatialConfig = field(default_factory=SpatialConfig)
-    modules: ModulesConfig = field(default_factory=ModulesConfig)
-    autoencoder_kl: AutoencoderKLConfig = field(default_factory=AutoencoderKLConfig)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in architecture's own options
 
     def _check(self, prefix: str) -> None:
@@ -136,120 +129,27 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class PerceptualConfig:
-    """Feature-space reconstruction term (``likelihood.name: perceptual``)."""
-
-    # vgg16 | vgg19 | lpips-vgg | lpips-alex | classifier (weights: a train-classifier file; layers body.1,
-    # body.4, body.9) | package.module:factory (layers by name)
-    network: str = "vgg16"
-    layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
-    layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    resize: int | None = positive(
-        256, MAX_IMAGE_SIZE
-    )  # images are resized to this before the network (None: as they are)
-    imagenet_normalize: bool = True
-    weights: str | None = None  # local weights file; default: torch.hub cache / public URL
-    random_weights: bool = False  # only for tests and CPU-only benchmarks; never a silent fallback
-    pixel: Literal["none", "gaussian", "laplace"] = "none"  # add a pixel term (with likelihood.scale)
-    pixel_weight: float = non_negative(1.0)
-
-
-@dataclass(frozen=True)
-class LikelihoodConfig:
+class LikelihoodConfig(Sectioned):
     """The reconstruction term p(x|z); it also fixes the decoder's output range."""
 
-    name: str = "bernoulli"  # a registered likelihood (vaekit components)
+    SECTION: ClassVar[str] = "likelihood"
+
+    name: str = component("likelihood", "bernoulli")
     binarize: Literal["none", "dynamic"] = "none"  # bernoulli only
     scale: float = bounded(1.0, 0, above=True)  # gaussian sigma / laplace b (initial value when learned)
     learn_scale: bool = False
     # the decoder's output: sigmoid -> [0,1]; tanh -> [-1,1]; identity (data in [0,1]) or signed (data in
     # [-1,1], as diffusers' VAEs): a linear output, clamped only for display
     output: Literal["sigmoid", "tanh", "identity", "signed"] = "sigmoid"
-    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
 @dataclass(frozen=True)
-class KLConfig:
-    """Weight of the KL term over training, and free bits."""
+class ObjectiveConfig(Sectioned):
+    """The training objective; its own options and each term's (``objective.adversarial``) beside it."""
 
-    schedule: Literal["constant", "linear", "sigmoid", "inverse_batch"] = "constant"
-    weight: float = non_negative(1.0)  # final (or constant) weight
-    warmup_steps: int = non_negative(0)  # linear: steps from 0 to `weight`
-    sigmoid_center: float = 5.0  # sigmoid: epoch at which the weight is weight/2
-    sigmoid_slope: float = bounded(1.0, 0, above=True)  # sigmoid: steepness per epoch
-    free_bits: float = non_negative(0.0)  # nats per latent dimension below which KL is not penalised
-    group_weights: list[float] = non_negative([])  # per latent group (e.g. style levels), x weight
+    SECTION: ClassVar[str] = "objective"
 
-
-@dataclass(frozen=True)
-class IntroConfig:
-    """Soft-IntroVAE / AS-IntroVAE hyper-parameters (``objective.name: soft-intro | as-intro``)."""
-
-    beta_kl: float = non_negative(1.0)
-    beta_rec: float = non_negative(1.0)
-    beta_neg: float = non_negative(256.0)  # change it on resume: --resume RUN --set objective.intro.beta_neg=...
-    beta_neg_schedule: list[float] = non_negative([])  # per epoch (last value continues); wins
-    gamma_r: float = non_negative(1.0e-8)
-    warmup_epochs: int = non_negative(0)  # plain-VAE epochs before the introspective game
-    ema_decay: float = bounded(0.0, 0.0, 0.999999)  # EMA of the decoder for samples and the saved model
-    transition: Literal["tanh", "linear"] = "tanh"  # as-intro: c = min(1, tanh(5 t / T)) or min(1, 5 t / T)
-    kl_fake_patience: int = positive(3)  # epochs of KL(fake) < KL(real) before warning to raise beta_neg
-
-
-@dataclass(frozen=True)
-class AdversarialConfig:
-    """An optional PatchGAN discriminator term (hinge loss) added to any objective's decoder loss."""
-
-    enabled: bool = False
-    weight: float = non_negative(0.5)  # times the adaptive weight
-    adaptive: bool = True  # balance by gradient norms at the decoder's last layer (as in VQGAN)
-    start_step: int = non_negative(0)
-    loss: Literal["hinge", "vanilla"] = "hinge"  # the discriminator's loss
-    layers: int = positive(3, 8)
-    channels: int = positive(64, MAX_WIDTH)
-    lr: float | None = bounded(None, 0, above=True)  # default: train.lr
-    r1_weight: float = non_negative(0.0)  # R1 penalty: gamma / 2 * |grad D(real)|^2 (Mescheder et al. 2018)
-    lecam_weight: float = non_negative(0.0)  # LeCam: logits kept near the other side's running mean (Tseng 2021)
-    lecam_decay: float = bounded(0.99, 0.0, 0.999999)
-
-
-@dataclass(frozen=True)
-class EquivarianceConfig:
-    """EQ-VAE's regulariser: decoding a downscaled / rotated latent should give the same transform
-    of the image (objectives with spatial latents; see objectives/equivariance.py)."""
-
-    enabled: bool = False
-    weight: float = non_negative(1.0)
-    probability: float = bounded(0.5, 0.0, 1.0)  # share of steps that draw a transform
-    scales: list[float] = bounded([0.5, 0.75], 0.0, 1.0, above=True)  # downscales of the latent (and image)
-    rotations: bool = True  # also rotations by 90, 180, 270 degrees
-
-
-@dataclass(frozen=True)
-class AlignmentConfig:
-    """VA-VAE / REPA-E: the latent aligned to a frozen vision model's patch features (objectives with
-    spatial latents; see objectives/alignment.py)."""
-
-    enabled: bool = False
-    network: str = "facebook/dinov2-small"  # transformers checkpoint (Hub id or folder) or package.module:factory
-    random_weights: bool = False  # the network's architecture untrained (tests; never for real use)
-    image_size: int | None = positive(224, 4096)  # the network's input side (a multiple of its patch)
-    loss: Literal["vf", "repa"] = "vf"  # vf: VA-VAE's cosine + distance-matrix margins; repa: -cosine
-    weight: float = non_negative(0.5)
-    margin_cos: float = bounded(0.5, 0.0, 2.0)
-    margin_distance: float = bounded(0.25, 0.0, 2.0)
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """The training objective and its hyper-parameters."""
-
-    name: str = "elbo"  # a registered objective (vaekit components) or package.module:Class (a plug-in)
-    kl: KLConfig = field(default_factory=KLConfig)
-    intro: IntroConfig = field(default_factory=IntroConfig)
-    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
-    equivariance: EquivarianceConfig = field(default_factory=EquivarianceConfig)
-    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    name: str = component("objective", "elbo")  # or package.module:Class (a plug-in)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in objective's own options
 
 
@@ -265,7 +165,7 @@ class TrainConfig:
     lr: float = non_negative(1e-3)
     weight_decay: float = non_negative(0.0)
     betas: list[float] = bounded([0.9, 0.999], 0.0, 0.999999)
-    lr_schedule: Literal["constant", "multistep", "exponential", "cosine"] = "constant"
+    lr_schedule: str = component("learning-rate schedule", "constant")
     lr_milestones: list[int] = non_negative([])  # multistep: epochs
     lr_gamma: float = bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
     grad_clip: float | None = bounded(None, 0, above=True)
@@ -290,7 +190,7 @@ class TrainConfig:
     trainable: Literal["all", "decoder"] = "all"  # decoder: fine-tune the decoder, encoder frozen (latents kept)
     gradient_checkpointing: bool = False  # recompute activations in backward (models that support it)
     init: str | None = None  # start from these weights: a vaekit model folder / run or a diffusers VAE folder
-    loggers: list[str] = field(default_factory=lambda: ["csv"])  # registered loggers (vaekit components)
+    loggers: list[str] = component("logger", ["csv"])
 
     def _check(self, prefix: str) -> None:
         device = self.device.split(":")[0]
@@ -315,7 +215,7 @@ class Config:
         return build(cls, data, "")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return plain(self)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Config:

@@ -184,10 +184,11 @@ def build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_short(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    sections = cls.option_types() if hasattr(cls, "option_types") else {}  # components' options (Sectioned)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "sections"}
     for key in data:
-        if key not in fields:
-            _raise_unknown(prefix + key, dict.fromkeys(fields))
+        if key not in fields and key not in sections:
+            _raise_unknown(prefix + key, dict.fromkeys([*fields, *sections]))
     specs = {spec.name: spec for spec in dataclasses.fields(cls)}
     raw = {
         name: parse_duration(prefix + name, data[name]) if specs[name].metadata.get("duration") else data[name]
@@ -198,11 +199,32 @@ def build(cls: type, data: Any, prefix: str) -> Any:
     for spec in dataclasses.fields(cls):
         if spec.name in values and spec.metadata:
             _check_range(prefix + spec.name, values[spec.name], spec.metadata)
+            if "check" in spec.metadata:
+                spec.metadata["check"](prefix + spec.name, values[spec.name])
+    if sections:
+        values["sections"] = {
+            name: build(kind, data[name], f"{prefix}{name}.") for name, kind in sections.items() if name in data
+        }
     built = cls(**values)
     check = getattr(built, "_check", None)
     if check is not None:
         check(prefix)
     return built
+
+
+def plain(value: Any) -> Any:
+    """A config as plain YAML values: dataclasses as mappings (a section's registered options beside
+    its own fields), lists and mappings copied."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        tree = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "sections"}
+        if hasattr(value, "option_types"):
+            tree |= {name: plain(options) for name, options in value.sections.items()}
+        return tree
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 def _check_range(key: str, value: Any, meta: Any) -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vaekit.data.recipes import RECIPES, apply_recipe, prepare, to_8bit
+from vaekit.data.recipes import CROPS, apply_recipe, prepare, to_8bit
 
 
 def _marked(width: int, height: int) -> Image.Image:
@@ -27,7 +27,7 @@ def test_celeba_recipes_crop_the_documented_box(recipe, box):
     assert cropped[0, 0, 0] == left and cropped[0, 0, 1] == top
 
 
-@pytest.mark.parametrize("recipe", list(RECIPES))
+@pytest.mark.parametrize("recipe", CROPS.names())
 def test_every_recipe_gives_the_requested_size(recipe):
     assert apply_recipe(_marked(178, 218), 16, recipe).size == (16, 16)
 

@@ -20,5 +20,5 @@ def test_cosine_anneals_to_zero_over_max_steps():
 
 
 def test_unknown_schedule():
-    with pytest.raises(ValueError, match="unknown lr_schedule"):
+    with pytest.raises(ValueError, match=r"train\.lr_schedule: unknown learning-rate schedule"):
         lr_factor(TrainConfig(lr_schedule="warmup"), 0, 1)

@@ -2,10 +2,9 @@ import pytest
 import torch
 
 from tests.helpers import tiny_config
-from vaekit.config import StyleConfig
 from vaekit.engine.precision import Precision
 from vaekit.models import create_model
-from vaekit.models.style import level_channels
+from vaekit.models.style import StyleConfig, level_channels
 from vaekit.objectives import StepInfo, create_objective
 
 SMALL = {

@@ -23,12 +23,12 @@ def test_elbo_with_adversarial_term_trains_both_sides():
     config = tiny_config(**ADVERSARIAL)
     model = create_model(config)
     objective = create_objective(model, config, Precision("fp32", torch.device("cpu")))
-    discriminator = [p.detach().clone() for p in objective.adversarial.discriminator.parameters()]
+    discriminator = [p.detach().clone() for p in objective.terms["adversarial"].discriminator.parameters()]
     scalars = objective.step(torch.rand(4, 3, 32, 32), StepInfo(0, 0.0, 10))
     assert scalars["adv_weight"] > 0 and scalars["d_loss"] > 0
     changed = [
         not torch.equal(a, b)
-        for a, b in zip(discriminator, objective.adversarial.discriminator.parameters(), strict=True)
+        for a, b in zip(discriminator, objective.terms["adversarial"].discriminator.parameters(), strict=True)
     ]
     assert any(changed)
     assert last_decoder_layer(model) is model.decoder[-1].weight
@@ -54,7 +54,7 @@ def test_the_discriminator_is_updated_from_its_start_step_and_not_before():
     config = tiny_config(**{**ADVERSARIAL, "objective.adversarial.start_step": 2})
     model = create_model(config)
     objective = create_objective(model, config, Precision("fp32", torch.device("cpu")))
-    weights = lambda: [p.detach().clone() for p in objective.adversarial.discriminator.parameters()]  # noqa: E731
+    weights = lambda: [p.detach().clone() for p in objective.terms["adversarial"].discriminator.parameters()]  # noqa: E731
     for step, should_change in ((0, False), (1, False), (2, True), (3, True)):
         before = weights()
         objective.step(torch.rand(4, 3, 32, 32), StepInfo(step, 0.0, 10))
@@ -83,7 +83,7 @@ class _FixedLogits(torch.nn.Module):
 def test_the_discriminator_losses_are_the_latent_diffusion_formulas(loss, expected):
     config = tiny_config(**{**ADVERSARIAL, "objective.adversarial.loss": loss})
     objective = create_objective(create_model(config), config, Precision("fp32", torch.device("cpu")))
-    term = objective.adversarial
+    term = objective.terms["adversarial"]
     term.discriminator = _FixedLogits()
     term.optimizer = torch.optim.SGD(term.discriminator.parameters(), lr=0.0)
     d_loss = term.discriminator_step(torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), StepInfo(step=0, epoch=0.0))
@@ -106,7 +106,7 @@ class _LinearLogits(torch.nn.Module):
 def _term(**options):
     config = tiny_config(**ADVERSARIAL, **{f"objective.adversarial.{k}": v for k, v in options.items()})
     objective = create_objective(create_model(config), config, Precision("bf16", torch.device("cpu")))
-    return objective.adversarial
+    return objective.terms["adversarial"]
 
 
 def test_the_discriminator_runs_in_fp32_inside_a_bf16_autocast():

@@ -35,7 +35,7 @@ def error_of(model: VAE, transform: Transform) -> float:
     term = EquivarianceTerm(model, tiny_config(**ALWAYS, **{"data.image_size": 16}))
     x = torch.rand(2, 3, 16, 16)
     out = model(x)
-    return term.loss(out.z, out.params, x, transform)[1].item()
+    return term.transformed_loss(out.z, out.params, x, transform)[1].item()
 
 
 @pytest.mark.parametrize("transform", [Transform(size=(8, 8)), Transform(size=(12, 12)), Transform(quarter_turns=1)])

@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from vaekit.config import KLConfig
-from vaekit.objectives.kl_weight import kl_weight, penalised_kl
+from vaekit.objectives.kl_weight import KLConfig, kl_weight, penalised_kl
 
 
 def test_constant():
@@ -28,7 +27,7 @@ def test_inverse_batch():
 
 
 def test_unknown_schedule():
-    with pytest.raises(ValueError, match="unknown KL schedule"):
+    with pytest.raises(ValueError, match=r"objective\.kl\.schedule: unknown kl schedule"):
         kl_weight(KLConfig(schedule="cyclic"), 0, 0, 1)
 
 

@@ -3,7 +3,7 @@
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.images import DataError
 from vaekit.data.loader import BatchLoader
-from vaekit.data.recipes import RECIPES
+from vaekit.data.recipes import CROPS
 from vaekit.data.sources import load_dataset, parse_spec
 
-__all__ = ["RECIPES", "BatchLoader", "DataError", "ImageDataset", "load_dataset", "parse_spec"]
+__all__ = ["CROPS", "BatchLoader", "DataError", "ImageDataset", "load_dataset", "parse_spec"]

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from vaekit.registry import Registry
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
 
@@ -32,14 +34,18 @@ def _fixed(side: int, top: int, left: int) -> Callable[[int, int], Box]:
     return lambda width, height: (left, top, left + side, top + side)
 
 
-RECIPES: dict[str, Callable[[int, int], Box] | None] = {
-    "none": None,  # resize the whole image (aspect ratio not kept)
-    "center": _center_square,  # largest centred square
-    "celeba-center140": _center(140),  # centre 140x140 crop of the 178x218 aligned faces
-    "celeba-rows20": _rows(20),  # rows 20:-20 (178x178 from 178x218)
-    "celeba-crop160": _fixed(160, top=29, left=9),  # 160x160 at (y=29, x=9), the Spatial-Z recipe
-    "random": _center_square,  # training: short side to the size, a random square (LDM); else centred
-}
+# A crop is ``box(width, height) -> (left, top, right, bottom)``, or None to resize the whole image
+CROPS: Registry = Registry("crop", "data.crop")
+CROPS.add("none", None, summary="resize the whole image (aspect ratio not kept)")
+CROPS.add("center", _center_square, summary="the largest centred square")
+CROPS.add("celeba-center140", _center(140), summary="the centre 140x140 of CelebA's 178x218 aligned faces")
+CROPS.add("celeba-rows20", _rows(20), summary="rows 20:-20 (178x178 from 178x218)")
+CROPS.add("celeba-crop160", _fixed(160, top=29, left=9), summary="160x160 at (y=29, x=9), the Spatial-Z recipe")
+CROPS.add(
+    "random",
+    _center_square,
+    summary="training: the short side to the size, a random square each epoch (LDM); else centred",
+)
 RANDOM = "random"  # the recipe drawn anew each epoch: only for data decoded while training
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -86,11 +92,11 @@ def random_square(image: Image.Image, size: int, rng: np.random.Generator) -> Im
 def apply_recipe(image: Image.Image, size: int, recipe: str, rng: np.random.Generator | None = None) -> Image.Image:
     """Crop ``image`` by the named recipe, then resize to ``size`` x ``size`` (``rng``: the draw of
     a random recipe; without it the random recipe is the centred one)."""
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown crop recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if recipe not in CROPS:
+        raise ValueError(f"unknown crop recipe {recipe!r}; choose one of {', '.join(CROPS.names())}")
     if recipe == RANDOM and rng is not None:
         image = random_square(image, size, rng)
-    box_of = RECIPES[recipe]
+    box_of = CROPS.get(recipe).factory
     if box_of is not None:
         box = box_of(*image.size)
         left, top, right, bottom = box

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vaekit.config import DataConfig
-from vaekit.data import arrays, celeba, idx, images, shapes, shards  # noqa: F401  (each registers its source)
+from vaekit.data import shards
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.images import DataError
 from vaekit.data.labels import attach_labels

@@ -2,7 +2,7 @@
 
 Adding an architecture is one file defining a ``VAE`` subclass built as
 ``Class(model_config, likelihood, image_shape)`` that registers itself in ``ARCHITECTURES``
-(``models/registry.py``), imported below; a plug-in outside vaekit is named
+(``models/registry.py``), found without an import line; a plug-in outside vaekit is named
 ``model.arch: package.module:Class`` (imported only with trust_code).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from vaekit.config import Config, ConfigError
 from vaekit.likelihoods import create_likelihood
-from vaekit.models import autoencoder_kl, conv, resnet, spatial, style  # noqa: F401  (they register)
 from vaekit.models.base import VAE, DiagonalGaussian, ModulesVAE, VAEOutput
 from vaekit.models.modules import data_shape, modules_from_config
 from vaekit.models.registry import ARCHITECTURES

@@ -10,19 +10,35 @@ translate weights and config both ways, key for key.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from vaekit.config import AutoencoderKLConfig, Config, ConfigError, ModelConfig
+from vaekit.config import Config, ConfigError, ModelConfig
 from vaekit.io.checkpoints import CheckpointError
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.optional import require
-from vaekit.schema import MAX_CONFIG_BYTES, read_bounded
+from vaekit.schema import MAX_CONFIG_BYTES, MAX_WIDTH, positive, read_bounded
+
+
+@dataclass(frozen=True)
+class AutoencoderKLConfig:
+    """The KL autoencoder of latent diffusion (``model.arch: autoencoder-kl``), as diffusers'
+    ``AutoencoderKL`` config: the down-sampling factor is 2^(len(block_out_channels) - 1)."""
+
+    block_out_channels: list[int] = positive([128, 256, 512, 512], MAX_WIDTH)
+    layers_per_block: int = positive(2, 64)
+    latent_channels: int = positive(4, MAX_WIDTH)
+    norm_num_groups: int = positive(32)
+    act_fn: Literal["silu", "swish", "relu", "gelu", "mish"] = "silu"
+    mid_block_attention: bool = True
+    use_quant_conv: bool = True
+    use_post_quant_conv: bool = True
 
 
 def diffusers_config(options: AutoencoderKLConfig, image_shape: tuple[int, int, int]) -> dict[str, Any]:
@@ -71,7 +87,7 @@ class _Decoder(nn.Module):
 
 @ARCHITECTURES.register(
     "autoencoder-kl",
-    options="model.autoencoder_kl",
+    options=AutoencoderKLConfig,
     summary="latent diffusion's KL autoencoder, diffusers' AutoencoderKL (the diffusers extra)",
     capabilities={"images", "gradient-checkpointing", "spatial-latent"},
     tiny={

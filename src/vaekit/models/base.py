@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import distributions, nn
 
 from vaekit import noise
 from vaekit.likelihoods import Likelihood
+from vaekit.schema import MAX_LATENT, positive
+
+
+@dataclass(frozen=True)
+class ModulesConfig:
+    """Users' own encoder and decoder (``model.arch: modules``, made by ``VAE.from_modules``)."""
+
+    encoder: str = ""  # package.module:Class, rebuilt with encoder_args (only with trust_code)
+    decoder: str = ""
+    encoder_args: dict[str, Any] = field(default_factory=dict)
+    decoder_args: dict[str, Any] = field(default_factory=dict)
+    latent_shape: list[int] = positive([], MAX_LATENT)
+
 
 if TYPE_CHECKING:
     from vaekit.config import Config
@@ -184,7 +197,7 @@ class VAE(nn.Module):
         ``vaekit.load(run, trust_code=True)`` (the classes re-imported and built with
         ``encoder_args`` / ``decoder_args``) or ``vaekit.load(run, modules=(encoder, decoder))``.
         """
-        from vaekit.config import LikelihoodConfig, ModulesConfig
+        from vaekit.config import LikelihoodConfig
         from vaekit.likelihoods import create_likelihood
         from vaekit.plugins import class_path
 

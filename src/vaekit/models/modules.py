@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from vaekit.config import Config, ConfigError, ModulesConfig
-from vaekit.models.base import ModulesVAE
+from vaekit.config import Config, ConfigError
+from vaekit.models.base import ModulesConfig, ModulesVAE
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.plugins import import_object
 
@@ -42,5 +42,5 @@ ARCHITECTURES.add(
     ModulesVAE,
     summary="your own encoder and decoder (VAE.from_modules), rebuilt from their class paths",
     capabilities={"user-networks"},
-    options="model.modules",
+    options=ModulesConfig,
 )

@@ -13,4 +13,5 @@ ARCHITECTURES: Registry = Registry(
     "model.arch",
     capabilities=("images", "user-networks", "batch-statistics", "gradient-checkpointing", "spatial-latent"),
     plugins=True,
+    section="model",
 )

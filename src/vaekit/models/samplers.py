@@ -23,8 +23,8 @@ from safetensors.torch import load_file, save
 from vaekit.data.loader import BatchLoader
 from vaekit.io.files import write_atomically
 from vaekit.optional import require
+from vaekit.registry import Registry
 
-SAMPLERS = ("prior", "gmm")
 FILE = "sampler-{name}.safetensors"
 FULL_COVARIANCE_MAX_DIM = 64  # latent dimensions up to which components have full covariances
 COMPONENT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # tried by BIC when the count is not given
@@ -32,6 +32,13 @@ MAX_COMPONENTS = 1024
 MIN_POINTS_PER_COMPONENT = 10
 
 
+# Where new latents come from: an entry's factory has ``load(folder)`` (the fitted sampler saved beside
+# a model, with ``latent_shape`` and ``draw(n, temperature, generator)``), or is None for the prior
+SAMPLERS: Registry = Registry("sampler", "--sampler")
+SAMPLERS.add("prior", None, summary="the model's prior, N(0, I)")
+
+
+@SAMPLERS.register("gmm", summary="a Gaussian mixture fitted on the training latents (vaekit fit-sampler)")
 @dataclass
 class GaussianMixture:
     """Weights ``(K,)``, means ``(K, D)`` and ``scale_tril`` ``(K, D, D)`` (full) or ``(K, D)``

@@ -10,13 +10,28 @@ published setting, follows). ``dense: true`` is the same network with a flat lat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
 
-from vaekit.config import ModelConfig, SpatialConfig
+from vaekit.config import ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.registry import ARCHITECTURES
+from vaekit.schema import MAX_WIDTH, bounded, non_negative, positive
+
+
+@dataclass(frozen=True)
+class SpatialConfig:
+    """Options of the spatial-latent network (``model.arch: spatial``)."""
+
+    latent_channels: int = positive(12, MAX_WIDTH)  # C of the H/f x W/f x C latent
+    downsamplings: int = bounded(2, 0, 6)  # f = 2^downsamplings
+    residual_blocks: int = non_negative(5, 256)
+    norm: Literal["instance", "group", "sample", "none"] = "instance"  # sample: whole-sample normalisation
+    dense: bool = False  # the dense-latent variant: flatten -> latent_dim -> back to a map
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -114,7 +129,7 @@ class _DenseBridge(nn.Module):
 
 @ARCHITECTURES.register(
     "spatial",
-    options="model.spatial",
+    options=SpatialConfig,
     summary="Spatial-Z: the latent is a feature map (H/4 x W/4 x C), no flatten",
     capabilities={"images", "spatial-latent"},
     tiny={"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},

@@ -18,17 +18,34 @@ reconstructions and samples are deterministic given z.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vaekit import noise
-from vaekit.config import ConfigError, ModelConfig, StyleConfig
+from vaekit.config import ConfigError, ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.blocks import GaussianHead
 from vaekit.models.registry import ARCHITECTURES
+from vaekit.schema import MAX_WIDTH, non_negative, positive
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Options of the style-based decoder (``model.arch: style``)."""
+
+    mapping_layers: int = non_negative(8, 64)
+    style_dim: int = positive(256, MAX_WIDTH)
+    noise: bool = True  # per-pixel noise with a learned per-channel scale (starts at 0)
+    blur: bool = True  # [1, 2, 1] blur after each upsampling conv
+    modulation: Literal["stylize", "adain"] = "stylize"  # stylize: x * (scale + 1) + bias | adain: x * scale + bias
+    level_latents: bool = False  # split z into one chunk per resolution, each styling its own level
+    max_channels: int = positive(512, MAX_WIDTH)
+    channel_base: int = positive(8192, 1 << 20)  # feature maps per level: min(channel_base / 2^level, max_channels)
 
 
 def level_channels(resolution: int, style: StyleConfig) -> int:
@@ -198,7 +215,7 @@ class StyleEncoder(nn.Module):
 
 @ARCHITECTURES.register(
     "style",
-    options="model.style",
+    options=StyleConfig,
     summary="StyleGAN-like decoder: learned constant, mapping network, per-level styles, noise, blur",
     capabilities={"images"},
     tiny={"model.style.max_channels": 8, "model.style.mapping_layers": 1, "model.style.style_dim": 8},

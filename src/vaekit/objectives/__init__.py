@@ -5,9 +5,9 @@ from __future__ import annotations
 from vaekit.config import Config, ConfigError
 from vaekit.engine.precision import Precision
 from vaekit.models.base import VAE
-from vaekit.objectives import elbo, intro  # noqa: F401  (they register)
 from vaekit.objectives.base import Objective, StepInfo
 from vaekit.objectives.registry import OBJECTIVES
+from vaekit.objectives.terms import TERMS, Terms
 from vaekit.plugins import import_object, is_code_reference
 
 
@@ -22,9 +22,8 @@ def create_objective(model: VAE, config: Config, precision: Precision, *, trust_
         objective = cls(model, config, precision)
     else:
         objective = OBJECTIVES.get(name).factory(model, config, precision)
-    if config.objective.alignment.enabled:
-        objective.attach_alignment(trust_code)
+    objective.add_terms(Terms.build(model, config, precision, trust_code))
     return objective
 
 
-__all__ = ["OBJECTIVES", "Objective", "StepInfo", "create_objective"]
+__all__ = ["OBJECTIVES", "TERMS", "Objective", "StepInfo", "create_objective"]

@@ -4,6 +4,9 @@ weight adapted so its gradient at the decoder's last layer matches the reconstru
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +16,25 @@ from vaekit.engine.optimizers import make_optimizer
 from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
+from vaekit.objectives.terms import TERMS, Term, TermInputs
+from vaekit.schema import MAX_WIDTH, bounded, non_negative, positive
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """An optional PatchGAN discriminator term (hinge loss) added to any objective's decoder loss."""
+
+    enabled: bool = False
+    weight: float = non_negative(0.5)  # times the adaptive weight
+    adaptive: bool = True  # balance by gradient norms at the decoder's last layer (as in VQGAN)
+    start_step: int = non_negative(0)
+    loss: Literal["hinge", "vanilla"] = "hinge"  # the discriminator's loss
+    layers: int = positive(3, 8)
+    channels: int = positive(64, MAX_WIDTH)
+    lr: float | None = bounded(None, 0, above=True)  # default: train.lr
+    r1_weight: float = non_negative(0.0)  # R1 penalty: gamma / 2 * |grad D(real)|^2 (Mescheder et al. 2018)
+    lecam_weight: float = non_negative(0.0)  # LeCam: logits kept near the other side's running mean (Tseng 2021)
+    lecam_decay: float = bounded(0.99, 0.0, 0.999999)
 
 
 def smallest_image(layers: int) -> int:
@@ -49,19 +71,53 @@ def last_decoder_layer(model: VAE) -> torch.Tensor:
     return layers[-1].weight
 
 
-class AdversarialTerm:
-    """Holds the discriminator and its optimiser; the objective calls ``generator_loss`` inside its
-    decoder loss and ``discriminator_step`` after its own update."""
+@TERMS.register(
+    "adversarial",
+    options=AdversarialConfig,
+    summary="a PatchGAN discriminator (hinge or vanilla, adaptive weight, R1, LeCam), from a start step",
+    objectives={"elbo", "soft-intro", "as-intro"},
+    logs=("adv_weight", "d_loss"),
+    capabilities={"second-phase"},
+    tiny={"objective.adversarial.channels": 4, "objective.adversarial.layers": 1},
+)
+class AdversarialTerm(Term):
+    """Holds the discriminator and its optimiser: ``generator_loss`` joins the objective's decoder
+    loss and ``discriminator_step`` runs after the objective's own update."""
 
-    def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
+    def __init__(self, model: VAE, config: Config, precision: Precision, trust_code: bool = False) -> None:
+        super().__init__(model, config, precision)
         options = config.objective.adversarial
-        self.options, self.model, self.precision = options, model, precision
+        self.options = options
         device = next(model.parameters()).device
         self.discriminator = PatchDiscriminator(model.image_shape[0], options.channels, options.layers).to(device)
         self.optimizer = make_optimizer(self.discriminator.parameters(), config, options.lr)
+        self.optimizers["discriminator"] = self.optimizer
         # LeCam's running means of the logits on real and on fake images (kept in the state dict)
         self.discriminator.register_buffer("lecam_real", torch.zeros((), device=device))
         self.discriminator.register_buffer("lecam_fake", torch.zeros((), device=device))
+
+    @classmethod
+    def check(cls, config: Config) -> None:
+        side, layers = config.data.image_size, config.objective.adversarial.layers
+        if side < smallest_image(layers):
+            raise ConfigError(
+                f"objective.adversarial.layers: a PatchGAN of {layers} layers needs images of at least "
+                f"{smallest_image(layers)} px (data.image_size is {side}); use fewer layers"
+            )
+
+    def loss(self, inputs: TermInputs, info: StepInfo) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with self.precision.autocast():
+            loss, weight = self.generator_loss(inputs.images, inputs.reconstruction_loss, info.step)
+        return loss, {"adv_weight": weight}
+
+    def after_update(self, inputs: TermInputs, info: StepInfo) -> dict[str, torch.Tensor]:
+        return {"d_loss": self.discriminator_step(inputs.batch, inputs.images, info)}
+
+    def state_dict(self) -> dict:
+        return {"discriminator_weights": self.discriminator.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.discriminator.load_state_dict(state["discriminator_weights"])
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The discriminator in fp32 whatever the autocast around it: its loss and gradient

@@ -10,14 +10,36 @@ the model, kept in checkpoints and never exported; the feature network is frozen
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vaekit.config import Config, ConfigError
 from vaekit.engine.optimizers import make_optimizer
+from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo
 from vaekit.features.foundation import foundation_features
 from vaekit.models.base import VAE
+from vaekit.objectives.terms import TERMS, Term, TermInputs
+from vaekit.schema import bounded, non_negative, positive
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    """VA-VAE / REPA-E: the latent aligned to a frozen vision model's patch features (objectives with
+    spatial latents; see objectives/alignment.py)."""
+
+    enabled: bool = False
+    network: str = "facebook/dinov2-small"  # transformers checkpoint (Hub id or folder) or package.module:factory
+    random_weights: bool = False  # the network's architecture untrained (tests; never for real use)
+    image_size: int | None = positive(224, 4096)  # the network's input side (a multiple of its patch)
+    loss: Literal["vf", "repa"] = "vf"  # vf: VA-VAE's cosine + distance-matrix margins; repa: -cosine
+    weight: float = non_negative(0.5)
+    margin_cos: float = bounded(0.5, 0.0, 2.0)
+    margin_distance: float = bounded(0.25, 0.0, 2.0)
 
 
 def vf_loss(projected: torch.Tensor, features: torch.Tensor, margin_cos: float, margin_distance: float) -> torch.Tensor:
@@ -35,10 +57,20 @@ def repa_loss(projected: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return -F.cosine_similarity(projected.flatten(2), features.flatten(2), dim=1).mean()
 
 
-class AlignmentTerm:
-    """The projection, its optimiser and the frozen feature network; ``loss(z, images)``."""
+@TERMS.register(
+    "alignment",
+    options=AlignmentConfig,
+    summary="VA-VAE / REPA-E: the latent aligned to a frozen vision model's patch features",
+    objectives={"elbo"},
+    logs=("align_loss",),
+    capabilities={"spatial-latent"},
+)
+class AlignmentTerm(Term):
+    """The projection (learning in the objective's own update), its optimiser and the frozen feature
+    network; its loss is ``weight`` times the alignment of latent samples to the network's features."""
 
-    def __init__(self, model: VAE, config: Config, trust_code: bool = False) -> None:
+    def __init__(self, model: VAE, config: Config, precision: Precision, trust_code: bool = False) -> None:
+        super().__init__(model, config, precision)
         options = config.objective.alignment
         if len(model.latent_shape) != 3:
             raise ConfigError(
@@ -52,12 +84,23 @@ class AlignmentTerm:
         width = self._feature_width(device)
         self.projection = nn.Conv2d(model.latent_shape[0], width, 1).to(device)
         self.optimizer = make_optimizer(self.projection.parameters(), config)
+        self.optimizers["alignment"] = self.joint_optimizer = self.optimizer
+
+    def loss(self, inputs: TermInputs, info: StepInfo) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = self.aligned(inputs.z, inputs.batch)
+        return loss, {"align_loss": loss.detach()}
+
+    def state_dict(self) -> dict:
+        return {"alignment_projection": self.projection.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.projection.load_state_dict(state["alignment_projection"])
 
     def _feature_width(self, device: torch.device) -> int:
         probe = torch.zeros(1, 3, 32, 32, device=device)
         return int(self.features(probe).shape[1])
 
-    def loss(self, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    def aligned(self, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """The weighted alignment loss of latent samples ``z`` of [0, 1] ``images``."""
         features = self.features(images).float()
         projected = self.projection(z.float())

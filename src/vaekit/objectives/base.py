@@ -6,13 +6,11 @@ import contextlib
 
 import torch
 
-from vaekit.config import Config, ConfigError
+from vaekit.config import Config
 from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
-from vaekit.objectives.adversarial import AdversarialTerm
-from vaekit.objectives.alignment import AlignmentTerm
-from vaekit.objectives.equivariance import EquivarianceTerm
+from vaekit.objectives.terms import Terms
 
 
 class Objective:
@@ -30,41 +28,16 @@ class Objective:
         self.precision = precision
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.forward_pass: torch.nn.Module = model  # what ``step`` calls for model(x); DDP's wrapper when replicated
-        self.adversarial: AdversarialTerm | None = None
-        if config.objective.adversarial.enabled and not self.supports_adversarial:
-            raise ConfigError(
-                f"objective.adversarial.enabled: {config.objective.name} has no adversarial term; "
-                "use it with elbo, soft-intro or as-intro"
-            )
-        if config.objective.adversarial.enabled:
-            self.adversarial = AdversarialTerm(model, config, precision)
-            self.optimizers["discriminator"] = self.adversarial.optimizer
-        self.equivariance: EquivarianceTerm | None = None
-        if config.objective.equivariance.enabled:
-            if "equivariance" not in self.capabilities:
-                raise ConfigError(
-                    f"objective.equivariance.enabled: {config.objective.name} has no equivariance term; "
-                    "use it with elbo"
-                )
-            self.equivariance = EquivarianceTerm(model, config)
-        self.alignment: AlignmentTerm | None = None  # built by create_objective (it may import trusted code)
-        if config.objective.alignment.enabled and "alignment" not in self.capabilities:
-            raise ConfigError(
-                f"objective.alignment.enabled: {config.objective.name} has no alignment term; use it with elbo"
-            )
+        self.terms = Terms({}, ())  # the enabled objective terms (create_objective adds them)
 
-    def attach_alignment(self, trust_code: bool = False) -> None:
-        """Build ``objective.alignment``'s term (the frozen feature network and the projection)."""
-        self.alignment = AlignmentTerm(self.model, self.config, trust_code)
-        self.optimizers["alignment"] = self.alignment.optimizer
+    def add_terms(self, terms: Terms) -> None:
+        """Run ``terms`` in every step: their optimisers join the objective's, their logs its columns."""
+        self.terms = terms
+        self.optimizers.update(terms.optimizers)
+        self.metric_names = (*self.metric_names, *terms.logs)
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError
-
-    @property
-    def supports_adversarial(self) -> bool:
-        """Whether ``step`` adds ``self.adversarial``'s term (objective.adversarial)."""
-        return "adversarial" in self.capabilities
 
     @property
     def supports_ddp(self) -> bool:
@@ -76,7 +49,7 @@ class Objective:
     def supports_accumulation(self) -> bool:
         """Whether ``step`` is one backward and one update, so that micro-batches can share it (the
         discriminator's update is a second phase)."""
-        return "accumulation" in self.capabilities and self.adversarial is None
+        return "accumulation" in self.capabilities and not self.terms.second_phase
 
     def end_of_epoch(self, epoch: int) -> str | None:
         """A warning about the epoch just finished, if any (e.g. a collapsing game)."""
@@ -87,18 +60,10 @@ class Objective:
         return contextlib.nullcontext()
 
     def state_dict(self) -> dict:
-        state = {name: opt.state_dict() for name, opt in self.optimizers.items()}
-        if self.adversarial is not None:
-            state["discriminator_weights"] = self.adversarial.discriminator.state_dict()
-        if self.alignment is not None:
-            state["alignment_projection"] = self.alignment.projection.state_dict()
-        return state
+        return {**{name: opt.state_dict() for name, opt in self.optimizers.items()}, **self.terms.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        if self.adversarial is not None:
-            self.adversarial.discriminator.load_state_dict(state["discriminator_weights"])
-        if self.alignment is not None:
-            self.alignment.projection.load_state_dict(state["alignment_projection"])
+        self.terms.load_state_dict(state)
         for name, opt in self.optimizers.items():
             configured = [group["initial_lr"] for group in opt.param_groups]
             opt.load_state_dict(state[name])

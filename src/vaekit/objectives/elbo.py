@@ -10,12 +10,16 @@ from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
 from vaekit.objectives.base import Objective
-from vaekit.objectives.kl_weight import grouped_kl, kl_weight
+from vaekit.objectives.kl_weight import KLConfig, grouped_kl, kl_weight
 from vaekit.objectives.registry import OBJECTIVES
+from vaekit.objectives.terms import TermInputs
 
 
 @OBJECTIVES.register(
-    "elbo", options="objective.kl", summary="the evidence lower bound: reconstruction NLL + weighted KL (+ PatchGAN)"
+    "elbo",
+    options=KLConfig,
+    section="kl",
+    summary="the evidence lower bound: reconstruction NLL + weighted KL (+ its terms)",
 )
 class ELBO(Objective):
     """Minimise E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)) per sample, averaged over the batch.
@@ -24,7 +28,7 @@ class ELBO(Objective):
     """
 
     metric_names = ("loss", "neg_elbo", "nll", "kl", "kl_weight")
-    capabilities = frozenset({"adversarial", "equivariance", "alignment", "accumulation", "ddp"})
+    capabilities = frozenset({"accumulation", "ddp"})
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
@@ -36,11 +40,7 @@ class ELBO(Objective):
             raise ConfigError(
                 f"objective.kl.group_weights has {len(weights)} entries; the model's latent groups: {names}"
             )
-        adversarial = ("adv_weight", "d_loss") if self.adversarial is not None else ()
-        equivariance = ("eq_loss", "eq_error") if self.equivariance is not None else ()
-        alignment = ("align_loss",) if config.objective.alignment.enabled else ()
-        groups = (f"kl_{name}" for name, _, _ in self.groups)
-        self.metric_names = (*ELBO.metric_names, *groups, *adversarial, *equivariance, *alignment)
+        self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups))
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
@@ -53,31 +53,11 @@ class ELBO(Objective):
         beta = kl_weight(self.config.objective.kl, info.step, info.epoch, info.batch_size or len(batch))
         kl_config = self.config.objective.kl
         loss = nll.mean() + beta * grouped_kl(kl_dims, kl_config.free_bits, self.groups, kl_config.group_weights)
-        extra = {}
-        if self.equivariance is not None:
-            transform = self.equivariance.draw(info.step)
-            extra["eq_loss"] = extra["eq_error"] = torch.zeros((), device=batch.device)
-            if transform is not None:
-                with self.precision.autocast():
-                    term, extra["eq_error"] = self.equivariance.loss(out.z, out.params, target, transform)
-                loss = loss + term
-                extra["eq_loss"] = term.detach()
-        if self.alignment is not None:
-            extra["align_loss"] = self.alignment.loss(out.z, batch)
-            loss = loss + extra["align_loss"]
-            extra["align_loss"] = extra["align_loss"].detach()
-        if self.adversarial is not None:
-            with self.precision.autocast():
-                fake = likelihood.image(out.params)
-                adversarial_loss, extra["adv_weight"] = self.adversarial.generator_loss(fake, nll.mean(), info.step)
-            loss = loss + adversarial_loss
-        optimizers, parameters = [self.optimizers["model"]], list(self.model.parameters())
-        if self.alignment is not None:  # the projection learns with the model, in the same update
-            optimizers.append(self.alignment.optimizer)
-            parameters += list(self.alignment.projection.parameters())
+        inputs = TermInputs(batch, target, nll.mean(), lambda: likelihood.image(out.params), out.z, out.params)
+        loss, extra = self.terms.add(loss, inputs, info)
+        optimizers, parameters = self.terms.joint([self.optimizers["model"]], list(self.model.parameters()))
         self.precision.minimize(loss, optimizers, parameters, info.micro_batch)
-        if self.adversarial is not None:
-            extra["d_loss"] = self.adversarial.discriminator_step(batch, fake, info)
+        extra |= self.terms.after_update(inputs, info)
         flat = kl_dims.detach().flatten(1)
         return {
             **extra,

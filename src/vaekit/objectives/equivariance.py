@@ -17,7 +17,23 @@ import torch
 import torch.nn.functional as F
 
 from vaekit.config import Config, ConfigError
+from vaekit.engine.precision import Precision
+from vaekit.engine.step import StepInfo
 from vaekit.models.base import VAE
+from vaekit.objectives.terms import TERMS, Term, TermInputs
+from vaekit.schema import bounded, non_negative
+
+
+@dataclass(frozen=True)
+class EquivarianceConfig:
+    """EQ-VAE's regulariser: decoding a downscaled / rotated latent should give the same transform
+    of the image (objectives with spatial latents; see objectives/equivariance.py)."""
+
+    enabled: bool = False
+    weight: float = non_negative(1.0)
+    probability: float = bounded(0.5, 0.0, 1.0)  # share of steps that draw a transform
+    scales: list[float] = bounded([0.5, 0.75], 0.0, 1.0, above=True)  # downscales of the latent (and image)
+    rotations: bool = True  # also rotations by 90, 180, 270 degrees
 
 
 @dataclass(frozen=True)
@@ -35,17 +51,36 @@ class Transform:
         return torch.rot90(maps, self.quarter_turns, dims=(-2, -1))
 
 
-class EquivarianceTerm:
+@TERMS.register(
+    "equivariance",
+    options=EquivarianceConfig,
+    summary="EQ-VAE: decoding a downscaled or rotated latent gives the same transform of the image",
+    objectives={"elbo"},
+    logs=("eq_loss", "eq_error"),
+    capabilities={"spatial-latent"},
+    tiny={"objective.equivariance.probability": 1.0},
+)
+class EquivarianceTerm(Term):
     """Draws the transform of a step and computes the term (see the module's docstring)."""
 
-    def __init__(self, model: VAE, config: Config) -> None:
+    def __init__(self, model: VAE, config: Config, precision: Precision | None = None, trust_code: bool = False):
+        super().__init__(model, config, precision)
         options = config.objective.equivariance
         if len(model.latent_shape) != 3:
             raise ConfigError(
                 "objective.equivariance: needs spatial latents (C, H, W) such as autoencoder-kl's, "
                 f"this model's latent is {tuple(model.latent_shape)}"
             )
-        self.options, self.model, self.seed = options, model, config.train.seed
+        self.options, self.seed = options, config.train.seed
+
+    def loss(self, inputs: TermInputs, info: StepInfo) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        zero = torch.zeros((), device=inputs.batch.device)
+        transform = self.draw(info.step)
+        if transform is None:
+            return None, {"eq_loss": zero, "eq_error": zero}
+        with self.precision.autocast():
+            term, error = self.transformed_loss(inputs.z, inputs.params, inputs.target, transform)
+        return term, {"eq_loss": term.detach(), "eq_error": error}
 
     def draw(self, step: int) -> Transform | None:
         """The transform of ``step`` (None on steps without one): a pure function of (seed, step),
@@ -62,7 +97,7 @@ class EquivarianceTerm:
                 choices.append(Transform(size=size))
         return rng.choice(choices) if choices else None
 
-    def loss(
+    def transformed_loss(
         self, z: torch.Tensor, params: torch.Tensor, target: torch.Tensor, transform: Transform
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the weighted term to add to the loss, the equivariance error) for latent samples ``z``,

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -33,6 +35,23 @@ from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE, DiagonalGaussian
 from vaekit.objectives.base import Objective
 from vaekit.objectives.registry import OBJECTIVES
+from vaekit.objectives.terms import TermInputs
+from vaekit.schema import bounded, non_negative, positive
+
+
+@dataclass(frozen=True)
+class IntroConfig:
+    """Soft-IntroVAE / AS-IntroVAE hyper-parameters (``objective.name: soft-intro | as-intro``)."""
+
+    beta_kl: float = non_negative(1.0)
+    beta_rec: float = non_negative(1.0)
+    beta_neg: float = non_negative(256.0)  # change it on resume: --resume RUN --set objective.intro.beta_neg=...
+    beta_neg_schedule: list[float] = non_negative([])  # per epoch (last value continues); wins
+    gamma_r: float = non_negative(1.0e-8)
+    warmup_epochs: int = non_negative(0)  # plain-VAE epochs before the introspective game
+    ema_decay: float = bounded(0.0, 0.0, 0.999999)  # EMA of the decoder for samples and the saved model
+    transition: Literal["tanh", "linear"] = "tanh"  # as-intro: c = min(1, tanh(5 t / T)) or min(1, 5 t / T)
+    kl_fake_patience: int = positive(3)  # epochs of KL(fake) < KL(real) before warning to raise beta_neg
 
 
 def squared_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -85,7 +104,8 @@ def beta_neg_at(intro, epoch: int) -> float:
 
 @OBJECTIVES.register(
     "soft-intro",
-    options="objective.intro",
+    options=IntroConfig,
+    section="intro",
     summary="Soft-IntroVAE: the encoder and decoder play an introspective game (beta_kl, beta_rec, beta_neg)",
     tiny={"objective.intro.beta_neg": 8.0},
 )
@@ -97,7 +117,7 @@ class SoftIntro(Objective):
         "expelbo_rec", "expelbo_fake", "beta_neg",
     )  # fmt: skip
     adversarial_similarity = False
-    capabilities = frozenset({"adversarial", "continuous-likelihood"})
+    capabilities = frozenset({"continuous-likelihood"})
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
@@ -115,9 +135,7 @@ class SoftIntro(Objective):
         self.scale = 1.0 / math.prod(model.image_shape)
         self._epoch_kl = {"kl_real": 0.0, "kl_fake": 0.0, "steps": 0}
         self._low_fake_epochs = 0
-        extra = ["c"] if self.adversarial_similarity else []
-        extra += ["adv_weight", "d_loss"] if self.adversarial is not None else []
-        self.metric_names = (*type(self).metric_names, *extra)
+        self.metric_names = (*type(self).metric_names, *(["c"] if self.adversarial_similarity else []))
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -193,17 +211,13 @@ class SoftIntro(Objective):
                 + 0.5 * beta_kl * kl_terms
                 + 0.5 * gamma_r * beta_rec * (loss_rec_rec + loss_fake_rec)
             )
-            extra = {}
-            if self.adversarial is not None:
-                adversarial_loss, extra["adv_weight"] = self.adversarial.generator_loss(
-                    self.likelihood.to_unit(rec), s * beta_rec * loss_rec, info.step
-                )
-                loss_decoder = loss_decoder + adversarial_loss
+            inputs = TermInputs(batch, real, s * beta_rec * loss_rec, lambda: self.likelihood.to_unit(rec))
+            loss_decoder, extra = self.terms.add(loss_decoder, inputs, info)
         decoder_parameters = [*self.model.decoder.parameters(), *self.model.likelihood.parameters()]
-        self.precision.minimize(loss_decoder, self.optimizers["decoder"], decoder_parameters, info.micro_batch)
+        optimizers, parameters = self.terms.joint([self.optimizers["decoder"]], decoder_parameters)
+        self.precision.minimize(loss_decoder, optimizers, parameters, info.micro_batch)
         self._set_trainable(encoder=None)
-        if self.adversarial is not None:
-            extra["d_loss"] = self.adversarial.discriminator_step(batch, self.likelihood.to_unit(rec), info)
+        extra |= self.terms.after_update(inputs, info)
         if self.ema is not None:
             self.ema.update()
 
@@ -290,7 +304,8 @@ class SoftIntro(Objective):
 
 @OBJECTIVES.register(
     "as-intro",
-    options="objective.intro",
+    options=IntroConfig,
+    section="intro",
     summary="AS-IntroVAE: Soft-IntroVAE with the adversarial-similarity distance and its transition",
     tiny={"objective.intro.beta_neg": 8.0, "objective.intro.ema_decay": 0.9},
 )

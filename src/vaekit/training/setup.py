@@ -18,9 +18,9 @@ from vaekit.engine import distributed
 from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models import ARCHITECTURES, VAE
 from vaekit.objectives import OBJECTIVES
-from vaekit.objectives.adversarial import smallest_image
+from vaekit.objectives.terms import check_terms
 from vaekit.pretrained import load_initial_weights
-from vaekit.training.tracking import LOGGERS
+from vaekit.schema import plain
 
 
 def resolve_run(
@@ -66,36 +66,18 @@ def check_components(config: Config) -> None:
     ARCHITECTURES.check(config.model.arch)
     likelihood = LIKELIHOODS.get(config.likelihood.name)
     OBJECTIVES.check(config.objective.name)
-    for name in config.train.loggers:
-        LOGGERS.get(name)
+    arch = ARCHITECTURES.get(config.model.arch) if config.model.arch in ARCHITECTURES else None
+    check_terms(config, arch.capabilities if arch is not None else None)
     if config.objective.name in OBJECTIVES:
         objective = OBJECTIVES.get(config.objective.name)
-        adversarial = config.objective.adversarial.enabled
-        if adversarial and not objective.has("adversarial"):
-            raise ConfigError(f"objective.adversarial.enabled: {objective.name} has no adversarial term")
-        for term in ("equivariance", "alignment"):
-            if getattr(config.objective, term).enabled and not objective.has(term):
-                raise ConfigError(f"objective.{term}.enabled: {objective.name} has no {term} term; use it with elbo")
-        if config.train.accumulate > 1 and (not objective.has("accumulation") or adversarial):
-            phases = "the discriminator's update is a second phase" if adversarial else "it updates in phases"
-            raise ConfigError(f"train.accumulate: {objective.name} cannot share a step over micro-batches ({phases})")
+        if config.train.accumulate > 1 and not objective.has("accumulation"):
+            raise ConfigError(
+                f"train.accumulate: {objective.name} cannot share a step over micro-batches (it updates in phases)"
+            )
         if objective.has("continuous-likelihood") and not likelihood.has("continuous"):
             raise ConfigError(
                 f"likelihood.name: {objective.name} compares images as real values; "
                 f"{likelihood.name} is not continuous (use gaussian, laplace or perceptual)"
-            )
-    side, layers = config.data.image_size, config.objective.adversarial.layers
-    if config.objective.adversarial.enabled and side < smallest_image(layers):
-        raise ConfigError(
-            f"objective.adversarial.layers: a PatchGAN of {layers} layers needs images of at least "
-            f"{smallest_image(layers)} px (data.image_size is {side}); use fewer layers"
-        )
-    arch = ARCHITECTURES.get(config.model.arch) if config.model.arch in ARCHITECTURES else None
-    for term in ("equivariance", "alignment"):
-        if getattr(config.objective, term).enabled and arch is not None and not arch.has("spatial-latent"):
-            raise ConfigError(
-                f"objective.{term}: needs a spatial latent (C, H, W); model.arch {config.model.arch} has a flat one "
-                "(use autoencoder-kl or spatial)"
             )
     if config.train.gradient_checkpointing and arch is not None and not arch.has("gradient-checkpointing"):
         raise ConfigError(f"train.gradient_checkpointing: model.arch {config.model.arch} does not support it")
@@ -134,7 +116,7 @@ def describe_model(config: Config, model: VAE) -> Config:
     if modules is not None:
         described |= {"model.arch": "modules", "model.modules": asdict(modules)}
     if getattr(model, "likelihood_config", None) is not None:
-        described["likelihood"] = asdict(model.likelihood_config)
+        described["likelihood"] = plain(model.likelihood_config)
     return config.with_overrides(described) if described else config
 
 

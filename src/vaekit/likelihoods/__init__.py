@@ -9,8 +9,9 @@ decoder outputs back to a displayable image in [0, 1].
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,26 @@ from vaekit import noise
 from vaekit.config import LikelihoodConfig
 from vaekit.plugins import import_object, is_code_reference
 from vaekit.registry import Registry
+from vaekit.schema import MAX_IMAGE_SIZE, non_negative, positive
+
+
+@dataclass(frozen=True)
+class PerceptualConfig:
+    """Feature-space reconstruction term (``likelihood.name: perceptual``)."""
+
+    # vgg16 | vgg19 | lpips-vgg | lpips-alex | classifier (weights: a train-classifier file; layers body.1,
+    # body.4, body.9) | package.module:factory (layers by name)
+    network: str = "vgg16"
+    layers: list[str] = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1"])
+    layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    resize: int | None = positive(
+        256, MAX_IMAGE_SIZE
+    )  # images are resized to this before the network (None: as they are)
+    imagenet_normalize: bool = True
+    weights: str | None = None  # local weights file; default: torch.hub cache / public URL
+    random_weights: bool = False  # only for tests and CPU-only benchmarks; never a silent fallback
+    pixel: Literal["none", "gaussian", "laplace"] = "none"  # add a pixel term (with likelihood.scale)
+    pixel_weight: float = non_negative(1.0)
 
 
 def _sum_per_sample(values: torch.Tensor) -> torch.Tensor:
@@ -273,7 +294,7 @@ class Perceptual(_Continuous):
 
 
 # continuous: images as real values, a location and a scale (what the introspective objectives compare)
-LIKELIHOODS: Registry = Registry("likelihood", "likelihood.name", capabilities=("continuous",))
+LIKELIHOODS: Registry = Registry("likelihood", "likelihood.name", capabilities=("continuous",), section="likelihood")
 
 
 @LIKELIHOODS.register("bernoulli", summary="binary cross-entropy on logits (binarized or grey-level targets)")
@@ -306,7 +327,7 @@ LIKELIHOODS.add(
 
 @LIKELIHOODS.register(
     "perceptual",
-    options="likelihood.perceptual",
+    options=PerceptualConfig,
     summary="distance of a feature network's activations (VGG, LPIPS, a classifier or your own), plus a pixel term",
     capabilities={"continuous"},
     tiny={  # with a small network of the test's own (likelihood.perceptual.network) on layers 1 and 3
