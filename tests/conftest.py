@@ -1,17 +1,20 @@
-"""Fixtures for every test: an isolated dataset cache; the toy components of tests/components/."""
+"""Fixtures for every test: an isolated dataset cache; the toy components of tests/components/ as a plug-in."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import os
 from pathlib import Path
 
 import pytest
 
-import tests.components
+from vaekit.registry import PLUGINS_VARIABLE
 
-for _module in pkgutil.iter_modules(tests.components.__path__):  # each registers itself on import
-    importlib.import_module(f"tests.components.{_module.name}")
+# The toy components of tests/components/ come in as a user's plug-in package does (each module
+# registers itself when vaekit discovers its components), in this process and in every vaekit
+# process a test starts; nothing imports them by hand.
+ROOT = Path(__file__).resolve().parents[1]
+os.environ[PLUGINS_VARIABLE] = "tests.components"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(autouse=True)

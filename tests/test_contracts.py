@@ -88,11 +88,14 @@ def _combinations():
                 spatial = any(TERMS.get(t).has("spatial-latent") for t in objective.split("+")[1:])
                 if spatial and not ARCHITECTURES.get(arch).has("spatial-latent"):
                     continue  # refused by the config check too
+                terms = objective.split("+")[1:]
                 outside = [
                     not _built_in(ARCHITECTURES, arch),
                     not _built_in(LIKELIHOODS, likelihood),
-                    not _built_in(OBJECTIVES, name),
+                    not _built_in(OBJECTIVES, name) or any(not _built_in(TERMS, t) for t in terms),
                 ]
+                if terms and name != REFERENCE[2] and (arch, likelihood) != REFERENCE[:2]:
+                    continue  # a term on another objective: with the reference network and likelihood
                 chosen = (arch, likelihood, objective)
                 if any(outside) and not all(o or c == r for o, c, r in zip(outside, chosen, REFERENCE, strict=True)):
                     continue

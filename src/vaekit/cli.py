@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            if args.plugin:
+                from vaekit.registry import load_plugin
+
+                for module in args.plugin:
+                    load_plugin(module)
             return args.func(args) or 0
     except BaseException as err:  # every failure is one line with the right exit code
         if os.environ.get("VAEKIT_DEBUG") or isinstance(err, SystemExit):
@@ -155,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 runtime error, 2 usage/config error, 130 Ctrl-C, 143 SIGTERM",
     )
     parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a package: each of its modules) so that the components it defines register; "
+        "also $VAEKIT_PLUGINS (comma-separated) and installed packages' vaekit.components entry points",
+    )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     trust = argparse.ArgumentParser(add_help=False)
     trust.add_argument(

@@ -191,13 +191,18 @@ def discover() -> None:
             warnings.warn(f"plug-in {point.name} ({point.value}) did not load: {err}", stacklevel=2)
     for name in os.environ.get(PLUGINS_VARIABLE, "").split(","):
         if name.strip():
-            load_plugin(name.strip(), PLUGINS_VARIABLE)
+            try:
+                load_plugin(name.strip(), PLUGINS_VARIABLE)
+            except ConfigError as err:  # a stale variable must not stop vaekit's own components
+                warnings.warn(str(err), stacklevel=2)
 
 
 def load_plugin(module: str, where: str = "--plugin") -> None:
-    """Import ``module`` so that the components it defines register themselves."""
+    """Import ``module`` (a package: each of its modules) so that the components it defines register."""
     try:
-        importlib.import_module(module)
+        imported = importlib.import_module(module)
+        for info in pkgutil.walk_packages(getattr(imported, "__path__", []), module + "."):
+            importlib.import_module(info.name)
     except ImportError as err:
         raise ConfigError(f"{where}: cannot import the plug-in module {module!r} ({err})") from err
 

@@ -157,7 +157,11 @@ class _LocationScale(_Continuous):
         else:
             self.register_buffer("log_scale", log_scale)
 
-    measures_pixels = True
+    @property
+    def measures_pixels(self) -> bool:
+        """Whether the 8-bit mass is defined: the distribution has a CDF (torch's Student-t has none)."""
+        kind = type(self.distribution(torch.zeros(1)))
+        return kind.cdf is not torch.distributions.Distribution.cdf
 
     def distribution(self, params: torch.Tensor) -> torch.distributions.Distribution:
         raise NotImplementedError
@@ -165,6 +169,8 @@ class _LocationScale(_Continuous):
     def discretised_nll(self, params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The mass of each pixel's 8-bit bin under the density (the edge bins reach to infinity,
         as in PixelCNN++), in float64 and reflected into the lower tail, where the CDF is exact."""
+        if not self.measures_pixels:
+            return super().discretised_nll(params, target)
         levels = self.PIXEL_LEVELS - 1
         half = (1.0 if self.output in ("tanh", "signed") else 0.5) / levels  # half a bin in target space
         distribution = self.distribution(params.double())

@@ -84,6 +84,11 @@ class GaussianMixture:
         return write_atomically(folder / FILE.format(name="gmm"), data)
 
     @classmethod
+    def fit(cls, latents: torch.Tensor, seed: int = 0, components: int | None = None) -> GaussianMixture:
+        """The mixture of ``latents`` (see ``fit_gmm``): what ``vaekit fit-sampler`` saves."""
+        return fit_gmm(latents, components, seed)
+
+    @classmethod
     def load(cls, folder: Path) -> GaussianMixture:
         path = folder / FILE.format(name="gmm")
         if not path.is_file():

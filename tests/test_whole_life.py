@@ -1,0 +1,184 @@
+"""The whole-life contract: every registered component (the toys of tests/components/ too) goes
+through what every real run takes, through the public API: train a few steps (validation at the end,
+the discretised likelihood where the likelihood defines one), checkpoint, resume bit-identically,
+save, load in a fresh process, evaluate with the default metrics, sample, reconstruct and export.
+A capability a component lacks is declared and refused in one line (a ``ConfigError``), never a bare
+``NotImplementedError``. ``test_contracts.py`` holds the cheaper step-level matrix of combinations."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vaekit
+from tests.test_contracts import BROUGHT_BY_THE_TEST, NEEDS_A_NETWORK
+from vaekit.config import ConfigError
+from vaekit.likelihoods import LIKELIHOODS
+from vaekit.models import ARCHITECTURES
+from vaekit.models.samplers import SAMPLERS
+from vaekit.objectives import OBJECTIVES, TERMS
+
+LIFE = {  # the reference components (conv, gaussian, elbo) at a size that trains in a fraction of a second
+    "data.source": "shapes",
+    "data.num_images": 40,
+    "data.image_size": 8,
+    "data.channels": 3,
+    "data.val_fraction": 0.2,
+    "model.arch": "conv",
+    "model.latent_dim": 3,
+    "model.channels": [4, 8],
+    "likelihood.name": "gaussian",
+    "likelihood.scale": 0.1,
+    "train.batch_size": 8,
+    "train.max_steps": 4,
+    "train.checkpoint_every": 2,
+    "train.log_every": 2,
+    "train.grid_size": 4,
+    "train.threads": 1,
+}
+SPATIAL = "spatial"  # the architecture a term that needs a spatial latent trains with
+
+
+def _lives():
+    for entry in ARCHITECTURES:
+        yield pytest.param(
+            {"model.arch": entry.name, **entry.tiny, **_brought(entry.name)}, id=f"architecture-{entry.name}"
+        )
+    for entry in LIKELIHOODS:
+        yield pytest.param(
+            {"likelihood.name": entry.name, **entry.tiny, **_brought(entry.name)}, id=f"likelihood-{entry.name}"
+        )
+    for entry in OBJECTIVES:
+        yield pytest.param({"objective.name": entry.name, **entry.tiny}, id=f"objective-{entry.name}")
+    for entry in TERMS:
+        if entry.name in NEEDS_A_NETWORK:
+            continue  # its foundation network is built in tests/objectives/test_alignment.py
+        settings = {f"{entry.options_key}.enabled": True, **entry.tiny}
+        settings["objective.name"] = sorted(entry.declares["objectives"])[0]
+        if entry.has("spatial-latent"):
+            settings |= {"model.arch": SPATIAL, **ARCHITECTURES.get(SPATIAL).tiny}
+        if entry.has("second-phase"):
+            settings["data.image_size"] = 16  # a PatchGAN of one layer needs 6 px; its logits need more
+        yield pytest.param(settings, id=f"term-{entry.name}")
+
+
+def _brought(name: str) -> dict:
+    """What a tiny instance needs from the test itself (users' own networks), at LIFE's sizes."""
+    if name == "modules":
+        return {
+            **BROUGHT_BY_THE_TEST["modules"],
+            "model.modules.encoder_args": {"inputs": 192, "latent": 3},
+            "model.modules.decoder_args": {"latent": 3, "shape": [3, 8, 8]},
+        }
+    return BROUGHT_BY_THE_TEST.get(name, {})
+
+
+LIVED: list[Path] = []  # the runs, loaded in one fresh process by the last test
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model" / "model.safetensors")
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+
+
+@pytest.mark.parametrize("settings", list(_lives()))
+def test_the_whole_life(settings, tmp_path):
+    overrides = [f"{key}={json.dumps(value)}" for key, value in {**LIFE, **settings}.items()]
+    straight = vaekit.train(out=tmp_path / "straight", overrides=overrides, trust_code=True)
+
+    # resumed from its checkpoint at step 2, it ends bit-identical to the straight run
+    half = vaekit.train(out=tmp_path / "resumed", overrides=[*overrides, "train.max_steps=2"], trust_code=True)
+    resumed = vaekit.train(resume=half, overrides=["train.max_steps=4"], trust_code=True)
+    reference, weights = _weights(straight), _weights(resumed)
+    assert weights.keys() == reference.keys()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+
+    # validated at the end: finite held-out numbers, and the discretised likelihood where it is defined
+    validation = [row for row in _rows(straight) if row["split"] == "val"]
+    assert validation and all(math.isfinite(float(validation[-1][k])) for k in ("neg_elbo", "nll", "kl"))
+    model = vaekit.load(straight, trust_code=True)
+
+    report = vaekit.evaluate(straight, max_images=8, iwae_k=2, trust_code=True)
+    assert report["metrics"] and all(_finite(value) for value in _leaves(report["metrics"]))
+    discrete = "discrete_bits_per_dim" in report["metrics"]["elbo"]
+    assert discrete == model.likelihood.measures_pixels  # the 8-bit mass where the likelihood defines one
+    samples = vaekit.sample(model, 2)
+    assert samples.shape == (2, *model.image_shape) and torch.isfinite(samples).all()
+    images = torch.rand(2, *model.image_shape, generator=torch.Generator().manual_seed(0))
+    reconstructed = vaekit.reconstruct(model, images)
+    assert reconstructed.shape == images.shape and torch.isfinite(reconstructed).all()
+    _exports_or_refuses_in_one_line(model, tmp_path / "export")
+    LIVED.append(straight)
+
+
+def _exports_or_refuses_in_one_line(model, folder: Path) -> None:
+    from vaekit.export import export
+
+    try:
+        written = export(model, folder, "torchscript")
+    except (ConfigError, ValueError) as err:  # a declared refusal: one line, naming what to use instead
+        assert "\n" not in str(err) and str(err)
+    else:
+        assert written and all(path.is_file() for path in written)
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _leaves(value)
+    elif isinstance(tree, list | tuple):
+        for value in tree:
+            yield from _leaves(value)
+    else:
+        yield tree
+
+
+def _finite(value) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+@pytest.mark.parametrize("name", SAMPLERS.names())
+def test_every_sampler_is_fitted_saved_attached_and_drawn_from(name, tmp_path):
+    run = vaekit.train(out=tmp_path / "run", overrides=[f"{k}={json.dumps(v)}" for k, v in LIFE.items()])
+    kind = SAMPLERS.get(name).factory
+    if kind is not None:
+        model = vaekit.load(run)
+        latents = torch.randn(64, *model.latent_shape, generator=torch.Generator().manual_seed(0))
+        kind.fit(latents, seed=0).save(run / "model")
+    first, second = (vaekit.sample(run, 3, seed=1, sampler=name) for _ in range(2))
+    assert first.shape[0] == 3 and torch.isfinite(first).all()
+    assert torch.equal(first, second)
+
+
+def test_every_run_of_the_whole_life_loads_in_a_fresh_process():
+    if not LIVED:
+        pytest.skip("no whole-life run in this session (run the file whole)")
+    code = textwrap.dedent(
+        """
+        import sys, torch, vaekit
+        torch.set_num_threads(1)  # as the runs trained: the same order of float sums
+        for run in sys.argv[1:]:
+            model = vaekit.load(run, trust_code=True)
+            images = torch.rand(2, *model.image_shape, generator=torch.Generator().manual_seed(0))
+            print(run, float(vaekit.reconstruct(model, images).sum()))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code, *map(str, LIVED)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = dict(line.rsplit(" ", 1) for line in done.stdout.strip().splitlines())
+    for run in LIVED:
+        model = vaekit.load(run, trust_code=True)
+        images = torch.rand(2, *model.image_shape, generator=torch.Generator().manual_seed(0))
+        assert float(fresh[str(run)]) == float(vaekit.reconstruct(model, images).sum()), run
