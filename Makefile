@@ -19,11 +19,11 @@ demo: setup
 	$(BIN)/vaekit demo --out runs/demo --overwrite
 
 # Two worker processes of one torch thread each (two of two threads would make OpenMP spin on 2
-# cores); a test file stays in one worker (the whole-life contract loads its runs in a fresh process).
+# cores); tests marked xdist_group share a worker (the whole-life contract loads its runs in a fresh process).
 TEST_WORKERS ?= 2
 
 test: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-all: setup
 	$(BIN)/python -m pytest -m ""

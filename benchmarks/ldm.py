@@ -52,9 +52,10 @@ def _config(size: int, batch: int, checkpointing: bool = False):
 
 def run_vaekit(size: int, batch: int, steps: int, checkpointing: bool) -> dict:
     from vaekit import noise
-    from vaekit.engine.precision import Precision, update
+    from vaekit.engine.precision import Precision
+    from vaekit.engine.step import StepInfo, update
     from vaekit.models import create_model
-    from vaekit.objectives import StepInfo, create_objective
+    from vaekit.objectives import create_objective
 
     config = _config(size, batch, checkpointing)
     model = create_model(config).train()

@@ -45,6 +45,7 @@ LIFE = {  # the reference components (conv, gaussian, elbo) at a size that train
     "train.grid_size": 4,
     "train.threads": 1,
 }
+pytestmark = pytest.mark.xdist_group("whole-life")  # one worker: the last test loads every run in a fresh process
 SPATIAL = "spatial"  # the architecture a term that needs a spatial latent trains with
 
 
