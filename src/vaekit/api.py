@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,20 +18,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vaekit.config import Config, ConfigError, load_preset, read_yaml
+from vaekit.config import Config, ConfigError
 from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory, shaped_for
 from vaekit.data.reader import UnreadableImage, read_image
 from vaekit.data.recipes import prepare
-from vaekit.data.streams import is_stream, stream_to_shards
-from vaekit.defaults import explicit_keys, free_keys
-from vaekit.io.checkpoints import CheckpointError, list_checkpoints
-from vaekit.io.run_folder import RunDir, fork_run
 from vaekit.limits import require_within_budget
 from vaekit.models import VAE
-from vaekit.pretrained import load, model_folder, with_pretrained_architecture
+from vaekit.pretrained import load, model_folder
 from vaekit.training.callbacks import Callback
 from vaekit.training.setup import check_components
+from vaekit.training.start import (
+    default_run_folder,
+    keys_to_choose,
+    merged_config,
+    new_config,
+    resumed_run,
+    training_data,
+)
 from vaekit.training.trainer import Trainer
 
 Data = Any  # a path / spec string, numpy array, torch tensor, torch Dataset or datasets.Dataset
@@ -44,18 +47,9 @@ def resolve_config(
 ) -> Config:
     """The config a preset, a YAML file (its keys win over the preset's) and overrides make together,
     its components checked against the registries."""
-    resolved = _merged(config, preset).with_overrides(list(overrides))
+    resolved = merged_config(config, preset).with_overrides(list(overrides))
     check_components(resolved)
     return resolved
-
-
-def _merged(config: Config | str | Path | None, preset: str | None) -> Config:
-    base = load_preset(preset) if preset else Config()
-    if isinstance(config, Config):
-        return config
-    if config is not None:
-        return Config.from_dict(_deep_merge(base.to_dict(), read_yaml(config)))
-    return base
 
 
 def train(
@@ -85,47 +79,16 @@ def train(
     (a vaekit run / model folder / Hub id, or a diffusers VAE folder, whose architecture is then used).
     """
     if resume is not None:
-        if overwrite:
-            raise ConfigError("--resume continues a run and --overwrite replaces one: give one of them")
-        if config is not None or preset is not None:
-            raise ConfigError(
-                "--resume continues a run with its own config; give changes with --set, not --preset/--config"
-            )
-        run = RunDir(Path(resume))
-        if not run.config.is_file():
-            raise FileNotFoundError(f"{resume}: not a run directory (no config.yaml)")
-        if not list_checkpoints(run.checkpoints):
-            raise CheckpointError(f"{resume}: no checkpoint to resume from")
-        if out is not None and Path(out).resolve() != run.root.resolve():
-            fork_run(run, RunDir(Path(out)))
-            run = RunDir(Path(out))
-        cfg = Config.from_yaml(run.config)
-        out = run.root
+        cfg, out = resumed_run(resume, out, config, preset, overwrite)
     else:
-        cfg = _merged(config, preset)  # checked by the trainer, once a model of your own has described itself
-        if init is not None:
-            cfg = with_pretrained_architecture(cfg, str(init))
-    dataset = None
-    if is_stream(data):  # read once into tar shards in the cache; the run trains from (and records) them
-        data = str(stream_to_shards(data, cfg.with_overrides(list(overrides)).data.cache_dir))
-    if is_in_memory(data):
-        dataset = from_memory(data, labels, allow_vectors=model is not None)
-    elif data is not None:
-        overrides = [*overrides, f"data.source={data}"]
-    elif resume is not None and cfg.data.source == MEMORY_SOURCE:
-        raise DataError(f"{resume} was trained on in-memory data: pass it again, vaekit.train(resume=..., data=...)")
-    cfg = cfg.with_overrides(list(overrides))
-    if out is None:
-        out = Path("runs") / f"{preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
-    choose: set[str] = set()
-    if config is None and preset is None and resume is None and init is None and model is None:
-        choose = free_keys(explicit_keys(list(overrides), data is not None))
-        if dataset is not None:
-            choose.discard("data.image_size")  # in-memory data has its own size
+        cfg = new_config(config, preset, init)
+    dataset, overrides = training_data(data, labels, model is not None, cfg, overrides, resume)
+    cfg = cfg.with_overrides(overrides)
+    fresh = config is None and preset is None and resume is None and init is None and model is None
     trainer = Trainer(
         cfg,
-        out,
-        choose=choose,
+        out if out is not None else default_run_folder(preset),
+        choose=keys_to_choose(overrides, data is not None, dataset is not None) if fresh else set(),
         resume=resume is not None,
         dataset=dataset,
         model=model,
@@ -414,17 +377,6 @@ def latent_map(
 
     vae = as_model(model)
     return draw(vae, dataset_for(vae, data, split=split), output, method=method, **options)
-
-
-def _deep_merge(base: dict[str, Any], update: Any) -> dict[str, Any]:
-    if not isinstance(update, dict):
-        raise ConfigError(f"config file: expected a mapping at the top, got {type(update).__name__}")
-    merged = dict(base)
-    for key, value in update.items():
-        merged[key] = (
-            _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-        )
-    return merged
 
 
 __all__ = [

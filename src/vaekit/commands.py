@@ -189,7 +189,8 @@ def shard(args: argparse.Namespace) -> None:
 def cache(args: argparse.Namespace) -> None:
     import time
 
-    from vaekit.data.cache import cache_items, cache_root, remove_items
+    from vaekit.data.cache import cache_root
+    from vaekit.data.cache_items import cache_items, remove_items
 
     root = cache_root(args.dir)
     items = cache_items(root)

@@ -149,7 +149,8 @@ def test_the_cache_lists_entries_aliases_and_partial_builds_and_prunes_the_unuse
     import os
     import time
 
-    from vaekit.data.cache import _link, cache_items, cache_key, remove_items
+    from vaekit.data.cache import _link, cache_key
+    from vaekit.data.cache_items import cache_items, remove_items
 
     def interrupted(folder):
         raise KeyboardInterrupt
@@ -174,7 +175,7 @@ def test_the_cache_lists_entries_aliases_and_partial_builds_and_prunes_the_unuse
 
 
 def test_listing_and_clearing_the_cache_never_touch_what_vaekit_did_not_name(tmp_path):
-    from vaekit.data.cache import cache_items, remove_items
+    from vaekit.data.cache_items import cache_items, remove_items
 
     cached_dataset(tmp_path, "t", {"a": 13}, _build)
     (tmp_path / "my-project").mkdir()

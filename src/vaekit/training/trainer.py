@@ -49,6 +49,7 @@ from vaekit.training.progress import Clock, Progress
 from vaekit.training.recovery import NonFiniteRecovery, TrainingDiverged, diverged
 from vaekit.training.setup import check_components, describe_model, prepare_model, resolve_run, training_loader
 from vaekit.training.signals import TrainingStopped, stop_on_signals
+from vaekit.training.state import apply_training_state, training_state
 from vaekit.training.tracking import create_loggers
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingStopped"]  # the errors live beside what raises them
@@ -364,17 +365,9 @@ class Trainer:
     def _checkpoint(self) -> None:
         if self._saved_step == self.step:
             return
-        state = {
-            "step": self.step,
-            "pending": [(step, {k: v.detach().float().cpu() for k, v in s.items()}) for step, s in self._pending],
-            "elapsed_s": self._clock.elapsed(),
-            "optimizers": self.objective.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else {},
-            "scaler": self.precision.state_dict(),
-            "recovery": self.recovery.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        state = training_state(
+            self.step, self._pending, self._clock.elapsed(), self.objective, self.ema, self.precision, self.recovery
+        )
         self._require_finite(state)  # on every rank, so that all of them stop together
         self._saved_step = self.step
         if self.ranks.is_main:
@@ -401,16 +394,9 @@ class Trainer:
     def _restore(self, checkpoint: Path) -> None:
         load_weights(self.model, checkpoint)
         state = load_training_state(checkpoint)
-        self.objective.load_state_dict(state["optimizers"])
-        if self.ema is not None and state.get("ema"):
-            self.ema.load_state_dict(state["ema"])
-        self.precision.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
-        self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
-        self.recovery.load_state_dict(state.get("recovery", {}))
-        self._pending = [(int(step), dict(scalars)) for step, scalars in state.get("pending", [])]
+        self.step, self.elapsed, self._pending = apply_training_state(
+            state, self.objective, self.ema, self.precision, self.recovery
+        )
         self._saved_step = self.step
         budget = self.config.train.max_time
         if budget is not None and self.elapsed >= budget:
