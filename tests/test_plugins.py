@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from vaekit.config import ConfigError
@@ -14,3 +16,34 @@ def test_nothing_is_imported_without_trust():
 
     with pytest.raises(UntrustedCode, match=r"model\.arch"):
         import_object("tests.networks:TinyPluginVAE", "model.arch", trust_code=False)
+
+
+def test_an_installed_packages_entry_point_brings_its_components_into_every_vaekit_process(tmp_path):
+    """A package declaring ``[project.entry-points."vaekit.components"]`` (here its installed
+    metadata, written by hand) is found by importlib.metadata; its module registers on discovery."""
+    import subprocess
+    import sys
+
+    (tmp_path / "my_vae_components.py").write_text(
+        "from vaekit.data.recipes import CROPS\n"
+        "CROPS.add('top-half', lambda w, h: (0, 0, w, h // 2), summary='the upper half (an installed plug-in)')\n"
+    )
+    dist = tmp_path / "my_vae_components-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-vae-components\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[vaekit.components]\nmine = my_vae_components\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "vaekit", "components", "crop"], env=env, capture_output=True, text=True, check=True
+    )
+    assert "top-half" in done.stdout and "an installed plug-in" in done.stdout
+
+
+def test_a_plugin_module_that_cannot_be_imported_is_one_line_and_exit_2(capsys):
+    from vaekit.cli import main
+
+    assert main(["--plugin", "no_such_package.components", "components"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "vaekit: error: --plugin: cannot import the plug-in module 'no_such_package.components' "
+        "(No module named 'no_such_package')"
+    )

@@ -173,3 +173,21 @@ def test_every_options_section_a_component_names_is_a_section_of_the_config():
 
     assert ARCHITECTURES.get("style").options_key == "model.style"
     assert ARCHITECTURES.get("style").options is StyleConfig
+
+
+def test_the_readmes_table_of_components_is_what_the_registries_hold():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {key: value for key, value in os.environ.items() if key != "VAEKIT_PLUGINS"}  # vaekit's own only
+    done = subprocess.run(
+        [sys.executable, "-m", "vaekit", "components", "--markdown"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert done.stdout.strip() in readme, "README: paste `vaekit components --markdown` under 'Components'"

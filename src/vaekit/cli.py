@@ -398,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         "components", "list every registered component: its name, summary, capabilities and where its options live"
     )
     p.add_argument("kind", nargs="?", help="only this kind (e.g. architecture, objective-term, sampler, crop)")
+    p.add_argument("--markdown", action="store_true", help="one Markdown table (as in the README)")
     p.set_defaults(func=commands.components)
 
     p = command("demo", "train on the built-in shapes for ~2 minutes and write a complete run")

@@ -208,9 +208,14 @@ def load_plugin(module: str, where: str = "--plugin") -> None:
 
 
 def kinds() -> list[Registry]:
-    """Every registry, each with its built-in and plug-in components registered."""
+    """Every registry, each with its built-in and plug-in components registered, in the order of a
+    config (``data`` first) and then the other keys' names."""
     discover()
-    return list(_CATALOGUE.values())
+    sections = ("data.", "model.", "likelihood.", "objective.", "train.")
+    return sorted(
+        _CATALOGUE.values(),
+        key=lambda r: (next((i for i, s in enumerate(sections) if r.key.startswith(s)), len(sections)), r.key),
+    )
 
 
 def kind(name: str) -> Registry:
