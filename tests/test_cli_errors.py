@@ -250,12 +250,12 @@ def test_duplicate_rows_in_a_labels_csv_are_refused(tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys):
-    import vaekit.commands as commands
+    import vaekit.commands.listings as listings
 
     def boom(_args):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(commands, "presets", boom)
+    monkeypatch.setattr(listings, "presets", boom)
     assert main(["presets"]) == 1
     assert "VAEKIT_DEBUG=1 shows the traceback" in one_line(capsys)
 

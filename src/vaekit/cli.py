@@ -1,21 +1,21 @@
-"""The ``vaekit`` command: parses arguments and hands them to ``vaekit.commands``. Nothing here
-holds logic of its own.
+"""The ``vaekit`` command: parses arguments and hands them to a function of ``vaekit.commands``
+(``module:name``, imported when that command runs). Nothing here holds logic of its own.
 
 Exit codes: 0 done; 1 a runtime error (one line); 2 a usage or config error (one line);
 130 stopped by Ctrl-C, 143 stopped by SIGTERM (after a checkpoint: continue with --resume).
-Heavy modules are imported inside the commands, so ``vaekit --help`` answers at once.
+A command's module is imported only when that command runs, so ``vaekit --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import sys
 import warnings
 from pathlib import Path
 
-from vaekit import commands
 from vaekit.version import __version__
 
 DEBUG_HINT = "VAEKIT_DEBUG=1 shows the traceback"
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 for module in args.plugin:
                     load_plugin(module)
-            return args.func(args) or 0
+            return command(args.handler)(args) or 0
     except BaseException as err:  # every failure is one line with the right exit code
         if os.environ.get("VAEKIT_DEBUG") or isinstance(err, SystemExit):
             raise
@@ -93,6 +93,12 @@ class Registered:
 
     def __iter__(self):
         return iter(self._names())
+
+
+def command(handler: str):
+    """The function ``module:name`` of ``vaekit.commands`` names, its module imported now."""
+    module, _, name = handler.partition(":")
+    return getattr(importlib.import_module(f"vaekit.commands.{module}"), name)
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
@@ -206,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="dotted config overrides, e.g. train.max_steps=2000 train.precision=bf16",
     )
-    p.set_defaults(func=commands.train)
+    p.set_defaults(handler="training:train")
 
     p = command("reconstruct", "reconstruct images with a trained model", grids=True)
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
@@ -217,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reconstruct each image at its own resolution in overlapping tiles (one PNG per image: OUTPUT-N.png)",
     )
-    p.set_defaults(func=commands.reconstruct)
+    p.set_defaults(handler="images:reconstruct")
 
     p = command("sample", "draw random samples from a trained model", grids=True)
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
@@ -227,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("--temperature", type=finite_float, default=1.0, help="scale of the prior samples")
     p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
-    p.set_defaults(func=commands.sample)
+    p.set_defaults(handler="images:sample")
 
     p = command("fit-sampler", "fit an ex-post latent sampler (a Gaussian mixture) on the training data's posterior")
     p.add_argument("run", type=Path, help="run directory or model folder")
@@ -235,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--components", type=positive_int, help="mixture components (default: chosen by BIC)")
     p.add_argument("--max-images", type=positive_int, default=20000, help="fit on at most this many images")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the fit")
-    p.set_defaults(func=commands.fit_sampler)
+    p.set_defaults(handler="training:fit_sampler")
 
     p = command("interpolate", "a GIF through latent space between two images or random points")
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
@@ -246,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.gif"), help="GIF to write")
-    p.set_defaults(func=commands.interpolate)
+    p.set_defaults(handler="images:interpolate")
 
     p = command("evaluate", "metrics of a trained model on held-out data, as JSON + Markdown")
     p.add_argument("run", type=Path, help="run directory or model folder")
@@ -276,13 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="prior",
         help="where FID / KID samples come from (%(choices)s)",
     )
-    p.set_defaults(func=commands.evaluate)
+    p.set_defaults(handler="models:evaluate")
 
     p = command("progress", "a GIF of the per-epoch grids of a run")
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--kind", choices=["samples", "recon"], default="samples", help="which grids")
     p.add_argument("-o", "--output", type=Path, default=Path("progress.gif"), help="GIF to write")
-    p.set_defaults(func=commands.progress)
+    p.set_defaults(handler="images:progress")
 
     p = command("train-classifier", "train a small classifier to use as FID/KID features")
     p.add_argument(
@@ -301,13 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="crop before resizing (%(choices)s): the same as the models it will score",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("classifier.safetensors"), help="weights file")
-    p.set_defaults(func=commands.train_classifier)
+    p.set_defaults(handler="training:train_classifier")
 
     p = command("shard", "convert a folder or .zip of images into WebDataset tar shards (train from them with --data)")
     p.add_argument("folder", type=Path, help="images (recursively; class folders become .cls labels)")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for shard-NNNNNN.tar and index.json")
     p.add_argument("--per-shard", type=positive_int, default=1000, help="images per shard")
-    p.set_defaults(func=commands.shard)
+    p.set_defaults(handler="data:shard")
 
     p = command("attributes", "attribute vectors (mean latent difference) from labelled data")
     p.add_argument("run", type=Path, help="run directory or model folder")
@@ -315,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="CSV of filename,attr1,... (for image folders without CelebA labels)")
     p.add_argument("--attrs", help="comma list of attributes (default: all)")
     p.add_argument("-o", "--output", type=Path, help="folder for the vectors (default RUN/model)")
-    p.set_defaults(func=commands.attributes)
+    p.set_defaults(handler="images:attributes")
 
     p = command("edit", "edit an image along attribute vectors", grids=True)
     p.add_argument("run", type=Path, help="run directory or model folder (with attribute vectors)")
@@ -323,13 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attr", action="append", required=True, metavar="NAME=STRENGTH", help="repeatable")
     p.add_argument("--sweep", metavar="START:STOP:COUNT", help="a strip over strengths of one --attr NAME")
     p.add_argument("-o", "--output", type=Path, default=Path("edited.png"), help="PNG to write")
-    p.set_defaults(func=commands.edit)
+    p.set_defaults(handler="images:edit")
 
     p = command("arithmetic", "decode z_A - z_B + z_C", grids=True)
     p.add_argument("run", type=Path, help="run directory or model folder")
     p.add_argument("images", type=Path, nargs=3, metavar="IMAGE", help="A B C")
     p.add_argument("-o", "--output", type=Path, default=Path("arithmetic.png"), help="PNG to write")
-    p.set_defaults(func=commands.arithmetic)
+    p.set_defaults(handler="images:arithmetic")
 
     p = command("latent-map", "2-D map of latent means with image thumbnails")
     p.add_argument("run", type=Path, help="run directory or model folder")
@@ -338,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["tsne", "pca", "umap"], default="tsne", help="projection to 2-D")
     p.add_argument("--max-points", type=positive_int, default=500, help="images on the map")
     p.add_argument("-o", "--output", type=Path, default=Path("latent-map.png"), help="PNG to write")
-    p.set_defaults(func=commands.latent_map)
+    p.set_defaults(handler="images:latent_map")
 
     p = command("serve", "a local web page to explore a trained model")
     p.add_argument("run", type=Path, help="run directory or model folder")
@@ -349,12 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-host", action="append", default=[], metavar="NAME", help="also answer to this Host name (repeatable)"
     )
     p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
-    p.set_defaults(func=commands.serve)
+    p.set_defaults(handler="models:serve")
 
     p = command("info", "what a run or model folder holds: architecture, size, data, steps, metrics, versions")
     p.add_argument("run", help="run directory, model folder or Hub id")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=commands.info)
+    p.set_defaults(handler="models:info")
 
     p = command("config", "print a full resolved config as YAML (that --config takes back)")
     p.add_argument("run", nargs="?", type=Path, help="a run directory (or use --preset)")
@@ -362,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="config overrides"
     )
-    p.set_defaults(func=commands.config)
+    p.set_defaults(handler="models:config")
 
     p = command(
         "export", "export a model: encoder and decoder as ONNX or TorchScript, or a diffusers AutoencoderKL folder"
@@ -376,30 +382,30 @@ def build_parser() -> argparse.ArgumentParser:
         "(KL autoencoders, after `vaekit evaluate RUN --metrics latents`)",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("export"), help="folder to write")
-    p.set_defaults(func=commands.export)
+    p.set_defaults(handler="models:export")
 
     p = command("push", "upload a run's model folder to the Hugging Face Hub")
     p.add_argument("run", type=Path, help="run directory or model folder")
     p.add_argument("repo_id", help="owner/name on the Hub")
     p.add_argument("--private", action="store_true", help="create the repository as private")
-    p.set_defaults(func=commands.push)
+    p.set_defaults(handler="models:push")
 
     p = command("cache", "what the dataset cache holds (decoded datasets, partial builds), and removing it")
     p.add_argument("--dir", help="the cache folder (default: $VAEKIT_CACHE or ~/.cache/vaekit)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--prune", type=days, metavar="DAYS", help="remove entries not used for DAYS days")
     what.add_argument("--clear", action="store_true", help="remove every decoded dataset (not streams or downloads)")
-    p.set_defaults(func=commands.cache)
+    p.set_defaults(handler="data:cache")
 
     p = command("presets", "list the built-in presets")
-    p.set_defaults(func=commands.presets)
+    p.set_defaults(handler="listings:presets")
 
     p = command(
         "components", "list every registered component: its name, summary, capabilities and where its options live"
     )
     p.add_argument("kind", nargs="?", help="only this kind (e.g. architecture, objective-term, sampler, crop)")
     p.add_argument("--markdown", action="store_true", help="one Markdown table (as in the README)")
-    p.set_defaults(func=commands.components)
+    p.set_defaults(handler="listings:components")
 
     p = command("demo", "train on the built-in shapes for ~2 minutes and write a complete run")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
@@ -407,5 +413,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="config overrides"
     )
-    p.set_defaults(func=commands.demo)
+    p.set_defaults(handler="training:demo")
     return parser
