@@ -157,12 +157,10 @@ def _last_json(text: str) -> dict:
 
 
 def _tiny_run(tmp_path, preset: str = "shapes-demo", data: str = "shapes") -> Path:
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "vaekit", "train", "--preset", preset, "--data", data, "--out", str(run)]
-    command += ["--set", "train.max_steps=2", "data.num_images=64", "data.limit=200", "train.threads=1"]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return run
+    import vaekit
+
+    overrides = ["train.max_steps=2", "data.num_images=64", "train.threads=1"]
+    return vaekit.train(preset=preset, data=data, out=tmp_path / "run", overrides=overrides)
 
 
 def test_shard_index_smoke(tmp_path):
