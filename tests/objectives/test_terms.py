@@ -70,3 +70,25 @@ def test_a_term_switched_on_with_a_flat_latent_names_what_it_needs():
         from vaekit.training.setup import check_components
 
         check_components(tiny_config(**{"objective.equivariance.enabled": True}))
+
+
+def test_the_patchgans_adaptive_weight_balances_against_the_nll_alone_not_the_whole_loss(monkeypatch):
+    from vaekit.objectives.adversarial import AdversarialTerm
+
+    seen = []
+    original = AdversarialTerm.generator_loss
+
+    def recording(self, fake, reconstruction_loss, step):
+        seen.append(reconstruction_loss.detach().clone())
+        return original(self, fake, reconstruction_loss, step)
+
+    monkeypatch.setattr(AdversarialTerm, "generator_loss", recording)
+    settings = {"objective.adversarial.enabled": True, "objective.adversarial.channels": 4,
+                "objective.adversarial.layers": 1, "objective.kl.weight": 1e4, **TOY}  # fmt: skip
+    config = tiny_config(**settings)
+    objective = create_objective(create_model(config), config, Precision("fp32", torch.device("cpu")))
+    scalars = objective.step(
+        torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)), StepInfo(0, 0.0, 1, 4)
+    )
+    assert float(seen[0]) == pytest.approx(float(scalars["nll"]), rel=1e-6)
+    assert 1e4 * float(scalars["kl"]) > 1  # the loss before the term (NLL + 1e4 KL + the toy's) is not the NLL
