@@ -14,6 +14,8 @@ from torch import nn
 
 from vaekit.io.files import replace_folder
 from vaekit.models.base import VAE
+from vaekit.models.registry import ARCHITECTURES
+from vaekit.schema import ConfigError
 
 FORMATS = ("onnx", "torchscript", "diffusers")
 
@@ -46,6 +48,13 @@ def export(model: VAE, folder: str | Path, fmt: str = "onnx", scaling: dict | No
     (KL autoencoders), an ``AutoencoderKL`` folder with ``scaling`` (scaling / shift factor) in its config."""
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    entry = next((e for e in ARCHITECTURES if e.factory is type(model)), None)  # None: a plug-in class
+    if entry is not None and not entry.has(fmt):
+        formats = [f for f in FORMATS if entry.has(f)]
+        raise ConfigError(
+            f"export --format {fmt}: model.arch {entry.name} cannot be written as {fmt}"
+            + (f"; use {' or '.join(formats)}" if formats else "; it declares no export format")
+        )
     folder = Path(folder)
     model = model.cpu().eval()
     names: list[str] = []

@@ -89,7 +89,7 @@ class _Decoder(nn.Module):
     "autoencoder-kl",
     options=AutoencoderKLConfig,
     summary="latent diffusion's KL autoencoder, diffusers' AutoencoderKL (the diffusers extra)",
-    capabilities={"images", "gradient-checkpointing", "spatial-latent"},
+    capabilities={"images", "gradient-checkpointing", "spatial-latent", "onnx", "torchscript", "diffusers"},
     tiny={
         "model.autoencoder_kl.block_out_channels": [8, 8],
         "model.autoencoder_kl.layers_per_block": 1,

@@ -14,7 +14,7 @@ from vaekit.models.registry import ARCHITECTURES
 @ARCHITECTURES.register(
     "conv",
     summary="strided convolutions to a flat latent, transposed convolutions back (Kingma & Welling)",
-    capabilities={"images"},
+    capabilities={"images", "onnx", "torchscript"},
     tiny={"model.channels": [4, 8]},
 )
 class ConvVAE(VAE):

@@ -41,6 +41,6 @@ ARCHITECTURES.add(
     "modules",
     ModulesVAE,
     summary="your own encoder and decoder (VAE.from_modules), rebuilt from their class paths",
-    capabilities={"user-networks"},
+    capabilities={"user-networks", "onnx", "torchscript"},
     options=ModulesConfig,
 )

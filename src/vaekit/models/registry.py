@@ -7,11 +7,21 @@ from vaekit.registry import Registry
 # images: built for (C, H, W) data at config.data.image_size; user-networks: the networks come from
 # the user (VAE.from_modules); batch-statistics: BatchNorm (a micro-batch normalises by its own
 # statistics); gradient-checkpointing: train.gradient_checkpointing works; spatial-latent: the latent
-# is a (C, H, W) map (objective.equivariance and objective.alignment need one)
+# is a (C, H, W) map (objective.equivariance and objective.alignment need one); onnx, torchscript,
+# diffusers: vaekit export writes it in that format (any other format is refused in one line)
 ARCHITECTURES: Registry = Registry(
     "architecture",
     "model.arch",
-    capabilities=("images", "user-networks", "batch-statistics", "gradient-checkpointing", "spatial-latent"),
+    capabilities=(
+        "images",
+        "user-networks",
+        "batch-statistics",
+        "gradient-checkpointing",
+        "spatial-latent",
+        "onnx",
+        "torchscript",
+        "diffusers",
+    ),
     plugins=True,
     section="model",
 )

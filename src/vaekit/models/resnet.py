@@ -87,7 +87,7 @@ class ResNetDecoder(nn.Module):
 @ARCHITECTURES.register(
     "resnet",
     summary="Soft-IntroVAE's residual encoder and decoder (channels 64..512, BatchNorm)",
-    capabilities={"images", "batch-statistics"},
+    capabilities={"images", "batch-statistics", "onnx", "torchscript"},
     tiny={"model.channels": [4, 8]},
 )
 class ResNetVAE(VAE):

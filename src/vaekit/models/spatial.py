@@ -131,7 +131,7 @@ class _DenseBridge(nn.Module):
     "spatial",
     options=SpatialConfig,
     summary="Spatial-Z: the latent is a feature map (H/4 x W/4 x C), no flatten",
-    capabilities={"images", "spatial-latent"},
+    capabilities={"images", "spatial-latent", "onnx", "torchscript"},
     tiny={"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},
 )
 class SpatialVAE(VAE):

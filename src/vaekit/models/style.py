@@ -217,7 +217,7 @@ class StyleEncoder(nn.Module):
     "style",
     options=StyleConfig,
     summary="StyleGAN-like decoder: learned constant, mapping network, per-level styles, noise, blur",
-    capabilities={"images"},
+    capabilities={"images", "torchscript"},  # ONNX: instance norm of unknown channels
     tiny={"model.style.max_channels": 8, "model.style.mapping_layers": 1, "model.style.style_dim": 8},
 )
 class StyleVAE(VAE):
