@@ -73,3 +73,14 @@ class PlainObjective(ELBO):
     """A plug-in objective that does not add an adversarial term (``supports_adversarial`` False)."""
 
     supports_adversarial = False
+
+
+def tiny_dinov2(folder):
+    """A DINOv2 of one 16-wide layer on 32 px images, its config alone saved in ``folder`` (the
+    alignment term draws its weights at random with ``objective.alignment.random_weights``)."""
+    import transformers
+
+    transformers.Dinov2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32, patch_size=8
+    ).save_pretrained(folder)
+    return folder

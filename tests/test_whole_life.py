@@ -20,7 +20,8 @@ import torch
 from safetensors.torch import load_file
 
 import vaekit
-from tests.test_contracts import BROUGHT_BY_THE_TEST, NEEDS_A_NETWORK
+from tests import networks
+from tests.test_contracts import BROUGHT_BY_THE_TEST
 from vaekit.config import ConfigError
 from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models import ARCHITECTURES
@@ -47,6 +48,13 @@ LIFE = {  # the reference components (conv, gaussian, elbo) at a size that train
 }
 pytestmark = pytest.mark.xdist_group("whole-life")  # one worker: the last test loads every run in a fresh process
 SPATIAL = "spatial"  # the architecture a term that needs a spatial latent trains with
+FOUNDATION = {  # a term that needs a foundation network gets a tiny random DINOv2 (its folder: a fixture)
+    "alignment": {
+        "objective.alignment.network": "TINY_DINOV2",
+        "objective.alignment.random_weights": True,
+        "objective.alignment.image_size": 32,
+    }
+}
 
 
 def _lives():
@@ -61,9 +69,7 @@ def _lives():
     for entry in OBJECTIVES:
         yield pytest.param({"objective.name": entry.name, **entry.tiny}, id=f"objective-{entry.name}")
     for entry in TERMS:
-        if entry.name in NEEDS_A_NETWORK:
-            continue  # its foundation network is built in tests/objectives/test_alignment.py
-        settings = {f"{entry.options_key}.enabled": True, **entry.tiny}
+        settings = {f"{entry.options_key}.enabled": True, **entry.tiny, **FOUNDATION.get(entry.name, {})}
         settings["objective.name"] = sorted(entry.declares["objectives"])[0]
         if entry.has("spatial-latent"):
             settings |= {"model.arch": SPATIAL, **ARCHITECTURES.get(SPATIAL).tiny}
@@ -94,8 +100,17 @@ def _rows(run: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
 
 
+@pytest.fixture(scope="module")
+def dinov2(tmp_path_factory) -> str:
+    pytest.importorskip("transformers")
+    return str(networks.tiny_dinov2(tmp_path_factory.mktemp("dinov2")))
+
+
 @pytest.mark.parametrize("settings", list(_lives()))
-def test_the_whole_life(settings, tmp_path):
+def test_the_whole_life(settings, tmp_path, request):
+    if "TINY_DINOV2" in settings.values():
+        folder = request.getfixturevalue("dinov2")
+        settings = {key: folder if value == "TINY_DINOV2" else value for key, value in settings.items()}
     overrides = [f"{key}={json.dumps(value)}" for key, value in {**LIFE, **settings}.items()]
     straight = vaekit.train(out=tmp_path / "straight", overrides=overrides, trust_code=True)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests import networks
 from tests.helpers import tiny_config
 from vaekit.config import ConfigError
 from vaekit.engine.precision import Precision
@@ -23,11 +24,7 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_dinov2(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dinov2")
-    transformers.Dinov2Config(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32, patch_size=8
-    ).save_pretrained(folder)  # the config alone: the weights are drawn at random
-    return folder
+    return networks.tiny_dinov2(tmp_path_factory.mktemp("dinov2"))  # the config alone: random weights
 
 
 def aligned_config(network, **overrides):
