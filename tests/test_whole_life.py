@@ -23,6 +23,8 @@ import vaekit
 from tests import networks
 from tests.test_contracts import BROUGHT_BY_THE_TEST
 from vaekit.config import ConfigError
+from vaekit.data.registry import DATA_SOURCES
+from vaekit.evaluation.report import METRICS
 from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models import ARCHITECTURES
 from vaekit.models.samplers import SAMPLERS
@@ -180,6 +182,63 @@ def test_every_sampler_is_fitted_saved_attached_and_drawn_from(name, tmp_path):
     first, second = (vaekit.sample(run, 3, seed=1, sampler=name) for _ in range(2))
     assert first.shape[0] == 3 and torch.isfinite(first).all()
     assert torch.equal(first, second)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    overrides = [f"{key}={json.dumps(value)}" for key, value in LIFE.items()]
+    return vaekit.train(out=tmp_path_factory.mktemp("reference") / "run", overrides=overrides)
+
+
+@pytest.mark.parametrize("name", METRICS.names())
+def test_every_metric_reports_finite_numbers_or_names_the_weights_it_needs(name, reference_run, tmp_path):
+    from vaekit.features.classifier import SmallClassifier, save_classifier
+    from vaekit.features.weights import WeightsNotFound
+
+    features = save_classifier(SmallClassifier(3, 4, 8), tmp_path / "features.safetensors")  # FID's features
+    settings = {"max_images": 8, "iwae_k": 2, "n_samples": 16, "kid_subsets": 2, "kid_subset_size": 8}
+    try:
+        report = vaekit.evaluate(reference_run, metrics=[name], features=str(features), **settings)
+    except WeightsNotFound as missing:  # pretrained weights (LPIPS' VGG) cannot be downloaded here
+        assert "\n" not in str(missing) and "Put " in str(missing)
+        return
+    assert report["metrics"] and all(_finite(value) for value in _leaves(report["metrics"]))
+
+
+def _data_sources(folder: Path) -> dict[str, str]:
+    """A spec for each data source that trains from files made here (or from nothing)."""
+    import numpy as np
+    from PIL import Image
+
+    images = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    (folder / "pngs").mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / "pngs" / f"{i:02d}.png")
+    np.save(folder / "images.npy", images)
+    specs = {"images": str(folder / "pngs"), "array": str(folder / "images.npy")}
+    return specs | {e.name: e.name for e in DATA_SOURCES if e.has("no-path") and e.name != "mnist"}
+
+
+NEEDS_FILES_OF_ITS_OWN = {"celeba", "shards", "idx", "mnist"}  # covered by tests/data/ with their own layouts
+
+
+def test_the_data_sources_cover_every_registered_one():
+    assert {e.name for e in DATA_SOURCES} - NEEDS_FILES_OF_ITS_OWN <= {"images", "array"} | {
+        e.name for e in DATA_SOURCES if e.has("no-path")
+    }
+
+
+@pytest.mark.parametrize("name", [e.name for e in DATA_SOURCES if e.name not in NEEDS_FILES_OF_ITS_OWN])
+def test_every_data_source_trains_resumes_and_loads(name, tmp_path):
+    spec = _data_sources(tmp_path)[name]
+    overrides = [f"{key}={json.dumps(value)}" for key, value in LIFE.items() if key != "data.source"]
+    straight = vaekit.train(data=spec, out=tmp_path / "straight", overrides=overrides)
+    half = vaekit.train(data=spec, out=tmp_path / "resumed", overrides=[*overrides, "train.max_steps=2"])
+    resumed = vaekit.train(resume=half, overrides=["train.max_steps=4"])
+    reference, weights = _weights(straight), _weights(resumed)
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    assert torch.isfinite(vaekit.sample(vaekit.load(straight), 2)).all()
+    LIVED.append(straight)
 
 
 def test_every_run_of_the_whole_life_loads_in_a_fresh_process():
