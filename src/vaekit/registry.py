@@ -179,9 +179,7 @@ def discover() -> None:
         return
     _discovered = True
     for package in BUILT_IN_PACKAGES:
-        module = importlib.import_module(package)
-        for info in pkgutil.walk_packages(getattr(module, "__path__", []), package + "."):
-            importlib.import_module(info.name)
+        _import_whole(package)
     from importlib.metadata import entry_points
 
     for point in entry_points(group=ENTRY_POINT_GROUP):
@@ -200,11 +198,16 @@ def discover() -> None:
 def load_plugin(module: str, where: str = "--plugin") -> None:
     """Import ``module`` (a package: each of its modules) so that the components it defines register."""
     try:
-        imported = importlib.import_module(module)
-        for info in pkgutil.walk_packages(getattr(imported, "__path__", []), module + "."):
-            importlib.import_module(info.name)
+        _import_whole(module)
     except ImportError as err:
         raise ConfigError(f"{where}: cannot import the plug-in module {module!r} ({err})") from err
+
+
+def _import_whole(name: str) -> None:
+    """Import module ``name`` and, for a package, every module inside it."""
+    module = importlib.import_module(name)
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
+        importlib.import_module(info.name)
 
 
 def kinds() -> list[Registry]:

@@ -28,7 +28,7 @@ class Objective:
         self.precision = precision
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.forward_pass: torch.nn.Module = model  # what ``step`` calls for model(x); DDP's wrapper when replicated
-        self.terms = Terms({}, ())  # the enabled objective terms (create_objective adds them)
+        self.terms = Terms()  # the enabled objective terms (create_objective adds them)
 
     def add_terms(self, terms: Terms) -> None:
         """Run ``terms`` in every step: their optimisers join the objective's, their logs its columns."""

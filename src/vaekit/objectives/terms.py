@@ -119,16 +119,21 @@ def check_terms(config: Config, architecture_capabilities: frozenset[str] | None
 class Terms:
     """The enabled terms of one objective, run through one loop."""
 
-    def __init__(self, terms: dict[str, Term], logs: tuple[str, ...]) -> None:
-        self.terms, self.logs = terms, logs
+    def __init__(self, terms: dict[str, Term] | None = None, entries: dict[str, Any] | None = None) -> None:
+        """``terms`` by name, and the registry entry of each (what it declared)."""
+        self.terms, self.entries = terms or {}, entries or {}
 
     @classmethod
     def build(cls, model: VAE, config: Config, precision: Precision, trust_code: bool = False) -> Terms:
         check_terms(config)
-        entries = enabled_terms(config)
-        terms = {entry.name: entry.factory(model, config, precision, trust_code) for entry in entries}
-        logs = tuple(name for entry in entries for name in entry.declares.get("logs", ()))
-        return cls(terms, logs)
+        entries = {entry.name: entry for entry in enabled_terms(config)}
+        terms = {name: entry.factory(model, config, precision, trust_code) for name, entry in entries.items()}
+        return cls(terms, entries)
+
+    @property
+    def logs(self) -> tuple[str, ...]:
+        """The columns the terms declared, in their order."""
+        return tuple(column for entry in self.entries.values() for column in entry.declares.get("logs", ()))
 
     def __contains__(self, name: str) -> bool:
         return name in self.terms
@@ -145,7 +150,7 @@ class Terms:
 
     @property
     def second_phase(self) -> bool:
-        return any(TERMS.get(name).has("second-phase") for name in self.terms)
+        return any(entry.has("second-phase") for entry in self.entries.values())
 
     def joint(self, optimizers: list, parameters: list) -> tuple[list, list]:
         """The objective's optimisers and parameters with those the terms update in the same step."""
@@ -177,7 +182,7 @@ class Terms:
         return logs
 
     def _check_logs(self, name: str, logged: dict) -> None:
-        undeclared = set(logged) - set(TERMS.get(name).declares.get("logs", ()))
+        undeclared = set(logged) - set(self.entries[name].declares.get("logs", ()))
         if undeclared:
             raise RuntimeError(f"objective term {name} logged {sorted(undeclared)}, which it did not declare")
 
