@@ -54,7 +54,7 @@ GAUSSIAN_CONSTANT = 784 * 0.5 * math.log(2 * math.pi)  # vaekit's Gaussian NLL m
 def pythae_mnist_network():
     """pythae's MNIST benchmark network as a vaekit architecture (handed to the trainer as its model)."""
     from vaekit.models.base import VAE
-    from vaekit.models.blocks import Conv2d, GaussianHead
+    from vaekit.models.blocks import Conv2d, LatentHead
 
     class PythaeMnistVAE(VAE):
         """Conv 1->128->256->512->1024 (k4 s2, BN, ReLU), linear heads; linear to 1024x4x4,
@@ -67,7 +67,7 @@ def pythae_mnist_network():
             encoder: list[nn.Module] = []
             for c_in, c_out in [(1, 128), (128, 256), (256, 512), (512, 1024)]:
                 encoder += [Conv2d(c_in, c_out, 4, 2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
-            self.encoder = nn.Sequential(*encoder, nn.Flatten(), GaussianHead(1024, z))
+            self.encoder = nn.Sequential(*encoder, nn.Flatten(), LatentHead(1024, z))
             self.decoder = nn.Sequential(
                 nn.Linear(z, 1024 * 4 * 4),
                 nn.Unflatten(1, (1024, 4, 4)),

@@ -228,6 +228,16 @@ def test_ex_post_sampling_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_quantizers_smoke(tmp_path):
+    pytest.importorskip("vector_quantize_pytorch")
+    from tests.helpers import shared_data
+
+    celeba = shared_data("celeba-subset")
+    output = _smoke(tmp_path, "quantizers.py", "--data", str(celeba), "--out", str(tmp_path / "q"), "--tiny")
+    assert "| vq-ema-kmeans-restarts | 2 |" in output and (tmp_path / "q" / "quantizers.json").is_file()
+
+
+@pytest.mark.slow
 def test_ddp_overlap_smoke(tmp_path):
     arguments = ["--steps", "3", "--profile", "1", "--batch", "2", "--out", str(tmp_path / "ddp")]
     _smoke(tmp_path, "ddp_overlap.py", *arguments, timeout=600)

@@ -34,8 +34,8 @@ def test_wrong_type_names_the_key():
 
 def test_unknown_key_in_yaml_file_names_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("model:\n  latent: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml.*'model.latent'"):
+    path.write_text("model:\n  latent_size: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*'model.latent_size'"):
         Config.from_yaml(path)
 
 

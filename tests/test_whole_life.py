@@ -26,7 +26,7 @@ from vaekit.config import ConfigError
 from vaekit.data.registry import DATA_SOURCES
 from vaekit.evaluation.report import METRICS
 from vaekit.likelihoods import LIKELIHOODS
-from vaekit.models import ARCHITECTURES
+from vaekit.models import ARCHITECTURES, LATENTS
 from vaekit.models.samplers import SAMPLERS
 from vaekit.objectives import OBJECTIVES, TERMS
 
@@ -68,6 +68,8 @@ def _lives():
         yield pytest.param(
             {"likelihood.name": entry.name, **entry.tiny, **_brought(entry.name)}, id=f"likelihood-{entry.name}"
         )
+    for entry in LATENTS:
+        yield pytest.param({"model.latent": entry.name, **entry.tiny}, id=f"latent-{entry.name}")
     for entry in OBJECTIVES:
         yield pytest.param({"objective.name": entry.name, **entry.tiny}, id=f"objective-{entry.name}")
     for entry in TERMS:
@@ -130,8 +132,14 @@ def test_the_whole_life(settings, tmp_path, request):
 
     report = vaekit.evaluate(straight, max_images=8, iwae_k=2, trust_code=True)
     assert report["metrics"] and all(_finite(value) for value in _leaves(report["metrics"]))
-    discrete = "discrete_bits_per_dim" in report["metrics"]["elbo"]
-    assert discrete == model.likelihood.measures_pixels  # the 8-bit mass where the likelihood defines one
+    if "elbo" in report["metrics"]:  # (a latent kind without a prior has no ELBO)
+        discrete = "discrete_bits_per_dim" in report["metrics"]["elbo"]
+        assert discrete == model.likelihood.measures_pixels  # the 8-bit mass where the likelihood defines one
+    if not LATENTS.get(model.config.model.latent).has("prior"):  # samples come from a fitted sampler
+        with pytest.raises(ConfigError, match="no prior to draw from"):
+            vaekit.sample(model, 2)
+        vaekit.fit_sampler(straight)
+        model = vaekit.use_sampler(straight, "gmm", trust_code=True)
     samples = vaekit.sample(model, 2)
     assert samples.shape == (2, *model.image_shape) and torch.isfinite(samples).all()
     images = torch.rand(2, *model.image_shape, generator=torch.Generator().manual_seed(0))
@@ -173,12 +181,20 @@ def _finite(value) -> bool:
 
 @pytest.mark.parametrize("name", SAMPLERS.names())
 def test_every_sampler_is_fitted_saved_attached_and_drawn_from(name, tmp_path):
-    run = vaekit.train(out=tmp_path / "run", overrides=[f"{k}={json.dumps(v)}" for k, v in LIFE.items()])
-    kind = SAMPLERS.get(name).factory
-    if kind is not None:
-        model = vaekit.load(run)
-        latents = torch.randn(64, *model.latent_shape, generator=torch.Generator().manual_seed(0))
-        kind.fit(latents, seed=0).save(run / "model")
+    entry = SAMPLERS.get(name)
+    needs = entry.declares.get("needs", ())
+    holder = next(e for e in LATENTS if all(e.has(need) for need in needs))  # a latent kind it samples
+    settings = {**LIFE, "model.latent": holder.name, **holder.tiny}
+    run = vaekit.train(out=tmp_path / "run", overrides=[f"{k}={json.dumps(v)}" for k, v in settings.items()])
+    if entry.factory is not None:
+        fitted = vaekit.fit_sampler(run, sampler=name, **entry.tiny)  # the tiny fit's options
+        assert "\n" not in fitted.describe()
+        others = [e for e in LATENTS if not all(e.has(need) for need in needs)]
+        if others:  # a latent kind it cannot sample is refused in one line
+            other = {**LIFE, "model.latent": others[0].name, **others[0].tiny}
+            wrong = vaekit.train(out=tmp_path / "other", overrides=[f"{k}={json.dumps(v)}" for k, v in other.items()])
+            with pytest.raises(ConfigError, match=f"sampler {name} needs a latent kind"):
+                vaekit.fit_sampler(wrong, sampler=name, **entry.tiny)
     first, second = (vaekit.sample(run, 3, seed=1, sampler=name) for _ in range(2))
     assert first.shape[0] == 3 and torch.isfinite(first).all()
     assert torch.equal(first, second)
@@ -197,8 +213,17 @@ def test_every_metric_reports_finite_numbers_or_names_the_weights_it_needs(name,
 
     features = save_classifier(SmallClassifier(3, 4, 8), tmp_path / "features.safetensors")  # FID's features
     settings = {"max_images": 8, "iwae_k": 2, "n_samples": 16, "kid_subsets": 2, "kid_subset_size": 8}
+    needs = METRICS.get(name).declares.get("needs", ())
+    run = reference_run
+    if not all(LATENTS.get("gaussian").has(need) for need in needs):  # refused in one line, then measured
+        with pytest.raises(ConfigError) as refused:  # on a run of a latent kind that has what it needs
+            vaekit.evaluate(reference_run, metrics=[name], **settings)
+        assert "\n" not in str(refused.value)
+        holder = next(entry for entry in LATENTS if all(entry.has(need) for need in needs))
+        overrides = {**LIFE, "model.latent": holder.name, **holder.tiny}
+        run = vaekit.train(out=tmp_path / "holder", overrides=[f"{k}={json.dumps(v)}" for k, v in overrides.items()])
     try:
-        report = vaekit.evaluate(reference_run, metrics=[name], features=str(features), **settings)
+        report = vaekit.evaluate(run, metrics=[name], features=str(features), **settings)
     except WeightsNotFound as missing:  # pretrained weights (LPIPS' VGG) cannot be downloaded here
         assert "\n" not in str(missing) and "Put " in str(missing)
         return

@@ -24,6 +24,8 @@ _EXPORTS = {
     "fit_sampler": "vaekit.api",
     "use_sampler": "vaekit.api",
     "reconstruct": "vaekit.api",
+    "tokenize": "vaekit.api",
+    "decode": "vaekit.api",
     "interpolate": "vaekit.api",
     "attributes": "vaekit.api",
     "edit": "vaekit.api",
@@ -48,6 +50,7 @@ __all__ = [
     "attributes",
     "available_presets",
     "create_model",
+    "decode",
     "edit",
     "evaluate",
     "fit_sampler",
@@ -60,6 +63,7 @@ __all__ = [
     "resolve_config",
     "sample",
     "serve",
+    "tokenize",
     "train",
     "use_sampler",
 ]
@@ -67,6 +71,7 @@ __all__ = [
 if TYPE_CHECKING:
     from vaekit.api import (
         attributes,
+        decode,
         edit,
         evaluate,
         fit_sampler,
@@ -76,6 +81,7 @@ if TYPE_CHECKING:
         reconstruct,
         resolve_config,
         sample,
+        tokenize,
         train,
         use_sampler,
     )

@@ -20,11 +20,13 @@ from PIL import Image
 
 from vaekit.config import Config, ConfigError
 from vaekit.data import DataError, ImageDataset, load_dataset
+from vaekit.data.loader import BatchLoader
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory, shaped_for
 from vaekit.data.reader import UnreadableImage, read_image
 from vaekit.data.recipes import prepare
 from vaekit.limits import require_within_budget
 from vaekit.models import VAE
+from vaekit.models.latents import require_latent
 from vaekit.pretrained import load, model_folder
 from vaekit.training.callbacks import Callback
 from vaekit.training.setup import check_components
@@ -203,13 +205,14 @@ def evaluate(
     ``split``: ``all``, ``test``, ``val`` or ``train``; by default all of a held-out source given
     as ``data`` (it is held out already) and the test split of the run's own source. ``sampler``:
     where FID / KID samples come from (``prior`` or ``gmm``, see ``use_sampler``)."""
-    from vaekit.evaluation.report import EvaluationSettings, default_metrics, write_report
+    from vaekit.evaluation.report import EvaluationSettings, default_metrics, require_metrics, write_report
     from vaekit.evaluation.report import evaluate as run_evaluation
 
     vae = as_model(model, trust_code) if sampler is None else use_sampler(model, sampler, trust_code)
     split = split or ("all" if data is not None else "test")
+    chosen = EvaluationSettings(split=split, metrics=list(metrics or default_metrics(vae)), **settings)
+    require_metrics(vae, chosen.metrics)  # before any data is read
     held_out = dataset_for(vae, data, split=split, limit=settings.get("max_images"))
-    chosen = EvaluationSettings(split=split, metrics=list(metrics or default_metrics()), **settings)
     report = run_evaluation(vae, held_out, chosen, run=str(model) if not isinstance(model, VAE) else "")
     if output is not None:
         write_report(report, Path(output))
@@ -223,25 +226,31 @@ def fit_sampler(
     model: Model,
     data: Data = None,
     *,
-    components: int | None = None,
+    sampler: str = "gmm",
     max_images: int = MAX_SAMPLER_IMAGES,
     seed: int = 0,
     save: bool = True,
+    **options: Any,
 ):
-    """A Gaussian mixture fitted on the posterior means of the training images (the train split of
-    the run's own source, or ``data``), its component count chosen by BIC unless given; saved
-    beside the model's weights (``save``) for ``sample(..., sampler="gmm")`` and ``--sampler gmm``."""
-    from vaekit.models.samplers import fit_gmm, posterior_means
+    """An ex-post sampler fitted on the training images (the train split of the run's own source, or
+    ``data``): ``gmm``, a Gaussian mixture of the posterior means (``components`` chosen by BIC unless
+    given), or ``autoregressive``, a transformer over a tokenizer's token grids (``max_time``,
+    ``steps``); saved beside the model's weights (``save``) for ``sample(..., sampler=NAME)``."""
+    from vaekit.models.samplers import SAMPLERS
 
+    entry = SAMPLERS.get(sampler, "sampler")
+    if entry.factory is None:
+        raise ConfigError(f"sampler {sampler}: the prior needs no fitting")
     vae = as_model(model)
+    for need in entry.declares.get("needs", ()):
+        require_latent(vae, need, f"sampler {sampler}")
     dataset = dataset_for(vae, data, split="train" if data is None else "all", limit=max_images)
-    latents = posterior_means(vae, dataset.images[:max_images], batch_size=256)
-    mixture = fit_gmm(latents, components, seed)
+    fitted = entry.factory.fit_model(vae, dataset.images[:max_images], seed, **options)
     if save:
         if isinstance(model, VAE):
             raise ConfigError("fit_sampler(save=True) needs a run or model folder; pass save=False for a model object")
-        mixture.save(model_folder(model))
-    return mixture
+        fitted.save(model_folder(model))
+    return fitted.attach(vae) if hasattr(fitted, "attach") else fitted
 
 
 def use_sampler(model: Model, sampler: str = "prior", trust_code: bool = False) -> VAE:
@@ -262,13 +271,18 @@ def attach_sampler(vae: VAE, folder: Path, sampler: str) -> VAE:
     """``vae`` with the sampler named ``sampler`` saved in ``folder`` (``prior``: none) attached."""
     from vaekit.models.samplers import SAMPLERS
 
-    kind = SAMPLERS.get(sampler, "sampler").factory
+    entry = SAMPLERS.get(sampler, "sampler")
+    kind = entry.factory
     vae.latent_sampler = None
+    for need in entry.declares.get("needs", ()):
+        require_latent(vae, need, f"sampler {sampler}")
     if kind is not None:
         try:
             fitted = kind.load(folder)
         except FileNotFoundError as err:
-            raise ConfigError(f"{err}: vaekit fit-sampler RUN") from None
+            raise ConfigError(f"{err}: vaekit fit-sampler RUN --sampler {sampler}") from None
+        if hasattr(fitted, "attach"):
+            fitted.attach(vae)
         if fitted.latent_shape != tuple(vae.latent_shape):
             raise ConfigError(
                 f"{folder}: the sampler draws latents {fitted.latent_shape}, the model takes {vae.latent_shape}"
@@ -293,6 +307,37 @@ def reconstruct(model: Model, images: Any) -> torch.Tensor:
     """Reconstructions in [0, 1] of image files or in-memory images."""
     vae = as_model(model)
     return vae.reconstruct(as_images(images, vae).to(next(vae.parameters()).device)).cpu()
+
+
+def tokenize(
+    model: Model, data: Data = None, *, out: str | Path | None = None, split: str = "all", batch_size: int = 64
+) -> np.ndarray | Path:
+    """The token grids ``(N, *token_grid)`` of a tokenizer (a quantized ``model.latent``) for
+    ``data`` (in-memory images, or a source spec; by default ``split`` of the run's own source).
+    With ``out``, written to that ``.npy`` in chunks with progress (a stopped job resumes) and its
+    path returned; else returned as an array. ``decode`` turns them back into ``reconstruct``'s images."""
+    from vaekit.explore.tokens import token_dtype, tokenize_images
+
+    vae = as_model(model)
+    images = dataset_for(vae, data, split=split).images
+    if out is not None:
+        return tokenize_images(vae, images, Path(out), batch_size)
+    device = next(vae.parameters()).device
+    with vae.evaluating():
+        loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
+        return np.concatenate([vae.tokenize(batch).cpu().numpy().astype(token_dtype(vae)) for batch in loader])
+
+
+def decode(model: Model, tokens: Any, batch_size: int = 64) -> torch.Tensor:
+    """Images in [0, 1] from token grids (an array, a tensor or a ``.npy`` file ``tokenize`` wrote)."""
+    from vaekit.explore.tokens import decode_tokens, read_tokens
+
+    vae = as_model(model)
+    if isinstance(tokens, str | Path):
+        tokens = read_tokens(tokens, vae)
+    tokens = tokens.numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
+    require_within_budget("decode", len(tokens), vae.image_shape)
+    return torch.cat(list(decode_tokens(vae, tokens, batch_size)))
 
 
 def interpolate(

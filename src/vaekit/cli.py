@@ -225,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler="images:reconstruct")
 
+    p = command("tokenize", "a tokenizer's token grids of a dataset, as .npy (chunked; a stopped job resumes)")
+    p.add_argument("run", type=Path, help="run directory or model folder of a quantized model (model.latent)")
+    p.add_argument("--data", help="images to tokenize (default: the run's own source)")
+    p.add_argument("--split", choices=["all", "train", "val", "test"], default="all", help="which part of the data")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .npy file to write")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images tokenized at once")
+    p.set_defaults(handler="images:tokenize")
+
+    p = command("decode", "images from token grids (a .npy that vaekit tokenize wrote)", grids=True)
+    p.add_argument("run", type=Path, help="run directory or model folder of the tokenizer")
+    p.add_argument("tokens", type=Path, help="the .npy of token grids")
+    p.add_argument("-o", "--output", type=Path, default=Path("decoded.png"), help="a grid PNG, or a folder (PNGs)")
+    p.set_defaults(handler="images:decode")
+
     p = command("sample", "draw random samples from a trained model", grids=True)
     p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
@@ -235,10 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
     p.set_defaults(handler="images:sample")
 
-    p = command("fit-sampler", "fit an ex-post latent sampler (a Gaussian mixture) on the training data's posterior")
+    p = command("fit-sampler", "fit an ex-post sampler (a Gaussian mixture, or a token prior) on the training data")
     p.add_argument("run", type=Path, help="run directory or model folder")
     p.add_argument("--data", help="images to fit on (default: the train split of the run's own source)")
-    p.add_argument("--components", type=positive_int, help="mixture components (default: chosen by BIC)")
+    p.add_argument(
+        "--sampler",
+        choices=Registered("sampler"),
+        metavar="NAME",
+        default="gmm",
+        help="gmm, or autoregressive (tokenizers)",
+    )
+    p.add_argument("--components", type=positive_int, help="gmm: mixture components (default: chosen by BIC)")
+    p.add_argument("--max-time", type=float, default=120.0, help="autoregressive: seconds of fitting")
     p.add_argument("--max-images", type=positive_int, default=20000, help="fit on at most this many images")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the fit")
     p.set_defaults(handler="training:fit_sampler")

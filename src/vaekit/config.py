@@ -115,6 +115,7 @@ class ModelConfig(Sectioned):
     SECTION: ClassVar[str] = "model"
 
     arch: str = component("architecture", "conv")  # or package.module:Class (a plug-in)
+    latent: str = component("latent kind", "gaussian")  # the bottleneck: gaussian, deterministic, a quantizer
     latent_dim: int = positive(16, MAX_LATENT)
     channels: list[int] = positive([32, 64, 128], MAX_WIDTH)
     kernel_size: int = positive(3, 31)
@@ -213,6 +214,17 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
         return build(cls, data, "")
+
+    def _check(self, prefix: str) -> None:
+        objective, latents = registry_kind("objective"), registry_kind("latent kind")
+        needs_gaussian = self.objective.name in objective.names() and not objective.get(self.objective.name).has(
+            "any-latent"
+        )
+        if needs_gaussian and not latents.get(self.model.latent).has("gaussian"):
+            raise ConfigError(
+                f"objective.name {self.objective.name} needs a Gaussian latent; model.latent is {self.model.latent}"
+                " (train it with objective.name=elbo)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)

@@ -1,6 +1,7 @@
 """Export a model's encoder and decoder as ONNX or TorchScript files.
 
-``encoder``: images ``(B, C, H, W)`` in [0, 1] -> ``(mean, logvar)`` of the posterior;
+``encoder``: images ``(B, C, H, W)`` in [0, 1] -> ``(mean, logvar)`` of a Gaussian posterior, the
+latents of a deterministic one, the integer token grids of a quantized one;
 ``decoder``: latents ``(B, *latent_shape)`` -> images in [0, 1]. The batch dimension is dynamic.
 """
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from vaekit.io.files import replace_folder
 from vaekit.models.base import VAE
+from vaekit.models.latents import latent_has
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.schema import ConfigError
 
@@ -21,15 +23,24 @@ FORMATS = ("onnx", "torchscript", "diffusers")
 
 
 class ImageEncoder(nn.Module):
-    """[0, 1] images -> posterior (mean, logvar)."""
+    """[0, 1] images -> what the latent kind gives: (mean, logvar), the latents, or the tokens."""
 
     def __init__(self, model: VAE) -> None:
         super().__init__()
         self.model = model
+        self.outputs = (
+            ["mean", "logvar"]
+            if latent_has(model, "gaussian")
+            else ["tokens"]
+            if latent_has(model, "tokens")
+            else ["latents"]
+        )
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor):
         posterior = self.model.encode(self.model.likelihood.prepare(images))
-        return posterior.mean, posterior.logvar
+        if self.outputs == ["tokens"]:
+            return posterior.indices
+        return (posterior.mean, posterior.logvar) if len(self.outputs) == 2 else posterior.mean
 
 
 class ImageDecoder(nn.Module):
@@ -73,8 +84,9 @@ def _export_networks(model: VAE, folder: Path, fmt: str) -> list[Path]:
     images = torch.rand(2, *model.image_shape, generator=own)
     latents = torch.randn(2, *model.latent_shape, generator=own)
     written = []
+    encoder = ImageEncoder(model)
     for name, module, example, inputs, outputs in (
-        ("encoder", ImageEncoder(model), images, ["images"], ["mean", "logvar"]),
+        ("encoder", encoder, images, ["images"], encoder.outputs),
         ("decoder", ImageDecoder(model), latents, ["latents"], ["images"]),
     ):
         if fmt == "torchscript":
@@ -103,10 +115,10 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inputs: l
 
 
 def export_diffusers(model: VAE, folder: Path, scaling: dict | None = None) -> list[Path]:
-    """An ``AutoencoderKL.from_pretrained``-ready folder: config.json (with the measured
-    ``scaling_factor`` / ``shift_factor`` and the per-channel ``latents_mean`` / ``latents_std``)
-    and diffusion_pytorch_model.safetensors."""
-    from vaekit.models.autoencoder_kl import AutoencoderKLVAE, to_diffusers_state
+    """An ``AutoencoderKL.from_pretrained``-ready folder (a ``VQModel`` one for a vector-quantized
+    latent): config.json (with the measured ``scaling_factor`` / ``shift_factor`` and the
+    per-channel ``latents_mean`` / ``latents_std``) and diffusion_pytorch_model.safetensors."""
+    from vaekit.models.autoencoder_kl import AutoencoderKLVAE, to_diffusers_state, vq_model_config
     from vaekit.optional import require
 
     if not isinstance(model, AutoencoderKLVAE):
@@ -115,13 +127,16 @@ def export_diffusers(model: VAE, folder: Path, scaling: dict | None = None) -> l
     if not scaling.get("scaling_factor"):
         raise ValueError("no measured latent scaling factor: run `vaekit evaluate RUN --metrics latents` first")
     diffusers = require("diffusers", "diffusers", "export --format diffusers")
-    autoencoder = diffusers.AutoencoderKL(
-        **model.diffusers_config,
-        scaling_factor=float(scaling["scaling_factor"]),
-        shift_factor=float(scaling["shift_factor"]) if scaling.get("shift_factor") is not None else None,
-        latents_mean=tuple(scaling["latents_mean"]) if scaling.get("latents_mean") else None,
-        latents_std=tuple(scaling["latents_std"]) if scaling.get("latents_std") else None,
-    )
+    if latent_has(model, "tokens"):
+        autoencoder = diffusers.VQModel(**vq_model_config(model), scaling_factor=float(scaling["scaling_factor"]))
+    else:
+        autoencoder = diffusers.AutoencoderKL(
+            **model.diffusers_config,
+            scaling_factor=float(scaling["scaling_factor"]),
+            shift_factor=float(scaling["shift_factor"]) if scaling.get("shift_factor") is not None else None,
+            latents_mean=tuple(scaling["latents_mean"]) if scaling.get("latents_mean") else None,
+            latents_std=tuple(scaling["latents_std"]) if scaling.get("latents_std") else None,
+        )
     autoencoder.load_state_dict(to_diffusers_state(model.state_dict()))
     autoencoder.save_pretrained(str(folder), safe_serialization=True)
     return [folder / "config.json", folder / "diffusion_pytorch_model.safetensors"]

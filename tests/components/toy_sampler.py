@@ -15,12 +15,23 @@ from vaekit.models.samplers import SAMPLERS
 FILE = "sampler-toy-diagonal.safetensors"
 
 
-@SAMPLERS.register("toy-diagonal", summary="one diagonal Gaussian on the training latents (a test's toy)")
+@SAMPLERS.register(
+    "toy-diagonal", summary="one diagonal Gaussian on the training latents (a test's toy)", needs=("continuous",)
+)
 @dataclass
 class DiagonalGaussian:
     mean: torch.Tensor
     std: torch.Tensor
     latent_shape: tuple[int, ...]
+
+    @classmethod
+    def fit_model(cls, model, images, seed: int = 0) -> DiagonalGaussian:
+        from vaekit.models.samplers import posterior_means
+
+        return cls.fit(posterior_means(model, images), seed)
+
+    def describe(self) -> str:
+        return f"one diagonal Gaussian over {self.mean.numel()} dimensions"
 
     @classmethod
     def fit(cls, latents: torch.Tensor, seed: int = 0) -> DiagonalGaussian:

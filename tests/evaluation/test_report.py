@@ -60,11 +60,11 @@ def test_rfid_compares_reconstructions_with_their_originals_in_the_same_features
 
 def test_latent_scaling_makes_the_latents_unit_variance():
     from vaekit.evaluation.likelihood import latent_scaling
-    from vaekit.models.blocks import GaussianHead
+    from vaekit.models.blocks import LatentHead
 
     torch.manual_seed(0)  # the model's weights are the test's own, whatever ran before it
     model = create_model(tiny_config()).eval()
-    head = next(module for module in model.modules() if isinstance(module, GaussianHead))
+    head = next(module for module in model.modules() if isinstance(module, LatentHead))
     with torch.no_grad():
         head.linear.bias[: model.latent_shape[0]] += 2.0  # latents centred on 2: the shift matters
     images = np.random.default_rng(2).integers(0, 256, (64, 3, 16, 16), dtype=np.uint8)

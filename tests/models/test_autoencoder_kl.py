@@ -118,3 +118,59 @@ def test_the_mid_block_attention_runs_as_torch_scaled_dot_product_attention():
     model = create_model(tiny_config(**SMALL))
     processors = {type(p).__name__ for p in model._diffusers[0].attn_processors.values()}
     assert processors == {"AttnProcessor2_0"}  # diffusers' SDPA processor: flash / memory-efficient kernels on GPUs
+
+
+@pytest.fixture(scope="module")
+def vq_run(tmp_path_factory):
+    pytest.importorskip("vector_quantize_pytorch")
+    settings = {**SMALL, "model.latent": "vq", "model.vq.codebook_size": 16}
+    return vaekit.train(tiny_config(**settings), out=tmp_path_factory.mktemp("vq") / "run")
+
+
+def test_a_vector_quantized_autoencoder_exports_as_a_vqmodel_that_decodes_its_codes_exactly(vq_run, tmp_path):
+    from vaekit.export import export
+
+    model = vaekit.load(vq_run)
+    export(model, tmp_path / "vq", "diffusers")
+    theirs = diffusers.VQModel.from_pretrained(str(tmp_path / "vq")).eval()
+    assert theirs.config.num_vq_embeddings == 16 and theirs.config.scaling_factor > 0
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    tokens = model.tokenize(x)
+    z = model.bottleneck.detokenize(tokens)
+    with torch.no_grad():
+        assert torch.equal(theirs.encode(x * 2 - 1).latents, model.encoder(x * 2 - 1)[0])  # before quantizing
+        codes, _, (_, _, indices) = theirs.quantize(z)
+        assert torch.equal(indices.view(tokens.shape), tokens) and torch.equal(codes, z)
+        decoded = theirs.decode(z, force_not_quantize=True).sample
+    assert torch.equal(decoded, model.decode(z))
+    back = vaekit.load(tmp_path / "vq")  # and back: the same tokens, the same reconstructions
+    assert back.config.model.latent == "vq" and torch.equal(back.tokenize(x), tokens)
+    assert torch.equal(back.reconstruct(x), model.reconstruct(x))
+
+
+def test_a_quantizer_a_vqmodel_cannot_hold_is_refused_in_one_line(tmp_path):
+    pytest.importorskip("vector_quantize_pytorch")
+    from vaekit.config import ConfigError
+    from vaekit.export import export
+
+    model = create_model(tiny_config(**SMALL, **{"model.latent": "fsq", "model.fsq.levels": [5, 3]}))
+    model.info = {"latent_scaling": {"scaling_factor": 1.0}}
+    with pytest.raises(ConfigError, match="a VQModel holds one Euclidean codebook") as refused:
+        export(model, tmp_path / "fsq", "diffusers")
+    assert "\n" not in str(refused.value) and not (tmp_path / "fsq").exists()
+
+
+@pytest.mark.parametrize("kind", ["AutoencoderKLFlux2", "AutoencoderKLQwenImage", "AutoencoderDC", "AutoencoderTiny"])
+def test_a_diffusers_folder_of_a_class_vaekit_cannot_train_whole_is_refused_not_misread(kind, tmp_path):
+    from vaekit.config import ConfigError
+
+    folder = tmp_path / "vae"
+    model = diffusers.AutoencoderKL(block_out_channels=(8,), norm_num_groups=8, latent_channels=4)
+    model.save_pretrained(str(folder))  # weights beside a config naming another class, as an --init would see
+    config = (folder / "config.json").read_text().replace('"AutoencoderKL"', f'"{kind}"')
+    (folder / "config.json").write_text(config)
+    for attempt in (lambda: vaekit.load(folder), lambda: vaekit.train(tiny_config(), init=folder, out=tmp_path / "r")):
+        with pytest.raises(ConfigError, match=f"a diffusers {kind}; vaekit reads and trains") as refused:
+            attempt()
+        assert "\n" not in str(refused.value)
+    assert not (tmp_path / "r").exists()

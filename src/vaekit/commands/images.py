@@ -4,8 +4,10 @@ maps, the progress GIF."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vaekit import api
@@ -14,7 +16,9 @@ from vaekit.explore.grids import interleave, save_grid, save_image
 from vaekit.explore.interpolation import save_gif
 from vaekit.explore.progress import progress_gif
 from vaekit.explore.sampling import dump_images, iter_samples, manifold_frames
+from vaekit.explore.tokens import decode_tokens, read_tokens
 from vaekit.limits import require_within_budget
+from vaekit.models.latents import latent_has
 from vaekit.schema import ConfigError
 
 MAX_GRID = 1024  # images in one grid PNG (sample -o)
@@ -40,10 +44,36 @@ def reconstruct(args: argparse.Namespace) -> None:
     print(f"wrote {_save_grid(args, interleave(images, recon, per_row), args.output, per_row)}")
 
 
+def tokenize(args: argparse.Namespace) -> None:
+    model = api.load(args.run, trust_code=args.trust_code)
+    written = api.tokenize(model, args.data, out=args.output, split=args.split, batch_size=args.batch_size)
+    tokens = np.load(written, mmap_mode="r")
+    print(f"wrote {written}: {tokens.shape[0]:,} token grids of {tuple(tokens.shape[1:])} ({tokens.dtype})")
+
+
+def decode(args: argparse.Namespace) -> None:
+    model = api.load(args.run, trust_code=args.trust_code)
+    tokens = read_tokens(args.tokens, model)
+    if args.output.suffix.lower() == ".png":
+        shown = api.decode(model, tokens[:MAX_GRID])
+        print(
+            f"wrote {_save_grid(args, shown, args.output)}"
+            + (f" (the first {MAX_GRID})" if len(tokens) > MAX_GRID else "")
+        )
+        return
+    print(f"wrote {dump_images(decode_tokens(model, tokens), args.output)} images to {args.output}")
+
+
 def sample(args: argparse.Namespace) -> None:
     if args.n > MAX_GRID and not args.dump:
         raise ConfigError(f"sample -n: a grid shows at most {MAX_GRID} images; write {args.n:,} with --dump DIR")
     model = api.use_sampler(args.run, args.sampler, trust_code=args.trust_code)
+    if args.sampler == "prior" and latent_has(model, "tokens"):
+        print(
+            "note: a tokenizer's prior draws every token uniformly (noise); fit a token prior for samples: "
+            f"vaekit fit-sampler {args.run} --sampler autoregressive, then --sampler autoregressive",
+            file=sys.stderr,
+        )
     shown = api.sample(model, min(args.n, MAX_GRID), seed=args.seed, temperature=args.temperature)
     print(f"wrote {_save_grid(args, shown, args.output)}")
     if args.dump:  # the same images, drawn again chunk by chunk: memory stays one chunk at any -n

@@ -61,14 +61,12 @@ def demo(args: argparse.Namespace) -> None:
 
 
 def fit_sampler(args: argparse.Namespace) -> None:
-    mixture = api.fit_sampler(
-        args.run, args.data, components=args.components, max_images=args.max_images, seed=args.seed
+    options = {"components": args.components} if args.sampler == "gmm" else {"max_time": args.max_time}
+    fitted = api.fit_sampler(
+        args.run, args.data, sampler=args.sampler, max_images=args.max_images, seed=args.seed, **options
     )
-    print(
-        f"fitted a {len(mixture.weights)}-component Gaussian mixture ({'full' if mixture.full else 'diagonal'} "
-        f"covariances, BIC {mixture.bic:.6g}) on {mixture.fitted_on:,} posterior means"
-    )
-    print(f"wrote {api.model_folder(args.run) / FILE.format(name='gmm')}; use it with --sampler gmm")
+    print(f"fitted {fitted.describe()}")
+    print(f"wrote {api.model_folder(args.run) / FILE.format(name=args.sampler)}; use it with --sampler {args.sampler}")
 
 
 def train_classifier(args: argparse.Namespace) -> None:

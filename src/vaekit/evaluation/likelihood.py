@@ -88,7 +88,8 @@ def latent_scaling(model: VAE, images: np.ndarray, batch_size: int = 128, seed: 
         for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
             posterior = model.encode(model.likelihood.prepare(batch))
             eps = torch.randn(posterior.mean.shape, generator=generator).to(device)
-            z = (posterior.mean + posterior.std * eps).double().cpu()
+            std = getattr(posterior, "std", None)  # a deterministic or quantized latent is its mean
+            z = (posterior.mean if std is None else posterior.mean + std * eps).double().cpu()
             per_channel = z.transpose(0, 1).reshape(channels, -1) if channels > 1 else z.reshape(1, -1)
             total += per_channel.sum(1)
             total_sq += per_channel.square().sum(1)

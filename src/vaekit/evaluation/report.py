@@ -23,13 +23,16 @@ from vaekit.explore.sampling import iter_samples
 from vaekit.io.files import write_atomically
 from vaekit.limits import require_within_budget
 from vaekit.models.base import VAE
+from vaekit.models.latents import latent_has, require_latent
 from vaekit.registry import Registry
 from vaekit.schema import dotted_items
 
 # Each metric is a function (model, images, settings, wanted) -> (groups of numbers, details to
 # record); metrics computed in one pass (reconstruction + lpips; fid, kid, rfid) share a function,
 # called once. default: computed when no metric is named.
-METRICS: Registry = Registry("metric", "metrics", capabilities=("default",))
+# needs: the latent-kind capabilities the metric needs (models/latents.py); a default metric a model's
+# latent kind cannot give is left out, one named explicitly is refused in one line
+METRICS: Registry = Registry("metric", "metrics", capabilities=("default",), declares=("needs",))
 MAX_FEATURE_DIM = 2048  # the widest feature network FID / KID use (Inception's pool3)
 
 
@@ -57,12 +60,25 @@ class EvaluationSettings:
             METRICS.get(name)  # a ConfigError with "did you mean" for a name no metric has
 
 
-def default_metrics() -> list[str]:
-    return [entry.name for entry in METRICS if entry.has("default")]
+def default_metrics(model: VAE | None = None) -> list[str]:
+    """The default metrics (those ``model``'s latent kind can give, when a model is named)."""
+    return [entry.name for entry in METRICS if entry.has("default") and (model is None or _applies(entry, model))]
+
+
+def _applies(entry, model: VAE) -> bool:
+    return all(latent_has(model, need) for need in entry.declares.get("needs", ()))
+
+
+def require_metrics(model: VAE, names: list[str]) -> None:
+    """One ``ConfigError`` before any work for a metric that ``model``'s latent kind cannot give."""
+    for name in names:
+        for need in METRICS.get(name).declares.get("needs", ()):
+            require_latent(model, need, f"metric {name}")
 
 
 def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, run: str = "") -> dict[str, Any]:
     """Compute ``settings.metrics`` for ``model`` on ``held_out``; returns the full report."""
+    require_metrics(model, settings.metrics)
     images = held_out.images[: settings.max_images] if settings.max_images else held_out.images
     details: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
@@ -100,7 +116,9 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
 Measured = tuple[dict[str, Any], dict[str, Any]]
 
 
-@METRICS.register("elbo", summary="negative ELBO, NLL and KL in nats, bits per dim", capabilities={"default"})
+@METRICS.register(
+    "elbo", summary="negative ELBO, NLL and KL in nats, bits per dim", capabilities={"default"}, needs=("prior",)
+)
 def _elbo(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
     return {"elbo": evaluate_elbo(model, images, settings.batch_size, settings.seed)}, {}
 
@@ -115,7 +133,9 @@ def _reconstruction(model: VAE, images: np.ndarray, settings: EvaluationSettings
 METRICS.add("lpips", _reconstruction, summary="LPIPS of reconstructions (pretrained VGG or AlexNet weights)")
 
 
-@METRICS.register("nll", summary="IWAE bound on the test NLL (k importance samples)", capabilities={"default"})
+@METRICS.register(
+    "nll", summary="IWAE bound on the test NLL (k importance samples)", capabilities={"default"}, needs=("gaussian",)
+)
 def _nll(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
     return {"nll": iwae_nll(model, images, k=settings.iwae_k, seed=settings.seed)}, {}
 
@@ -128,6 +148,18 @@ def _nll(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: s
 def _latents(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
     scaling = latent_scaling(model, images, seed=settings.seed)
     return {"latents": {**latent_usage(model, images), **scaling, **latent_spectrum(model, images)}}, {}
+
+
+@METRICS.register(
+    "codebook",
+    summary="a tokenizer's code usage and perplexity over the held-out tokens",
+    capabilities={"default"},
+    needs=("tokens",),
+)
+def _codebook(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]) -> Measured:
+    from vaekit.evaluation.codebook import codebook_usage
+
+    return {"codebook": codebook_usage(model, images, settings.batch_size)}, {}
 
 
 @METRICS.register("speed", summary="encode / decode throughput in images per second", capabilities={"default"})
@@ -205,7 +237,9 @@ def _generation_scores(model: VAE, images: np.ndarray, settings: EvaluationSetti
 
 def _sampler_name(model: VAE) -> str:
     sampler = getattr(model, "latent_sampler", None)
-    return "prior N(0, I)" if sampler is None else f"{type(sampler).__name__} ({len(sampler.weights)} components)"
+    if sampler is None:
+        return "prior: uniform codes" if latent_has(model, "tokens") else "prior N(0, I)"
+    return sampler.describe() if hasattr(sampler, "describe") else type(sampler).__name__
 
 
 @METRICS.register("prior_hole", summary="how far prior draws fall from where the images were encoded")

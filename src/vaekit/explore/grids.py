@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from vaekit.limits import require_within_budget
+from vaekit.models.latents import latent_has
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -67,14 +68,16 @@ def save_run_grids(
     model, originals: torch.Tensor, folder: Path, tag: str, n: int, seed: int, sampling=contextlib.nullcontext
 ) -> dict[str, Path]:
     """``recon-TAG.png`` (``originals`` beside their reconstructions) and ``samples-TAG.png`` (``n``
-    images of latents drawn with ``seed``, decoded inside ``sampling()``) in ``folder``, eval mode."""
+    images of latents drawn with ``seed``, decoded inside ``sampling()``) in ``folder``, eval mode;
+    no samples from a model with nothing to draw from (a deterministic latent before a sampler is fitted)."""
     per_row = max(1, int(math.sqrt(n)))
     generator = torch.Generator().manual_seed(seed)
+    drawable = latent_has(model, "prior") or getattr(model, "latent_sampler", None) is not None
     with model.evaluating():
         recon = model.reconstruct(originals)
         with sampling():
-            samples = model.sample(n, generator=generator)
-    return {
-        "recon": save_grid(interleave(originals, recon, per_row), folder / f"recon-{tag}.png", per_row),
-        "samples": save_grid(samples, folder / f"samples-{tag}.png", per_row),
-    }
+            samples = model.sample(n, generator=generator) if drawable else None
+    grids = {"recon": save_grid(interleave(originals, recon, per_row), folder / f"recon-{tag}.png", per_row)}
+    if samples is not None:
+        grids["samples"] = save_grid(samples, folder / f"samples-{tag}.png", per_row)
+    return grids

@@ -11,6 +11,7 @@ from __future__ import annotations
 from vaekit.config import Config, ConfigError
 from vaekit.likelihoods import create_likelihood
 from vaekit.models.base import VAE, DiagonalGaussian, ModulesVAE, VAEOutput
+from vaekit.models.latents import LATENTS, create_bottleneck
 from vaekit.models.modules import data_shape, modules_from_config
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.plugins import import_object, is_code_reference
@@ -25,12 +26,21 @@ def create_model(config: Config, *, trust_code: bool = False, modules: tuple | N
     ``from_modules`` model its networks instead of rebuilding them from their class paths.
     """
     model = _build_model(config, trust_code=trust_code, modules=modules)
+    model.bottleneck = create_bottleneck(config.model, tuple(model.latent_shape))
     model.config = config
     return model
 
 
 def _build_model(config: Config, *, trust_code: bool = False, modules: tuple | None = None) -> VAE:
     arch = config.model.arch
+    if config.model.latent != "gaussian" and not is_code_reference(arch):
+        entry = ARCHITECTURES.get(arch)
+        if not (entry.has("latent-kinds") or entry.has("user-networks")):
+            kinds = [e.name for e in ARCHITECTURES if e.has("latent-kinds")]
+            raise ConfigError(
+                f"model.latent {config.model.latent}: model.arch {arch} builds a Gaussian latent only; "
+                f"use one of {', '.join(kinds)}"
+            )
     likelihood = create_likelihood(config.likelihood, trust_code=trust_code)
     shape = data_shape(config)
     if is_code_reference(arch):
@@ -49,4 +59,4 @@ def _build_model(config: Config, *, trust_code: bool = False, modules: tuple | N
     return entry.factory(config.model, likelihood, shape)
 
 
-__all__ = ["ARCHITECTURES", "VAE", "DiagonalGaussian", "ModulesVAE", "VAEOutput", "create_model"]
+__all__ = ["ARCHITECTURES", "LATENTS", "VAE", "DiagonalGaussian", "ModulesVAE", "VAEOutput", "create_model"]

@@ -21,6 +21,7 @@ from vaekit.config import Config, ConfigError, ModelConfig
 from vaekit.io.checkpoints import CheckpointError
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
+from vaekit.models.latents import latent_parameters
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.optional import require
 from vaekit.schema import MAX_CONFIG_BYTES, MAX_WIDTH, positive, read_bounded
@@ -61,17 +62,56 @@ def diffusers_config(options: AutoencoderKLConfig, image_shape: tuple[int, int, 
     }
 
 
-class _Encoder(nn.Module):
-    def __init__(self, encoder: nn.Module, quant_conv: nn.Module | None) -> None:
-        super().__init__()
-        self.encoder, self.quant_conv = encoder, quant_conv
+VQ_KEYS = ("in_channels", "out_channels", "down_block_types", "up_block_types", "block_out_channels",
+           "layers_per_block", "act_fn", "latent_channels", "sample_size", "norm_num_groups")  # fmt: skip
+SUPPORTED_CLASSES = ("AutoencoderKL", "VQModel")  # the diffusers classes read and written whole
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _single_latent(diffusers, config: dict[str, Any]) -> nn.Module:
+    """diffusers' ``VQModel`` of the same blocks (one latent map, no ``double_z``), for latent kinds
+    that take one tensor per element; its quantizer is unused (vaekit's latent kind quantizes)."""
+    if not (config["use_quant_conv"] and config["use_post_quant_conv"]):
+        raise ConfigError(
+            "model.autoencoder_kl: a single latent map (model.latent other than gaussian) keeps quant convs"
+        )
+    return diffusers.VQModel(**_vq_arguments(config, 1))
+
+
+def _vq_arguments(config: dict[str, Any], codes: int) -> dict[str, Any]:
+    return {
+        **{key: config[key] for key in VQ_KEYS},
+        "num_vq_embeddings": codes,
+        "vq_embed_dim": config["latent_channels"],
+        "mid_block_add_attention": config["mid_block_add_attention"],
+    }
+
+
+def vq_model_config(model: VAE) -> dict[str, Any]:
+    """``VQModel(**config)`` for an autoencoder-kl with a vector-quantized latent, or one ``ConfigError``
+    naming what a ``VQModel`` cannot hold (it looks its codes up in the latent's own width, Euclidean)."""
+    bottleneck = model.bottleneck
+    options = getattr(bottleneck, "options", None)
+    width = bottleneck.layout.width if options is not None else 0
+    if options is None or bottleneck.name != "vq" or options.cosine or options.codebook_dim not in (0, width):
+        raise ConfigError(
+            f"export --format diffusers: a VQModel holds one Euclidean codebook of the latent's width; "
+            f"model.latent {bottleneck.name}"
+            + (" with model.vq.cosine or a projected codebook_dim" if bottleneck.name == "vq" else "")
+            + " cannot be written as one (use --format onnx, torchscript or the run's safetensors)"
+        )
+    return _vq_arguments(model.diffusers_config, options.codebook_size)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, encoder: nn.Module, quant_conv: nn.Module | None, parameters: int = 2) -> None:
+        super().__init__()
+        self.encoder, self.quant_conv, self.parameters_per_latent = encoder, quant_conv, parameters
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         moments = self.encoder(x)
         if self.quant_conv is not None:
             moments = self.quant_conv(moments)
-        mean, logvar = moments.chunk(2, dim=1)
-        return mean, logvar
+        return moments.chunk(self.parameters_per_latent, dim=1)
 
 
 class _Decoder(nn.Module):
@@ -89,7 +129,15 @@ class _Decoder(nn.Module):
     "autoencoder-kl",
     options=AutoencoderKLConfig,
     summary="latent diffusion's KL autoencoder, diffusers' AutoencoderKL (the diffusers extra)",
-    capabilities={"images", "gradient-checkpointing", "spatial-latent", "onnx", "torchscript", "diffusers"},
+    capabilities={
+        "images",
+        "latent-kinds",
+        "gradient-checkpointing",
+        "spatial-latent",
+        "onnx",
+        "torchscript",
+        "diffusers",
+    },
     tiny={
         "model.autoencoder_kl.block_out_channels": [8, 8],
         "model.autoencoder_kl.layers_per_block": 1,
@@ -117,8 +165,11 @@ class AutoencoderKLVAE(VAE):
                 f"{list(options.block_out_channels)}"
             )
         self.diffusers_config = diffusers_config(options, image_shape)
+        parameters = latent_parameters(config)
         autoencoder = diffusers.AutoencoderKL(**self.diffusers_config)
-        self.encoder = _Encoder(autoencoder.encoder, autoencoder.quant_conv)
+        if parameters != 2:  # a single latent map (a tokenizer's, as diffusers' VQModel): no double_z
+            autoencoder = _single_latent(diffusers, self.diffusers_config)
+        self.encoder = _Encoder(autoencoder.encoder, autoencoder.quant_conv, parameters)
         self.decoder = _Decoder(autoencoder.post_quant_conv, autoencoder.decoder)
         self._diffusers = [autoencoder]  # not a registered submodule: its parameters live in encoder/decoder
         self.latent_shape = (options.latent_channels, height // factor, width // factor)
@@ -147,14 +198,24 @@ def _renamed(state: dict[str, torch.Tensor], pairs) -> dict[str, torch.Tensor]:
     return out
 
 
+CODEBOOK = "bottleneck.quantizer._codebook.embed"  # vaekit's vector-quantized codes, (1, K, D)
+DIFFUSERS_CODEBOOK = "quantize.embedding.weight"  # VQModel's, (K, D)
+
+
 def to_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """vaekit's state dict of an ``AutoencoderKLVAE`` as ``AutoencoderKL``'s keys."""
-    return _renamed(state, _PREFIXES)
+    """vaekit's state dict of an ``AutoencoderKLVAE`` as ``AutoencoderKL``'s (or ``VQModel``'s) keys."""
+    renamed = _renamed(state, _PREFIXES)
+    if CODEBOOK in state:
+        renamed[DIFFUSERS_CODEBOOK] = state[CODEBOOK][0]
+    return renamed
 
 
 def from_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``AutoencoderKL``'s keys as vaekit's."""
-    return _renamed(state, [(theirs, ours) for ours, theirs in _PREFIXES])
+    """``AutoencoderKL``'s (or ``VQModel``'s) keys as vaekit's."""
+    renamed = _renamed(state, [(theirs, ours) for ours, theirs in _PREFIXES])
+    if DIFFUSERS_CODEBOOK in state:
+        renamed[CODEBOOK] = state[DIFFUSERS_CODEBOOK][None]
+    return renamed
 
 
 def is_diffusers_folder(folder: Path) -> bool:
@@ -164,7 +225,7 @@ def is_diffusers_folder(folder: Path) -> bool:
     if any(folder.glob("diffusion_pytorch_model*")):
         return True  # then a damaged config.json is reported as such, not as "no model here"
     try:
-        return read_diffusers_config(folder).get("_class_name") == "AutoencoderKL"
+        return read_diffusers_config(folder).get("_class_name") in SUPPORTED_CLASSES
     except ConfigError:
         return False
 
@@ -186,6 +247,12 @@ def config_from_diffusers(folder: Path) -> Config:
     is checked like any vaekit setting, and a message names the file and the setting."""
     path = folder / "config.json"
     raw = read_diffusers_config(folder)
+    kind = raw.get("_class_name", "AutoencoderKL")
+    if kind not in SUPPORTED_CLASSES:
+        raise ConfigError(
+            f"{path}: a diffusers {kind}; vaekit reads and trains {' and '.join(SUPPORTED_CLASSES)} folders whole, "
+            f"and would lose what a {kind} holds beyond them"
+        )
     if "block_out_channels" not in raw:
         raise ConfigError(f"{path}: no 'block_out_channels' (is it an AutoencoderKL config?)")
     blocks = raw.get("down_block_types", [])
@@ -205,6 +272,18 @@ def config_from_diffusers(folder: Path) -> Config:
         "data.image_size": raw.get("sample_size", 256),
         "data.channels": raw.get("in_channels", 3),
     }
+    if kind == "VQModel":
+        if raw.get("vq_embed_dim") not in (None, raw.get("latent_channels", 3)) or raw.get("norm_type") == "spatial":
+            raise ConfigError(
+                f"{path}: a VQModel with vq_embed_dim != latent_channels or spatial norm is not supported"
+            )
+        settings |= {
+            "model.latent": "vq",
+            "model.vq.codebook_size": raw.get("num_vq_embeddings", 256),
+            "model.autoencoder_kl.latent_channels": raw.get("latent_channels", 3),
+            "model.latent_dim": raw.get("latent_channels", 3),
+            "data.image_size": raw.get("sample_size", 32),
+        }
     fixed = {"model.arch": "autoencoder-kl", "likelihood.name": "laplace", "likelihood.output": "signed"}
     try:
         return Config().with_overrides({**fixed, **settings})
@@ -216,7 +295,8 @@ def load_diffusers_weights(model: VAE, folder: Path) -> None:
     """The weights of a diffusers folder into an ``AutoencoderKLVAE`` (its likelihood keeps its own)."""
     weights = diffusers_weights(folder)
     own = model.state_dict()
-    missing = sorted(k for k in own if k not in weights and not k.startswith("likelihood."))
+    missing = sorted(k for k in own if k not in weights and not k.startswith(("likelihood.", "bottleneck.")))
+    missing += [CODEBOOK] if CODEBOOK in own and CODEBOOK not in weights else []
     unexpected = sorted(set(weights) - set(own))
     wrong = sorted(k for k in weights if k in own and own[k].shape != weights[k].shape)
     if missing or unexpected or wrong:

@@ -1,4 +1,4 @@
-"""The VAE base class and its diagonal Gaussian posterior."""
+"""The VAE base class: encoder -> latent kind (a posterior) -> decoder."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import distributions, nn
+from torch import nn
 
-from vaekit import noise
 from vaekit.likelihoods import Likelihood
+from vaekit.models.latents import Bottleneck, DiagonalGaussian, GaussianLatent, require_latent
 from vaekit.schema import MAX_LATENT, positive
 
 
@@ -31,57 +31,23 @@ if TYPE_CHECKING:
     from vaekit.config import Config
 
 
-class DiagonalGaussian:
-    """q(z|x) = N(mean, diag(exp(logvar))) over flat ``(B, D)`` or spatial ``(B, C, H, W)`` latents."""
-
-    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor) -> None:
-        self.mean = mean
-        self.logvar = logvar.clamp(-30.0, 20.0)
-
-    @property
-    def std(self) -> torch.Tensor:
-        return torch.exp(0.5 * self.logvar)
-
-    def sample(self, temperature: float = 1.0) -> torch.Tensor:
-        """A reparameterised draw (gradients flow to mean and logvar)."""
-        return self.mean + temperature * self.std * noise.randn_like(self.std)
-
-    def kl_per_dim(self) -> torch.Tensor:
-        """KL(q || N(0, I)) per latent element, same shape as ``mean``; always float32, because in
-        bf16 the terms cancel so badly that the result can come out negative."""
-        mean, logvar = self.mean.float(), self.logvar.float()
-        return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
-
-    def kl(self) -> torch.Tensor:
-        """KL(q || N(0, I)) per sample, summed over latent elements: ``(B,)``."""
-        return self.kl_per_dim().flatten(1).sum(1)
-
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log q(z|x) per sample: ``(B,)``."""
-        return self.distribution.log_prob(z)
-
-    @property
-    def distribution(self) -> distributions.Independent:
-        """The same posterior as a ``torch.distributions`` object."""
-        mean, std = self.mean.float(), self.std.float()
-        return distributions.Independent(distributions.Normal(mean, std), mean.dim() - 1)
-
-
 @dataclass
 class VAEOutput:
     """What a forward pass gives: the posterior, the sampled latent and the decoder outputs."""
 
-    posterior: DiagonalGaussian
+    posterior: Any  # DiagonalGaussian, or the posterior of the model's latent kind
     z: torch.Tensor
     params: torch.Tensor
 
 
 class VAE(nn.Module):
-    """An encoder to a diagonal Gaussian, a decoder to likelihood parameters, a N(0, I) prior.
+    """An encoder, a latent kind (``bottleneck``: a diagonal Gaussian with a N(0, I) prior unless
+    ``model.latent`` says otherwise, see ``models/latents.py``) and a decoder to likelihood parameters.
 
-    Subclasses build ``self.encoder`` (image -> ``(mean, logvar)``) and ``self.decoder``
-    (latent -> likelihood parameters) and set ``self.latent_shape``; ``latent_groups`` names
-    ranges of the flattened latent that an objective may weight separately (e.g. style levels).
+    Subclasses build ``self.encoder`` (image -> the latent kind's parameters: ``(mean, logvar)`` for
+    the Gaussian) and ``self.decoder`` (latent -> likelihood parameters) and set
+    ``self.latent_shape``; ``latent_groups`` names ranges of the flattened latent that an objective
+    may weight separately (e.g. style levels).
     """
 
     encoder: nn.Module
@@ -93,6 +59,7 @@ class VAE(nn.Module):
         self.likelihood = likelihood
         self.image_shape = tuple(image_shape)
         self.latent_groups: list[tuple[str, int, int]] = []  # named ranges of the flattened latent
+        self.bottleneck: Bottleneck = GaussianLatent()  # create_model sets the configured latent kind
 
     encoder_frozen = False  # decoder-only fine-tuning: the encoder stays in eval mode
     config: Config | None = None  # what it was built from: set by create_model, load and train
@@ -114,10 +81,10 @@ class VAE(nn.Module):
         finally:
             self.train(was_training)
 
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        """q(z|x) for a batch already in the likelihood's target space."""
-        mean, logvar = self.encoder(x)
-        return DiagonalGaussian(mean, logvar)
+    def encode(self, x: torch.Tensor):
+        """q(z|x) for a batch already in the likelihood's target space (the latent kind's posterior)."""
+        outputs = self.encoder(x)
+        return self.bottleneck.posterior(*(outputs if isinstance(outputs, tuple | list) else (outputs,)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Likelihood parameters (e.g. logits) for latents ``z``."""
@@ -129,10 +96,9 @@ class VAE(nn.Module):
         return VAEOutput(posterior, z, self.decode(z))
 
     def prior_sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` latents from N(0, temperature^2 I)."""
+        """``n`` latents from the latent kind's prior: N(0, temperature^2 I) for a Gaussian latent."""
         device = next(self.parameters()).device
-        noise = torch.randn((n, *self.latent_shape), generator=generator, device="cpu")
-        return (noise * temperature).to(device)
+        return self.bottleneck.prior_sample(n, self.latent_shape, temperature, generator).to(device)
 
     def draw_latents(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` new latents: from ``latent_sampler`` when one is attached (an ex-post sampler fitted
@@ -156,6 +122,18 @@ class VAE(nn.Module):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Decodes of the posterior means of [0, 1] images, as [0, 1] images."""
         return self.likelihood.mean(self.decode(self.embed(images)))
+
+    @torch.no_grad()
+    def tokenize(self, images: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> their integer token grids ``(B, *token_grid)`` (a quantized latent kind)."""
+        require_latent(self, "tokens", "tokenize")
+        return self.encode(self.likelihood.prepare(images)).indices
+
+    @torch.no_grad()
+    def detokenize(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token grids -> [0, 1] images: exactly ``reconstruct`` of the images they came from."""
+        require_latent(self, "tokens", "detokenize")
+        return self.to_image(self.bottleneck.detokenize(tokens))
 
     @torch.no_grad()
     def to_image(self, z: torch.Tensor) -> torch.Tensor:
@@ -247,8 +225,13 @@ class ModulesVAE(VAE):
         if not self.latent_shape or min(self.latent_shape) < 1:
             raise ValueError(f"latent_shape must be positive sizes, e.g. (16,), got {latent_shape!r}")
 
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+    def encode(self, x: torch.Tensor):
         out = self.encoder(x)
+        if not isinstance(self.bottleneck, GaussianLatent):  # one latent tensor
+            out = out if isinstance(out, tuple | list) else (out,)
+            if len(out) != 1 or tuple(out[0].shape[1:]) != self.latent_shape:
+                raise ValueError(f"the encoder must return one latent shaped (batch, {self.latent_shape})")
+            return self.bottleneck.posterior(*out)
         if not (isinstance(out, tuple | list) and len(out) == 2):
             raise TypeError(f"the encoder must return (mean, logvar); it returned {type(out).__name__}")
         mean, logvar = out

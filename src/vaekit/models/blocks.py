@@ -80,13 +80,14 @@ def conv_up(c_in: int, c_out: int, kernel: int, size_in: int, size_out: int, nor
     )
 
 
-class GaussianHead(nn.Module):
-    """A linear layer that outputs ``(mean, logvar)`` of a flat latent."""
+class LatentHead(nn.Module):
+    """A linear layer that outputs the ``parameters`` tensors of a flat latent: ``(mean, logvar)`` of
+    a Gaussian latent (2), the latent itself for the other kinds (1)."""
 
-    def __init__(self, features: int, latent_dim: int) -> None:
+    def __init__(self, features: int, latent_dim: int, parameters: int = 2) -> None:
         super().__init__()
-        self.linear = nn.Linear(features, 2 * latent_dim)
+        self.parameters_per_latent = parameters
+        self.linear = nn.Linear(features, parameters * latent_dim)
 
     def forward(self, h):
-        mean, logvar = self.linear(h).chunk(2, dim=1)
-        return mean, logvar
+        return self.linear(h).chunk(self.parameters_per_latent, dim=1)

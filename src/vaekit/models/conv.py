@@ -7,18 +7,19 @@ from torch import nn
 from vaekit.config import ConfigError, ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
-from vaekit.models.blocks import GaussianHead, activation, conv_down, conv_up, down_size
+from vaekit.models.blocks import LatentHead, activation, conv_down, conv_up, down_size
+from vaekit.models.latents import latent_parameters
 from vaekit.models.registry import ARCHITECTURES
 
 
 @ARCHITECTURES.register(
     "conv",
     summary="strided convolutions to a flat latent, transposed convolutions back (Kingma & Welling)",
-    capabilities={"images", "onnx", "torchscript"},
+    capabilities={"images", "latent-kinds", "onnx", "torchscript"},
     tiny={"model.channels": [4, 8]},
 )
 class ConvVAE(VAE):
-    """Strided-conv encoder -> (dense) -> Gaussian head; dense -> transposed-conv decoder.
+    """Strided-conv encoder -> (dense) -> latent head; dense -> transposed-conv decoder.
 
     One stride-2 layer per entry of ``config.channels``; the decoder mirrors the encoder and
     reproduces the exact input size (28, 32, 64, ... any size).
@@ -47,7 +48,7 @@ class ConvVAE(VAE):
         encoder.append(nn.Flatten())
         if hidden:
             encoder += [nn.Linear(flat, hidden), activation(act)]
-        encoder.append(GaussianHead(hidden or flat, config.latent_dim))
+        encoder.append(LatentHead(hidden or flat, config.latent_dim, latent_parameters(config)))
         self.encoder = nn.Sequential(*encoder)
 
         decoder: list[nn.Module] = []

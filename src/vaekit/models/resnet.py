@@ -16,6 +16,7 @@ from torch import nn
 from vaekit.config import ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
+from vaekit.models.latents import latent_parameters
 from vaekit.models.registry import ARCHITECTURES
 
 CHANNELS = {
@@ -45,9 +46,12 @@ class ResidualBlock(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
-    def __init__(self, image_channels: int, size: int, channels: list[int], latent_dim: int) -> None:
+    def __init__(
+        self, image_channels: int, size: int, channels: list[int], latent_dim: int, parameters: int = 2
+    ) -> None:
         super().__init__()
         width = channels[0]
+        self.parameters_per_latent = parameters
         self.main = nn.Sequential(
             nn.Conv2d(image_channels, width, 5, padding=2, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2),
             nn.AvgPool2d(2),
@@ -59,11 +63,10 @@ class ResNetEncoder(nn.Module):
             width, side = c, side // 2
         self.main.add_module(f"res_in_{side}", ResidualBlock(width, width))
         self.output_shape = (width, side, side)
-        self.fc = nn.Linear(width * side * side, 2 * latent_dim)  # a plain Linear, as in the official code
+        self.fc = nn.Linear(width * side * side, parameters * latent_dim)  # a plain Linear, as in the official code
 
     def forward(self, x: torch.Tensor):
-        mean, logvar = self.fc(self.main(x).flatten(1)).chunk(2, dim=1)
-        return mean, logvar
+        return self.fc(self.main(x).flatten(1)).chunk(self.parameters_per_latent, dim=1)
 
 
 class ResNetDecoder(nn.Module):
@@ -87,7 +90,7 @@ class ResNetDecoder(nn.Module):
 @ARCHITECTURES.register(
     "resnet",
     summary="Soft-IntroVAE's residual encoder and decoder (channels 64..512, BatchNorm)",
-    capabilities={"images", "batch-statistics", "onnx", "torchscript"},
+    capabilities={"images", "latent-kinds", "batch-statistics", "onnx", "torchscript"},
     tiny={"model.channels": [4, 8]},
 )
 class ResNetVAE(VAE):
@@ -103,5 +106,5 @@ class ResNetVAE(VAE):
                 f"(published widths exist for {sorted(CHANNELS)} px)"
             )
         self.latent_shape = (config.latent_dim,)
-        self.encoder = ResNetEncoder(image_channels, size, channels, config.latent_dim)
+        self.encoder = ResNetEncoder(image_channels, size, channels, config.latent_dim, latent_parameters(config))
         self.decoder = ResNetDecoder(image_channels, self.encoder.output_shape, channels, config.latent_dim)

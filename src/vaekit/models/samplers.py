@@ -32,13 +32,17 @@ MAX_COMPONENTS = 1024
 MIN_POINTS_PER_COMPONENT = 10
 
 
-# Where new latents come from: an entry's factory has ``load(folder)`` (the fitted sampler saved beside
-# a model, with ``latent_shape`` and ``draw(n, temperature, generator)``), or is None for the prior
-SAMPLERS: Registry = Registry("sampler", "--sampler")
-SAMPLERS.add("prior", None, summary="the model's prior, N(0, I)")
+# Where new latents come from: an entry's factory has ``fit_model(model, images, seed, **options)`` and
+# ``load(folder)`` (the fitted sampler saved beside a model, with ``latent_shape``, ``draw(n, temperature,
+# generator)`` and ``save(folder)``; ``attach(model)`` where it needs the model), or is None for the prior.
+# needs: the latent-kind capabilities it needs (models/latents.py)
+SAMPLERS: Registry = Registry("sampler", "--sampler", declares=("needs",))
+SAMPLERS.add("prior", None, summary="the model's prior: N(0, I), or uniform codes for a tokenizer")
 
 
-@SAMPLERS.register("gmm", summary="a Gaussian mixture fitted on the training latents (vaekit fit-sampler)")
+@SAMPLERS.register(
+    "gmm", summary="a Gaussian mixture fitted on the training latents (vaekit fit-sampler)", needs=("continuous",)
+)
 @dataclass
 class GaussianMixture:
     """Weights ``(K,)``, means ``(K, D)`` and ``scale_tril`` ``(K, D, D)`` (full) or ``(K, D)``
@@ -82,6 +86,18 @@ class GaussianMixture:
         tensors = {"weights": self.weights, "means": self.means, "scale_tril": self.scale_tril}
         data = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"vaekit_sampler": json.dumps(meta)})
         return write_atomically(folder / FILE.format(name="gmm"), data)
+
+    @classmethod
+    def fit_model(cls, model, images: np.ndarray, seed: int = 0, components: int | None = None) -> GaussianMixture:
+        """The mixture of the posterior means of ``images`` under ``model``."""
+        return fit_gmm(posterior_means(model, images, batch_size=256), components, seed)
+
+    def describe(self) -> str:
+        covariances = "full" if self.full else "diagonal"
+        return (
+            f"a {len(self.weights)}-component Gaussian mixture ({covariances} covariances, BIC {self.bic:.6g}) "
+            f"on {self.fitted_on:,} posterior means"
+        )
 
     @classmethod
     def fit(cls, latents: torch.Tensor, seed: int = 0, components: int | None = None) -> GaussianMixture:

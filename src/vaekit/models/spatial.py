@@ -19,6 +19,7 @@ from torch import nn
 from vaekit.config import ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
+from vaekit.models.latents import latent_parameters
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.schema import MAX_WIDTH, bounded, non_negative, positive
 
@@ -72,7 +73,7 @@ class ResidualBlock(nn.Module):
 
 
 class SpatialEncoder(nn.Module):
-    def __init__(self, image_channels: int, options: SpatialConfig) -> None:
+    def __init__(self, image_channels: int, options: SpatialConfig, parameters: int = 2) -> None:
         super().__init__()
         layers: list[nn.Module] = [_conv4_same(image_channels, 64, bias=False), _act()]
         width = 64
@@ -87,11 +88,11 @@ class SpatialEncoder(nn.Module):
         self.body = nn.Sequential(*layers)
         self.width = width
         self.mean = nn.Conv2d(width, options.latent_channels, 1, bias=False)
-        self.logvar = nn.Conv2d(width, options.latent_channels, 1, bias=False)
+        self.logvar = nn.Conv2d(width, options.latent_channels, 1, bias=False) if parameters == 2 else None
 
     def forward(self, x):
         h = self.body(x)
-        return self.mean(h), self.logvar(h)
+        return (self.mean(h),) if self.logvar is None else (self.mean(h), self.logvar(h))
 
 
 class SpatialDecoder(nn.Module):
@@ -114,24 +115,26 @@ class SpatialDecoder(nn.Module):
 
 
 class _DenseBridge(nn.Module):
-    """Encoder maps -> flat (mean, logvar) of ``latent_dim``; flat z -> latent map for the decoder."""
+    """Encoder maps -> the flat latent's parameters ((mean, logvar) of ``latent_dim``, or the latent)."""
 
-    def __init__(self, encoder: SpatialEncoder, map_shape: tuple[int, int, int], latent_dim: int) -> None:
+    def __init__(
+        self, encoder: SpatialEncoder, map_shape: tuple[int, int, int], latent_dim: int, parameters: int
+    ) -> None:
         super().__init__()
-        self.encoder, self.map_shape = encoder, map_shape
+        self.encoder, self.map_shape, self.parameters_per_latent = encoder, map_shape, parameters
         features = map_shape[0] * map_shape[1] * map_shape[2]
-        self.head = nn.Linear(2 * features, 2 * latent_dim)
+        self.head = nn.Linear(parameters * features, parameters * latent_dim)
 
     def forward(self, x):
-        mean, logvar = self.encoder(x)
-        return self.head(torch.cat([mean.flatten(1), logvar.flatten(1)], dim=1)).chunk(2, dim=1)
+        maps = torch.cat([m.flatten(1) for m in self.encoder(x)], dim=1)
+        return self.head(maps).chunk(self.parameters_per_latent, dim=1)
 
 
 @ARCHITECTURES.register(
     "spatial",
     options=SpatialConfig,
     summary="Spatial-Z: the latent is a feature map (H/4 x W/4 x C), no flatten",
-    capabilities={"images", "spatial-latent", "onnx", "torchscript"},
+    capabilities={"images", "latent-kinds", "spatial-latent", "onnx", "torchscript"},
     tiny={"model.spatial.latent_channels": 2, "model.spatial.residual_blocks": 1},
 )
 class SpatialVAE(VAE):
@@ -146,12 +149,13 @@ class SpatialVAE(VAE):
             raise ValueError(
                 f"spatial VAE with {options.downsamplings} downsamplings needs sizes divisible by {factor}"
             )
-        encoder = SpatialEncoder(channels, options)
+        parameters = latent_parameters(config)
+        encoder = SpatialEncoder(channels, options, parameters)
         decoder = SpatialDecoder(channels, encoder.width, options)
         map_shape = (options.latent_channels, height // factor, width // factor)
         if options.dense:
             self.latent_shape = (config.latent_dim,)
-            self.encoder = _DenseBridge(encoder, map_shape, config.latent_dim)
+            self.encoder = _DenseBridge(encoder, map_shape, config.latent_dim, parameters)
             self.decoder = nn.Sequential(
                 nn.Linear(config.latent_dim, map_shape[0] * map_shape[1] * map_shape[2]),
                 nn.Unflatten(1, map_shape),

@@ -29,7 +29,8 @@ from vaekit import noise
 from vaekit.config import ConfigError, ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
-from vaekit.models.blocks import GaussianHead
+from vaekit.models.blocks import LatentHead
+from vaekit.models.latents import latent_parameters
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.schema import MAX_WIDTH, non_negative, positive
 
@@ -191,7 +192,9 @@ class StyleDecoder(nn.Module):
 class StyleEncoder(nn.Module):
     """from-RGB 1x1, then per level (conv 3x3 + conv 3x3 stride 2) down to 4x4, then a dense head."""
 
-    def __init__(self, latent_dim: int, image_channels: int, size: int, style: StyleConfig) -> None:
+    def __init__(
+        self, latent_dim: int, image_channels: int, size: int, style: StyleConfig, parameters: int = 2
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(image_channels, level_channels(size, style), 1), _lrelu()]
         resolution = size
@@ -207,7 +210,7 @@ class StyleEncoder(nn.Module):
         last = level_channels(4, style)
         layers += [nn.Conv2d(last, last, 3, padding=1), _lrelu(), nn.Flatten()]
         self.body = nn.Sequential(*layers)
-        self.head = GaussianHead(last * 16, latent_dim)
+        self.head = LatentHead(last * 16, latent_dim, parameters)
 
     def forward(self, x: torch.Tensor):
         return self.head(self.body(x))
@@ -217,7 +220,7 @@ class StyleEncoder(nn.Module):
     "style",
     options=StyleConfig,
     summary="StyleGAN-like decoder: learned constant, mapping network, per-level styles, noise, blur",
-    capabilities={"images", "torchscript"},  # ONNX: instance norm of unknown channels
+    capabilities={"images", "latent-kinds", "torchscript"},  # ONNX: instance norm of unknown channels
     tiny={"model.style.max_channels": 8, "model.style.mapping_layers": 1, "model.style.style_dim": 8},
 )
 class StyleVAE(VAE):
@@ -230,7 +233,7 @@ class StyleVAE(VAE):
             raise ValueError(f"style VAE needs square power-of-two images of at least 8 px, got {height}x{width}")
         style = config.style
         self.latent_shape = (config.latent_dim,)
-        self.encoder = StyleEncoder(config.latent_dim, channels, height, style)
+        self.encoder = StyleEncoder(config.latent_dim, channels, height, style, latent_parameters(config))
         self.decoder = StyleDecoder(config.latent_dim, channels, height, style)
         if style.level_latents:
             chunk = config.latent_dim // len(self.decoder.resolutions)

@@ -28,7 +28,7 @@ class ELBO(Objective):
     """
 
     metric_names = ("loss", "neg_elbo", "nll", "kl", "kl_weight")
-    capabilities = frozenset({"accumulation", "ddp"})
+    capabilities = frozenset({"accumulation", "ddp", "any-latent"})
 
     def __init__(self, model: VAE, config: Config, precision: Precision) -> None:
         super().__init__(model, config, precision)
@@ -40,7 +40,8 @@ class ELBO(Objective):
             raise ConfigError(
                 f"objective.kl.group_weights has {len(weights)} entries; the model's latent groups: {names}"
             )
-        self.metric_names = (*ELBO.metric_names, *(f"kl_{name}" for name, _, _ in self.groups))
+        groups = (f"kl_{name}" for name, _, _ in self.groups)
+        self.metric_names = (*ELBO.metric_names, *groups, *model.bottleneck.logs)
 
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
@@ -53,6 +54,8 @@ class ELBO(Objective):
         beta = kl_weight(self.config.objective.kl, info.step, info.epoch, info.batch_size or len(batch))
         kl_config = self.config.objective.kl
         loss = nll.mean() + beta * grouped_kl(kl_dims, kl_config.free_bits, self.groups, kl_config.group_weights)
+        if out.posterior.auxiliary_loss is not None:  # a quantizer's commitment / codebook / entropy loss
+            loss = loss + out.posterior.auxiliary_loss
         inputs = TermInputs(batch, target, nll.mean(), lambda: likelihood.image(out.params), out.z, out.params)
         loss, extra = self.terms.add(loss, inputs, info)
         optimizers, parameters = self.terms.joint([self.optimizers["model"]], list(self.model.parameters()))
@@ -67,4 +70,5 @@ class ELBO(Objective):
             "kl": kl.mean().detach(),
             "kl_weight": torch.tensor(beta),
             **{f"kl_{name}": flat[:, a:b].sum(1).mean() for name, a, b in self.groups},
+            **out.posterior.logs(),
         }
