@@ -3,11 +3,14 @@ posterior, codebook health that counts what it says, and refusals where a featur
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+import vaekit
 from vaekit.config import Config, ConfigError
 from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
@@ -185,3 +188,31 @@ def test_tokens_outside_the_codebook_or_of_the_wrong_shape_are_refused():
 def test_tokenize_refuses_a_gaussian_model_in_one_line():
     with pytest.raises(ConfigError, match="tokenize needs a latent kind with tokens"):
         _model("gaussian").tokenize(_images(1))
+
+
+def test_a_run_with_kmeans_ema_and_restarts_resumes_bit_identically(tmp_path):
+    settings = {
+        "data.num_images": 48,
+        "data.image_size": 8,
+        "model.channels": [4, 8],
+        "model.latent": "vq",
+        "model.latent_dim": 8,
+        "model.vq.codebook_size": 32,
+        "model.vq.kmeans_init": True,
+        "model.vq.restart_threshold": 0.5,
+        "likelihood.name": "gaussian",
+        "train.batch_size": 8,
+        "train.max_steps": 6,
+        "train.checkpoint_every": 3,
+        "train.threads": 1,
+    }
+    overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+    straight = vaekit.train(out=tmp_path / "straight", overrides=overrides)
+    half = vaekit.train(out=tmp_path / "half", overrides=[*overrides, "train.max_steps=3"])
+    resumed = vaekit.train(resume=half, overrides=["train.max_steps=6"])
+    reference, weights = (load_file(run / "model" / "model.safetensors") for run in (straight, resumed))
+    restarts = "bottleneck.quantizer._codebook.vaekit_restarts"
+    assert int(reference[restarts]) > 0 and bool(reference["bottleneck.quantizer._codebook.initted"])
+    assert int(reference["bottleneck.health.steps"]) == 6
+    assert weights.keys() == reference.keys()
+    assert all(torch.equal(weights[key], reference[key]) for key in reference)

@@ -253,9 +253,12 @@ class MetricsLog:
 
 
 def plot_curves(
-    rows: list[dict], path: Path, names: tuple[str, ...] = ("loss", "neg_elbo", "nll", "kl")
+    rows: list[dict],
+    path: Path,
+    names: tuple[str, ...] = ("loss", "neg_elbo", "nll", "kl", "code_usage", "perplexity"),
 ) -> Path | None:
-    """One panel per metric with train and val curves against step."""
+    """One panel per metric with train and val curves against step (a tokenizer's code usage and
+    perplexity too)."""
     names = tuple(n for n in names if any(r.get(n) for r in rows))
     if not names:
         return None
