@@ -122,6 +122,10 @@ def test_a_config_file_that_is_binary_or_an_alias_bomb_is_refused(tmp_path, caps
         (["sample", "RUN", "--scale", "0"], 2),
         (["evaluate", "RUN", "--metrics", "foo"], 2),
         (["evaluate", "RUN", "--metrics", "kid", "-n", "1000000000"], 2),  # held against the budget
+        (["evaluate", "RUN", "--metrics", "nll", "--k", "1000000000"], 2),  # importance samples are bounded
+        (["evaluate", "RUN", "--metrics", "nll", "--k", "100001"], 2),  # (both ends of the bound)
+        (["fit-sampler", "RUN", "--components", "1000000000"], 2),  # a bad value, not a failure
+        (["train-classifier", "--data", "shapes", "--image-size", "100000"], 2),  # through the config's bounds
         (["serve", "RUN", "--device", "cuda"], 2),  # validated like train (D12)
         (["serve", "RUN", "--host", "nonexist.invalid"], 2),  # not uvicorn's exit 3
         (["serve", "RUN", "--port", "99999"], 2),

@@ -117,13 +117,13 @@ def test_per_channel_latent_statistics_agree_with_the_global_ones():
 
 
 def test_the_iwae_bound_decodes_in_chunks_sized_by_pixels(model_and_images, monkeypatch):
-    import vaekit.evaluation.likelihood as likelihood_module
+    import vaekit.limits as limits
 
     model, images = model_and_images
     decoded = []
     original = model.decode
     monkeypatch.setattr(model, "decode", lambda z: decoded.append(len(z)) or original(z))
-    monkeypatch.setattr(likelihood_module, "MAX_DECODE_VALUES", 8 * 3 * 16 * 16)  # eight 16 px images
+    monkeypatch.setattr(limits, "CHUNK_VALUES", 8 * 3 * 16 * 16)  # eight 16 px images
     result = iwae_nll(model, images[:4], k=10, batch_size=4)
     assert max(decoded) <= 8 and sum(decoded) == 4 * 10 and math.isfinite(result["nll"])
 

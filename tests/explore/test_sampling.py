@@ -21,3 +21,16 @@ def test_the_temperature_and_the_seed_shape_the_samples():
     assert not torch.equal(cold, warm)
     assert torch.equal(sample_images(model, 8, seed=1), sample_images(model, 8, seed=1))
     assert not torch.equal(sample_images(model, 8, seed=1), sample_images(model, 8, seed=2))
+
+
+def test_samples_for_fid_are_made_in_chunks_sized_by_pixels(monkeypatch):
+    import vaekit.limits as limits
+    from tests.helpers import tiny_config
+    from vaekit.explore.sampling import iter_samples
+    from vaekit.models import create_model
+
+    model = create_model(tiny_config()).eval()  # 16 px, 3 channels
+    monkeypatch.setattr(limits, "CHUNK_VALUES", 5 * 3 * 16 * 16)
+    assert [len(chunk) for chunk in iter_samples(model, 12)] == [5, 5, 2]
+    monkeypatch.setattr(limits, "CHUNK_VALUES", 1 << 40)
+    assert [len(chunk) for chunk in iter_samples(model, 600)] == [256, 256, 88]  # at most 256 at a time

@@ -60,3 +60,34 @@ def test_a_classifier_file_whose_metadata_asks_for_a_huge_network_allocates_noth
     with pytest.raises(CheckpointError, match="does not fit this SmallClassifier"):
         load_classifier(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+
+
+def test_the_output_layer_is_sized_by_the_classes_not_the_largest_label():
+    from vaekit.features.classifier import class_indices
+
+    data = load_shapes(n=600, image_size=16, channels=3, seed=0, cache_dir=None)
+    hue_bins = np.minimum((data.labels[:, 1] * 4).astype(np.int64), 3)
+    labels = np.array([-1_000_000, 7, 50_000_000, 10**15])[hue_bins]  # four classes, far-apart labels
+    labelled = ImageDataset(images=np.asarray(data.images), labels=labels)
+    model, accuracy = train_classifier(labelled.subset(np.arange(500)), labelled.subset(np.arange(500, 600)), epochs=4)
+    assert model.num_classes == 4 and accuracy > 0.6  # the same task as above, the same accuracy
+    classes, index = class_indices(np.array([3, 9, 3, 5]))
+    assert classes.tolist() == [3, 5, 9] and index.tolist() == [0, 2, 0, 1]
+    assert class_indices(np.array([5, 4]), classes)[1].tolist() == [1, -1]  # unseen: never predicted
+
+
+@pytest.mark.parametrize("labels", [np.array([0.0, np.nan, 1.0, 1.0]), np.array([0.5, 1.0, 1.0, 0.0])])
+def test_labels_that_are_not_whole_numbers_are_one_line(labels):
+    data = ImageDataset(images=np.zeros((4, 1, 8, 8), np.uint8), labels=labels)
+    with pytest.raises(ValueError, match="class labels must be whole numbers") as refused:
+        train_classifier(data, None)
+    assert "\n" not in str(refused.value)
+
+
+def test_too_many_distinct_classes_are_refused_before_the_network_is_built(monkeypatch):
+    from vaekit.features import classifier
+
+    monkeypatch.setattr(classifier, "MAX_CLASSES", 3)
+    data = ImageDataset(images=np.zeros((4, 1, 8, 8), np.uint8), labels=np.arange(4))
+    with pytest.raises(ValueError, match="4 distinct class labels; a feature classifier takes at most 3"):
+        train_classifier(data, None)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from vaekit import api
-from vaekit.config import DataConfig
+from vaekit.config import Config
 from vaekit.data import load_dataset
 from vaekit.data.labels import classes_from_folders
 from vaekit.explore.interpolation import save_gif
@@ -71,7 +71,9 @@ def fit_sampler(args: argparse.Namespace) -> None:
 
 def train_classifier(args: argparse.Namespace) -> None:
     require_writable(Path(args.output))  # before minutes of training, not after
-    data = load_dataset(DataConfig(source=args.data, image_size=args.image_size, crop=args.crop, labels=args.labels))
+    given = {"data.source": args.data, "data.image_size": args.image_size, "data.crop": args.crop}
+    settings = Config().with_overrides({**given, "data.labels": args.labels})  # checked as any config is
+    data = load_dataset(settings.data)
     if data.labels is None:
         data = classes_from_folders(data)
     model, accuracy = classifier.train_classifier(data.split("train"), data.split("test"), epochs=args.epochs)

@@ -254,8 +254,12 @@ class ShardedImages(LazyImages):
     def labels(self) -> np.ndarray | None:
         """Class labels from ``.cls`` members, when every sample has an integer one."""
         texts = self.label_texts
-        if not len(texts) or not all(re.fullmatch(r"-?\d+", str(t)) for t in np.unique(texts)):
+        distinct = np.unique(texts)
+        if not len(texts) or not all(re.fullmatch(r"-?\d+", str(t)) for t in distinct):
             return None
+        too_large = [str(t) for t in distinct if abs(int(str(t))) > np.iinfo(np.int64).max]
+        if too_large:
+            raise DataError(f"{self.urls[0]}...: a .cls label {too_large[0][:30]} does not fit 64 bits")
         return texts.astype(np.int64)
 
 

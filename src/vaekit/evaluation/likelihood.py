@@ -10,14 +10,10 @@ from tqdm.auto import tqdm
 
 from vaekit.data.loader import BatchLoader
 from vaekit.evaluation.elbo import bits_per_dim
+from vaekit.limits import images_per_chunk
 from vaekit.models.base import VAE
 
 LOG_2PI = math.log(2 * math.pi)
-
-
-# image values the IWAE bound decodes at once: 16 MB of outputs, whose decoder activations are some
-# 10-30x that (85 images at 128 px; 2.7 GB peak for `vaekit evaluate` there, BENCHMARKS.md)
-MAX_DECODE_VALUES = 1 << 22
 
 
 @torch.no_grad()
@@ -29,13 +25,14 @@ def iwae_nll(
     log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x); the bound tightens as k grows and k = 1
     is the ELBO. Randomness (binarisation, samples) comes from ``seed`` in a forked random state. For
     continuous likelihoods on 8-bit data, bits/dim includes the log(256) change of scale.
-    At most ``max_decode`` images are decoded at once (default: ``MAX_DECODE_VALUES`` pixel values).
+    At most ``max_decode`` images are decoded at once (default: ``limits.images_per_chunk``, 85 at
+    128 px; 2.7 GB peak for `vaekit evaluate` there, BENCHMARKS.md).
     """
     device = next(model.parameters()).device
     likelihood = model.likelihood
     total, discrete_total, discrete = 0.0, 0.0, likelihood.measures_pixels
     if max_decode is None:  # images decoded at once, sized by pixels: the same memory at 28 px and at 256
-        max_decode = max(1, MAX_DECODE_VALUES // int(np.prod(images.shape[1:])))
+        max_decode = images_per_chunk(images.shape[1:], at_most=1 << 30)
     with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)

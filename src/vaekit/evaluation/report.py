@@ -25,7 +25,7 @@ from vaekit.limits import require_within_budget
 from vaekit.models.base import VAE
 from vaekit.models.latents import latent_has, require_latent
 from vaekit.registry import Registry
-from vaekit.schema import dotted_items
+from vaekit.schema import ConfigError, dotted_items
 
 # Each metric is a function (model, images, settings, wanted) -> (groups of numbers, details to
 # record); metrics computed in one pass (reconstruction + lpips; fid, kid, rfid) share a function,
@@ -34,6 +34,7 @@ from vaekit.schema import dotted_items
 # latent kind cannot give is left out, one named explicitly is refused in one line
 METRICS: Registry = Registry("metric", "metrics", capabilities=("default",), declares=("needs",))
 MAX_FEATURE_DIM = 2048  # the widest feature network FID / KID use (Inception's pool3)
+MAX_IWAE_K = 100_000  # importance samples per image (published bounds use 5,000)
 
 
 @dataclass
@@ -58,6 +59,8 @@ class EvaluationSettings:
     def __post_init__(self) -> None:
         for name in self.metrics:
             METRICS.get(name)  # a ConfigError with "did you mean" for a name no metric has
+        if not 1 <= self.iwae_k <= MAX_IWAE_K:  # time grows with k x images x pixels: bounded, as sizes are
+            raise ConfigError(f"evaluate --k: importance samples must be 1..{MAX_IWAE_K:,}, got {self.iwae_k:,}")
 
 
 def default_metrics(model: VAE | None = None) -> list[str]:

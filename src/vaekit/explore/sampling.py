@@ -10,6 +10,7 @@ from PIL import Image
 
 from vaekit.explore.grids import make_grid, to_uint8
 from vaekit.explore.interpolation import interpolate, variance_preserving
+from vaekit.limits import images_per_chunk
 from vaekit.models.base import VAE
 from vaekit.schema import ConfigError
 
@@ -23,9 +24,11 @@ def sample_images(
 
 
 def iter_samples(
-    model: VAE, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int = 256
+    model: VAE, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int | None = None
 ) -> Iterator[torch.Tensor]:
-    """The images of ``sample_images`` in chunks of ``batch_size``: memory bounded by one chunk."""
+    """The images of ``sample_images`` in chunks (``batch_size``, by default sized by the pixels:
+    ``limits.images_per_chunk``, at most 256): memory bounded by one chunk at any image size."""
+    batch_size = batch_size or images_per_chunk(model.image_shape, 256)
     generator = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch_size):
         yield model.sample(min(batch_size, n - start), temperature, generator).cpu()

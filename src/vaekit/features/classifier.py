@@ -63,6 +63,29 @@ class SmallClassifier(nn.Module):
         return {"vaekit_classifier": json.dumps({key: getattr(self, key) for key in keys})}
 
 
+MAX_CLASSES = 100_000  # distinct class labels (the output layer has one unit each)
+
+
+def class_indices(labels: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct class labels, each label's index among them): any whole numbers, remapped to
+    0..K-1 with K bounded, so the output layer is sized by how many classes there are, not by the
+    largest label. With ``classes`` given, labels not among them get index -1 (never predicted)."""
+    values = np.asarray(labels)
+    if not np.issubdtype(values.dtype, np.integer):
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            raise ValueError(f"class labels must be whole numbers; found {values[~whole][0]!r}")
+    if classes is None:
+        classes = np.unique(values)
+        if len(classes) > MAX_CLASSES:
+            raise ValueError(
+                f"{len(classes):,} distinct class labels; a feature classifier takes at most {MAX_CLASSES:,}"
+            )
+        return classes, np.searchsorted(classes, values)
+    position = np.clip(np.searchsorted(classes, values), 0, len(classes) - 1)
+    return classes, np.where(classes[position] == values, position, -1)
+
+
 def train_classifier(
     train: ImageDataset,
     test: ImageDataset | None,
@@ -80,7 +103,10 @@ def train_classifier(
     torch.manual_seed(seed)
     channels, size = train.image_shape[0], train.image_shape[1]
     attributes = train.labels.ndim == 2
-    outputs = train.labels.shape[1] if attributes else int(train.labels.max()) + 1
+    labels = np.asarray(train.labels)
+    if not attributes:
+        classes, labels = class_indices(labels)
+    outputs = labels.shape[1] if attributes else len(classes)
     model = SmallClassifier(channels, outputs, size)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
@@ -92,12 +118,14 @@ def train_classifier(
         ):
             index = np.sort(order[start : start + batch_size])
             images = torch.from_numpy(np.ascontiguousarray(train.images[index])).float() / 255
-            loss = _loss(model(images), train.labels[index])
+            loss = _loss(model(images), labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     model.eval()
-    return model, (accuracy(model, test) if test is not None and len(test) else None)
+    if test is None or not len(test):
+        return model, None
+    return model, accuracy(model, test, None if attributes else class_indices(test.labels, classes)[1])
 
 
 def _loss(logits: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
@@ -107,14 +135,18 @@ def _loss(logits: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: SmallClassifier, data: ImageDataset, batch_size: int = 512) -> float:
+def accuracy(
+    model: SmallClassifier, data: ImageDataset, labels: np.ndarray | None = None, batch_size: int = 512
+) -> float:
+    """The share of ``data`` classified right (``labels``: its class indices, as training remapped them)."""
+    all_labels = data.labels if labels is None else labels
     correct = 0
     for batch, start in zip(
         BatchLoader(data.images, batch_size, shuffle=False, drop_last=False),
         range(0, len(data), batch_size),
         strict=True,
     ):
-        labels = np.asarray(data.labels[start : start + batch_size])
+        labels = np.asarray(all_labels[start : start + batch_size])
         logits = model(batch)
         if labels.ndim == 2:  # attributes: the share of (image, attribute) pairs right, per image
             correct += ((logits > 0) == torch.from_numpy(labels > 0)).float().mean(1).sum().item()

@@ -24,6 +24,7 @@ from vaekit.data.loader import BatchLoader
 from vaekit.io.files import write_atomically
 from vaekit.optional import require
 from vaekit.registry import Registry
+from vaekit.schema import ConfigError
 
 FILE = "sampler-{name}.safetensors"
 FULL_COVARIANCE_MAX_DIM = 64  # latent dimensions up to which components have full covariances
@@ -160,7 +161,7 @@ def fit_gmm(latents: torch.Tensor, components: int | None = None, seed: int = 0)
     n, dim = points.shape
     covariance = "full" if dim <= FULL_COVARIANCE_MAX_DIM else "diag"
     if components is not None and not 1 <= components <= min(MAX_COMPONENTS, n):
-        raise ValueError(
+        raise ConfigError(
             f"a GMM sampler takes 1..{min(MAX_COMPONENTS, n)} components for {n} latents, not {components}"
         )
     candidates = [components] if components else [k for k in COMPONENT_CANDIDATES if k * MIN_POINTS_PER_COMPONENT <= n]

@@ -43,6 +43,7 @@ from vaekit.io.checkpoints import (
 from vaekit.io.files import remove_partial_folders
 from vaekit.io.run_folder import MetricsLog, RunDir, plot_curves
 from vaekit.models import VAE, create_model
+from vaekit.models.memory import require_trainable
 from vaekit.objectives import create_objective
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress
@@ -81,6 +82,8 @@ class Trainer:
         check_components(config)  # before any run-folder, data or model work
         self.choices = Choices() if choose else None
         self._choose = set(choose)
+        if model is None and "data.image_size" not in self._choose:
+            require_trainable(config, trust_code)  # sizes known already: refused before the data is read
         self.run = RunDir(Path(run_dir))
         train = config.train
         if train.device != "auto":
@@ -118,6 +121,7 @@ class Trainer:
         self.val_set = full.split("val", config.data.val_fraction, config.data.seed)
 
         if model is None:
+            require_trainable(config, trust_code)  # an estimate on the meta device, before any weight is allocated
             model = create_model(config, trust_code=trust_code)
         elif not model.image_shape:
             model.image_shape = full.image_shape
