@@ -222,3 +222,58 @@ def test_a_cache_on_a_file_system_without_locks_still_builds_with_a_warning(tmp_
         built = cached_dataset(tmp_path, "t", {"a": 16}, _build)
     np.testing.assert_array_equal(np.asarray(built.images), _build(None).images)
     assert elsewhere.is_dir()  # left alone
+
+
+def test_a_build_killed_with_its_workers_running_leaves_no_process_and_no_lock(tmp_path):
+    """kill -9 of a build's parent (what the out-of-memory killer does): its decoding worker
+    processes end, none keeps the entry's lock, and the next start takes it at once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from vaekit.data.cache import _FileLock, cache_key
+
+    script = (
+        "import os, time, numpy as np\n"
+        "from vaekit.data.build import _pool\n"
+        "from vaekit.data.cache import cached_dataset\n"
+        "def slow_rows(start, stop):\n"
+        "    open(f'{os.environ[\"MARK\"]}/worker-{os.getpid()}', 'w').close()\n"
+        "    time.sleep(60)\n"
+        "def build(folder):\n"
+        "    with _pool(slow_rows, 2, processes=True) as run:\n"
+        "        list(run([(0, 1), (1, 2)]))\n"
+        f"cached_dataset({str(tmp_path / 'cache')!r}, 't', {{'a': 1}}, build)\n"
+    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "MARK": str(marks)})
+    deadline = time.monotonic() + 60
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [int(path.name.split("-")[1]) for path in marks.iterdir()]
+    assert len(workers) == 2, "the workers did not start"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    lock = _FileLock(tmp_path / "cache" / f".t-{cache_key({'a': 1})}.lock")
+    deadline = time.monotonic() + 10
+    while not lock.take() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lock.held, "an orphaned worker kept the entry's lock"
+    lock.close()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its build"
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()
+    except OSError:
+        return False

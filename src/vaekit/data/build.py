@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ from vaekit.data.recipes import is_gray, prepare
 TODO, COLOUR, GRAY, FAILED = 0, 1, 2, 3  # the codes of status.npy
 CHUNK = 256  # images per task
 PROCESS_FROM = 2048  # lists at least this long decode in worker processes
+PARENT_CHECK_S = 0.5  # how often a worker process checks that the build it works for is alive
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, zipfile.BadZipFile, zlib.error,
                  NotImplementedError, RuntimeError, EOFError)  # fmt: skip
 
@@ -132,8 +135,18 @@ _installed: RowDecoder | None = None  # a worker process's decoder
 
 
 def _install(decoder: RowDecoder) -> None:
+    """In a worker process: the decoder, and a watch that ends the worker when its parent dies (a
+    SIGKILL or an out-of-memory kill of the build runs no clean-up; orphans would wait for ever)."""
     global _installed
     _installed = decoder
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vaekit-parent-watch", daemon=True).start()
 
 
 def _run_installed(chunk: tuple[int, int]) -> tuple[int, np.ndarray, list[str]]:

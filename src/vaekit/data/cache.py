@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -157,15 +158,34 @@ def _build_entry(entry: Path, parts: dict[str, Any], build: Builder, resumable: 
         raise
 
 
+_OPEN_LOCKS: weakref.WeakSet = weakref.WeakSet()  # this process's lock files, closed in forked children
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child: close its copies of the parent's lock files. An ``flock`` belongs to the
+    open file, which a fork shares: a child that kept it (a decoding worker) would hold the entry's
+    lock after its parent died, and the next start would wait for ever."""
+    for lock in list(_OPEN_LOCKS):
+        if lock.handle is not None:
+            with contextlib.suppress(OSError):
+                lock.handle.close()  # the child's descriptor only: the parent's keeps the lock
+            lock.handle, lock.held = None, False
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
 class _FileLock:
     """An exclusive ``flock`` on a lock file beside an entry, released when the process ends (also
-    by SIGKILL). The holder may delete the file (``remove``): a process that then gets the lock on
-    the deleted file sees that the path no longer names it, and locks the path's new file instead."""
+    by SIGKILL); forked children do not keep it. The holder may delete the file (``remove``): a
+    process that then gets the lock on the deleted file sees that the path no longer names it, and
+    locks the path's new file instead."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.handle: Any = None
         self.held = False
+        _OPEN_LOCKS.add(self)
 
     def take(self, wait_for: str | None = None) -> bool:
         """Take the lock; busy: False at once, or with ``wait_for`` say (once) what is awaited and wait."""
