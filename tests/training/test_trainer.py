@@ -709,3 +709,41 @@ def test_after_max_rollbacks_the_run_stops_as_diverged(tmp_path):
     config = tiny_config(**{**SKIPPING, "train.max_skipped": 2, "train.max_rollbacks": 1})
     with pytest.raises(TrainingDiverged, match=r"2 updates within 200 steps had non-finite gradients.*1 rollback"):
         Trainer(config, tmp_path / "run", callbacks=[PoisonedDecoder(from_step=5, times=100)]).fit()
+
+
+def test_overwrite_keeps_a_users_files_inside_the_runs_folders_and_names_them(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(**{"train.max_steps": 2}), run).fit()
+    (run / "images" / "MY_OWN_PHOTO.png").write_bytes(b"my photo")
+    (run / "model" / "notes.txt").write_text("mine")
+    (run / "checkpoints" / "mine").mkdir()
+    (run / "checkpoints" / "mine" / "keep.txt").write_text("mine")
+    with pytest.warns(UserWarning, match=r"kept 3 file\(s\) that vaekit did not write"):
+        Trainer(tiny_config(**{"train.max_steps": 3}), run, overwrite=True).fit()
+    assert (run / "images" / "MY_OWN_PHOTO.png").read_bytes() == b"my photo"
+    assert (run / "model" / "notes.txt").read_text() == "mine"
+    assert (run / "checkpoints" / "mine" / "keep.txt").read_text() == "mine"
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-00000003"]  # the old ones went
+
+
+@pytest.mark.parametrize("marker", ["", "anything\n", '{"format": "not vaekit"}'])
+def test_an_empty_or_hand_made_marker_does_not_make_a_folder_a_run(tmp_path, marker):
+    from vaekit.io.run_folder import NotARun
+
+    folder = tmp_path / "fakemark"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "mine.txt").write_text("precious")
+    (folder / ".vaekit-run").write_text(marker)
+    with pytest.raises(NotARun, match="did not write"):
+        Trainer(tiny_config(), folder, overwrite=True)
+    assert (folder / "checkpoints" / "mine.txt").read_text() == "precious"
+
+
+def test_a_run_of_an_earlier_version_is_still_overwritten(tmp_path):
+    from vaekit.io.run_folder import ARTEFACTS
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(**{"train.max_steps": 2}), run).fit()
+    (run / ".vaekit-run").write_text("\n".join(ARTEFACTS) + "\n")  # what 0.2.0 wrote
+    Trainer(tiny_config(**{"train.max_steps": 3}), run, overwrite=True).fit()
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-00000003"]

@@ -8,11 +8,13 @@ RUN/images/            recon-epoch-NNN.png and samples-epoch-NNN.png
 RUN/curves.png         loss / KL curves
 RUN/model/             final weights + config.yaml, read by vaekit.load(RUN)
 RUN/.lock              pid and host of the process training into RUN (one writer per run)
-RUN/.vaekit-run        the names above that vaekit wrote here: all that --overwrite may remove
+RUN/.vaekit-run        vaekit's record that the folder is a run it made (what --overwrite checks)
 ```
 
 ``RunDir.start`` is the one door through which a run begins in a folder (train, demo, a fork): it
-takes the lock first, then refuses, or clears only what vaekit wrote there.
+takes the lock first, then refuses, or clears only what vaekit wrote there: the run files named
+above, and inside its folders only the entries vaekit names (``OWN``: checkpoints, grids, the model
+folder's files; the trackers' folders whole). Anything else a user put there stays, and is named.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import contextlib
 import csv
 import io
 import itertools
+import json
 import os
+import re
 import shutil
 import socket
 import warnings
@@ -44,6 +48,16 @@ ARTEFACTS = (
     "interpolation.gif",
 )
 MARKER = ".vaekit-run"
+MARKER_FORMAT = "vaekit run folder"  # the record's first key: an empty or hand-made file is not one
+OWN = {  # what vaekit writes inside each folder of a run: the only entries --overwrite removes there
+    "checkpoints": re.compile(r"step-\d{8}|\.tmp-[\w.-]+"),
+    "images": re.compile(r"(recon|samples)-[\w.-]+\.png|[\w.-]+\.gif"),
+    "model": re.compile(
+        r"model\.safetensors|config\.yaml|README\.md|vaekit\.json|sampler-[\w-]+\.safetensors"
+        r"|attributes\.(safetensors|json)|\.[\w.-]+\.partial"
+    ),
+}
+WHOLE = ("tensorboard", "mlruns", "wandb")  # written by the trackers' own libraries into folders vaekit made
 
 
 class RunInUse(RuntimeError):
@@ -122,26 +136,48 @@ class RunDir:
                     f"{self.root} already holds a run ({', '.join(found)}): continue it with --resume {self.root}, "
                     "pick another --out, or start over with --overwrite"
                 )
-            if found and not self.marker.is_file():
+            if found and not self.is_marked():
                 raise NotARun(
-                    f"{self.root} holds {', '.join(found)} that vaekit did not write (no {MARKER}): --overwrite "
-                    "removes only a vaekit run's own files; pick another --out"
+                    f"{self.root} holds {', '.join(found)} that vaekit did not write (no {MARKER} of vaekit's): "
+                    "--overwrite removes only a vaekit run's own files; pick another --out"
                 )
-            for name in found:
-                _remove(self.root / name)
+            kept = [path for name in found for path in _remove_own(self.root / name)]
+            if kept:
+                shown = ", ".join(str(path.relative_to(self.root)) for path in kept[:3])
+                warnings.warn(
+                    f"{self.root}: kept {len(kept)} file(s) that vaekit did not write ({shown}"
+                    + (", ..." if len(kept) > 3 else "")
+                    + ")",
+                    stacklevel=2,
+                )
             self.mark()
         except BaseException:
             self.unlock()
             raise
 
     def mark(self) -> None:
-        """Record that the run's files here are vaekit's (what ``start(overwrite=True)`` may remove)."""
-        write_atomically(self.marker, "\n".join(ARTEFACTS) + "\n")
+        """Record that this folder is a run vaekit made (what ``start(overwrite=True)`` checks)."""
+        if not self.is_marked():
+            write_atomically(self.marker, json.dumps({"format": MARKER_FORMAT, "artefacts": list(ARTEFACTS)}) + "\n")
+
+    def is_marked(self) -> bool:
+        """The folder holds vaekit's record (this version's, or the names list earlier versions wrote)."""
+        try:
+            text = self.marker.read_text()[:4096]
+        except (OSError, UnicodeDecodeError):
+            return False
+        if text.strip() and set(text.split()) <= set(ARTEFACTS):
+            return True  # the record of vaekit 0.2.0 and earlier: a subset of the run's names
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(record, dict) and record.get("format") == MARKER_FORMAT
 
     def remove_own_files(self) -> None:
         """Undo a start that failed before any checkpoint: the run's own files, then the folder if empty."""
         for name in self.artefacts():
-            _remove(self.root / name)
+            _remove_own(self.root / name)
         self.marker.unlink(missing_ok=True)
         self.unlock()
         with contextlib.suppress(OSError):
@@ -200,6 +236,25 @@ def fork_run(source: RunDir, target: RunDir) -> None:
 def _remove(path: Path) -> None:
     """A run file or folder (a link is removed, never followed)."""
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def _remove_own(path: Path) -> list[Path]:
+    """Remove what vaekit wrote at ``path`` (one of ``ARTEFACTS``): a file or a tracker's folder
+    whole, else the entries of the folder that ``OWN`` names, and the folder once it is empty.
+    Returns the files kept (a user's own)."""
+    if path.is_symlink() or not path.is_dir() or path.name in WHOLE:
+        _remove(path)
+        return []
+    own = OWN.get(path.name)
+    kept: list[Path] = []
+    for entry in sorted(path.iterdir()):
+        if own is not None and own.fullmatch(entry.name):
+            _remove(entry)
+        else:
+            kept += [entry] if not entry.is_dir() or entry.is_symlink() else sorted(entry.rglob("*")) or [entry]
+    if not kept:
+        path.rmdir()
+    return kept
 
 
 MAX_ROW_CHARS = 64 * 1024  # a metrics row is far shorter; a longer line is damage, dropped like it
