@@ -87,7 +87,7 @@ def test_what_a_killed_build_left_is_removed_by_the_next_one(tmp_path):
     import os
     import signal
 
-    from vaekit.data.cache import _FileLock
+    from vaekit.data.cache import FileLock
 
     child = _child_building(tmp_path, 4, 60)
     os.kill(child.pid, signal.SIGKILL)
@@ -98,7 +98,7 @@ def test_what_a_killed_build_left_is_removed_by_the_next_one(tmp_path):
     other = f"t-{cache_key({'a': 98})}"
     busy = tmp_path / f".{other}.partial"
     busy.mkdir()
-    held = _FileLock(tmp_path / f".{other}.lock")
+    held = FileLock(tmp_path / f".{other}.lock")
     assert held.take()  # a build that a live process (this one) holds is left alone
     cached_dataset(tmp_path, "t", {"a": 5}, _build)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [f".{other}.lock", busy.name]
@@ -233,7 +233,7 @@ def test_a_build_killed_with_its_workers_running_leaves_no_process_and_no_lock(t
     import sys
     import time
 
-    from vaekit.data.cache import _FileLock, cache_key
+    from vaekit.data.cache import FileLock, cache_key
 
     script = (
         "import os, time, numpy as np\n"
@@ -257,7 +257,7 @@ def test_a_build_killed_with_its_workers_running_leaves_no_process_and_no_lock(t
     assert len(workers) == 2, "the workers did not start"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    lock = _FileLock(tmp_path / "cache" / f".t-{cache_key({'a': 1})}.lock")
+    lock = FileLock(tmp_path / "cache" / f".t-{cache_key({'a': 1})}.lock")
     deadline = time.monotonic() + 10
     while not lock.take() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -277,3 +277,64 @@ def _alive(pid: int) -> bool:
         return "State:\tZ" not in status.read_text()
     except OSError:
         return False
+
+
+def test_clearing_a_folder_that_is_not_a_cache_removes_none_of_its_files(tmp_path):
+    """Folders named as vaekit names its own, links and partial-looking folders of a user's stay."""
+    from vaekit.data.cache_items import cache_items, remove_items
+
+    for folder, name in (("manifests", "notes.txt"), ("shard-index", "list.txt"), (".x-0123456789abcdef.partial", "a")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text("mine")
+    (tmp_path / "t-0123456789abcdef").symlink_to(tmp_path / "photos", target_is_directory=True)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "p.png").write_text("mine")
+    assert cache_items(tmp_path) == []
+    remove_items(cache_items(tmp_path))
+    assert (tmp_path / "manifests" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "shard-index" / "list.txt").read_text() == "mine"
+    assert (tmp_path / ".x-0123456789abcdef.partial" / "a").read_text() == "mine"
+    assert (tmp_path / "t-0123456789abcdef").is_symlink() and (tmp_path / "photos" / "p.png").is_file()
+
+
+def test_clearing_removes_vaekits_own_listings_and_keeps_a_users_file_beside_them(tmp_path):
+    from vaekit.data.cache_items import cache_items, remove_items
+
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / ("a" * 24 + ".npz")).write_bytes(b"listing")
+    (tmp_path / "manifests" / "notes.txt").write_text("mine")
+    cached_dataset(tmp_path, "t", {"a": 31}, _build)
+    remove_items(cache_items(tmp_path))
+    assert sorted(p.name for p in (tmp_path / "manifests").iterdir()) == ["notes.txt"]
+    assert not list(tmp_path.glob("t-*"))
+
+
+def test_clearing_leaves_an_entry_that_a_running_build_holds(tmp_path, capsys):
+    from vaekit.data.cache import FileLock, cache_key
+    from vaekit.data.cache_items import cache_items, remove_items
+
+    name = f"t-{cache_key({'a': 32})}"
+    building = tmp_path / f".{name}.partial"
+    building.mkdir()
+    (building / "status.npy").write_bytes(b"x")
+    held = FileLock(tmp_path / f".{name}.lock")
+    assert held.take()  # this process is building it
+    try:
+        remove_items(cache_items(tmp_path))
+        assert (building / "status.npy").is_file() and (tmp_path / f".{name}.lock").is_file()
+        assert "in use by a running process" in capsys.readouterr().err
+    finally:
+        held.close()
+    remove_items(cache_items(tmp_path))  # once it is not held, it goes
+    assert not building.exists()
+
+
+def test_the_cache_command_on_a_file_or_an_empty_variable_is_not_the_working_folder(tmp_path, monkeypatch, capsys):
+    from vaekit.cli import main
+    from vaekit.data.cache import default_cache_dir
+
+    (tmp_path / "afile").write_text("x")
+    assert main(["cache", "--dir", str(tmp_path / "afile")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    monkeypatch.setenv("VAEKIT_CACHE", "")
+    assert default_cache_dir().name == "vaekit" and default_cache_dir().is_absolute()

@@ -44,8 +44,8 @@ CACHE_VERSION = 2  # 2: EXIF orientation applied; sizes of the stored arrays in 
 
 
 def default_cache_dir() -> Path:
-    """``$VAEKIT_CACHE`` or ``~/.cache/vaekit``."""
-    return Path(os.environ.get("VAEKIT_CACHE", Path.home() / ".cache" / "vaekit"))
+    """``$VAEKIT_CACHE`` or ``~/.cache/vaekit`` (an empty variable is not the working folder)."""
+    return Path(os.environ.get("VAEKIT_CACHE") or Path.home() / ".cache" / "vaekit")  # empty: unset
 
 
 def cache_root(cache_dir: Path | str | None) -> Path:
@@ -94,7 +94,7 @@ def cached_dataset(
     try:
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root)
-        lock = _FileLock(root / f".{entry.name}.lock")
+        lock = FileLock(root / f".{entry.name}.lock")
     except OSError as err:
         raise CacheError(f"cannot write the dataset cache in {root} ({err.strerror or err}); set VAEKIT_CACHE") from err
     try:
@@ -175,7 +175,7 @@ def _drop_inherited_locks() -> None:
 os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
-class _FileLock:
+class FileLock:
     """An exclusive ``flock`` on a lock file beside an entry, released when the process ends (also
     by SIGKILL); forked children do not keep it. The holder may delete the file (``remove``): a
     process that then gets the lock on the deleted file sees that the path no longer names it, and
@@ -239,7 +239,7 @@ def _remove_abandoned(root: Path) -> None:
     for partial in root.glob(".*.partial"):
         if not ENTRY_NAME.fullmatch(partial.name):  # not one of vaekit's
             continue
-        lock = _FileLock(root / f"{partial.name.removesuffix('.partial')}.lock")
+        lock = FileLock(root / f"{partial.name.removesuffix('.partial')}.lock")
         if not lock.take():
             continue
         try:
