@@ -390,3 +390,11 @@ def test_train_classifier_checks_where_it_will_write_before_it_trains(tmp_path, 
     started = time.monotonic()
     assert main(["train-classifier", "--data", "shapes", "-o", str(tmp_path / "missing" / "c.safetensors")]) == 1
     assert "cannot write there" in one_line(capsys) and time.monotonic() - started < 5
+
+
+def test_no_control_character_reaches_the_terminal_through_what_a_command_prints(tmp_path, capsys):
+    run = tmp_path / "run\x1b]0;PWNED\x07\x1b[2Jx"
+    settings = ["data.image_size=8", "data.num_images=32", "model.latent_dim=2", "model.channels=[4]"]
+    assert main(["train", "--data", "shapes", "--out", str(run), "--set", *settings, "train.max_steps=1"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;PWNED" in out

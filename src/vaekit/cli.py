@@ -9,13 +9,14 @@ A command's module is imported only when that command runs, so ``vaekit --help``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
 
+from vaekit.commands.terminal import Printable, printable, show_warning
 from vaekit.version import __version__
 
 DEBUG_HINT = "VAEKIT_DEBUG=1 shows the traceback"
@@ -29,32 +30,20 @@ def main(argv: list[str] | None = None) -> int:
         allow_code()
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = show_warning
             if args.plugin:
                 from vaekit.registry import load_plugin
 
                 for module in args.plugin:
                     load_plugin(module)
-            return command(args.handler)(args) or 0
+            with contextlib.redirect_stdout(Printable(sys.stdout)):  # every line a command prints
+                return command(args.handler)(args) or 0
     except BaseException as err:  # every failure is one line with the right exit code
         if os.environ.get("VAEKIT_DEBUG") or isinstance(err, SystemExit):
             raise
         code, message = describe_error(err)
         print(f"vaekit: {printable(message)}", file=sys.stderr)
         return code
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """Text for a terminal: control characters (an escape sequence in a file's name) as ``\\xNN``."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as ``vaekit: warning: ...``, control characters escaped, no source line."""
-    print(f"vaekit: warning: {printable(str(message))}", file=file or sys.stderr)
 
 
 def describe_error(err: BaseException) -> tuple[int, str]:
