@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,10 +50,10 @@ def test_a_hub_id_loads_from_the_local_hub_cache_when_offline(run, tmp_path, mon
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    model = vaekit.load("someone/tiny-vae")
+    model = vaekit.load("hf://someone/tiny-vae")
     assert model.config.model.arch == "conv" and model.info["steps"] == 14
     with pytest.raises(ValueError, match="the Hub could not provide it"):
-        vaekit.load("someone/not-there")
+        vaekit.load("hf://someone/not-there")
 
 
 def test_info_describes_a_run(run):
@@ -136,4 +137,18 @@ def test_a_mistyped_run_beside_its_folder_is_never_looked_up_on_the_hub(tmp_path
     with pytest.raises(CheckpointError, match=r"runs/bsae: no such folder \(a Hub model is named hf://runs/bsae\)"):
         vaekit.load("runs/bsae")
     assert asked == []  # the Hub was not asked
-    assert hub.hub_id("hf://runs/bsae") == "runs/bsae" and hub.hub_id("someone/model") == "someone/model"
+    assert hub.hub_id("hf://runs/bsae") == "runs/bsae" and hub.hub_id(str(Path("hf://runs/bsae"))) == "runs/bsae"
+
+
+def test_a_bare_owner_and_name_is_a_local_path_even_where_no_folder_could_be_meant(tmp_path, monkeypatch):
+    import vaekit.io.hub as hub
+    from vaekit.io.checkpoints import CheckpointError
+
+    monkeypatch.chdir(tmp_path)  # no runs/ folder here: before, runs/no-such-run was asked of the Hub
+    asked = []
+    monkeypatch.setattr(hub, "require", lambda *args: asked.append(args))
+    for name in ("runs/no-such-run", "someone/model"):
+        with pytest.raises(CheckpointError, match="no such folder"):
+            vaekit.load(name)
+        assert hub.hub_id(name) is None
+    assert asked == []

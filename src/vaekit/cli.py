@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="training:train")
 
     p = command("reconstruct", "reconstruct images with a trained model", grids=True)
-    p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
+    p.add_argument("run", type=Path, help="run directory, model folder or hf://owner/name")
     p.add_argument("images", type=Path, nargs="+", help="image files")
     p.add_argument("-o", "--output", type=Path, default=Path("reconstructions.png"), help="grid PNG to write")
     p.add_argument(
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="images:decode")
 
     p = command("sample", "draw random samples from a trained model", grids=True)
-    p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
+    p.add_argument("run", type=Path, help="run directory, model folder or hf://owner/name")
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("-o", "--output", type=Path, default=Path("samples.png"), help="grid PNG to write")
     p.add_argument("--dump", type=Path, metavar="DIR", help="also write each sample as its own PNG into DIR")
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="training:fit_sampler")
 
     p = command("interpolate", "a GIF through latent space between two images or random points")
-    p.add_argument("run", type=Path, help="run directory, model folder or Hub id")
+    p.add_argument("run", type=Path, help="run directory, model folder or hf://owner/name")
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="IMAGE_A IMAGE_B (default: random latents)")
     p.add_argument("--steps", type=positive_int, default=16, help="frames from A to B")
     p.add_argument("--mode", choices=["lerp", "slerp"], default="slerp", help="path through latent space")
@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="models:serve")
 
     p = command("info", "what a run or model folder holds: architecture, size, data, steps, metrics, versions")
-    p.add_argument("run", help="run directory, model folder or Hub id")
+    p.add_argument("run", help="run directory, model folder or hf://owner/name")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler="models:info")
 
@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "export", "export a model: encoder and decoder as ONNX or TorchScript, or a diffusers AutoencoderKL folder"
     )
-    p.add_argument("run", help="run directory, model folder or Hub id")
+    p.add_argument("run", help="run directory, model folder or hf://owner/name")
     p.add_argument(
         "--format",
         choices=["onnx", "torchscript", "diffusers"],

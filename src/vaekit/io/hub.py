@@ -14,15 +14,14 @@ HUB_PREFIX = "hf://"
 
 
 def hub_id(text: str) -> str | None:
-    """The Hub repository ``text`` names, or None for a local path. ``hf://owner/name`` always names
-    the Hub; a bare ``owner/name`` only when nothing local could be meant: no such path, and no
-    local folder ``owner`` either (``runs/bsae`` beside a ``runs/`` folder is a mistyped run, never a
-    stranger's model)."""
-    if text.startswith(HUB_PREFIX):
-        return text[len(HUB_PREFIX) :]
-    if not _HUB_ID.match(text) or Path(text).exists() or Path(text.split("/")[0]).is_dir():
-        return None
-    return text
+    """The Hub repository ``text`` names (``hf://owner/name``), or None: anything else is a local
+    path. A mistyped run folder (``runs/no-such-run``) never reaches the network, where anyone could
+    have published a model under that name. (``hf:/owner/name`` is the same name after a path
+    normalised its double slash.)"""
+    for prefix in (HUB_PREFIX, "hf:/"):
+        if text.startswith(prefix) and _HUB_ID.match(text[len(prefix) :]):
+            return text[len(prefix) :]
+    return None
 
 
 def hub_snapshot(repo_id: str) -> Path:
