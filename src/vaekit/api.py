@@ -24,6 +24,7 @@ from vaekit.data.loader import BatchLoader
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory, shaped_for
 from vaekit.data.reader import UnreadableImage, read_image
 from vaekit.data.recipes import prepare
+from vaekit.io.run_folder import RunDir
 from vaekit.limits import require_within_budget
 from vaekit.models import VAE
 from vaekit.models.latents import require_latent
@@ -84,20 +85,26 @@ def train(
         cfg, out = resumed_run(resume, out, config, preset, overwrite)
     else:
         cfg = new_config(config, preset, init)
-    dataset, overrides = training_data(data, labels, model is not None, cfg, overrides, resume)
-    cfg = cfg.with_overrides(overrides)
-    fresh = config is None and preset is None and resume is None and init is None and model is None
-    trainer = Trainer(
-        cfg,
-        out if out is not None else default_run_folder(preset),
-        choose=keys_to_choose(overrides, data is not None, dataset is not None) if fresh else set(),
-        resume=resume is not None,
-        dataset=dataset,
-        model=model,
-        callbacks=callbacks,
-        trust_code=trust_code,
-        overwrite=overwrite,
-    )
+    forked = resume is not None and Path(out).resolve() != Path(resume).resolve()
+    try:
+        dataset, overrides = training_data(data, labels, model is not None, cfg, overrides, resume)
+        cfg = cfg.with_overrides(overrides)
+        fresh = config is None and preset is None and resume is None and init is None and model is None
+        trainer = Trainer(
+            cfg,
+            out if out is not None else default_run_folder(preset),
+            choose=keys_to_choose(overrides, data is not None, dataset is not None) if fresh else set(),
+            resume=resume is not None,
+            dataset=dataset,
+            model=model,
+            callbacks=callbacks,
+            trust_code=trust_code,
+            overwrite=overwrite,
+        )
+    except BaseException:
+        if forked:  # a fork that could not start leaves nothing: the next attempt is not "already a run"
+            RunDir(Path(out)).remove_own_files()
+        raise
     return trainer.fit()
 
 

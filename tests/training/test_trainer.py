@@ -747,3 +747,28 @@ def test_a_run_of_an_earlier_version_is_still_overwritten(tmp_path):
     (run / ".vaekit-run").write_text("\n".join(ARTEFACTS) + "\n")  # what 0.2.0 wrote
     Trainer(tiny_config(**{"train.max_steps": 3}), run, overwrite=True).fit()
     assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-00000003"]
+
+
+def test_a_fork_that_trains_the_decoder_only_starts_a_fresh_optimizer_and_keeps_the_encoder(tmp_path):
+    from safetensors.torch import load_file
+
+    source = Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "source").fit()
+    with pytest.warns(UserWarning, match="a fresh optimizer starts"):
+        fork = train(resume=source, out=tmp_path / "fork", overrides=["train.trainable=decoder", "train.max_steps=4"])
+    before = load_file(source / "checkpoints" / "step-00000002" / "model.safetensors")
+    after = load_file(fork / "model" / "model.safetensors")
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("decoder."))
+
+
+def test_a_fork_that_cannot_start_leaves_nothing_so_the_next_attempt_starts(tmp_path):
+    from vaekit.config import ConfigError
+
+    source = Trainer(tiny_config(**{"train.max_steps": 2}), tmp_path / "source").fit()
+    with pytest.raises(ConfigError, match=r"train\.lr"):
+        train(resume=source, out=tmp_path / "fork", overrides=["train.lr=abc"])
+    assert not (tmp_path / "fork").exists()
+    with pytest.raises(CheckpointError, match="does not fit"):  # a failure inside the trainer's start too
+        train(resume=source, out=tmp_path / "fork", overrides=["model.latent_dim=7"])
+    assert not (tmp_path / "fork").exists()
+    train(resume=source, out=tmp_path / "fork", overrides=["train.max_steps=3"])

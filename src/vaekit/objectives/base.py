@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -65,6 +66,14 @@ class Objective:
     def load_state_dict(self, state: dict) -> None:
         self.terms.load_state_dict(state)
         for name, opt in self.optimizers.items():
+            saved = [len(group["params"]) for group in state[name]["param_groups"]]
+            if saved != [len(group["params"]) for group in opt.param_groups]:
+                warnings.warn(
+                    f"optimizer {name}: the checkpoint's trained other parameters (train.trainable changed); "
+                    "a fresh optimizer starts for the ones trained now",
+                    stacklevel=2,
+                )
+                continue
             configured = [group["initial_lr"] for group in opt.param_groups]
             opt.load_state_dict(state[name])
             for group, lr in zip(opt.param_groups, configured, strict=True):
