@@ -89,3 +89,32 @@ def test_a_damaged_sampler_file_is_refused_before_it_is_drawn_from(tmp_path):
                   metadata={"vaekit_sampler": '{"latent_shape": [3]}'})  # fmt: skip
         with pytest.raises(ValueError, match="not a usable Gaussian-mixture sampler"):
             GaussianMixture.load(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "pickled", "huge header", "no weights", "bad metadata", "deep"])
+def test_a_sampler_file_damaged_in_any_way_is_one_line_naming_it(tmp_path, damage):
+    import json
+    import pickle
+    import struct
+
+    from safetensors.torch import save_file
+
+    mixture = fit_gmm(two_clusters(), components=2)
+    path = mixture.save(tmp_path)
+    tensors = {"weights": mixture.weights, "means": mixture.means, "scale_tril": mixture.scale_tril}
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:-50])
+    elif damage == "pickled":
+        path.write_bytes(pickle.dumps(tensors))
+    elif damage == "huge header":
+        path.write_bytes(struct.pack("<Q", 1 << 60) + b"{}")
+    elif damage == "no weights":
+        save_file({k: v.contiguous() for k, v in tensors.items() if k != "weights"}, str(path))
+    else:
+        text = "{not json" if damage == "bad metadata" else "[" * 100_000 + "]" * 100_000
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"vaekit_sampler": text})
+    with pytest.raises(ValueError) as refused:
+        GaussianMixture.load(tmp_path)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message and "not a usable Gaussian-mixture sampler" in message
+    json.dumps(message)  # a plain string

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from vaekit.data.loader import BatchLoader
@@ -110,17 +110,21 @@ class GaussianMixture:
         path = folder / FILE.format(name="gmm")
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: no fitted sampler ({path.name}); run `vaekit fit-sampler` first")
-        with safe_open(str(path), "pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("vaekit_sampler", "{}"))
-        tensors = load_file(str(path))
-        mixture = cls(
-            tensors["weights"].double(),
-            tensors["means"].double(),
-            tensors["scale_tril"].double(),
-            tuple(meta.get("latent_shape", [tensors["means"].shape[1]])),
-            meta.get("bic"),
-            int(meta.get("fitted_on", 0)),
-        )
+        try:
+            with safe_open(str(path), "pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("vaekit_sampler", "{}"), parse_constant=float)
+            tensors = load_file(str(path))
+            mixture = cls(
+                tensors["weights"].double(),
+                tensors["means"].double(),
+                tensors["scale_tril"].double(),
+                tuple(int(d) for d in meta.get("latent_shape", [tensors["means"].shape[-1]])),
+                meta.get("bic"),
+                int(meta.get("fitted_on", 0)),
+            )
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+            reason = f"no tensor {err}" if isinstance(err, KeyError) else str(err).splitlines()[0][:200]
+            raise ValueError(f"{path}: not a usable Gaussian-mixture sampler ({reason})") from None
         mixture.require_consistent(path)
         return mixture
 
