@@ -244,3 +244,24 @@ def test_decode_threads_share_the_machine_among_torchruns_processes(monkeypatch)
     assert default_decode_threads() == 4
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
     assert default_decode_threads() == 1
+
+
+def test_shard_refuses_a_folder_that_holds_shards_already(folder, shards, capsys):
+    before = sorted(p.name for p in shards.iterdir())
+    assert main(["shard", str(folder), "-o", str(shards), "--per-shard", "100"]) == 2
+    assert "holds shards already" in capsys.readouterr().err
+    assert sorted(p.name for p in shards.iterdir()) == before
+
+
+def test_a_folder_with_an_index_trains_on_the_shards_it_lists_only(shards, tmp_path):
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(shards, mixed)
+    shutil.copy(mixed / "shard-000000.tar", mixed / "shard-000099.tar")  # a stale shard beside them
+    with pytest.warns(UserWarning, match=r"1 \.tar file\(s\) not in its index.json are not read"):
+        data = load_dataset(DataConfig(source=str(mixed), image_size=16))
+    assert len(data) == 30  # the 30 images the index lists, not 38
+    (mixed / "index.json").write_text("{damaged")
+    with pytest.raises(DataError, match="not a readable shard index"):
+        load_dataset(DataConfig(source=str(mixed), image_size=16, cache_dir=str(tmp_path / "c")))

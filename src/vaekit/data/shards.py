@@ -39,7 +39,7 @@ from vaekit.data.reader import DRAFT_RECIPES, UnreadableImage, open_image, uprig
 from vaekit.data.recipes import RANDOM, prepare
 from vaekit.data.registry import DATA_SOURCES, Source
 from vaekit.io.files import write_atomically
-from vaekit.schema import MAX_IMAGE_SIZE
+from vaekit.schema import MAX_CONFIG_BYTES, MAX_IMAGE_SIZE, ConfigError, read_bounded
 
 INDEX_FILE = "index.json"
 BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -75,11 +75,36 @@ def shard_urls(spec: str) -> list[str]:
         ]
     path = Path(spec)
     if path.is_dir():
+        listed = _listed_shards(path)
         shards = sorted(str(p) for p in path.glob("*.tar"))
+        if listed is not None:
+            others = sorted(set(shards) - set(listed))
+            if others:
+                warnings.warn(
+                    f"{spec}: {len(others)} .tar file(s) not in its {INDEX_FILE} are not read "
+                    f"(e.g. {Path(others[0]).name}): the shards are the ones vaekit shard listed",
+                    stacklevel=2,
+                )
+            return listed
         if not shards:
             raise DataError(f"{spec}: no .tar shards in this folder")
         return shards
     return [spec]
+
+
+def _listed_shards(folder: Path) -> list[str] | None:
+    """The shards ``folder``'s index (as ``vaekit shard`` writes it) lists, or None without one."""
+    index = folder / INDEX_FILE
+    if not index.is_file():
+        return None
+    try:
+        entries = json.loads(read_bounded(index, MAX_CONFIG_BYTES))["shardlist"]
+        names = [str(entry["url"]) for entry in entries]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{index}: not a readable shard index ({err})") from None
+    if not names or any("/" in name or not name.endswith(".tar") for name in names):
+        raise DataError(f"{index}: lists no shards of this folder")
+    return [str(folder / name) for name in names]
 
 
 def default_decode_threads() -> int:
@@ -318,6 +343,12 @@ def write_shards(items: Iterable[tuple[str, Path | bytes, int | None]], out: Pat
     ``index.json`` of their counts. Memory holds one shard (at most ``MAX_SHARD_BYTES``, which closes
     a shard early); each is written beside and renamed, so none is ever half written."""
     out.mkdir(parents=True, exist_ok=True)
+    present = sorted(p.name for p in out.glob("*.tar")) + ([INDEX_FILE] if (out / INDEX_FILE).exists() else [])
+    if present:
+        raise ConfigError(
+            f"{out} holds shards already ({', '.join(present[:3])}{', ...' if len(present) > 3 else ''}): "
+            "write into an empty folder (training from it would mix old and new)"
+        )
     written, shardlist, chunk, total, held = [], [], [], 0, 0
 
     def flush() -> None:
