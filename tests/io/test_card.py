@@ -20,3 +20,24 @@ def test_a_model_without_measured_scaling_has_no_latent_section(tmp_path):
     config = tiny_config()
     write_model_card(tmp_path, config, create_model(config), 7, {})
     assert "scaling_factor" not in (tmp_path / "README.md").read_text()
+
+
+def test_what_a_model_card_publishes_names_the_data_without_the_machines_folders(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import vaekit
+    from tests.helpers import tiny_config
+    from vaekit.io.card import published_source
+
+    photos = tmp_path / "home" / "alice" / "private" / "photos"
+    photos.mkdir(parents=True)
+    for i in range(20):
+        Image.fromarray(np.full((16, 16, 3), i * 10, np.uint8)).save(photos / f"{i}.png")
+    run = vaekit.train(tiny_config(**{"train.max_steps": 1}), data=str(photos), out=tmp_path / "run")
+    for published in ("README.md", "vaekit.json"):
+        text = (run / "model" / published).read_text()
+        assert "alice" not in text and "photos" in text, published
+    assert str(photos) in (run / "config.yaml").read_text()  # what later local commands need
+    assert published_source("https://me:secret@host/s/x.tar?sig=1") == "https://host/s/x.tar"
+    assert published_source("celeba:/home/alice/celeba") == "celeba:celeba"

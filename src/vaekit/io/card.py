@@ -4,8 +4,10 @@ metrics, latent scaling) and a ``README.md`` model card; ``save_pretrained`` wri
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from vaekit.io.checkpoints import save_weights
 from vaekit.io.files import replace_folder, write_atomically
@@ -35,11 +37,28 @@ def model_info(
         "parameters": sum(p.numel() for p in model.parameters()),
         "latent_shape": list(model.latent_shape),
         "data_shape": list(model.image_shape),
-        "data": {"source": data.source, "fingerprint": data.fingerprint, "image_size": data.image_size},
+        "data": {
+            "source": published_source(data.source),
+            "fingerprint": data.fingerprint,
+            "image_size": data.image_size,
+        },
         "steps": steps,
         "final_metrics": metrics,
         "latent_scaling": scaling or {},
     }
+
+
+def published_source(source: str) -> str:
+    """The data a model card names, for others to read: a local path as its last folder's name (the
+    machine's layout, user name included, stays in config.yaml), a URL without credentials or query."""
+    kind, sep, rest = source.partition(":")
+    if sep and "://" not in source and re.fullmatch(r"[a-z][a-z0-9_-]*", kind) and len(kind) > 1:
+        return f"{kind}:{published_source(rest)}"  # kind:path
+    if "://" in source:
+        parts = urlsplit(source)
+        return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+    path = PurePath(source)
+    return path.name if path.is_absolute() or len(path.parts) > 1 else source
 
 
 def write_model_card(
