@@ -173,7 +173,8 @@ def test_idle_sockets_neither_block_other_clients_nor_stay_open(app, monkeypatch
     monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 1.0)
     with running(app) as url:
         host, port = url.removeprefix("http://").split(":")
-        idle = [socket.create_connection((host, int(port))) for _ in range(200)]
+        other = ("127.0.0.2", 0)  # the idle crowd comes from another address than the clients
+        idle = [socket.create_connection((host, int(port)), source_address=other) for _ in range(200)]
         try:
             latencies = []
             for _ in range(10):
@@ -185,6 +186,27 @@ def test_idle_sockets_neither_block_other_clients_nor_stay_open(app, monkeypatch
             assert idle[0].recv(1) == b""  # closed by the server
         finally:
             for connection in idle:
+                connection.close()
+
+
+def test_one_address_cannot_hold_more_than_its_share_of_connections(app, monkeypatch):
+    """A client that keeps reopening sockets (a renewing slowloris, N9) is held to MAX_PER_CLIENT
+    open connections; another address is answered as usual."""
+    from vaekit.web import server
+
+    monkeypatch.setattr(server, "MAX_PER_CLIENT", 10)
+    with running(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        crowd = [socket.create_connection((host, int(port)), source_address=("127.0.0.2", 0)) for _ in range(11)]
+        try:
+            crowd[-1].settimeout(2)
+            assert crowd[-1].recv(1) == b""  # the eleventh is closed at once
+            crowd[0].settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                crowd[0].recv(1)  # its first ten are open (until their request timeout)
+            assert httpx.get(f"{url}/api/info", timeout=10).status_code == 200  # from 127.0.0.1
+        finally:
+            for connection in crowd:
                 connection.close()
 
 

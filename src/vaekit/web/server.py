@@ -5,6 +5,7 @@ so that idle sockets cannot crowd out the clients that ask for something."""
 from __future__ import annotations
 
 import socket
+from collections import Counter
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -13,6 +14,8 @@ from vaekit.schema import ConfigError
 
 REQUEST_TIMEOUT_S = 5.0  # to send a request's headers, on a new connection or after a response
 MAX_CONNECTIONS = 512  # open connections at once (idle ones are dropped after REQUEST_TIMEOUT_S)
+MAX_PER_CLIENT = 64  # open connections of one address: a client reopening sockets cannot fill the server
+_open_by_client: Counter[str] = Counter()  # (one event loop serves them all: no lock needed)
 
 
 class PromptClientsProtocol(H11Protocol):
@@ -21,6 +24,11 @@ class PromptClientsProtocol(H11Protocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self._client = str(peer[0]) if peer else ""
+        _open_by_client[self._client] += 1
+        if _open_by_client[self._client] > MAX_PER_CLIENT:
+            transport.close()  # over its share: others keep being served
         self._wait_for_request()
 
     def on_response_complete(self) -> None:
@@ -29,6 +37,9 @@ class PromptClientsProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_timer.cancel()
+        _open_by_client[self._client] -= 1
+        if _open_by_client[self._client] <= 0:
+            del _open_by_client[self._client]
         super().connection_lost(exc)
 
     def _wait_for_request(self) -> None:
