@@ -265,3 +265,23 @@ def test_a_folder_with_an_index_trains_on_the_shards_it_lists_only(shards, tmp_p
     (mixed / "index.json").write_text("{damaged")
     with pytest.raises(DataError, match="not a readable shard index"):
         load_dataset(DataConfig(source=str(mixed), image_size=16, cache_dir=str(tmp_path / "c")))
+
+
+def test_a_server_that_does_not_answer_byte_ranges_is_one_line_naming_it(shards, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    pytest.importorskip("fsspec")
+    pytest.importorskip("aiohttp", reason="http:// shard URLs need aiohttp (the datasets extra)")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shards))  # no ranges
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/shard-{{000000..000001}}.tar"
+        with pytest.raises(DataError, match="127.0.0.1 does not answer byte ranges") as refused:
+            data = load_dataset(DataConfig(source=url, image_size=16, cache_dir=str(tmp_path)))
+            data.images[np.array([0, 9])]
+        assert "\n" not in str(refused.value)
+    finally:
+        server.shutdown()

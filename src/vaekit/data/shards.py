@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -223,7 +224,17 @@ class ShardedImages(LazyImages):
         handle.seek(offset)
         if size > MAX_MEMBER_BYTES:
             raise DataError(f"{self.urls[shard]}: a member of {size:,} bytes (at most {MAX_MEMBER_BYTES:,})")
-        return handle.read(size)
+        try:
+            return handle.read(size)
+        except ValueError as err:
+            if "range" not in str(err).lower():
+                raise
+            host = urlsplit(self.urls[shard]).hostname or self.urls[shard]
+            raise DataError(
+                f"{host} does not answer byte ranges, which reading one sample of a shard needs (object stores "
+                "and most web servers do; python -m http.server does not): serve the shards from one that does, "
+                "or copy them here"
+            ) from None
 
     def decode(self, position: int, epoch: int | None = None, seed: int = 0) -> np.ndarray:
         """Sample ``position`` at the configured size; a random crop is drawn from (seed, epoch, position)."""
