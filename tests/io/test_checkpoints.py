@@ -172,3 +172,11 @@ def test_nothing_is_written_when_a_buffer_or_the_state_is_not_finite(tmp_path):
     with pytest.raises(NonFinite, match=name):
         checkpoints.save_weights(model, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_every_non_finite_value_is_found_wherever_it_is_in_a_tensor(bad):
+    values = torch.zeros(50)
+    values[17] = bad
+    assert checkpoints.first_nonfinite({"a": torch.zeros(3), "b": [values]}) == "b.0"
+    assert checkpoints.first_nonfinite({"x": bad}) == "x"

@@ -54,3 +54,38 @@ def test_what_an_interrupted_replacement_leaves_is_cleaned(tmp_path):
     (tmp_path / "model").mkdir()
     remove_partial_folders(tmp_path, "model")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_an_atomically_written_file_is_readable_as_the_umask_says(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_atomically(tmp_path / "a.txt", "text")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600
+
+
+def test_a_process_another_user_owns_counts_as_alive(monkeypatch):
+    import os
+
+    def not_yours(pid, signal):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", not_yours)
+    assert files.process_alive(12345)  # its run lock is never taken over
+    monkeypatch.setattr(os, "kill", lambda pid, signal: (_ for _ in ()).throw(ProcessLookupError()))
+    assert not files.process_alive(12345)
+    assert not files.process_alive(0) and not files.process_alive(-5)
+
+
+def test_a_file_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(tmp_path):
+    from vaekit.schema import FileRefused, read_bounded
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    assert read_bounded(path, 100) == b"x" * 100
+    with pytest.raises(FileRefused, match="too large"):
+        read_bounded(path, 99)
