@@ -14,7 +14,7 @@ def test_a_lock_held_on_another_host_is_never_taken_over_even_when_its_pid_is_fr
     run = RunDir(tmp_path / "run")
     run.root.mkdir()
     run.lock_file.write_text("999999 another-host.example\n")  # no such pid here: it may live there
-    with pytest.raises(RunInUse, match="another-host.example"):
+    with pytest.raises(RunInUse, match=r"another-host\.example"):
         run.lock()
     assert run.lock_file.read_text() == "999999 another-host.example\n"
 
