@@ -120,3 +120,8 @@ def test_dotted_items_flatten_nested_dicts_into_the_keys_overrides_take():
     assert (
         Config().with_overrides({key: value for key, value in flat.items()}) == Config()
     )  # every key is one --set takes
+
+
+def test_the_documented_defaults_of_the_recovery_from_non_finite_updates():
+    train = Config().train
+    assert (train.on_nonfinite, train.max_skipped, train.skip_window, train.max_rollbacks) == ("stop", 5, 200, 3)

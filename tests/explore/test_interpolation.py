@@ -81,3 +81,12 @@ def test_the_manifold_animation_walks_the_variance_preserving_path(monkeypatch):
     a, b = model.prior_sample(6, generator=generator), model.prior_sample(6, generator=generator)
     torch.testing.assert_close(torch.stack(decoded), variance_preserving(a, b, 5))
     torch.testing.assert_close(decoded[2], (a * 2 + b * 2) / math.sqrt(8))
+
+
+@pytest.mark.parametrize("scale", [2.0, 1.0, -1.0])
+def test_slerp_between_parallel_or_opposite_latents_gives_finite_frames(scale):
+    a = torch.tensor([1.0, 2.0, -0.5])
+    frames = slerp(a, scale * a, torch.linspace(0, 1, 5))
+    assert torch.isfinite(frames).all()
+    torch.testing.assert_close(frames[0], a)
+    torch.testing.assert_close(frames[-1], scale * a, atol=1e-3, rtol=1e-3)
