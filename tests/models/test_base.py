@@ -79,7 +79,7 @@ def test_own_networks_whose_logvar_is_shaped_unlike_the_mean_are_refused():
             return torch.zeros(len(x), 3), torch.zeros(len(x), 4)
 
     model = VAE.from_modules(Encoder(), nn.Linear(3, 12), 3)
-    with pytest.raises(ValueError, match="expected .* for both"):
+    with pytest.raises(ValueError, match=r"expected .* for both"):
         model.encode(torch.zeros(2, 12))
 
 
