@@ -711,6 +711,14 @@ def test_after_max_rollbacks_the_run_stops_as_diverged(tmp_path):
         Trainer(config, tmp_path / "run", callbacks=[PoisonedDecoder(from_step=5, times=100)]).fit()
 
 
+def test_rollbacks_to_the_same_checkpoint_are_counted_to_the_limit(tmp_path):
+    """Each rollback restores the checkpoint, whose recovery state predates it: the count must survive."""
+    config = tiny_config(**{**SKIPPING, "train.max_skipped": 2, "train.max_rollbacks": 2})
+    poisoned = PoisonedDecoder(from_step=5, times=60)  # enough for many rollbacks, then it would go on
+    with pytest.raises(TrainingDiverged, match=r"after 2 rollback\(s\)"):
+        Trainer(config, tmp_path / "run", callbacks=[poisoned]).fit()
+
+
 def test_overwrite_keeps_a_users_files_inside_the_runs_folders_and_names_them(tmp_path):
     run = tmp_path / "run"
     Trainer(tiny_config(**{"train.max_steps": 2}), run).fit()
