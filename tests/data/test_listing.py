@@ -89,3 +89,15 @@ def test_the_digest_follows_names_sizes_and_mtimes_not_the_path_or_ctime(tmp_pat
     assert list_folder(tmp_path / "copy").digest() != digest
     (tmp_path / "data" / "a.png").rename(tmp_path / "data" / "b.png")
     assert list_folder(tmp_path / "data").digest() != digest
+
+
+def test_a_file_replaced_under_the_same_name_changes_its_folders_time_and_is_listed_anew(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(listing, "SPOT_CHECKS", 0)  # the folder's time alone must tell
+    _touch(tmp_path / "data" / "sub" / "a.png")
+    list_folder(tmp_path / "data", tmp_path / "cache")
+    time.sleep(0.01)
+    (tmp_path / "data" / "sub" / "a.png").unlink()
+    _touch(tmp_path / "data" / "sub" / "a.png", b"another picture")  # same name, new file: sub/ changed
+    assert list_folder(tmp_path / "data", tmp_path / "cache").sizes[0] == 15

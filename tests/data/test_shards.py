@@ -285,3 +285,24 @@ def test_a_server_that_does_not_answer_byte_ranges_is_one_line_naming_it(shards,
         assert "\n" not in str(refused.value)
     finally:
         server.shutdown()
+
+
+def test_two_shards_of_equal_size_and_time_keep_indexes_of_their_own(shards, tmp_path):
+    import shutil
+
+    from vaekit.data.shards import cached_index
+
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    first, second = twin / "a.tar", twin / "b.tar"
+    shutil.copy(shards / "shard-000000.tar", first)
+    data = bytearray(first.read_bytes())
+    with tarfile.open(first) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(".cls"))
+    data[member.offset_data] = ord("1") if data[member.offset_data] == ord("0") else ord("0")  # one label differs
+    second.write_bytes(bytes(data))
+    stamp = first.stat().st_mtime_ns
+    os.utime(second, ns=(stamp, stamp))
+    cache = tmp_path / "cache"
+    a, b = cached_index(str(first), cache), cached_index(str(second), cache)
+    assert a.labels.tolist() != b.labels.tolist()
