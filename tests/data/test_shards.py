@@ -306,3 +306,29 @@ def test_two_shards_of_equal_size_and_time_keep_indexes_of_their_own(shards, tmp
     cache = tmp_path / "cache"
     a, b = cached_index(str(first), cache), cached_index(str(second), cache)
     assert a.labels.tolist() != b.labels.tolist()
+
+
+def test_a_split_of_shard_images_decodes_the_rows_of_that_split(folder, shards):
+    from_shards = load_dataset(DataConfig(source=str(shards), image_size=16))
+    from_folder = load_dataset(DataConfig(source=str(folder), image_size=16))
+    for which in ("train", "val"):
+        lazy = from_shards.split(which, 0.2, seed=5)
+        eager = from_folder.split(which, 0.2, seed=5)
+        assert np.array_equal(np.asarray(lazy.images), np.asarray(eager.images)), which
+        positions = np.array([len(lazy) - 1, 0])
+        assert np.array_equal(lazy.images[positions], eager.images[positions]), which
+
+
+def test_labels_come_from_cls_members_only_when_every_sample_has_one(shards, tmp_path):
+    import shutil
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("shard-000000.tar", "shard-000001.tar"):
+        shutil.copy(shards / name, partial / name)
+    with tarfile.open(shards / "shard-000002.tar") as source, tarfile.open(partial / "shard-000002.tar", "w") as out:
+        for member in source.getmembers():
+            if not member.name.endswith(".cls"):  # this shard's samples have no labels
+                out.addfile(member, source.extractfile(member))
+    assert load_dataset(DataConfig(source=str(partial), image_size=16)).labels is None
+    assert load_dataset(DataConfig(source=str(shards), image_size=16)).labels is not None
