@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from vaekit.engine.precision import Precision
@@ -25,3 +26,16 @@ def test_an_update_in_micro_batches_reports_the_mean_of_their_metrics():
     precision = Precision("fp32", torch.device("cpu"), accumulate=2)
     batch = torch.tensor([[1.0], [3.0]])  # micro-batches of 1.0 and 3.0
     assert update(Reports(), precision, batch, StepInfo(0, 0.0), seed=0)["loss"].item() == 2.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("clip", [None, 1.0], ids=["unclipped", "clipped"])
+def test_an_update_whose_gradient_is_not_finite_is_dropped_and_the_weights_stay(bad, clip):
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    precision = Precision("fp32", torch.device("cpu"), clip, skip_nonfinite=True)
+    loss = (weight * torch.tensor([1.0, bad, 1.0])).sum()  # d loss / d weight[1] is bad
+    precision.minimize(loss, optimizer, [weight])
+    assert precision.skipped == 1 and torch.equal(weight.detach(), torch.ones(3))
+    precision.minimize((weight * 2).sum(), optimizer, [weight])  # a finite one goes through
+    assert precision.skipped == 1 and (weight.detach() < 1).all()
