@@ -224,3 +224,25 @@ def test_the_example_images_are_held_out_ones(client, served_run):
     held_out = load_dataset(data).split("val", data.val_fraction, data.seed).images[:8]
     shown = np.stack([decode(image) for image in client.get("/api/examples").json()["images"]])
     assert np.array_equal(shown, held_out.transpose(0, 2, 3, 1))
+
+
+def test_an_example_index_outside_the_examples_is_refused_at_both_ends(client):
+    count = len(client.get("/api/examples").json()["images"])
+    assert client.post(f"/api/examples/{count - 1}/encode").status_code == 200
+    for index in (count, -1):
+        assert client.post(f"/api/examples/{index}/encode").status_code == 422, index
+
+
+def test_a_sample_request_is_bounded_at_both_ends(client):
+    assert client.post("/api/samples", json={"count": 64}).status_code == 200
+    for count in (65, 0, 1_000_000):
+        assert client.post("/api/samples", json={"count": count}).status_code == 422, count
+
+
+def test_an_upload_is_prepared_with_the_models_channels():
+    from vaekit.config import DataConfig
+    from vaekit.web.uploads import read_upload
+
+    gray = read_upload(png_file(), DataConfig(image_size=16, channels=1))
+    colour = read_upload(png_file(), DataConfig(image_size=16, channels=3))
+    assert gray.shape == (1, 16, 16) and colour.shape == (3, 16, 16)

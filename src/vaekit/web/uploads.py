@@ -40,4 +40,4 @@ def read_upload(data: bytes, config: DataConfig) -> torch.Tensor:
         array = prepare(image, config.image_size, config.crop, config.channels or 3)
     except (OSError, ValueError) as err:
         raise UploadError(400, f"the image file is broken or truncated ({err})") from err
-    return torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0
+    return torch.from_numpy(np.array(array)).float() / 255.0  # a copy: the decoded array may be read-only
