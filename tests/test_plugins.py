@@ -47,3 +47,13 @@ def test_a_plugin_module_that_cannot_be_imported_is_one_line_and_exit_2(capsys):
         "vaekit: error: --plugin: cannot import the plug-in module 'no_such_package.components' "
         "(No module named 'no_such_package')"
     )
+
+
+def test_allowing_code_once_for_the_process_lets_every_later_import_through(monkeypatch):
+    from vaekit import plugins
+
+    monkeypatch.setattr(plugins, "_ALLOWED", False)
+    with pytest.raises(plugins.UntrustedCode):
+        plugins.import_object("tests.networks:tiny_features", "likelihood.perceptual.network")
+    plugins.allow_code()
+    assert callable(plugins.import_object("tests.networks:tiny_features", "likelihood.perceptual.network"))

@@ -70,3 +70,36 @@ def test_a_webdataset_pipeline_streams_in_decoded_or_not(tmp_path):
         original = load_dataset(DataConfig(source=str(tmp_path / "source"), image_size=18, crop="none"))
         assert data.labels.tolist() == [i % 4 for i in range(12)]
         assert np.array_equal(np.asarray(data.images), np.asarray(original.images))  # PNG: lossless either way
+
+
+def test_an_interrupted_conversion_is_not_taken_as_complete_and_is_redone_whole(tmp_path):
+    rows = list(stream(2))
+
+    def broken():
+        for i, row in enumerate(rows):
+            if i == 12:
+                raise KeyboardInterrupt
+            yield row
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    half = datasets.IterableDataset.from_generator(broken, features=features)
+    whole = datasets.IterableDataset.from_generator(lambda: iter(rows), features=features)
+    with pytest.raises(KeyboardInterrupt):
+        stream_to_shards(half, tmp_path, per_shard=5)  # two shards written, then the stream broke
+    folder = stream_to_shards(whole, tmp_path, per_shard=5)
+    assert len(load_dataset(DataConfig(source=str(folder), image_size=16, cache_dir=str(tmp_path)))) == 30
+
+
+def test_the_same_images_with_other_labels_are_another_stream(tmp_path):
+    def relabelled(offset):
+        def generate():
+            for i, row in enumerate(stream(4)):
+                yield {"image": row["image"], "label": (i + offset) % 3}
+
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+        return datasets.IterableDataset.from_generator(generate, features=features)
+
+    first, second = stream_to_shards(relabelled(0), tmp_path), stream_to_shards(relabelled(1), tmp_path)
+    assert first != second
+    labels = load_dataset(DataConfig(source=str(second), image_size=16, cache_dir=str(tmp_path))).labels
+    assert labels.tolist() == [(i + 1) % 3 for i in range(30)]

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from vaekit.data.cache import cache_root
 from vaekit.data.images import DataError
-from vaekit.data.shards import write_shards
+from vaekit.data.shards import INDEX_FILE, write_shards
 
 LABEL_COLUMNS = ("label", "labels", "cls")
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "ppm", "image", "img")
@@ -105,6 +105,8 @@ def stream_to_shards(data: Any, cache_dir: str | Path | None = None, per_shard: 
     if (folder / DONE).is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
+    for leftover in [*folder.glob("shard-*.tar"), folder / INDEX_FILE]:  # an interrupted conversion's own files
+        leftover.unlink(missing_ok=True)
     rows = tqdm(_samples(data), desc="streaming into shards", unit="img", disable=None)
     written = write_shards(rows, folder, per_shard)
     if not written:
