@@ -332,3 +332,45 @@ def test_labels_come_from_cls_members_only_when_every_sample_has_one(shards, tmp
                 out.addfile(member, source.extractfile(member))
     assert load_dataset(DataConfig(source=str(partial), image_size=16)).labels is None
     assert load_dataset(DataConfig(source=str(shards), image_size=16)).labels is not None
+
+
+def _gray_shards(folder):
+    from vaekit.data.shards import write_shards
+
+    rng = np.random.default_rng(1)
+    items = []
+    for i in range(6):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8), mode="L").save(buffer, format="PNG")
+        items.append((f"{i}.png", buffer.getvalue(), None))
+    write_shards(items, folder, per_shard=3)
+    return folder
+
+
+def test_gray_shards_give_one_channel_unless_three_are_asked_for(tmp_path):
+    shards = _gray_shards(tmp_path / "gray")
+    assert load_dataset(DataConfig(source=str(shards), image_size=16)).image_shape == (1, 16, 16)
+    colour = load_dataset(DataConfig(source=str(shards), image_size=16, channels=3))
+    assert colour.image_shape == (3, 16, 16) and np.asarray(colour.images).shape[1] == 3
+
+
+def test_a_broken_last_sample_is_stood_in_for_by_the_first(tmp_path):
+    shards = _gray_shards(tmp_path / "gray")
+    with tarfile.open(shards / "shard-000001.tar") as tar:
+        last = tar.getmembers()[-1]
+    data = bytearray((shards / "shard-000001.tar").read_bytes())
+    data[last.offset_data : last.offset_data + last.size] = b"\0" * last.size  # the last image unreadable
+    (shards / "shard-000001.tar").write_bytes(bytes(data))
+    images = load_dataset(DataConfig(source=str(shards), image_size=16, cache_dir=str(tmp_path / "c"))).images
+    with pytest.warns(UserWarning, match="the next readable sample stands in"):
+        assert np.array_equal(images[np.array([5])], images[np.array([0])])
+
+
+def test_a_member_over_the_size_cap_is_refused_unread(tmp_path, monkeypatch):
+    from vaekit.data import shards as shards_module
+
+    shards = _gray_shards(tmp_path / "gray")
+    images = load_dataset(DataConfig(source=str(shards), image_size=16, cache_dir=str(tmp_path / "c"))).images
+    monkeypatch.setattr(shards_module, "MAX_MEMBER_BYTES", 10)
+    with pytest.raises(DataError, match="at most 10"):
+        images.decode(0)
