@@ -65,3 +65,12 @@ def test_a_npy_label_array_is_taken_in_the_images_order(tmp_path):
     np.save(tmp_path / "y.npy", np.array([2, 0]))
     with pytest.raises(DataError, match=r"shape \(N,\) or \(N, K\) for the 3 images"):
         load_dataset(DataConfig(source=str(tmp_path), image_size=8, labels=str(tmp_path / "y.npy")))
+
+
+def test_images_beside_the_class_folders_give_no_class_labels():
+    from vaekit.data.labels import folder_classes
+
+    assert folder_classes(["cat/1.png", "dog/2.png", "loose.png"]) is None  # one image lies at the top
+    assert folder_classes(["cat/1.png", "cat/2.png"]) is None  # one class is not a labelling
+    labels, names = folder_classes(["dog/a/1.png", "cat/2.png", "dog/3.png"])
+    assert labels.tolist() == [1, 0, 1] and names == ["cat", "dog"]

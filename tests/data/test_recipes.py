@@ -88,3 +88,13 @@ def test_a_random_square_scales_the_short_side_to_the_size_then_crops_at_a_drawn
     small = Image.new("RGB", (20, 24))
     assert random_square(small, 32, np.random.default_rng(0)).size == (20, 20)  # never scaled up before the crop
     assert apply_recipe(small, 32, "random", np.random.default_rng(0)).size == (32, 32)
+
+
+@pytest.mark.parametrize(("width", "height"), [(30, 20), (20, 30)])
+def test_the_centre_crop_of_a_non_square_image_keeps_its_middle_square(width, height):
+    pixels = np.zeros((height, width, 3), np.uint8)
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    pixels[top : top + side, left : left + side] = 255  # the middle square white, the margins black
+    cropped = apply_recipe(Image.fromarray(pixels), side, "center")
+    assert cropped.size == (side, side) and np.asarray(cropped).min() == 255
