@@ -171,3 +171,14 @@ def test_timing_the_matrix_products_leaves_the_global_random_streams_as_they_wer
     before = torch.random.get_rng_state()
     defaults.matmul_seconds(torch.float32, size=32, repeats=1)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_near_binary_counts_pixels_near_white_as_well_as_near_black():
+    import numpy as np
+
+    white_on_black = np.where(np.arange(64 * 64).reshape(1, 1, 64, 64) % 2, 255, 0).astype(np.uint8)
+    black_on_white = 255 - white_on_black
+    mostly_white = np.full((1, 1, 64, 64), 250, np.uint8)  # line art on paper: near-white almost everywhere
+    assert is_near_binary(white_on_black) and is_near_binary(black_on_white) and is_near_binary(mostly_white)
+    assert not is_near_binary(np.full((1, 1, 64, 64), 128, np.uint8))
+    assert not is_near_binary(np.repeat(mostly_white, 3, axis=1))  # colour is never "binary"

@@ -138,3 +138,37 @@ def test_the_running_variance_of_batches_is_the_variance_of_all_rows():
     torch.testing.assert_close(running.variance(), rows.var(0))
     torch.testing.assert_close(running.mean, rows.mean(0))
     assert running.count == 103
+
+
+def test_the_discrete_bits_of_a_continuous_likelihood_carry_no_change_of_scale():
+    gaussian = create_model(tiny_config())
+    images = np.random.default_rng(1).integers(0, 256, (8, 3, 16, 16), dtype=np.uint8)
+    result = iwae_nll(gaussian, images, k=2)
+    dims = 3 * 16 * 16 * np.log(2)
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / dims + 8.0)  # a density on [0, 1]: +8 bits
+    assert result["discrete_bits_per_dim"] == pytest.approx(result["discrete_nll"] / dims)  # a probability: none
+
+
+def test_per_channel_latent_statistics_are_each_channels_own():
+    from torch import nn
+
+    from vaekit.models import VAE
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Parameter(torch.zeros(1))  # (a model has a device through its parameters)
+
+        def forward(self, x):  # channel c holds 10 c + the image's brightness, with no spread
+            level = x.mean(dim=(1, 2, 3))[:, None, None, None]
+            mean = torch.arange(3.0)[None, :, None, None] * 10 + level.expand(-1, 3, 2, 2)
+            return mean, torch.full_like(mean, -40.0)
+
+    model = VAE.from_modules(Encoder(), nn.Identity(), (3, 2, 2), "gaussian")
+    model.image_shape = (3, 4, 4)
+    images = np.stack([np.full((3, 4, 4), v, np.uint8) for v in (0, 51, 102, 255)])
+    result = latent_scaling(model, images, batch_size=3)
+    brightness = images.reshape(4, -1).mean(1) / 255
+    expected = [10 * c + brightness.mean() for c in range(3)]
+    assert result["latents_mean"] == pytest.approx(expected, abs=1e-4)
+    assert result["latents_std"] == pytest.approx([brightness.std()] * 3, abs=1e-4)
