@@ -127,3 +127,12 @@ def test_only_likelihoods_of_pixel_values_have_an_8bit_nll():
     torch.testing.assert_close(Bernoulli("dynamic").discretised_nll(logits, binary), Bernoulli().nll(logits, binary))
     with pytest.raises(NotImplementedError, match="not a probability of 8-bit pixel values"):
         Bernoulli("none").discretised_nll(logits, binary)
+
+
+def test_a_bin_far_in_the_tail_costs_the_density_times_the_whole_bins_width():
+    likelihood = Gaussian(scale=1e-4, output="identity")
+    target = torch.tensor([[100 / 255]])
+    location = target + 40e-4  # forty standard deviations away: the bin's mass underflows float64
+    nll = likelihood.discretised_nll(location, target).double().item()
+    density = torch.distributions.Normal(location.double(), 1e-4).log_prob(target.double()).item()
+    assert nll == pytest.approx(-(density + math.log(1 / 255)), rel=1e-6)  # one bin is 1/255 wide on [0, 1]
