@@ -42,3 +42,20 @@ def test_an_enlargement_past_the_request_budget_is_refused(tmp_path, monkeypatch
     with pytest.raises(ConfigError, match="--scale"):
         save_grid(torch.rand(4, 3, 16, 16), tmp_path / "g.png", scale=8)
     assert not (tmp_path / "g.png").exists()
+
+
+def test_a_runs_sample_grid_follows_its_seed(tmp_path):
+    from PIL import Image
+
+    from tests.helpers import tiny_config
+    from vaekit.explore.grids import save_run_grids
+    from vaekit.models import create_model
+
+    model = create_model(tiny_config())
+    originals = torch.rand(4, 3, 16, 16)
+
+    def samples(seed, tag):
+        path = save_run_grids(model, originals, tmp_path, tag, 4, seed)["samples"]
+        return np.asarray(Image.open(path))
+
+    assert np.array_equal(samples(1, "a"), samples(1, "b")) and not np.array_equal(samples(1, "c"), samples(2, "d"))

@@ -137,3 +137,14 @@ def test_lecam_pulls_logits_towards_the_other_sides_running_mean():
     assert term.discriminator.lecam_real.item() == pytest.approx(2.0)  # halfway from 0 to the real logit 4
     assert term.discriminator.lecam_fake.item() == pytest.approx(0.0)
     assert lecam_penalty(torch.tensor([0.0]), torch.tensor([2.0]), term.discriminator).item() == 0.0
+
+
+def test_lecam_running_means_move_by_one_minus_the_decay_each_step():
+    term = _term(lecam_weight=1.0, lecam_decay=0.9)
+    term.discriminator, term.optimizer = _LinearLogits(4.0), None
+    term.precision.minimize = lambda *args, **kwargs: None
+    real, fake = torch.ones(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)  # logits 4 and 0
+    term.discriminator_step(real, fake, StepInfo(step=0, epoch=0.0))
+    assert term.discriminator.lecam_real.item() == pytest.approx(0.4)  # 0.9 x 0 + 0.1 x 4
+    term.discriminator_step(real, fake, StepInfo(step=1, epoch=0.0))
+    assert term.discriminator.lecam_real.item() == pytest.approx(0.76)  # 0.9 x 0.4 + 0.1 x 4

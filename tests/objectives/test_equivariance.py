@@ -77,3 +77,14 @@ def test_models_without_spatial_latents_are_refused_in_one_line():
         create_objective(
             create_model(tiny_config(**ALWAYS)), tiny_config(**ALWAYS), Precision("fp32", torch.device("cpu"))
         )
+
+
+def test_another_run_seed_draws_other_transforms():
+    config = tiny_config(**{"model.arch": "autoencoder-kl", **ARCHITECTURES.get("autoencoder-kl").tiny, **ALWAYS})
+    model = create_model(config)
+    draws = {
+        seed: [EquivarianceTerm(model, config.with_overrides({"train.seed": seed})).draw(step) for step in range(40)]
+        for seed in (0, 1)
+    }
+    again = [EquivarianceTerm(model, config.with_overrides({"train.seed": 1})).draw(step) for step in range(40)]
+    assert draws[0] != draws[1] and draws[1] == again
