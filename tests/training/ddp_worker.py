@@ -82,6 +82,7 @@ def check_patient_wait(rank: int, world: int, init_file: str, out: str) -> None:
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world, timeout=timedelta(seconds=0.5)
     )
     os.environ.update(WORLD_SIZE=str(world), RANK=str(rank))
+    _file_barrier(Path(out) / "arrived", rank, world)  # both start setup together: its 0.5 s is not a race
     distributed.setup("cpu")  # joins the patient group beside the training group
     if rank == 1:
         time.sleep(1.5)
@@ -90,3 +91,13 @@ def check_patient_wait(rank: int, world: int, init_file: str, out: str) -> None:
     (Path(out) / f"waited-{rank}").write_text(f"{time.monotonic() - started:.2f}")
     distributed.wait_for_every_rank()  # neither rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
+
+
+def _file_barrier(folder: Path, rank: int, world: int) -> None:
+    """Wait (without any process group, whose timeout is short on purpose) until every rank is here."""
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / str(rank)).touch()
+    while len(list(folder.iterdir())) < world:
+        time.sleep(0.005)
