@@ -39,3 +39,31 @@ def test_an_update_whose_gradient_is_not_finite_is_dropped_and_the_weights_stay(
     assert precision.skipped == 1 and torch.equal(weight.detach(), torch.ones(3))
     precision.minimize((weight * 2).sum(), optimizer, [weight])  # a finite one goes through
     assert precision.skipped == 1 and (weight.detach() < 1).all()
+
+
+def test_ddp_communicates_on_the_last_micro_batch_of_an_update_only():
+    import contextlib
+
+    class Replica:
+        def __init__(self):
+            self.module = torch.nn.Linear(2, 2)
+            self.silenced = 0
+
+        @contextlib.contextmanager
+        def no_sync(self):
+            self.silenced += 1
+            yield
+
+    precision = Precision("fp32", torch.device("cpu"), accumulate=3)
+    replica = Replica()
+    precision.sync_with(replica)
+    talked = []
+    for micro_batch in range(3):
+        before = replica.silenced
+        with precision.no_sync(micro_batch):
+            pass
+        talked.append(replica.silenced == before)
+    assert talked == [False, False, True]  # gradients are all-reduced once, after the last backward
+    alone = Precision("fp32", torch.device("cpu"), accumulate=3)
+    with alone.no_sync(0):  # one process: nothing to hold back
+        pass
