@@ -45,3 +45,15 @@ def test_residual_blocks_add_their_shortcut():
     x = torch.randn(1, 4, 5, 5)
     expected = torch.nn.functional.leaky_relu(block.bn2(x), 0.2)  # conv path is zero: only the shortcut
     torch.testing.assert_close(block(x), expected)
+
+
+def test_the_shortcut_is_added_before_the_second_batch_norm_as_in_the_official_block():
+    from vaekit.models.resnet import ResidualBlock
+
+    block = ResidualBlock(4, 4).eval()
+    block.bn2.running_mean.fill_(0.5)
+    block.bn2.running_var.fill_(4.0)  # a normalisation that tells bn2(a + b) from bn2(a) + b
+    x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    conv_path = block.conv2(block.relu1(block.bn1(block.conv1(x))))
+    expected = torch.nn.functional.leaky_relu(block.bn2(conv_path + x), 0.2)
+    torch.testing.assert_close(block(x), expected)
