@@ -148,3 +148,17 @@ def test_lecam_running_means_move_by_one_minus_the_decay_each_step():
     assert term.discriminator.lecam_real.item() == pytest.approx(0.4)  # 0.9 x 0 + 0.1 x 4
     term.discriminator_step(real, fake, StepInfo(step=1, epoch=0.0))
     assert term.discriminator.lecam_real.item() == pytest.approx(0.76)  # 0.9 x 0.4 + 0.1 x 4
+
+
+def test_the_adaptive_weight_is_balanced_against_the_reconstruction_nll_alone():
+    config = tiny_config(**ADVERSARIAL, **{"objective.adversarial.adaptive": True, "objective.kl.weight": 5.0})
+    objective = create_objective(create_model(config), config, Precision("fp32", torch.device("cpu")))
+    term = objective.terms["adversarial"]
+    seen = []
+    real_loss = term.generator_loss
+    term.generator_loss = lambda fake, reconstruction, step: (
+        seen.append(reconstruction.detach()) or real_loss(fake, reconstruction, step)
+    )
+    scalars = objective.step(torch.rand(4, 3, 32, 32), StepInfo(0, 0.0, 10))
+    assert len(seen) == 1 and torch.allclose(seen[0], scalars["nll"])  # not the loss with its KL
+    assert not torch.allclose(scalars["nll"], scalars["loss"])
