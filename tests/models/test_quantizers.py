@@ -216,3 +216,14 @@ def test_a_run_with_kmeans_ema_and_restarts_resumes_bit_identically(tmp_path):
     assert int(reference["bottleneck.health.steps"]) == 6
     assert weights.keys() == reference.keys()
     assert all(torch.equal(weights[key], reference[key]) for key in reference)
+
+
+def test_the_quantizers_loss_is_summed_per_sample_like_the_nll():
+    """The library's commitment loss is a mean over latent elements; vaekit's NLL is a sum per image,
+    so the loss is summed too, or beta would shrink as the latent grows."""
+    for arch in ("conv", "spatial"):
+        model = _model("vq", arch, **{"model.vq.ema": False}).train()
+        z = model.encoder(model.likelihood.prepare(_images(4)))[0]
+        _, _, mean_loss = model.bottleneck._quantize(model.bottleneck.layout.to_tokens(z))
+        summed = model.bottleneck.posterior(z).auxiliary_loss
+        torch.testing.assert_close(summed, mean_loss * math.prod(model.latent_shape))  # elements per sample

@@ -9,7 +9,7 @@ decoding the tokens of an image gives exactly its reconstruction.
 
 The ELBO of a quantized latent (van den Oord et al. 2017) has a uniform prior over codes and a
 one-hot posterior: its KL is ``log K`` nats per token, a constant; the quantizer's own loss
-(commitment, codebook, entropy) is added to the objective as it is. ``CodebookHealth`` counts
+(commitment, codebook, entropy) is added to the objective summed per sample, as the NLL is. ``CodebookHealth`` counts
 codes used over a sliding window of training steps, the batch perplexity and dead-code restarts.
 """
 
@@ -192,6 +192,13 @@ class QuantizedLatent(Bottleneck):
         self.health = CodebookHealth(codebook_size * self.depth, options.usage_window)
 
     @property
+    def loss_scale(self) -> float:
+        """What turns the library's loss (a mean over latent elements) into a sum per sample, as the
+        likelihood's NLL and the KL are (VQ-VAE's commitment is a sum: its weight then means the same
+        at every latent size)."""
+        return float(self.layout.tokens * self.layout.width)
+
+    @property
     def nats_per_token(self) -> float:
         return self.depth * math.log(self.codebook_size)
 
@@ -203,6 +210,7 @@ class QuantizedLatent(Bottleneck):
     def posterior(self, *outputs: torch.Tensor) -> Quantized:
         tokens = self.layout.to_tokens(outputs[0])
         quantized, indices, loss = self._quantize(tokens)
+        loss = loss * self.loss_scale  # per sample, summed: on the scale of the likelihood's NLL
         indices = indices.long().reshape(len(tokens), *self.token_grid)
         if self.training:
             offsets = torch.arange(self.depth, device=indices.device) * self.codebook_size
@@ -370,6 +378,11 @@ class LookupFreeQuantized(QuantizedLatent):
             commitment_loss_weight=options.commitment_weight,
             diversity_gamma=options.diversity_gamma,
         )
+
+    @property
+    def loss_scale(self) -> float:
+        """The entropy loss is a mean over tokens (its commitment part, over their elements): summed per sample."""
+        return float(self.layout.tokens)
 
     def _quantize(self, tokens):
         out = self.quantizer(tokens)
