@@ -61,7 +61,7 @@ def main() -> None:
     settings = {"n_samples": args.samples, "max_images": args.images, "features": str(classifier), "iwae_k": args.k}
     scores = {}
     for sampler in ("prior", "gmm"):
-        metrics = ["fid", "kid"] + (["prior_hole", "nll", "elbo"] if sampler == "prior" else [])
+        metrics = ["fid", "kid", "prdc"] + (["prior_hole", "nll", "elbo"] if sampler == "prior" else [])
         report = vaekit.evaluate(args.out, metrics=metrics, sampler=sampler, **settings)
         scores[sampler] = report["metrics"]
     result = {
@@ -80,7 +80,8 @@ def main() -> None:
     print("|---|---|---|")
     for name, values in (("prior N(0, I)", prior), (f"GMM, {len(mixture.weights)} components", gmm)):
         generation = values["generation"]
-        print(f"| {name} | {generation['fid']:.3f} | {generation['kid']:.4f} ± {generation['kid_std']:.4f} |")
+        spread = f" ± {generation['kid_std']:.4f}" if "kid_std" in generation else ""
+        print(f"| {name} | {generation['fid']:.3f} | {generation['kid']:.4f}{spread} |")
     print(f"prior hole: {prior['prior_hole']}")
     print(f"elbo: {prior['elbo']}")
     print(f"iwae: {prior['nll']}")

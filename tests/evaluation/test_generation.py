@@ -36,3 +36,35 @@ def test_kid_grows_with_the_distance_between_distributions():
     near = kernel_inception_distance(real, _features(500, seed=1, shift=0.2), 10, 200)[0]
     far = kernel_inception_distance(real, _features(500, seed=1, shift=1.0), 10, 200)[0]
     assert 0 < near < far
+
+
+def test_kid_reports_a_spread_only_when_its_subsets_differ():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    whole, spread = kernel_inception_distance(a, b, n_subsets=10, subset_size=50)
+    assert spread is None  # every subset would be both whole sets: the same number ten times
+    _, spread = kernel_inception_distance(a, b, n_subsets=10, subset_size=20)
+    assert spread is not None and spread > 0
+
+
+def test_precision_recall_density_coverage_of_a_set_against_itself_and_a_collapsed_one():
+    from vaekit.evaluation.generation import precision_recall_density_coverage
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 2))
+    same = precision_recall_density_coverage(real, rng.normal(size=(400, 2)))
+    assert same["precision"] > 0.85 and same["recall"] > 0.85 and 0.7 < same["density"] < 1.3
+    assert same["coverage"] > 0.85
+    collapsed = precision_recall_density_coverage(real, rng.normal(size=(400, 2)) * 0.05)  # all near the mode
+    assert collapsed["precision"] > 0.95 and collapsed["recall"] < 0.2 and collapsed["coverage"] < 0.2
+    off = precision_recall_density_coverage(real, rng.normal(size=(400, 2)) + 10)  # nowhere near the data
+    assert off["precision"] == 0 and off["density"] == 0 and off["coverage"] == 0 and off["recall"] == 0
+
+
+def test_precision_counts_a_sample_inside_a_real_balls_radius_exactly():
+    from vaekit.evaluation.generation import precision_recall_density_coverage
+
+    real = np.array([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])  # k = 5: every radius is >= 3
+    fake = np.array([[9.0], [9.01], [20.0], [21.0], [22.0], [23.0], [24.0]])
+    result = precision_recall_density_coverage(real, fake)
+    assert result["precision"] == pytest.approx(2 / 7)  # 9 is 3 from 6, whose radius is 5 (to 1): inside

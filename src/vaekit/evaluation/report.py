@@ -15,7 +15,12 @@ import torch
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
 from vaekit.evaluation.elbo import evaluate_elbo, likelihood_units
-from vaekit.evaluation.generation import extract_features, frechet_distance, kernel_inception_distance
+from vaekit.evaluation.generation import (
+    extract_features,
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall_density_coverage,
+)
 from vaekit.evaluation.likelihood import iwae_nll, latent_scaling, latent_spectrum, latent_usage
 from vaekit.evaluation.reconstruction import reconstruction_metrics
 from vaekit.evaluation.speed import throughput
@@ -86,7 +91,7 @@ def evaluate(model: VAE, held_out: ImageDataset, settings: EvaluationSettings, r
     details: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     wanted = set(settings.metrics)
-    if wanted & {"fid", "kid"}:  # the samples' features are held (at most 2048 float64 each): refused early
+    if wanted & {"fid", "kid", "prdc"}:  # the samples' features are held (at most 2048 float64 each): refused early
         require_within_budget("evaluate -n", settings.n_samples, (MAX_FEATURE_DIM,), bytes_per_value=8)
     for measure in dict.fromkeys(entry.factory for entry in METRICS if entry.name in wanted):  # each once
         groups, measured_details = measure(model, images, settings, wanted)
@@ -204,6 +209,9 @@ def _generation(model: VAE, images: np.ndarray, settings: EvaluationSettings, wa
 
 
 METRICS.add("kid", _generation, summary="kernel inception distance of samples (mean and std over subsets)")
+METRICS.add(
+    "prdc", _generation, summary="precision / recall and density / coverage of samples, in FID's features (k = 5)"
+)
 METRICS.add("rfid", _generation, summary="Frechet distance of reconstructions to their originals")
 
 
@@ -218,7 +226,7 @@ def _generation_scores(model: VAE, images: np.ndarray, settings: EvaluationSetti
         with model.evaluating():
             reconstructed = extract_features(network, (model.reconstruct(batch) for batch in loader))
         result["rfid"] = frechet_distance(real, reconstructed)
-        if not wanted & {"fid", "kid"}:
+        if not wanted & {"fid", "kid", "prdc"}:
             return result, {"feature_network": description, "n_real": len(real), "n_reconstructed": len(real)}
     # the samples are drawn and reduced to features chunk by chunk: memory holds one chunk, not -n images
     fake = extract_features(network, iter_samples(model, settings.n_samples, seed=settings.seed))
@@ -228,6 +236,10 @@ def _generation_scores(model: VAE, images: np.ndarray, settings: EvaluationSetti
         result["kid"], result["kid_std"] = kernel_inception_distance(
             real, fake, settings.kid_subsets, settings.kid_subset_size, settings.seed
         )
+        if result["kid_std"] is None:  # every subset was the whole of both sets: no spread to report
+            del result["kid_std"]
+    if "prdc" in wanted:
+        result |= precision_recall_density_coverage(real, fake)
     details = {
         "feature_network": description,
         "n_real": len(real),
