@@ -41,7 +41,7 @@ def test_kid_grows_with_the_distance_between_distributions():
 def test_kid_reports_a_spread_only_when_its_subsets_differ():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
-    whole, spread = kernel_inception_distance(a, b, n_subsets=10, subset_size=50)
+    _, spread = kernel_inception_distance(a, b, n_subsets=10, subset_size=50)
     assert spread is None  # every subset would be both whole sets: the same number ten times
     _, spread = kernel_inception_distance(a, b, n_subsets=10, subset_size=20)
     assert spread is not None and spread > 0
