@@ -390,3 +390,22 @@ def test_a_preset_free_runs_config_yaml_reproduces_its_weights_bit_for_bit(tmp_p
         for run in (first, second, again)
     ]
     assert rows[0] and rows[0] == rows[1] == rows[2]
+
+
+def test_a_pil_image_is_reconstructed_exactly_as_its_file_is(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import vaekit
+    from tests.helpers import tiny_config
+
+    run = vaekit.train(tiny_config(**{"train.max_steps": 1}), out=tmp_path / "run")
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8))
+    picture.save(tmp_path / "p.png")
+    from_file = vaekit.reconstruct(run, tmp_path / "p.png")
+    assert torch.equal(vaekit.reconstruct(run, picture), from_file)
+    two_files = vaekit.reconstruct(run, [tmp_path / "p.png", tmp_path / "p.png"])
+    assert torch.equal(vaekit.reconstruct(run, [picture, picture]), two_files)
+    with pytest.raises(vaekit.api.DataError, match="PIL images of 2 sizes"):
+        vaekit.reconstruct(run, [picture, picture.resize((10, 10))])

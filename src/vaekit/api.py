@@ -126,7 +126,9 @@ def load_images(paths: Sequence[str | Path], config: Config) -> torch.Tensor:
     def shaped(image: Image.Image) -> np.ndarray:
         return prepare(image, data.image_size, data.crop, data.channels or 3)
 
-    return torch.from_numpy(np.stack([_read_image(path, shaped) for path in paths])).float() / 255.0
+    return (
+        torch.from_numpy(np.ascontiguousarray(np.stack([_read_image(path, shaped) for path in paths]))).float() / 255.0
+    )
 
 
 def load_full_size(path: str | Path, config: Config) -> torch.Tensor:

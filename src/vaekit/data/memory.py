@@ -19,7 +19,7 @@ import numpy as np
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.images import DataError
 from vaekit.data.reader import upright
-from vaekit.data.recipes import prepare
+from vaekit.data.recipes import prepare, to_8bit
 
 MEMORY_SOURCE = "memory"
 
@@ -36,6 +36,7 @@ def from_memory(data: Any, labels: Any = None, *, allow_vectors: bool = False) -
     ``(N, H, W)``; values uint8 or floats in [0, 1]. ``allow_vectors`` also accepts ``(N, D)``
     float data (for a model built with ``VAE.from_modules``). ``labels``: ``(N,)`` or ``(N, K)``.
     """
+    data = _from_pictures(data)
     kind = _kind(data)
     if kind == "hf":
         images, found = _from_hf(data)
@@ -80,6 +81,20 @@ def fingerprint(dataset: ImageDataset) -> str:
     images = np.ascontiguousarray(dataset.images)
     digest = hashlib.sha256(memoryview(images).cast("B")).hexdigest()[:16]
     return f"{'x'.join(map(str, images.shape))} {images.dtype} sha256:{digest}"
+
+
+def _from_pictures(data: Any) -> Any:
+    """PIL images (one, or a list of one size) as an ``(N, H, W, C)`` array; anything else as it is."""
+    from PIL import Image
+
+    pictures = [data] if isinstance(data, Image.Image) else data
+    if not (isinstance(pictures, Sequence) and pictures and all(isinstance(p, Image.Image) for p in pictures)):
+        return data
+    sizes = {picture.size for picture in pictures}
+    if len(sizes) > 1:
+        raise DataError(f"data: PIL images of {len(sizes)} sizes; give them as files, or one size")
+    gray = all(picture.mode in ("1", "L", "I", "I;16", "F") for picture in pictures)
+    return np.stack([np.asarray(to_8bit(picture, 1 if gray else 3)) for picture in pictures])
 
 
 def _kind(data: Any) -> str:
@@ -152,7 +167,8 @@ def _normalise(images: np.ndarray, allow_vectors: bool) -> np.ndarray:
         images = images[:, None]
     if images.ndim != 4 or images.shape[1] not in (1, 3, 4):
         raise DataError(
-            f"data: expected images (N, H, W), (N, H, W, C) (numpy) or (N, C, H, W) (torch) with 1 or 3 channels,"
+            f"data: expected images (N, H, W), (N, H, W, C) (numpy) or (N, C, H, W) (torch) with 1, 3 or 4 channels"
+            " (a fourth, alpha, is dropped),"
             f" got shape {images.shape}"
         )
     if images.shape[1] == 4:
