@@ -145,7 +145,13 @@ MAX_GRID_SCALE = 16  # --scale: each pixel of a grid drawn as at most 16 x 16
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows every default."""
+    """Help that shows every default there is (an option without one says nothing of it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "%(default)" in text:
+            return text
+        return super()._get_help_string(action) or text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         return subcommands.add_parser(name, help=help, description=help, parents=parents, formatter_class=_Formatter)
 
     p = command("train", "train a model (or resume a run)")
+    p.epilog = (
+        "Without --preset, --config or --init, vaekit chooses the model, likelihood and budget from the data "
+        "and prints what it chose and why (any --set key overrides a choice). Keys: `vaekit config` prints every key "
+        "with its default (`vaekit config RUN`: a run's), `vaekit components` the names a key takes."
+    )
     p.add_argument("--preset", help="a built-in setup (see `vaekit presets`)")
     p.add_argument("--config", type=Path, help="a YAML config file (its keys override the preset's)")
     p.add_argument("--data", help="a folder, a .zip, an IDX folder, a CelebA folder, kind:path, or shapes")

@@ -38,3 +38,14 @@ def test_a_limit_decodes_only_the_first_images_of_a_folder(tmp_path, isolated_ca
 
 def test_a_limit_cuts_every_other_source_too():
     assert len(load_dataset(DataConfig(image_size=8, num_images=6, limit=4))) == 4
+
+
+def test_a_misspelt_data_path_names_the_nearest_one_beside_it(tmp_path):
+    from vaekit.data.sources import parse_spec
+
+    (tmp_path / "celeba-subset").mkdir()
+    with pytest.raises(DataError, match=r"did you mean '.*celeba-subset'\?"):
+        parse_spec(str(tmp_path / "celeba-subst"))
+    with pytest.raises(DataError) as far:
+        parse_spec(str(tmp_path / "completely-else"))
+    assert "did you mean" not in str(far.value)

@@ -3,6 +3,7 @@ path whose kind is recognised (``vaekit components data`` lists the kinds)."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,9 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
         return kind, Path(rest).expanduser() if rest else None
     path = Path(spec).expanduser()
     if not path.exists():
-        raise DataError(f"data source {spec!r} does not exist (kinds: {', '.join(DATA_SOURCES.names())}; or a path)")
+        raise DataError(
+            f"data source {spec!r} does not exist{_nearest(path)} (kinds: {', '.join(DATA_SOURCES.names())}; or a path)"
+        )
     for entry in DATA_SOURCES:
         if entry.factory.detect is not None and entry.factory.detect(path):
             return entry.name, path
@@ -59,3 +62,14 @@ def load_dataset(config: DataConfig) -> ImageDataset:
     if config.limit is not None and len(dataset) > config.limit:
         dataset = dataset.subset(np.arange(config.limit))
     return attach_labels(dataset, config.labels) if config.labels else dataset
+
+
+def _nearest(path: Path) -> str:
+    """`` (did you mean 'NAME'?)`` for a missing path whose folder holds a name close to it."""
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        names = [p.name for p in parent.iterdir()][:10_000] if parent.is_dir() else []
+    except OSError:
+        return ""
+    hint = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f" (did you mean {str(parent / hint[0])!r}?)" if hint else ""
