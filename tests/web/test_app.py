@@ -246,3 +246,9 @@ def test_an_upload_is_prepared_with_the_models_channels():
     gray = read_upload(png_file(), DataConfig(image_size=16, channels=1))
     colour = read_upload(png_file(), DataConfig(image_size=16, channels=3))
     assert gray.shape == (1, 16, 16) and colour.shape == (3, 16, 16)
+
+
+def test_the_api_page_states_vaekits_version(client):
+    from vaekit.version import __version__
+
+    assert client.get("/api/openapi.json").json()["info"]["version"] == __version__

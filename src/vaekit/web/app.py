@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
+from vaekit.version import __version__
 from vaekit.web.explorer import Explorer, LatentError
 from vaekit.web.guard import Guard
 from vaekit.web.uploads import MAX_UPLOAD_BYTES, UploadError, read_upload
@@ -82,7 +83,11 @@ def create_app(
     # FastAPI's interactive docs load their script from a CDN: not served (blank offline, and code
     # from elsewhere); /api/docs is the package's own page over /api/openapi.json
     app = FastAPI(
-        title=f"vaekit explorer: {Path(run).name}", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
+        title=f"vaekit explorer: {Path(run).name}",
+        version=__version__,  # (FastAPI's own default is 0.1.0)
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
     )
     app.state.explorer = explorer
     app.add_middleware(Guard, allowed_hosts=list(allowed_hosts))
