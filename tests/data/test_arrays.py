@@ -44,3 +44,16 @@ def test_a_npz_without_an_images_array_names_what_it_holds(tmp_path):
     np.savez(tmp_path / "odd.npz", a=np.zeros((2, 4, 4)), b=np.zeros(2))
     with pytest.raises(DataError, match=r"no images array; name it one of images, x.*\['a', 'b'\]"):
         load_dataset(DataConfig(source=str(tmp_path / "odd.npz"), image_size=4))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.5, 1e300])
+def test_labels_in_an_npz_that_are_not_whole_numbers_are_one_line_naming_the_file(tmp_path, bad):
+    from vaekit.data.arrays import read_arrays
+
+    path = tmp_path / "d.npz"
+    np.savez(path, images=np.zeros((3, 8, 8), np.uint8), labels=np.array([0.0, bad, 1.0]))
+    with pytest.raises(DataError, match=r"d\.npz\[labels\]: labels are whole numbers") as refused:
+        read_arrays(path)
+    assert "\n" not in str(refused.value)
+    np.savez(path, images=np.zeros((3, 8, 8), np.uint8), labels=np.array([0.0, 2.0, 1.0]))
+    assert read_arrays(path)[1].tolist() == [0, 2, 1]

@@ -43,11 +43,24 @@ def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         for key in filter(None, (image_key, label_key)):
             _require_fits(f"{path.name}[{key}]", *headers[key])
         with np.load(path, allow_pickle=False) as arrays:
-            return arrays[image_key], (arrays[label_key] if label_key else None)
-    except ConfigError:  # over the request budget: said as it is
+            labels = _whole_labels(arrays[label_key], f"{path}[{label_key}]") if label_key else None
+            return arrays[image_key], labels
+    except (ConfigError, DataError):  # over the request budget, or labels that are not labels: said as they are
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
         raise DataError(f"{path}: not a readable numpy array file ({err})") from None
+
+
+def _whole_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """Labels that are whole numbers (as int64 when they were floats), or one ``DataError`` naming them."""
+    if labels.dtype.kind in "biu":
+        return labels
+    if labels.dtype.kind != "f":
+        raise DataError(f"{where}: labels are whole numbers, got {labels.dtype}")
+    bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (np.abs(labels) > 2**53)
+    if bad.any():
+        raise DataError(f"{where}: labels are whole numbers; found {float(labels[bad].flat[0])!r}")
+    return labels.astype(np.int64)
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
