@@ -338,3 +338,19 @@ def test_the_cache_command_on_a_file_or_an_empty_variable_is_not_the_working_fol
     assert "not a folder" in capsys.readouterr().err
     monkeypatch.setenv("VAEKIT_CACHE", "")
     assert default_cache_dir().name == "vaekit" and default_cache_dir().is_absolute()
+
+
+def test_clearing_leaves_an_entry_that_a_process_is_reading(tmp_path, capsys):
+    from vaekit.data.cache_items import cache_items, remove_items
+
+    reading = cached_dataset(tmp_path, "t", {"a": 33}, _build)  # this process reads it
+    remove_items(cache_items(tmp_path))
+    assert "in use by a running process" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(reading.images), _build(None).images)  # still there to read
+    assert list(tmp_path.glob("t-*"))
+    del reading
+    import gc
+
+    gc.collect()
+    remove_items(cache_items(tmp_path))  # nobody reads it now: it goes
+    assert not list(tmp_path.glob("t-*"))

@@ -90,7 +90,7 @@ def cached_dataset(
     entry = root / f"{kind}-{cache_key(parts)}"
     found = _usable(entry)
     if found is not None:
-        return found
+        return _reading(found, entry)
     try:
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root)
@@ -108,7 +108,17 @@ def cached_dataset(
         lock.close()
     if resolved is not None:
         _link(entry, root / f"{kind}-{cache_key(resolved(found))}")
-    return found
+    return _reading(found, entry)
+
+
+def _reading(dataset: ImageDataset, entry: Path) -> ImageDataset:
+    """``dataset`` holding a shared lock on its entry for as long as its images are in use (the
+    lock lives with their memory map), so that ``vaekit cache --clear`` leaves an entry being read."""
+    lock = FileLock(entry.resolve() / "meta.json")  # a file of the entry: no lock file is left behind
+    images = getattr(dataset.images, "base", None)
+    if images is not None and lock.share():
+        images.vaekit_reading = lock
+    return dataset
 
 
 def _usable(entry: Path) -> ImageDataset | None:
@@ -220,6 +230,16 @@ class FileLock:
                     self.held = True
                     return True
             self.close()  # the holder removed the file: lock the one the path names now
+
+    def share(self) -> bool:
+        """A shared hold (readers), at once or not at all: False while a process builds or removes it."""
+        try:
+            self.handle = open(self.path, "a+")  # noqa: SIM115 (held until close)
+            fcntl.flock(self.handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held exclusively, or a file system without locks: read without
+            self.close()
+            return False
+        return True
 
     def remove(self) -> None:
         """Delete the lock file; only its holder does (another's would be lost under it)."""

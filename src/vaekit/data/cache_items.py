@@ -110,11 +110,17 @@ def _remove_unless_busy(folder: Path) -> bool:
     lock = FileLock(folder.parent / f".{folder.name.lstrip('.').removesuffix('.partial')}.lock")
     if not lock.take():
         return False
+    readers = FileLock(folder / "meta.json")  # a process reading the entry holds it shared
     try:
+        if (folder / "meta.json").is_file() and not readers.take():
+            lock.remove()  # (the build lock this check made: nothing builds here)
+            return False
+        readers.close()
         _remove_files(folder, ENTRY_FILES)
-        if not folder.exists():
-            lock.remove()  # the holder removes it: nothing is left for it to guard
     finally:
+        readers.close()
+        if not folder.exists() or not (folder / "meta.json").is_file():
+            lock.remove()  # the holder removes it: nothing is left for it to guard
         lock.close()
     return True
 
