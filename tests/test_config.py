@@ -124,4 +124,4 @@ def test_dotted_items_flatten_nested_dicts_into_the_keys_overrides_take():
 
 def test_the_documented_defaults_of_the_recovery_from_non_finite_updates():
     train = Config().train
-    assert (train.on_nonfinite, train.max_skipped, train.skip_window, train.max_rollbacks) == ("stop", 5, 200, 3)
+    assert (train.on_nonfinite, train.max_skipped, train.skip_window, train.max_rollbacks) == ("auto", 5, 200, 3)

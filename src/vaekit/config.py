@@ -170,7 +170,9 @@ class TrainConfig:
     lr_milestones: list[int] = non_negative([])  # multistep: epochs
     lr_gamma: float = bounded(0.1, 0, above=True)  # multistep factor / exponential factor per epoch
     grad_clip: float | None = bounded(None, 0, above=True)
-    on_nonfinite: Literal["stop", "skip"] = "stop"  # skip: drop an update whose gradients hold NaN/inf
+    # skip: drop an update whose gradients hold NaN/inf (rolling back after max_skipped); auto: skip while
+    # a discriminator trains (a GAN phase diverges now and then), else stop
+    on_nonfinite: Literal["auto", "stop", "skip"] = "auto"
     max_skipped: int = positive(5, 1_000_000)  # skipped updates within skip_window steps that roll the run back
     skip_window: int = positive(200, 10_000_000)
     max_rollbacks: int = non_negative(3)  # rollbacks (each halving the lr) before the run stops as diverged

@@ -92,3 +92,13 @@ def test_the_patchgans_adaptive_weight_balances_against_the_nll_alone_not_the_wh
     )
     assert float(seen[0]) == pytest.approx(float(scalars["nll"]), rel=1e-6)
     assert 1e4 * float(scalars["kl"]) > 1  # the loss before the term (NLL + 1e4 KL + the toy's) is not the NLL
+
+
+def test_non_finite_updates_are_skipped_by_default_while_a_discriminator_trains():
+    from tests.helpers import tiny_config
+    from vaekit.objectives.terms import skips_nonfinite
+
+    gan = {"objective.adversarial.enabled": True}
+    assert skips_nonfinite(tiny_config(**gan)) and not skips_nonfinite(tiny_config())
+    assert not skips_nonfinite(tiny_config(**gan, **{"train.on_nonfinite": "stop"}))  # switched back
+    assert skips_nonfinite(tiny_config(**{"train.on_nonfinite": "skip"}))

@@ -87,6 +87,13 @@ class Term:
         pass
 
 
+def skips_nonfinite(config: Config) -> bool:
+    """Whether updates with non-finite gradients are dropped: ``train.on_nonfinite``, where ``auto``
+    means while a term with a second phase (a discriminator) trains."""
+    choice = config.train.on_nonfinite
+    return choice == "skip" or (choice == "auto" and any(entry.has("second-phase") for entry in enabled_terms(config)))
+
+
 def enabled_terms(config: Config) -> list:
     """The registry entries of the terms ``config`` switches on."""
     return [entry for entry in TERMS if getattr(config.objective, entry.options_key.rpartition(".")[2]).enabled]

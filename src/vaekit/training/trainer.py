@@ -45,6 +45,7 @@ from vaekit.io.run_folder import MetricsLog, RunDir, plot_curves
 from vaekit.models import VAE, create_model
 from vaekit.models.memory import require_trainable
 from vaekit.objectives import create_objective
+from vaekit.objectives.terms import skips_nonfinite
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress
 from vaekit.training.recovery import NonFiniteRecovery, TrainingDiverged, diverged
@@ -135,7 +136,7 @@ class Trainer:
             distributed.broadcast_state(self.model)
         self.precision = Precision(
             train.precision, self.device, train.grad_clip, accumulate=train.accumulate, world=self.ranks.world,
-            skip_nonfinite=train.on_nonfinite == "skip",
+            skip_nonfinite=skips_nonfinite(config),
         )  # fmt: skip
         self.recovery = NonFiniteRecovery(train)  # dropped updates and rollbacks (train.on_nonfinite: skip)
         self.objective = create_objective(self.model, config, self.precision, trust_code=trust_code)
