@@ -125,3 +125,11 @@ def test_dotted_items_flatten_nested_dicts_into_the_keys_overrides_take():
 def test_the_documented_defaults_of_the_recovery_from_non_finite_updates():
     train = Config().train
     assert (train.on_nonfinite, train.max_skipped, train.skip_window, train.max_rollbacks) == ("auto", 5, 200, 3)
+
+
+def test_a_config_file_nested_too_deeply_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match=r"deep\.yaml: nested too deeply") as refused:
+        Config.from_yaml(path)
+    assert "\n" not in str(refused.value)

@@ -89,6 +89,8 @@ def parse_yaml(text: str, where: str = "config") -> Any:
         raise ConfigError(f"{where}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{where}: not valid YAML: {_short(str(err), 300)}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a config") from None
 
 
 class FileRefused(ValueError):

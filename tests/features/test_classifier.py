@@ -91,3 +91,9 @@ def test_too_many_distinct_classes_are_refused_before_the_network_is_built(monke
     data = ImageDataset(images=np.zeros((4, 1, 8, 8), np.uint8), labels=np.arange(4))
     with pytest.raises(ValueError, match="4 distinct class labels; a feature classifier takes at most 3"):
         train_classifier(data, None)
+
+
+def test_the_classifiers_batch_holds_fewer_images_as_they_grow():
+    from vaekit.limits import images_per_chunk
+
+    assert images_per_chunk((3, 64, 64), 128) == 128 and images_per_chunk((3, 256, 256), 128) == 21

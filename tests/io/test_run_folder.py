@@ -38,3 +38,14 @@ def test_unlock_removes_only_its_own_lock(tmp_path):
     run.lock()
     run.unlock()
     assert not run.lock_file.exists()
+
+
+def test_a_resume_keeps_the_metrics_rows_up_to_and_including_its_checkpoints_step(tmp_path):
+    from vaekit.io.run_folder import MetricsLog
+
+    path = tmp_path / "metrics.csv"
+    log = MetricsLog(path, ("loss",))
+    for step in range(1, 7):
+        log.write({"step": step, "epoch": 0, "split": "train", "loss": float(step)})
+    resumed = MetricsLog(path, ("loss",), resume_step=4)
+    assert [int(row["step"]) for row in resumed.read()] == [1, 2, 3, 4]

@@ -174,3 +174,13 @@ def test_a_diffusers_folder_of_a_class_vaekit_cannot_train_whole_is_refused_not_
             attempt()
         assert "\n" not in str(refused.value)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_deeply_nested_diffusers_config_is_one_line_naming_it(tmp_path):
+    from vaekit.config import ConfigError
+
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"config\.json: not a readable diffusers config") as refused:
+        vaekit.load(tmp_path)
+    assert "\n" not in str(refused.value)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
 from vaekit.io.checkpoints import require_fit
+from vaekit.limits import images_per_chunk
 
 
 class SmallClassifier(nn.Module):
@@ -91,7 +92,7 @@ def train_classifier(
     test: ImageDataset | None,
     *,
     epochs: int = 3,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     lr: float = 1e-3,
     seed: int = 0,
 ) -> tuple[SmallClassifier, float | None]:
@@ -102,6 +103,7 @@ def train_classifier(
         raise ValueError("a feature classifier needs labels: a class per image (MNIST) or binary attributes (CelebA)")
     torch.manual_seed(seed)
     channels, size = train.image_shape[0], train.image_shape[1]
+    batch_size = batch_size or images_per_chunk(train.image_shape, 128)  # 128 to 64 px; fewer above: bounded memory
     attributes = train.labels.ndim == 2
     labels = np.asarray(train.labels)
     if not attributes:
@@ -136,10 +138,11 @@ def _loss(logits: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def accuracy(
-    model: SmallClassifier, data: ImageDataset, labels: np.ndarray | None = None, batch_size: int = 512
+    model: SmallClassifier, data: ImageDataset, labels: np.ndarray | None = None, batch_size: int | None = None
 ) -> float:
     """The share of ``data`` classified right (``labels``: its class indices, as training remapped them)."""
     all_labels = data.labels if labels is None else labels
+    batch_size = batch_size or images_per_chunk(data.image_shape, 512)
     correct = 0
     for batch, start in zip(
         BatchLoader(data.images, batch_size, shuffle=False, drop_last=False),

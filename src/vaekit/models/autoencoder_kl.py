@@ -235,7 +235,7 @@ def read_diffusers_config(folder: Path) -> dict:
     path = folder / "config.json"
     try:
         raw = json.loads(read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8"))
-    except (OSError, ValueError) as err:  # unreadable, too large, not UTF-8, not JSON
+    except (OSError, ValueError, RecursionError) as err:  # unreadable, too large, not UTF-8, not JSON, too deep
         raise ConfigError(f"{path}: not a readable diffusers config ({err})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got a {type(raw).__name__}")
