@@ -95,3 +95,13 @@ def test_the_evaluation_seed_reaches_the_iwae_bound_and_the_generated_samples(tm
     first, again, other = scores(0), scores(0), scores(1)
     assert first == again
     assert first[0] != other[0] and first[1] != other[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(14450.31, "14,450.3"), (4.28571, "4.2857"), (0.0, "0.0000"), (-0.00002, "-2.000e-05"), (float("nan"), "nan")],
+)
+def test_headline_numbers_are_printed_in_fixed_notation(value, shown):
+    from vaekit.evaluation.report import fixed
+
+    assert fixed(value) == shown

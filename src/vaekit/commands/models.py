@@ -10,7 +10,7 @@ from pathlib import Path
 from vaekit import api
 from vaekit.api import resolve_config
 from vaekit.config import Config
-from vaekit.evaluation.report import write_report
+from vaekit.evaluation.report import fixed, write_report
 from vaekit.export import export as export_model
 from vaekit.io.hub import push_to_hub
 from vaekit.optional import require
@@ -58,10 +58,10 @@ def info(args: argparse.Namespace) -> None:
 
 
 def _shown(value) -> str:
-    """A value of ``vaekit info``: numbers in lists to four significant digits."""
+    """A value of ``vaekit info``: numbers in fixed notation, as the evaluation report writes them."""
     if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
-        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
-    return str(value)
+        return "[" + ", ".join(fixed(v) for v in value) + "]"
+    return fixed(value) if isinstance(value, float) else str(value)
 
 
 def config(args: argparse.Namespace) -> None:

@@ -274,6 +274,17 @@ def _prior_hole(model: VAE, images: np.ndarray, settings: EvaluationSettings, wa
     return {"prior_hole": result}, details
 
 
+def fixed(value: float) -> str:
+    """A number as a person reads a headline figure: fixed notation (14,450.3, not 1.445e+04), four
+    decimals below a thousand, scientific only below a thousandth."""
+    magnitude = abs(value)
+    if magnitude != magnitude or magnitude == float("inf"):
+        return str(value)
+    if magnitude >= 1000:
+        return f"{value:,.1f}"
+    return f"{value:.4f}" if magnitude >= 1e-3 or value == 0 else f"{value:.3e}"
+
+
 def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
     """``path`` (JSON) and the same name with ``.md``: a short human summary with the settings."""
     path = Path(path)
@@ -294,7 +305,7 @@ def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
     for name, value in dotted_items(report["metrics"]).items():
         if isinstance(value, list | dict) or value is None:
             continue
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        shown = fixed(value) if isinstance(value, float) else str(value)
         lines.append(f"| {name} | {shown} |")
     lines += ["", "Settings:", "", "```", json.dumps(report["settings"], indent=2), "```", ""]
     markdown = path.with_suffix(".md")
