@@ -374,3 +374,18 @@ def test_a_member_over_the_size_cap_is_refused_unread(tmp_path, monkeypatch):
     monkeypatch.setattr(shards_module, "MAX_MEMBER_BYTES", 10)
     with pytest.raises(DataError, match="at most 10"):
         images.decode(0)
+
+
+def test_a_class_label_too_large_for_64_bits_is_one_line_naming_the_shards(tmp_path):
+    from vaekit.data.shards import write_shards
+
+    rng = np.random.default_rng(2)
+    items = []
+    for i, label in enumerate([0, 1, 99999999999999999999999]):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(buffer, format="PNG")
+        items.append((f"{i}.png", buffer.getvalue(), label))
+    write_shards(items, tmp_path / "big", per_shard=3)
+    with pytest.raises(DataError, match="does not fit 64 bits") as refused:
+        load_dataset(DataConfig(source=str(tmp_path / "big"), image_size=8, cache_dir=str(tmp_path / "c"))).labels
+    assert "\n" not in str(refused.value)
