@@ -387,5 +387,5 @@ def test_a_class_label_too_large_for_64_bits_is_one_line_naming_the_shards(tmp_p
         items.append((f"{i}.png", buffer.getvalue(), label))
     write_shards(items, tmp_path / "big", per_shard=3)
     with pytest.raises(DataError, match="does not fit 64 bits") as refused:
-        load_dataset(DataConfig(source=str(tmp_path / "big"), image_size=8, cache_dir=str(tmp_path / "c"))).labels
+        _ = load_dataset(DataConfig(source=str(tmp_path / "big"), image_size=8, cache_dir=str(tmp_path / "c"))).labels
     assert "\n" not in str(refused.value)
