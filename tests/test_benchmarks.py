@@ -168,10 +168,12 @@ def test_shard_index_smoke(tmp_path):
     assert result["samples"] == 8 and result["http_bytes_per_sample"] > 0
 
 
+@pytest.mark.slow  # 4-6 s: make test-all runs it (the static import check stays in make test)
 def test_start_names_smoke(tmp_path):
     assert "start + split:" in _smoke(tmp_path, "start_names.py", "--images", "1000")
 
 
+@pytest.mark.slow  # 4-6 s: make test-all runs it (the static import check stays in make test)
 def test_save_guard_smoke(tmp_path):
     result = _last_json(
         _smoke(tmp_path, "save_guard.py", "--preset", "shapes-demo", "--repeats", "1", "--threads", "1")
@@ -179,18 +181,21 @@ def test_save_guard_smoke(tmp_path):
     assert result["save_checkpoint_s"] > 0 and result["check_s"] >= 0
 
 
+@pytest.mark.slow  # 4-6 s: make test-all runs it (the static import check stays in make test)
 def test_loader_share_smoke(tmp_path):
     arguments = ["--size", "16", "--images", "8", "--photo", "32", "--batch", "2", "--steps", "2", "--workers", "1"]
     result = _last_json(_smoke(tmp_path, "loader_share.py", *arguments, "--processes", "1"))
     assert 0 <= result["loader_share"] <= 1
 
 
+@pytest.mark.slow  # 4-6 s: make test-all runs it (the static import check stays in make test)
 def test_train_and_evaluate_smoke(tmp_path):
     arguments = ["--preset", "shapes-demo", "--data", "shapes", "--out", str(tmp_path / "run")]
     _smoke(tmp_path, "train_and_evaluate.py", *arguments, "--set", "train.max_steps=2", "data.num_images=64")
     assert (tmp_path / "run" / "model").is_dir()
 
 
+@pytest.mark.slow  # 4-6 s: make test-all runs it (the static import check stays in make test)
 def test_explorer_latency_smoke(tmp_path):
     run = _tiny_run(tmp_path)
     assert "during uploads" in _smoke(tmp_path, "explorer_latency.py", str(run), "--uploads", "1", "--probes", "2")

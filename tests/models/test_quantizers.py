@@ -53,8 +53,10 @@ def _images(n: int = 6) -> torch.Tensor:
     return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHES))
-@pytest.mark.parametrize("latent", QUANTIZERS)
+DECODED = [(latent, "conv") for latent in QUANTIZERS] + [("vq", "spatial"), ("fsq", "autoencoder-kl")]
+
+
+@pytest.mark.parametrize(("latent", "arch"), DECODED)  # every quantizer; each layout of tokens
 def test_decoding_an_images_tokens_gives_exactly_its_reconstruction(latent, arch):
     model = _model(latent, arch).eval()
     images = _images()

@@ -90,6 +90,7 @@ def _wandb_records(path: Path):
             break
 
 
+@pytest.mark.slow  # about 4 s (wandb's own start-up): make test-all runs it
 def test_wandb_offline_run_holds_the_history_and_the_config(tmp_path, monkeypatch):
     wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
