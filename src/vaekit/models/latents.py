@@ -170,16 +170,19 @@ def create_bottleneck(config: ModelConfig, latent_shape: tuple[int, ...]) -> Bot
     return bottleneck
 
 
-def require_latent(model: nn.Module, capability: str, what: str) -> None:
-    """One ``ConfigError`` when ``model``'s latent kind lacks ``capability`` (``what`` needs it)."""
-    name = getattr(getattr(model, "bottleneck", None), "name", "gaussian") or "gaussian"
-    if not LATENTS.get(name).has(capability):
-        holders = [entry.name for entry in LATENTS if entry.has(capability)]
-        raise ConfigError(
-            f"{what} needs a latent kind with {capability} ({', '.join(holders)}); this model's is {name}"
-        )
+def latent_kind(model: nn.Module) -> str:
+    """The name of ``model``'s latent kind (a model made before latent kinds is Gaussian)."""
+    return getattr(getattr(model, "bottleneck", None), "name", "gaussian") or "gaussian"
 
 
 def latent_has(model: nn.Module, capability: str) -> bool:
-    name = getattr(getattr(model, "bottleneck", None), "name", "gaussian") or "gaussian"
-    return LATENTS.get(name).has(capability)
+    return LATENTS.get(latent_kind(model)).has(capability)
+
+
+def require_latent(model: nn.Module, capability: str, what: str) -> None:
+    """One ``ConfigError`` when ``model``'s latent kind lacks ``capability`` (``what`` needs it)."""
+    if not latent_has(model, capability):
+        holders = [entry.name for entry in LATENTS if entry.has(capability)]
+        raise ConfigError(
+            f"{what} needs a latent kind with {capability} ({', '.join(holders)}); this model's is {latent_kind(model)}"
+        )
