@@ -83,7 +83,8 @@ def _combinations():
             for objective, settings in OBJECTIVE_SETTINGS.items():
                 name = settings["objective.name"]
                 needs = OBJECTIVES.get(name).has("continuous-likelihood")
-                if needs and not LIKELIHOODS.get(likelihood).has("continuous"):
+                image_output = ARCHITECTURES.get(arch).has("image-output")
+                if (needs or image_output) and not LIKELIHOODS.get(likelihood).has("continuous"):
                     continue  # refused by the config check (tests/test_registry.py)
                 spatial = any(TERMS.get(t).has("spatial-latent") for t in objective.split("+")[1:])
                 if spatial and not ARCHITECTURES.get(arch).has("spatial-latent"):
@@ -112,6 +113,7 @@ def _config(arch, likelihood, objective, **extra):
             **ARCH_SETTINGS[arch],
             **LIKELIHOOD_SETTINGS[likelihood],
             **OBJECTIVE_SETTINGS[objective],
+            **{k: v for k, v in ARCH_SETTINGS[arch].items() if k.startswith("likelihood.")},  # its decoder's range
             **extra,
         }
     )

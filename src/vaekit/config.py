@@ -227,6 +227,15 @@ class Config:
                 f"objective.name {self.objective.name} needs a Gaussian latent; model.latent is {self.model.latent}"
                 " (train it with objective.name=elbo)"
             )
+        arches, likelihoods = registry_kind("architecture"), registry_kind("likelihood")
+        image_output = self.model.arch in arches.names() and arches.get(self.model.arch).has("image-output")
+        known = self.likelihood.name in likelihoods.names()
+        if image_output and known and not likelihoods.get(self.likelihood.name).has("continuous"):
+            continuous = [e.name for e in likelihoods if e.has("continuous")]
+            raise ConfigError(
+                f"likelihood.name {self.likelihood.name}: model.arch {self.model.arch} decodes images, not "
+                f"{self.likelihood.name} parameters; use {', '.join(continuous)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)

@@ -115,28 +115,34 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inputs: l
 
 
 def export_diffusers(model: VAE, folder: Path, scaling: dict | None = None) -> list[Path]:
-    """An ``AutoencoderKL.from_pretrained``-ready folder (a ``VQModel`` one for a vector-quantized
-    latent): config.json (with the measured ``scaling_factor`` / ``shift_factor`` and the
-    per-channel ``latents_mean`` / ``latents_std``) and diffusion_pytorch_model.safetensors."""
+    """A ``from_pretrained``-ready folder of the model's own diffusers class (``AutoencoderKL``, or
+    ``VQModel`` for a vector-quantized latent; the class of a ``model.arch: diffusers`` model):
+    config.json with the measured latent statistics where the class keeps them (``scaling_factor``,
+    ``shift_factor``, per-channel ``latents_mean`` / ``latents_std``, FLUX.2's batch-norm buffers)
+    and diffusion_pytorch_model.safetensors."""
     from vaekit.models.autoencoder_kl import AutoencoderKLVAE, to_diffusers_state, vq_model_config
+    from vaekit.models.diffusers_adapter import DiffusersVAE
     from vaekit.optional import require
 
-    if not isinstance(model, AutoencoderKLVAE):
-        raise ValueError("--format diffusers exports KL autoencoders (model.arch autoencoder-kl)")
     scaling = scaling or (getattr(model, "info", None) or {}).get("latent_scaling") or {}
-    if not scaling.get("scaling_factor"):
+    if isinstance(model, DiffusersVAE):
+        autoencoder = model.exported(scaling)
+    elif not isinstance(model, AutoencoderKLVAE):
+        raise ValueError("--format diffusers exports diffusers autoencoders (model.arch autoencoder-kl or diffusers)")
+    elif not scaling.get("scaling_factor"):
         raise ValueError("no measured latent scaling factor: run `vaekit evaluate RUN --metrics latents` first")
-    diffusers = require("diffusers", "diffusers", "export --format diffusers")
-    if latent_has(model, "tokens"):
-        autoencoder = diffusers.VQModel(**vq_model_config(model), scaling_factor=float(scaling["scaling_factor"]))
     else:
-        autoencoder = diffusers.AutoencoderKL(
-            **model.diffusers_config,
-            scaling_factor=float(scaling["scaling_factor"]),
-            shift_factor=float(scaling["shift_factor"]) if scaling.get("shift_factor") is not None else None,
-            latents_mean=tuple(scaling["latents_mean"]) if scaling.get("latents_mean") else None,
-            latents_std=tuple(scaling["latents_std"]) if scaling.get("latents_std") else None,
-        )
-    autoencoder.load_state_dict(to_diffusers_state(model.state_dict()))
+        diffusers = require("diffusers", "diffusers", "export --format diffusers")
+        if latent_has(model, "tokens"):
+            autoencoder = diffusers.VQModel(**vq_model_config(model), scaling_factor=float(scaling["scaling_factor"]))
+        else:
+            autoencoder = diffusers.AutoencoderKL(
+                **model.diffusers_config,
+                scaling_factor=float(scaling["scaling_factor"]),
+                shift_factor=float(scaling["shift_factor"]) if scaling.get("shift_factor") is not None else None,
+                latents_mean=tuple(scaling["latents_mean"]) if scaling.get("latents_mean") else None,
+                latents_std=tuple(scaling["latents_std"]) if scaling.get("latents_std") else None,
+            )
+        autoencoder.load_state_dict(to_diffusers_state(model.state_dict()))
     autoencoder.save_pretrained(str(folder), safe_serialization=True)
     return [folder / "config.json", folder / "diffusion_pytorch_model.safetensors"]

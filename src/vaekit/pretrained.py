@@ -16,11 +16,11 @@ from vaekit.io.checkpoints import MODEL_FILE, CheckpointError, list_checkpoints,
 from vaekit.io.hub import HUB_PREFIX, hub_id, hub_snapshot
 from vaekit.io.run_folder import RunDir
 from vaekit.models import VAE, create_model
-from vaekit.models.autoencoder_kl import (
+from vaekit.models.diffusers_folders import (
     config_from_diffusers,
+    diffusers_scaling,
     is_diffusers_folder,
     load_diffusers_weights,
-    read_diffusers_config,
 )
 from vaekit.version import __version__
 
@@ -96,15 +96,17 @@ def load_initial_weights(model: VAE, source: str) -> None:
 
 
 def _load_diffusers(path: Path, device) -> VAE:
-    """A diffusers ``AutoencoderKL`` folder (or a pipeline folder's ``vae/``) as a vaekit model."""
+    """A diffusers autoencoder folder (or a pipeline folder's ``vae/``) as a vaekit model."""
     folder = path if is_diffusers_folder(path) else path / "vae"
     config = config_from_diffusers(folder)
     model = create_model(config)
     load_diffusers_weights(model, folder)
     model.config = config
-    raw = read_diffusers_config(folder)
-    scaling = {"scaling_factor": raw.get("scaling_factor"), "shift_factor": raw.get("shift_factor")}
-    model.info = {"source": "diffusers", "latent_scaling": scaling}
+    model.info = {
+        "source": "diffusers",
+        "class": config.model.diffusers.class_name if config.model.arch == "diffusers" else "AutoencoderKL",
+        "latent_scaling": diffusers_scaling(folder),
+    }
     return model.to(device).eval()
 
 

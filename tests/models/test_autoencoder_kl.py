@@ -160,7 +160,9 @@ def test_a_quantizer_a_vqmodel_cannot_hold_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(refused.value) and not (tmp_path / "fsq").exists()
 
 
-@pytest.mark.parametrize("kind", ["AutoencoderKLFlux2", "AutoencoderKLQwenImage", "AutoencoderDC", "AutoencoderTiny"])
+@pytest.mark.parametrize(
+    "kind", ["AutoencoderKLWan", "AutoencoderKLCosmos", "ConsistencyDecoderVAE", "AutoencoderOobleck"]
+)
 def test_a_diffusers_folder_of_a_class_vaekit_cannot_train_whole_is_refused_not_misread(kind, tmp_path):
     from vaekit.config import ConfigError
 

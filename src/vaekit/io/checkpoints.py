@@ -92,6 +92,21 @@ def load_weights(model: nn.Module, folder: Path) -> None:
     model.load_state_dict(state)
 
 
+def read_safetensors_files(folder: Path, pattern: str, what: str) -> dict[str, torch.Tensor]:
+    """Every tensor of the safetensors files ``folder/pattern`` (sharded weights are several files);
+    nothing is unpickled. ``what`` names the setting or command in the one-line errors."""
+    files = sorted(Path(folder).glob(pattern))
+    if not files:
+        raise CheckpointError(f"{what}: no {pattern} in {folder} (only safetensors weights are read)")
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        try:
+            state.update(load_file(str(file)))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{file}: unreadable weights ({err})") from None
+    return state
+
+
 def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor of a safetensors file, read from its header alone."""
     if not path.is_file():

@@ -9,22 +9,19 @@ translate weights and config both ways, key for key.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from vaekit.config import Config, ConfigError, ModelConfig
-from vaekit.io.checkpoints import CheckpointError
+from vaekit.config import ConfigError, ModelConfig
 from vaekit.likelihoods import Likelihood
 from vaekit.models.base import VAE
 from vaekit.models.latents import latent_parameters
 from vaekit.models.registry import ARCHITECTURES
 from vaekit.optional import require
-from vaekit.schema import MAX_CONFIG_BYTES, MAX_WIDTH, positive, read_bounded
+from vaekit.schema import MAX_WIDTH, positive
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,6 @@ def diffusers_config(options: AutoencoderKLConfig, image_shape: tuple[int, int, 
 
 VQ_KEYS = ("in_channels", "out_channels", "down_block_types", "up_block_types", "block_out_channels",
            "layers_per_block", "act_fn", "latent_channels", "sample_size", "norm_num_groups")  # fmt: skip
-SUPPORTED_CLASSES = ("AutoencoderKL", "VQModel")  # the diffusers classes read and written whole
 
 
 def _single_latent(diffusers, config: dict[str, Any]) -> nn.Module:
@@ -216,108 +212,3 @@ def from_diffusers_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     if DIFFUSERS_CODEBOOK in state:
         renamed[CODEBOOK] = state[DIFFUSERS_CODEBOOK][None]
     return renamed
-
-
-def is_diffusers_folder(folder: Path) -> bool:
-    """A diffusers model folder: ``config.json`` beside diffusers weights, or naming AutoencoderKL."""
-    if not (folder / "config.json").is_file():
-        return False
-    if any(folder.glob("diffusion_pytorch_model*")):
-        return True  # then a damaged config.json is reported as such, not as "no model here"
-    try:
-        return read_diffusers_config(folder).get("_class_name") in SUPPORTED_CLASSES
-    except ConfigError:
-        return False
-
-
-def read_diffusers_config(folder: Path) -> dict:
-    """``folder/config.json`` as a mapping (at most 1 MiB, UTF-8 JSON), or one ``ConfigError``."""
-    path = folder / "config.json"
-    try:
-        raw = json.loads(read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as err:  # unreadable, too large, not UTF-8, not JSON, too deep
-        raise ConfigError(f"{path}: not a readable diffusers config ({err})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got a {type(raw).__name__}")
-    return raw
-
-
-def config_from_diffusers(folder: Path) -> Config:
-    """A vaekit config for the ``AutoencoderKL`` saved in ``folder`` (diffusers' layout); every value
-    is checked like any vaekit setting, and a message names the file and the setting."""
-    path = folder / "config.json"
-    raw = read_diffusers_config(folder)
-    kind = raw.get("_class_name", "AutoencoderKL")
-    if kind not in SUPPORTED_CLASSES:
-        raise ConfigError(
-            f"{path}: a diffusers {kind}; vaekit reads and trains {' and '.join(SUPPORTED_CLASSES)} folders whole, "
-            f"and would lose what a {kind} holds beyond them"
-        )
-    if "block_out_channels" not in raw:
-        raise ConfigError(f"{path}: no 'block_out_channels' (is it an AutoencoderKL config?)")
-    blocks = raw.get("down_block_types", [])
-    unsupported = [t for t in blocks if t != "DownEncoderBlock2D"] if isinstance(blocks, list) else [blocks]
-    if unsupported:
-        raise ConfigError(f"{path}: block types {unsupported} are not supported (DownEncoderBlock2D only)")
-    settings = {
-        "model.latent_dim": raw.get("latent_channels", 4),
-        "model.autoencoder_kl.block_out_channels": raw["block_out_channels"],
-        "model.autoencoder_kl.layers_per_block": raw.get("layers_per_block", 1),
-        "model.autoencoder_kl.latent_channels": raw.get("latent_channels", 4),
-        "model.autoencoder_kl.norm_num_groups": raw.get("norm_num_groups", 32),
-        "model.autoencoder_kl.act_fn": raw.get("act_fn", "silu"),
-        "model.autoencoder_kl.mid_block_attention": raw.get("mid_block_add_attention", True),
-        "model.autoencoder_kl.use_quant_conv": raw.get("use_quant_conv", True),
-        "model.autoencoder_kl.use_post_quant_conv": raw.get("use_post_quant_conv", True),
-        "data.image_size": raw.get("sample_size", 256),
-        "data.channels": raw.get("in_channels", 3),
-    }
-    if kind == "VQModel":
-        if raw.get("vq_embed_dim") not in (None, raw.get("latent_channels", 3)) or raw.get("norm_type") == "spatial":
-            raise ConfigError(
-                f"{path}: a VQModel with vq_embed_dim != latent_channels or spatial norm is not supported"
-            )
-        settings |= {
-            "model.latent": "vq",
-            "model.vq.codebook_size": raw.get("num_vq_embeddings", 256),
-            "model.autoencoder_kl.latent_channels": raw.get("latent_channels", 3),
-            "model.latent_dim": raw.get("latent_channels", 3),
-            "data.image_size": raw.get("sample_size", 32),
-        }
-    fixed = {"model.arch": "autoencoder-kl", "likelihood.name": "laplace", "likelihood.output": "signed"}
-    try:
-        return Config().with_overrides({**fixed, **settings})
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-
-
-def load_diffusers_weights(model: VAE, folder: Path) -> None:
-    """The weights of a diffusers folder into an ``AutoencoderKLVAE`` (its likelihood keeps its own)."""
-    weights = diffusers_weights(folder)
-    own = model.state_dict()
-    missing = sorted(k for k in own if k not in weights and not k.startswith(("likelihood.", "bottleneck.")))
-    missing += [CODEBOOK] if CODEBOOK in own and CODEBOOK not in weights else []
-    unexpected = sorted(set(weights) - set(own))
-    wrong = sorted(k for k in weights if k in own and own[k].shape != weights[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{folder}: weights do not fit the config beside them (e.g. {(missing or unexpected or wrong)[:3]})"
-        )
-    model.load_state_dict({**own, **weights})
-
-
-def diffusers_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """The weights of a diffusers model folder (safetensors only: nothing is unpickled)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    files = sorted(folder.glob("diffusion_pytorch_model*.safetensors"))
-    if not files:
-        raise ValueError(f"{folder}: no diffusion_pytorch_model.safetensors (only safetensors weights are read)")
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        try:
-            state.update(load_file(str(file)))
-        except (SafetensorError, OSError) as err:
-            raise CheckpointError(f"{file}: unreadable weights ({err})") from None
-    return from_diffusers_state(state)

@@ -9,7 +9,8 @@ from vaekit.registry import Registry
 # statistics); latent-kinds: its encoder head takes any model.latent (else the Gaussian only);
 # gradient-checkpointing: train.gradient_checkpointing works; spatial-latent: the latent is a (C, H, W)
 # map (objective.equivariance and objective.alignment need one); onnx, torchscript, diffusers:
-# vaekit export writes it in that format (any other format is refused in one line)
+# vaekit export writes it in that format (any other format is refused in one line); image-output: its
+# decoder gives the image itself in a fixed range (a continuous likelihood, its output set to match)
 ARCHITECTURES: Registry = Registry(
     "architecture",
     "model.arch",
@@ -23,6 +24,7 @@ ARCHITECTURES: Registry = Registry(
         "onnx",
         "torchscript",
         "diffusers",
+        "image-output",
     ),
     plugins=True,
     section="model",
