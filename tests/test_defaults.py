@@ -182,3 +182,10 @@ def test_near_binary_counts_pixels_near_white_as_well_as_near_black():
     assert is_near_binary(white_on_black) and is_near_binary(black_on_white) and is_near_binary(mostly_white)
     assert not is_near_binary(np.full((1, 1, 64, 64), 128, np.uint8))
     assert not is_near_binary(np.repeat(mostly_white, 3, axis=1))  # colour is never "binary"
+
+
+@pytest.mark.parametrize(("size", "grid"), [(32, 64), (64, 64), (128, 64), (256, 16), (512, 4)])
+def test_a_sample_grid_stays_about_a_thousand_pixels_wide(size, grid):
+    images = np.random.default_rng(0).integers(0, 255, (4, 3, size, size), dtype=np.uint8)
+    chosen = choose_from_data(Config(), ImageDataset(images), free_keys(set()), Choices())
+    assert chosen.train.grid_size == grid

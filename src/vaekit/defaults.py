@@ -30,6 +30,7 @@ CHOSEN = (
     "model.activation",
     "train.precision",
     "train.epochs",
+    "train.grid_size",
 )
 MAX_IMAGE_SIZE = 64
 TARGET_STEPS = (1500, 20000)  # bounds on the training budget in optimiser steps
@@ -184,6 +185,9 @@ def choose_from_data(config: Config, data: ImageDataset, free: set[str], choices
         per_epoch = max(1, n // config.train.batch_size)
         epochs = math.ceil(min(max(30 * per_epoch, TARGET_STEPS[0]), TARGET_STEPS[1]) / per_epoch)
         choices.set("train.epochs", epochs, f"{n} training images: about {epochs * per_epoch} steps")
+    if "train.grid_size" in free and size > 64:  # a grid stays about 1,000 px wide, and quick to draw
+        side = max(2, 1024 // size)
+        choices.set("train.grid_size", side * side, f"{size} px images: a {side}x{side} grid")
     return choices.applied(config)
 
 

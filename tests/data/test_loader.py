@@ -116,3 +116,13 @@ def test_rows_of_a_memory_map_are_read_without_mapping_its_pages_into_the_proces
     assert _mapped_kb(tmp_path / "images.npy") < 64  # 1.5 MB read, next to nothing mapped
     with pytest.raises(IndexError):
         take_rows(mapped, np.array([512]))
+
+
+def test_a_pass_bounded_in_time_gives_its_first_batch_and_stops_after_the_bound(monkeypatch):
+    from vaekit.data import loader
+
+    clock = iter([0.0, 0.5, 1.2, 5.0, 9.0, 9.0])
+    monkeypatch.setattr(loader.time, "monotonic", lambda: next(clock))
+    assert list(loader.within(iter("abcdef"), 1.0)) == ["a", "b"]  # asked at 0.5 s: go on; at 1.2 s: stop
+    assert list(loader.within(iter("abc"), None)) == ["a", "b", "c"]  # unbounded: every batch
+    assert list(loader.within(iter("abc"), 0.0)) == ["a"]  # the first always runs

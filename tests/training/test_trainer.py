@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 
@@ -780,3 +781,15 @@ def test_a_fork_that_cannot_start_leaves_nothing_so_the_next_attempt_starts(tmp_
         train(resume=source, out=tmp_path / "fork", overrides=["model.latent_dim=7"])
     assert not (tmp_path / "fork").exists()
     train(resume=source, out=tmp_path / "fork", overrides=["train.max_steps=3"])
+
+
+def test_the_end_of_a_run_bounds_its_held_out_and_latent_passes_in_time_and_says_so(tmp_path, capsys):
+    bounded = {"train.max_steps": 2, "train.final_pass_seconds": 1e-9, "train.batch_size": 32, "data.val_fraction": 0.2}
+    config = tiny_config(**bounded)
+    run = Trainer(config, tmp_path / "run").fit()
+    said = capsys.readouterr().out
+    assert "final validation on 16 of" in said and "latent statistics over 16 of" in said  # one batch of 16 each
+    assert "(train.final_pass_seconds 1e-09)" in said
+    info = json.loads((run / "model" / "vaekit.json").read_text())
+    assert info["latent_scaling"]["images"] == 16
+    assert "measured over 16 training images" in (run / "model" / "README.md").read_text()

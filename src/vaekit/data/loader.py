@@ -13,14 +13,18 @@ batches ahead, kept alive from epoch to epoch, and the batches are pinned as the
 from __future__ import annotations
 
 import copy
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from vaekit.data.dataset import decoded_when_read, read_rows
+
+T = TypeVar("T")
 
 
 class BatchLoader:
@@ -161,6 +165,16 @@ class _WorkerBatches:
             except Exception:  # an exception type that takes other arguments
                 raise err from None
             raise own from None
+
+
+def within(batches: Iterable[T], seconds: float | None) -> Iterator[T]:
+    """``batches`` until ``seconds`` have passed since the first was asked for (None: all of them);
+    the first is always given, so a bounded pass still measures something."""
+    started = time.monotonic()
+    for index, batch in enumerate(batches):
+        if index and seconds is not None and time.monotonic() - started >= seconds:
+            return
+        yield batch
 
 
 def _as_is(batch):

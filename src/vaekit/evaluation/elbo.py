@@ -12,36 +12,41 @@ import math
 import numpy as np
 import torch
 
-from vaekit.data.loader import BatchLoader
+from vaekit.data.loader import BatchLoader, within
 from vaekit.models.base import VAE
 
 VALIDATION_METRICS = ("neg_elbo", "nll", "kl", "bits_per_dim")  # what evaluate_elbo reports
 
 
 @torch.no_grad()
-def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 256, seed: int = 0) -> dict[str, float]:
+def evaluate_elbo(
+    model: VAE, images: np.ndarray, batch_size: int = 256, seed: int = 0, seconds: float | None = None
+) -> dict[str, float]:
     """Mean negative ELBO, NLL and KL (nats per image) of uint8 ``images`` under ``model``.
 
     Stochastic parts (dynamic binarisation, the posterior sample) use a fixed seed inside a forked
-    random state, so the result is repeatable and the caller's random stream is untouched.
+    random state, so the result is repeatable and the caller's random stream is untouched. With
+    ``seconds``, batches stop once that long has passed (the first always runs); ``images`` in the
+    result says how many were measured.
     """
     device = next(model.parameters()).device
     totals = {"nll": 0.0, "kl": 0.0, "discrete_nll": 0.0}
     discrete = model.likelihood.measures_pixels
     loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
+    n = 0
     with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for batch in loader:
+        for batch in within(loader, seconds):
+            n += len(batch)
             target = model.likelihood.prepare(batch, stochastic=True)
             out = model(target)
             totals["nll"] += model.likelihood.nll(out.params, target).sum().item()
             totals["kl"] += out.posterior.kl().float().sum().item()
             if discrete:
                 totals["discrete_nll"] += model.likelihood.discretised_nll(out.params, target).sum().item()
-    n = len(images)
     nll, kl = totals["nll"] / n, totals["kl"] / n
     bits = bits_per_dim(nll + kl, images.shape[1:], model.likelihood.discrete)
-    result = {"neg_elbo": nll + kl, "nll": nll, "kl": kl, "bits_per_dim": bits}
+    result = {"neg_elbo": nll + kl, "nll": nll, "kl": kl, "bits_per_dim": bits, "images": n}
     if discrete:
         bound = totals["discrete_nll"] / n + kl  # an upper bound on -log P(x) of the 8-bit images
         result |= {"discrete_neg_elbo": bound, "discrete_bits_per_dim": bits_per_dim(bound, images.shape[1:], True)}

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vaekit.data.loader import BatchLoader
+from vaekit.data.loader import BatchLoader, within
 from vaekit.evaluation.elbo import bits_per_dim
 from vaekit.limits import images_per_chunk
 from vaekit.models.base import VAE
@@ -70,19 +70,23 @@ def iwae_nll(
 
 
 @torch.no_grad()
-def latent_scaling(model: VAE, images: np.ndarray, batch_size: int = 128, seed: int = 0) -> dict:
+def latent_scaling(
+    model: VAE, images: np.ndarray, batch_size: int = 128, seed: int = 0, seconds: float | None = None
+) -> dict:
     """``scaling_factor`` (1 / std) and ``shift_factor`` (mean) of posterior samples over ``images``:
     what a latent diffusion model multiplies its latents by (diffusers' ``config.scaling_factor``);
     for spatial latents ``(C, H, W)`` also ``latents_mean`` / ``latents_std`` per channel (the
-    per-channel normalisation SDXL, SD3 and FLUX configs carry)."""
+    per-channel normalisation SDXL, SD3 and FLUX configs carry). With ``seconds``, batches stop once
+    that long has passed (the first always runs); ``images`` says how many were measured."""
     device = next(model.parameters()).device
     channels = model.latent_shape[0] if len(model.latent_shape) == 3 else 1
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)
-    count = 0
+    count = measured = 0
     generator = torch.Generator().manual_seed(seed)
     with model.evaluating():
-        for batch in BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device):
+        for batch in within(BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device), seconds):
+            measured += len(batch)
             posterior = model.encode(model.likelihood.prepare(batch))
             eps = torch.randn(posterior.mean.shape, generator=generator).to(device)
             std = getattr(posterior, "std", None)  # a deterministic or quantized latent is its mean
@@ -93,7 +97,7 @@ def latent_scaling(model: VAE, images: np.ndarray, batch_size: int = 128, seed: 
             count += per_channel.shape[1]
     mean = float(total.sum() / (count * channels))
     std = max(float(total_sq.sum() / (count * channels)) - mean**2, 1e-12) ** 0.5
-    result = {"scaling_factor": 1.0 / std, "shift_factor": mean, "latent_std": std}
+    result = {"scaling_factor": 1.0 / std, "shift_factor": mean, "latent_std": std, "images": measured}
     if len(model.latent_shape) == 3:
         channel_mean = total / count
         channel_std = (total_sq / count - channel_mean.square()).clamp_min(1e-12).sqrt()

@@ -78,7 +78,12 @@ def write_model_card(
     scaling_lines = (
         f"\n## Latents for diffusion\n\nscaling_factor {latents['scaling_factor']:.6g}"
         + (f", shift_factor {latents['shift_factor']:.6g}" if latents.get("shift_factor") is not None else "")
-        + " (measured over the training data): diffusion trains on `(z - shift_factor) * scaling_factor`"
+        + (
+            f" (measured over {latents['images']} training images)"
+            if latents.get("images")
+            else " (measured over the training data)"
+        )
+        + ": diffusion trains on `(z - shift_factor) * scaling_factor`"
         + (
             "; per channel, latents_mean "
             + ", ".join(f"{v:.4g}" for v in latents["latents_mean"])

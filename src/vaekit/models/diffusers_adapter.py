@@ -122,6 +122,7 @@ class _Part(nn.Module):
             "norm_num_groups": 4,
             "down_block_types": ["DownEncoderBlock2D"] * 2,
             "up_block_types": ["UpDecoderBlock2D"] * 2,
+            "mid_block_add_attention": False,
         },
     },
 )

@@ -47,3 +47,15 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def share(measured: int, available: int, seconds: float | None) -> str:
+    """``"96 of 2,048 (train.final_pass_seconds 5)"``: how much of a bounded pass was measured."""
+    return f"{measured:,}" + (
+        f" of {available:,} (train.final_pass_seconds {seconds:g})" if measured < available else ""
+    )
+
+
+def bounded_batch(batch_size: int, seconds: float | None) -> int:
+    """A pass bounded by time goes in batches of at most 16, so that it stops close to its bound."""
+    return batch_size if seconds is None else min(batch_size, 16)

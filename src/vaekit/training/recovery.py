@@ -7,7 +7,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from vaekit.config import TrainConfig
+
+
+def first_nonfinite_row(table: torch.Tensor, names: list[str], steps: list[int]) -> str | None:
+    """What went non-finite in a table of logged step results (a row per step, a column per name):
+    a value of one step, or the mean of them all (every step finite, their mean not: a huge KL weight)."""
+    bad = (~torch.isfinite(table)).nonzero()
+    if len(bad):
+        row, column = (int(i) for i in bad[0])
+        return f"{names[column]} became {table[row, column].item()} at step {steps[row] + 1}"
+    mean = table.mean(0)
+    if not torch.isfinite(mean).all():
+        name = names[int((~torch.isfinite(mean)).nonzero()[0])]
+        return f"the mean of {name} over steps {steps[0] + 1}-{steps[-1] + 1} overflowed"
+    return None
 
 
 class TrainingDiverged(RuntimeError):

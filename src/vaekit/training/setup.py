@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from vaekit.config import Config, ConfigError
-from vaekit.data import DataError, ImageDataset, load_dataset
+from vaekit.config import Config, ConfigError, TrainConfig
+from vaekit.data import BatchLoader, DataError, ImageDataset, load_dataset
 from vaekit.data.memory import MEMORY_SOURCE, fingerprint
 from vaekit.data.sources import absolute_spec
 from vaekit.defaults import BF16_PAYS, Choices, bf16_speedup, choose_from_data, choose_image_size
@@ -183,3 +183,9 @@ def training_loader(train_set: ImageDataset, config: Config, device: torch.devic
         prefetch=2,
         processes=config.data.processes,
     )
+
+
+def fixed_batch(images: ImageDataset, train: TrainConfig, device: torch.device) -> torch.Tensor:
+    """The images every grid of a run reconstructs: the first ``grid_size / 2`` of ``images``."""
+    n = min(train.grid_size // 2 or 1, len(images))
+    return next(iter(BatchLoader(images.images[:n], n, shuffle=False, device=device)))

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from vaekit import noise
 from vaekit.config import Config, ConfigError
-from vaekit.data import BatchLoader, ImageDataset
+from vaekit.data import ImageDataset
 from vaekit.defaults import Choices
 from vaekit.device import resolve_device
 from vaekit.engine import distributed
@@ -47,9 +47,16 @@ from vaekit.models.memory import require_trainable
 from vaekit.objectives import create_objective
 from vaekit.objectives.terms import skips_nonfinite
 from vaekit.training.callbacks import Callback, CallbackList
-from vaekit.training.progress import Clock, Progress
-from vaekit.training.recovery import NonFiniteRecovery, TrainingDiverged, diverged
-from vaekit.training.setup import check_components, describe_model, prepare_model, resolve_run, training_loader
+from vaekit.training.progress import Clock, Progress, bounded_batch, share
+from vaekit.training.recovery import NonFiniteRecovery, TrainingDiverged, diverged, first_nonfinite_row
+from vaekit.training.setup import (
+    check_components,
+    describe_model,
+    fixed_batch,
+    prepare_model,
+    resolve_run,
+    training_loader,
+)
 from vaekit.training.signals import TrainingStopped, stop_on_signals
 from vaekit.training.state import apply_training_state, training_state
 from vaekit.training.tracking import create_loggers
@@ -176,7 +183,7 @@ class Trainer:
             self.run.write_config(config.to_yaml(), reasons, keep_comments=resume)
             columns = (*self.objective.metric_names, *VALIDATION_METRICS)
             self.metrics = MetricsLog(self.run.metrics, columns, self.step if resume else None)
-        self.fixed_images = self._fixed_batch()
+        self.fixed_images = fixed_batch(self.val_set if len(self.val_set) else self.train_set, train, self.device)
         self.last_validation: dict[str, float] = {}
         self._validated_step = -1  # the step of the last validation (a run ending there is not validated again)
 
@@ -298,23 +305,16 @@ class Trainer:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        steps = [step for step, _ in pending]
-        names = list(pending[0][1])
+        steps, names = [step for step, _ in pending], list(pending[0][1])
         table = torch.stack([torch.stack([s[name].float().to(self.device) for name in names]) for _, s in pending])
         if self.ranks.distributed:
             table = distributed.mean_over_ranks(table, self.ranks.world)
-        table = table.cpu()
-        bad = (~torch.isfinite(table)).nonzero()
-        if len(bad):
-            row, column = (int(i) for i in bad[0])
-            self._diverged(f"{names[column]} became {table[row, column].item()} at step {steps[row] + 1}")
-        mean = table.mean(0)
-        if not torch.isfinite(mean).all():  # every step finite, their mean not (D20: a huge KL weight)
-            name = names[int((~torch.isfinite(mean)).nonzero()[0])]
-            self._diverged(f"the mean of {name} over steps {steps[0] + 1}-{steps[-1] + 1} overflowed")
+        problem = first_nonfinite_row(table.cpu(), names, steps)
+        if problem:
+            self._diverged(problem)
         if self.metrics is None:
             return
-        means = dict(zip(names, mean.tolist(), strict=True))
+        means = dict(zip(names, table.cpu().mean(0).tolist(), strict=True))
         rate = self._clock.images_per_s()
         lr = next(iter(self.objective.optimizers.values())).param_groups[0]["lr"]  # what the optimiser used
         epochs_done = (steps[-1] + 1) / self.steps_per_epoch
@@ -335,11 +335,15 @@ class Trainer:
             self._validate_and_plot(epoch, f"epoch-{epoch + 1:03d}")
         self._checkpoint()
 
-    def _validate_and_plot(self, epoch: int, tag: str) -> None:
-        """Held-out ELBO (a ``val`` row), grids tagged ``tag``, curves now and then; the trackers hear of it."""
+    def _validate_and_plot(self, epoch: int, tag: str, seconds: float | None = None) -> None:
+        """Held-out ELBO (a ``val`` row, within ``seconds``), grids tagged ``tag``, curves now and then."""
         if len(self.val_set):
+            images, batch = self.val_set.images[:2048], bounded_batch(self.config.train.batch_size, seconds)
             with self._averaged():
-                val = evaluate_elbo(self.model, self.val_set.images[:2048], self.config.train.batch_size)
+                val = evaluate_elbo(self.model, images, batch, seconds=seconds)
+            measured = val.pop("images")
+            if seconds is not None:
+                self._say(f"final validation on {share(measured, len(images), seconds)} held-out images")
             self.last_validation = val
             self.metrics.write({"step": self.step, "epoch": self.step / self.steps_per_epoch, "split": "val", **val})
         self._validated_step = self.step
@@ -348,6 +352,12 @@ class Trainer:
             plot_curves(self.metrics.read(), self.run.curves)
             self._curves_plotted = time.monotonic()
         self.callbacks.on_validation(self, epoch, self.last_validation, images)
+
+    def _share(self, measured: int, available: int) -> str:
+        bound = self.config.train.final_pass_seconds
+        return f"{measured:,}" + (
+            f" of {available:,} (train.final_pass_seconds {bound:g})" if measured < available else ""
+        )
 
     def save_grids(self, tag: str) -> dict[str, Path]:
         """Reconstructions of a fixed batch and samples of fixed latents, written to images/
@@ -360,11 +370,6 @@ class Trainer:
                 self.model, self.fixed_images, self.run.images, tag, train.grid_size, train.seed,
                 self.objective.export_context,
             )  # fmt: skip
-
-    def _fixed_batch(self) -> torch.Tensor:
-        source = self.val_set if len(self.val_set) else self.train_set
-        n = min(self.config.train.grid_size // 2 or 1, len(source))
-        return next(iter(BatchLoader(source.images[:n], n, shuffle=False, device=self.device)))
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self) -> None:
@@ -423,13 +428,17 @@ class Trainer:
             )
         if self.metrics is None:
             return
+        train = self.config.train
         if self._validated_step != self.step:  # a run that stopped mid-epoch (max_steps, max_time) is validated too
-            self._validate_and_plot(self.step // self.steps_per_epoch, "final")
+            self._validate_and_plot(self.step // self.steps_per_epoch, "final", train.final_pass_seconds)
         else:
             self.save_grids("final")
         plot_curves(self.metrics.read(), self.run.curves)
         with self._averaged(), self.objective.export_context():
-            scaling = latent_scaling(self.model, self.train_set.images[:2048], self.config.train.batch_size)
+            images = self.train_set.images[:2048]
+            seconds = train.final_pass_seconds
+            scaling = latent_scaling(self.model, images, bounded_batch(train.batch_size, seconds), seconds=seconds)
+            self._say(f"latent statistics over {share(scaling['images'], len(images), seconds)} training images")
             try:
                 write_model_folder(self.run.model, self.model, self.config, self.step, self.last_validation, scaling)
             except NonFinite as err:
