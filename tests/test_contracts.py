@@ -8,7 +8,11 @@ no batch statistics are involved), and evaluates deterministically.
 
 from __future__ import annotations
 
+import atexit
 import io
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,6 +101,8 @@ def _combinations():
                 ]
                 if terms and name != REFERENCE[2] and (arch, likelihood) != REFERENCE[:2]:
                     continue  # a term on another objective: with the reference network and likelihood
+                if name == "distill" and (likelihood != REFERENCE[1] or ARCHITECTURES.get(arch).has("user-networks")):
+                    continue  # a teacher per network, with the reference likelihood (users' networks: trust_code)
                 chosen = (arch, likelihood, objective)
                 if any(outside) and not all(o or c == r for o, c, r in zip(outside, chosen, REFERENCE, strict=True)):
                     continue
@@ -104,6 +110,8 @@ def _combinations():
 
 
 def _config(arch, likelihood, objective, **extra):
+    if OBJECTIVE_SETTINGS[objective]["objective.name"] == "distill":
+        extra = {"objective.distill.teacher": _teacher(arch, likelihood), **extra}
     return tiny_config(
         **{
             "model.arch": arch,
@@ -117,6 +125,20 @@ def _config(arch, likelihood, objective, **extra):
             **extra,
         }
     )
+
+
+TEACHERS = Path(tempfile.mkdtemp(prefix="vaekit-teachers-"))  # removed at exit (below)
+atexit.register(shutil.rmtree, TEACHERS, True)
+
+
+def _teacher(arch, likelihood) -> str:
+    """A model folder of the same network (untrained) for the distill objective to reproduce."""
+    folder = TEACHERS / f"{arch}-{likelihood}"
+    if not folder.exists():
+        config = _config(arch, likelihood, "elbo")
+        torch.manual_seed(1)
+        create_model(config, trust_code=True).save_pretrained(folder)
+    return str(folder)
 
 
 def _build(config, accumulate=1):

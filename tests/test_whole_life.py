@@ -56,6 +56,8 @@ FOUNDATION = {  # a term that needs a foundation network gets a tiny random DINO
     }
 }
 
+TEACHER = {"distill": {"objective.distill.teacher": "LIFE_TEACHER"}}  # a model of LIFE's network (a fixture)
+
 
 def _lives():
     for entry in ARCHITECTURES:
@@ -69,7 +71,8 @@ def _lives():
     for entry in LATENTS:
         yield pytest.param({"model.latent": entry.name, **entry.tiny}, id=f"latent-{entry.name}")
     for entry in OBJECTIVES:
-        yield pytest.param({"objective.name": entry.name, **entry.tiny}, id=f"objective-{entry.name}")
+        settings = {"objective.name": entry.name, **entry.tiny, **TEACHER.get(entry.name, {})}
+        yield pytest.param(settings, id=f"objective-{entry.name}")
     for entry in TERMS:
         settings = {f"{entry.options_key}.enabled": True, **entry.tiny, **FOUNDATION.get(entry.name, {})}
         settings["objective.name"] = sorted(entry.declares["objectives"])[0]
@@ -108,11 +111,22 @@ def dinov2(tmp_path_factory) -> str:
     return str(networks.tiny_dinov2(tmp_path_factory.mktemp("dinov2")))
 
 
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> str:
+    from vaekit.config import Config
+    from vaekit.models import create_model
+
+    folder = tmp_path_factory.mktemp("teacher") / "model"
+    create_model(Config().with_overrides(LIFE)).save_pretrained(folder)
+    return str(folder)
+
+
 @pytest.mark.parametrize("settings", list(_lives()))
 def test_the_whole_life(settings, tmp_path, request):
-    if "TINY_DINOV2" in settings.values():
-        folder = request.getfixturevalue("dinov2")
-        settings = {key: folder if value == "TINY_DINOV2" else value for key, value in settings.items()}
+    for placeholder, fixture in (("TINY_DINOV2", "dinov2"), ("LIFE_TEACHER", "teacher")):
+        if placeholder in settings.values():
+            folder = request.getfixturevalue(fixture)
+            settings = {key: folder if value == placeholder else value for key, value in settings.items()}
     overrides = [f"{key}={json.dumps(value)}" for key, value in {**LIFE, **settings}.items()]
     straight = vaekit.train(out=tmp_path / "straight", overrides=overrides, trust_code=True)
 

@@ -23,6 +23,8 @@ _EXPORTS = {
     "sample": "vaekit.api",
     "fit_sampler": "vaekit.api",
     "use_sampler": "vaekit.api",
+    "distill": "vaekit.api",
+    "use_decoder": "vaekit.api",
     "reconstruct": "vaekit.api",
     "tokenize": "vaekit.api",
     "decode": "vaekit.api",
@@ -51,6 +53,7 @@ __all__ = [
     "available_presets",
     "create_model",
     "decode",
+    "distill",
     "edit",
     "evaluate",
     "fit_sampler",
@@ -65,6 +68,7 @@ __all__ = [
     "serve",
     "tokenize",
     "train",
+    "use_decoder",
     "use_sampler",
 ]
 
@@ -72,6 +76,7 @@ if TYPE_CHECKING:
     from vaekit.api import (
         attributes,
         decode,
+        distill,
         edit,
         evaluate,
         fit_sampler,
@@ -83,6 +88,7 @@ if TYPE_CHECKING:
         sample,
         tokenize,
         train,
+        use_decoder,
         use_sampler,
     )
     from vaekit.config import Config, available_presets, load_preset

@@ -16,14 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from vaekit.config import Config, ConfigError
 from vaekit.data import DataError, ImageDataset, load_dataset
+from vaekit.data.image_files import load_images
 from vaekit.data.loader import BatchLoader
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory, shaped_for
-from vaekit.data.reader import UnreadableImage, read_image
-from vaekit.data.recipes import prepare
 from vaekit.io.run_folder import RunDir
 from vaekit.limits import require_within_budget
 from vaekit.models import VAE
@@ -108,36 +106,34 @@ def train(
     return trainer.fit()
 
 
-def _read_image(path: str | Path, convert) -> np.ndarray:
-    """``convert(upright image)`` of an image file (EXIF orientation applied), or one clear error."""
-    try:
-        return convert(read_image(Path(path)))
-    except UnreadableImage as err:
-        raise DataError(f"{path}: cannot read image ({err})") from err
-    except OSError as err:  # a missing or unreadable file
-        raise DataError(f"{path}: cannot read image ({err.strerror or err})") from err
+def distill(
+    teacher: str | Path,
+    student: str = "tiny",
+    *,
+    data: Data = None,
+    out: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Train a student (``tiny``: a TAESD-style ``AutoencoderTiny``; or an architecture name) to
+    reproduce ``teacher``'s latents and decodes (``objectives/distill.py``); returns its run."""
+    from vaekit.objectives.distill import student_config
+
+    config = student_config(load(teacher), str(teacher), student)
+    return train(config, data=data, out=out, overrides=overrides, overwrite=overwrite)
 
 
-def load_images(paths: Sequence[str | Path], config: Config) -> torch.Tensor:
-    """User images as a ``(N, C, H, W)`` batch in [0, 1], shaped like the model's training data
-    (EXIF orientation applied, cropped and resized by the data's recipe)."""
-    data = config.data
-
-    def shaped(image: Image.Image) -> np.ndarray:
-        return prepare(image, data.image_size, data.crop, data.channels or 3)
-
-    return (
-        torch.from_numpy(np.ascontiguousarray(np.stack([_read_image(path, shaped) for path in paths]))).float() / 255.0
-    )
-
-
-def load_full_size(path: str | Path, config: Config) -> torch.Tensor:
-    """One image file at its own resolution as ``(C, H, W)`` in [0, 1] (EXIF applied, no crop)."""
-    from vaekit.data.recipes import to_8bit
-
-    array = _read_image(path, lambda image: np.asarray(to_8bit(image, config.data.channels or 3)))
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0
+def use_decoder(model: Model, decoder: Model, trust_code: bool = False) -> VAE:
+    """``model`` with the decoder of ``decoder`` (a distilled preview decoder of the same latents):
+    sampling, interpolation and the explorer then decode with it."""
+    vae, preview = as_model(model, trust_code), as_model(decoder, trust_code)
+    if tuple(preview.latent_shape) != tuple(vae.latent_shape):
+        raise ConfigError(
+            f"--decoder: it decodes latents {tuple(preview.latent_shape)}, the model's are {tuple(vae.latent_shape)}"
+        )
+    vae.decoder, vae.likelihood = preview.decoder, preview.likelihood
+    vae.preview = preview  # keeps the preview model (its decoder's owner) alive with this one
+    return vae
 
 
 def reconstruct_full_size(model: Model, image: torch.Tensor, overlap: int | None = None) -> torch.Tensor:

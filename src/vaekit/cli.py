@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from vaekit.commands.arguments import days, finite_float, grid_scale, port_number, positive_int, seed_number
 from vaekit.commands.terminal import Printable, printable, show_warning
 from vaekit.version import __version__
 
@@ -98,50 +99,7 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return joined
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return value
-
-
-def seed_number(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2**63 - 1, not {text}")
-    return value
-
-
-def port_number(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0..65535, not {text}")
-    return value
-
-
-def days(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 36500:
-        raise argparse.ArgumentTypeError(f"a number of days is 0..36500, not {text}")
-    return value
-
-
-def grid_scale(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_GRID_SCALE:
-        raise argparse.ArgumentTypeError(f"a grid scale is 1..{MAX_GRID_SCALE}, not {text}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    value = float(text)
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
-    return value
-
-
 SAMPLER_HELP = "where random latents come from (%(choices)s): the prior, or what fit-sampler fitted"
-MAX_GRID_SCALE = 16  # --scale: each pixel of a grid drawn as at most 16 x 16
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -214,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler="training:train")
 
+    p = command(
+        "distill", "train a fast student (a TAESD-style preview decoder) to reproduce a model's latents and decodes"
+    )
+    p.add_argument("teacher", help="the model to reproduce: run, model folder, diffusers folder or hf://owner/name")
+    p.add_argument(
+        "--student", default="tiny", help="tiny (diffusers' AutoencoderTiny, TAESD's design) or an architecture"
+    )
+    p.add_argument("--data", help="images to distil on (default: the teacher's own source)")
+    p.add_argument("--out", type=Path, help="run directory (default runs/distill-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="dotted config overrides, e.g. train.max_time=10m train.trainable=decoder")  # fmt: skip
+    p.set_defaults(handler="training:distill")
+
     p = command("reconstruct", "reconstruct images with a trained model", grids=True)
     p.add_argument("run", type=Path, help="run directory, model folder or hf://owner/name")
     p.add_argument("images", type=Path, nargs="+", help="image files")
@@ -247,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("--temperature", type=finite_float, default=1.0, help="scale of the prior samples")
     p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
+    p.add_argument("--decoder", metavar="RUN", help="decode with this distilled preview decoder (vaekit distill)")
     p.set_defaults(handler="images:sample")
 
     p = command("fit-sampler", "fit an ex-post sampler (a Gaussian mixture, or a token prior) on the training data")

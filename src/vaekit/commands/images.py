@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from vaekit import api
+from vaekit.data.image_files import load_full_size
 from vaekit.explore.attributes import AttributeVectors, latent_arithmetic, parse_strengths, parse_sweep, sweep_images
 from vaekit.explore.grids import interleave, save_grid, save_image
 from vaekit.explore.interpolation import save_gif
@@ -34,7 +35,7 @@ def reconstruct(args: argparse.Namespace) -> None:
     model = api.load(args.run, trust_code=args.trust_code)
     if args.full_size:
         for i, path in enumerate(args.images):
-            image = api.load_full_size(path, model.config)
+            image = load_full_size(path, model.config)
             stem = args.output.with_suffix("")
             print(f"wrote {save_image(api.reconstruct_full_size(model, image), f'{stem}-{i}.png', args.scale)}")
         return
@@ -68,6 +69,8 @@ def sample(args: argparse.Namespace) -> None:
     if args.n > MAX_GRID and not args.dump:
         raise ConfigError(f"sample -n: a grid shows at most {MAX_GRID} images; write {args.n:,} with --dump DIR")
     model = api.use_sampler(args.run, args.sampler, trust_code=args.trust_code)
+    if args.decoder:
+        model = api.use_decoder(model, args.decoder, trust_code=args.trust_code)
     if args.sampler == "prior" and latent_has(model, "tokens"):
         print(
             "note: a tokenizer's prior draws every token uniformly (noise); fit a token prior for samples: "

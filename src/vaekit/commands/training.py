@@ -34,6 +34,16 @@ def train(args: argparse.Namespace) -> None:
         print(f"run: {run}")
 
 
+def distill(args: argparse.Namespace) -> None:
+    run = api.distill(
+        args.teacher, args.student, data=args.data, out=args.out, overrides=args.overrides, overwrite=args.overwrite
+    )
+    print(f"run: {run}")
+    print(
+        f"previews: vaekit sample {args.teacher} --decoder {run}; as diffusers: vaekit export {run} --format diffusers"
+    )
+
+
 def demo(args: argparse.Namespace) -> None:
     config = api.resolve_config(None, "shapes-demo", args.overrides)
     data, train = config.data, config.train

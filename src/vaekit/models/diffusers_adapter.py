@@ -277,6 +277,27 @@ def _flux2_batch_norm(autoencoder: nn.Module, scaling: dict) -> dict[str, torch.
     return {"bn.running_mean": mean, "bn.running_var": var}
 
 
+def tiny_autoencoder_config(teacher: VAE, width: int = 64) -> dict[str, Any]:
+    """``AutoencoderTiny``'s config (TAESD's design: blocks of ``width`` channels) with ``teacher``'s
+    latent channels and down-sampling, so that it encodes to and decodes from the teacher's latents."""
+    if len(teacher.latent_shape) != 3:
+        raise ConfigError(
+            f"a tiny (TAESD) student needs a spatial latent (C, H, W); the teacher's is {teacher.latent_shape}"
+        )
+    channels, height = teacher.latent_shape[0], teacher.latent_shape[1]
+    factor = teacher.image_shape[-2] // height
+    downs = factor.bit_length() - 1
+    if 2**downs != factor or teacher.image_shape[-2] != factor * height:
+        raise ConfigError(f"a tiny (TAESD) student down-samples by powers of two; the teacher's factor is {factor}")
+    return {
+        "latent_channels": channels,
+        "encoder_block_out_channels": [width] * (downs + 1),
+        "decoder_block_out_channels": [width] * (downs + 1),
+        "num_encoder_blocks": [1] + [3] * downs,
+        "num_decoder_blocks": [3] * downs + [1],
+    }
+
+
 def load_encoder(autoencoder: nn.Module, source: str) -> None:
     """An RAE's frozen encoder weights from a transformers model folder or ``hf://`` id, read by
     transformers itself (its key conversions included; safetensors only, nothing unpickled)."""

@@ -75,7 +75,7 @@ def last_decoder_layer(model: VAE) -> torch.Tensor:
     "adversarial",
     options=AdversarialConfig,
     summary="a PatchGAN discriminator (hinge or vanilla, adaptive weight, R1, LeCam), from a start step",
-    objectives={"elbo", "soft-intro", "as-intro"},
+    objectives={"elbo", "soft-intro", "as-intro", "distill"},
     logs=("adv_weight", "d_loss"),
     capabilities={"second-phase"},
     tiny={"objective.adversarial.channels": 4, "objective.adversarial.layers": 1},

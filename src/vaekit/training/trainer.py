@@ -7,7 +7,6 @@ signals and the NaN guard; the objective owns its optimisers and what one step d
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import typing
 from collections.abc import Sequence
@@ -322,9 +321,9 @@ class Trainer:
         row = {**row, "lr": lr, "images_per_s": rate, **means}
         self.metrics.write(row)
         self.callbacks.on_log(self, row)
-        kl = means.get("kl", means.get("kl_real", math.nan))  # intro objectives log kl_real / kl_fake
-        status = {"loss": f"{means['loss']:.4g}", "kl": f"{kl:.3g}", "img_s": f"{rate:.0f}"}
-        bar.show(row["step"], status)
+        kl = means.get("kl", means.get("kl_real"))  # intro objectives log kl_real / kl_fake; distill none
+        status = {"loss": f"{means['loss']:.4g}", "kl": None if kl is None else f"{kl:.3g}", "img_s": f"{rate:.0f}"}
+        bar.show(row["step"], {key: value for key, value in status.items() if value is not None})
 
     def _end_of_epoch(self, epoch: int) -> None:
         """Validation ELBO, grids, curves (rank 0) and a checkpoint."""
