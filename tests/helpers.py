@@ -41,6 +41,7 @@ def tiny_config(**overrides) -> Config:
             "train.checkpoint_every": 4,
             "train.grid_size": 8,
             "train.threads": 1,
+            "train.fit_sampler": False,  # tests/training/test_sampler_fit.py fits one
         }
     )
     return config.with_overrides(overrides)

@@ -18,7 +18,8 @@ def trained_run(tmp_path_factory):
     cache = folder / "cache"
     tiny_config(**{"data.cache_dir": str(cache)}).to_yaml(folder / "tiny.yaml")
     run = folder / "run"
-    assert main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--set", "train.max_steps=8"]) == 0
+    settings = ["train.max_steps=8", "train.fit_sampler=false"]  # a run without a sampler: fit-sampler's case
+    assert main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--set", *settings]) == 0
     return run
 
 

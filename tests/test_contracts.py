@@ -101,8 +101,8 @@ def _combinations():
                 ]
                 if terms and name != REFERENCE[2] and (arch, likelihood) != REFERENCE[:2]:
                     continue  # a term on another objective: with the reference network and likelihood
-                if name == "distill" and (likelihood != REFERENCE[1] or ARCHITECTURES.get(arch).has("user-networks")):
-                    continue  # a teacher per network, with the reference likelihood (users' networks: trust_code)
+                if name == "distill" and (arch, likelihood) != REFERENCE[:2]:
+                    continue  # with the reference network (its students: tests/objectives/test_distill.py)
                 chosen = (arch, likelihood, objective)
                 if any(outside) and not all(o or c == r for o, c, r in zip(outside, chosen, REFERENCE, strict=True)):
                     continue

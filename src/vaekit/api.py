@@ -26,6 +26,7 @@ from vaekit.io.run_folder import RunDir
 from vaekit.limits import require_within_budget
 from vaekit.models import VAE
 from vaekit.models.latents import require_latent
+from vaekit.models.samplers import attach_sampler
 from vaekit.pretrained import load, model_folder
 from vaekit.training.callbacks import Callback
 from vaekit.training.setup import check_components
@@ -270,30 +271,6 @@ def use_sampler(model: Model, sampler: str = "prior", trust_code: bool = False) 
             vae.latent_sampler = None
         return vae
     return attach_sampler(vae, model_folder(model), sampler)
-
-
-def attach_sampler(vae: VAE, folder: Path, sampler: str) -> VAE:
-    """``vae`` with the sampler named ``sampler`` saved in ``folder`` (``prior``: none) attached."""
-    from vaekit.models.samplers import SAMPLERS
-
-    entry = SAMPLERS.get(sampler, "sampler")
-    kind = entry.factory
-    vae.latent_sampler = None
-    for need in entry.declares.get("needs", ()):
-        require_latent(vae, need, f"sampler {sampler}")
-    if kind is not None:
-        try:
-            fitted = kind.load(folder)
-        except FileNotFoundError as err:
-            raise ConfigError(f"{err}: vaekit fit-sampler RUN --sampler {sampler}") from None
-        if hasattr(fitted, "attach"):
-            fitted.attach(vae)
-        if fitted.latent_shape != tuple(vae.latent_shape):
-            raise ConfigError(
-                f"{folder}: the sampler draws latents {fitted.latent_shape}, the model takes {vae.latent_shape}"
-            )
-        vae.latent_sampler = fitted
-    return vae
 
 
 def sample(

@@ -99,7 +99,10 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return joined
 
 
-SAMPLER_HELP = "where random latents come from (%(choices)s): the prior, or what fit-sampler fitted"
+SAMPLER_HELP = (
+    "where random latents come from (%(choices)s): the prior, or what fit-sampler fitted "
+    "(default: the sampler the model card names, fitted at the end of training, else the prior)"
+)
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -218,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dump", type=Path, metavar="DIR", help="also write each sample as its own PNG into DIR")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
     p.add_argument("--temperature", type=finite_float, default=1.0, help="scale of the prior samples")
-    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
+    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", help=SAMPLER_HELP)
     p.add_argument("--decoder", metavar="RUN", help="decode with this distilled preview decoder (vaekit distill)")
     p.set_defaults(handler="images:sample")
 
@@ -245,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["lerp", "slerp"], default="slerp", help="path through latent space")
     p.add_argument("--grid", metavar="RxC", help="animate a grid of random latents to another (variance-preserving)")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the latents")
-    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
+    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", help=SAMPLER_HELP)
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.gif"), help="GIF to write")
     p.set_defaults(handler="images:interpolate")
 
@@ -349,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-host", action="append", default=[], metavar="NAME", help="also answer to this Host name (repeatable)"
     )
-    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", default="prior", help=SAMPLER_HELP)
+    p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", help=SAMPLER_HELP)
     p.set_defaults(handler="models:serve")
 
     p = command("info", "what a run or model folder holds: architecture, size, data, steps, metrics, versions")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from vaekit.models.diffusers_folders import (
     is_diffusers_folder,
     load_diffusers_weights,
 )
+from vaekit.models.samplers import attach_sampler
 from vaekit.version import __version__
 
 
@@ -56,7 +58,22 @@ def load(
     load_weights(model, folder)
     model.config = config
     model.info = read_info(folder)
+    _attach_named_sampler(model, folder)
     return model.eval()
+
+
+def _attach_named_sampler(model: VAE, folder: Path) -> None:
+    """The sampler the model card names (fitted at the end of training) attached; one that cannot be
+    read is said in a warning, and new images then come from the prior."""
+    name = (model.info.get("sampler") or {}).get("name") if isinstance(model.info.get("sampler"), dict) else None
+    if name in (None, "prior"):
+        return
+    try:
+        attach_sampler(model, folder, str(name))
+    except (ConfigError, ValueError, LookupError) as err:
+        warnings.warn(
+            f"{folder}: its sampler {name} cannot be used ({err}); new images come from the prior", stacklevel=3
+        )
 
 
 def _require_fit_before_building(config: Config, weights: Path, trust_code: bool, modules) -> None:

@@ -36,7 +36,7 @@ NARROW = [f"{key}={value}".replace(" ", "") for key, value in WIDTHS.items()]
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    return vaekit.train(tiny_config(**KL, **{"train.max_steps": 6}), out=tmp_path_factory.mktemp("t") / "teacher")
+    return vaekit.train(tiny_config(**KL, **{"train.max_steps": 3}), out=tmp_path_factory.mktemp("t") / "teacher")
 
 
 def test_the_loss_is_the_latent_error_plus_the_nll_of_the_teachers_decodes(teacher):

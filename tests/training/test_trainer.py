@@ -598,7 +598,10 @@ def test_the_latent_scaling_of_the_model_folder_is_measured_on_the_training_imag
     trainer = Trainer(tiny_config(**{"train.max_steps": 4}), tmp_path / "run")
     trainer.fit()
     recorded = json.loads((tmp_path / "run" / "model" / "vaekit.json").read_text())["latent_scaling"]
-    model, batch = load(tmp_path / "run"), trainer.config.train.batch_size
+    from vaekit.training.progress import bounded_batch
+
+    model = load(tmp_path / "run")
+    batch = bounded_batch(trainer.config.train.batch_size, trainer.config.train.final_pass_seconds)  # as the end's
     on_train = latent_scaling(model, trainer.train_set.images[:2048], batch)
     on_val = latent_scaling(model, trainer.val_set.images[:2048], batch)
     assert recorded == pytest.approx(on_train, rel=1e-6) and recorded != pytest.approx(on_val, rel=1e-6)

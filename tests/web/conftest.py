@@ -10,7 +10,7 @@ from vaekit.web import create_app
 @pytest.fixture(scope="package")
 def served_run(tmp_path_factory):
     """A tiny trained model (16 px shapes, 4-d latent) with two saved attribute vectors."""
-    config = tiny_config(**{"train.max_steps": 6, "data.seed": 3})  # a split seed other than 0: it must be used
+    config = tiny_config(**{"train.max_steps": 6, "data.seed": 3, "train.fit_sampler": False})  # split seed 3: used
     run = Trainer(config, tmp_path_factory.mktemp("serve") / "run").fit()
     vectors = {"Bigger": torch.tensor([2.0, 0, 0, 0]), "Redder": torch.tensor([0, 0, -2.0, 1.0])}
     AttributeVectors(vectors, {name: {"with": 10, "without": 10} for name in vectors}).save(run / "model")

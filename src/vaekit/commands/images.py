@@ -20,6 +20,7 @@ from vaekit.explore.sampling import dump_images, iter_samples, manifold_frames
 from vaekit.explore.tokens import decode_tokens, read_tokens
 from vaekit.limits import require_within_budget
 from vaekit.models.latents import latent_has
+from vaekit.models.samplers import describe_sampler
 from vaekit.schema import ConfigError
 
 MAX_GRID = 1024  # images in one grid PNG (sample -o)
@@ -68,10 +69,10 @@ def decode(args: argparse.Namespace) -> None:
 def sample(args: argparse.Namespace) -> None:
     if args.n > MAX_GRID and not args.dump:
         raise ConfigError(f"sample -n: a grid shows at most {MAX_GRID} images; write {args.n:,} with --dump DIR")
-    model = api.use_sampler(args.run, args.sampler, trust_code=args.trust_code)
+    model = _with_sampler(args)
     if args.decoder:
         model = api.use_decoder(model, args.decoder, trust_code=args.trust_code)
-    if args.sampler == "prior" and latent_has(model, "tokens"):
+    if model.latent_sampler is None and latent_has(model, "tokens"):
         print(
             "note: a tokenizer's prior draws every token uniformly (noise); fit a token prior for samples: "
             f"vaekit fit-sampler {args.run} --sampler autoregressive, then --sampler autoregressive",
@@ -89,7 +90,7 @@ def interpolate(args: argparse.Namespace) -> None:
         raise ConfigError("interpolate takes two images (A and B) or none (random latents)")
     if args.steps < 2:
         raise ConfigError("--steps must be at least 2 (the two ends)")
-    model = api.use_sampler(args.run, args.sampler, trust_code=args.trust_code)
+    model = _with_sampler(args)
     if args.grid:
         rows, _, cols = args.grid.lower().partition("x")
         if not (rows.isdigit() and cols.isdigit() and int(rows) > 0 and int(cols) > 0):
@@ -155,3 +156,13 @@ def latent_map(args: argparse.Namespace) -> None:
 
 def progress(args: argparse.Namespace) -> None:
     print(f"wrote {progress_gif(args.run, args.output, args.kind)}")
+
+
+def _with_sampler(args: argparse.Namespace):
+    """The model drawing from ``--sampler`` (default: the one its card names), saying which."""
+    if args.sampler:
+        model = api.use_sampler(args.run, args.sampler, trust_code=args.trust_code)
+    else:
+        model = api.as_model(args.run, args.trust_code)
+    print(f"new latents from {describe_sampler(model)}", file=sys.stderr)
+    return model

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from vaekit.config import Config
 
 INFO_FILE = "vaekit.json"
+SAMPLER_FILE = "sampler-{name}.safetensors"  # a fitted sampler beside the weights (models/samplers.py)
 
 
 def model_info(
@@ -121,6 +122,21 @@ def read_info(folder: Path) -> dict[str, Any]:
     except (ValueError, OSError):
         return {}
     return info if isinstance(info, dict) else {}
+
+
+def record_sampler(folder: Path, name: str, description: str) -> None:
+    """Name ``name`` in ``folder``'s card as the sampler its new images come from (``vaekit.load``
+    attaches it; ``--sampler prior`` overrides)."""
+    info = read_info(folder)
+    info["sampler"] = {"name": name, "description": description}
+    write_atomically(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    card = folder / "README.md"
+    text = card.read_text() if card.is_file() else ""
+    section = (
+        f"\n## Sampling\n\nNew images are drawn from {description}, fitted on the training data at the end "
+        f"of training (`{SAMPLER_FILE.format(name=name)}`); `--sampler prior` draws from the prior instead.\n"
+    )
+    write_atomically(card, text.split("\n## Sampling\n")[0].rstrip("\n") + "\n" + section)
 
 
 def write_model_folder(

@@ -64,6 +64,7 @@ class VAE(nn.Module):
     encoder_frozen = False  # decoder-only fine-tuning: the encoder stays in eval mode
     config: Config | None = None  # what it was built from: set by create_model, load and train
     info: dict | None = None  # what its folder says about it (vaekit.load)
+    latent_sampler: Any = None  # where new latents come from when not the prior (models/samplers.py)
 
     def train(self, mode: bool = True) -> VAE:
         super().train(mode)

@@ -12,21 +12,28 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from vaekit.data.loader import BatchLoader
+from vaekit.data.loader import BatchLoader, within
+from vaekit.io.card import SAMPLER_FILE
 from vaekit.io.files import write_atomically
+from vaekit.models.latents import latent_has, require_latent
 from vaekit.optional import require
 from vaekit.registry import Registry
 from vaekit.schema import ConfigError
 
-FILE = "sampler-{name}.safetensors"
+if TYPE_CHECKING:
+    from vaekit.models.base import VAE
+
+FILE = SAMPLER_FILE
 FULL_COVARIANCE_MAX_DIM = 64  # latent dimensions up to which components have full covariances
 COMPONENT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # tried by BIC when the count is not given
 MAX_COMPONENTS = 1024
@@ -148,18 +155,23 @@ class GaussianMixture:
 
 
 @torch.no_grad()
-def posterior_means(model, images: np.ndarray, batch_size: int = 128) -> torch.Tensor:
+def posterior_means(model, images: np.ndarray, batch_size: int = 128, seconds: float | None = None) -> torch.Tensor:
     """mu of every image, ``(N, *latent_shape)`` on the CPU (in eval mode, whatever the model's mode):
-    what the samplers are fitted on, attribute vectors averaged over and latent maps drawn from."""
+    what the samplers are fitted on, attribute vectors averaged over and latent maps drawn from;
+    with ``seconds``, of the images encoded within that time (the first batch always)."""
     device = next(model.parameters()).device
     loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
     with model.evaluating():
-        return torch.cat([model.embed(batch).float().cpu() for batch in loader])
+        return torch.cat([model.embed(batch).float().cpu() for batch in within(loader, seconds)])
 
 
-def fit_gmm(latents: torch.Tensor, components: int | None = None, seed: int = 0) -> GaussianMixture:
+def fit_gmm(
+    latents: torch.Tensor, components: int | None = None, seed: int = 0, seconds: float | None = None
+) -> GaussianMixture:
     """A Gaussian mixture fitted to latents ``(N, *latent_shape)``; ``components`` None: the count
-    among ``COMPONENT_CANDIDATES`` with the lowest BIC (at least 10 points per component)."""
+    among ``COMPONENT_CANDIDATES`` with the lowest BIC (at least 10 points per component), larger
+    counts tried only while ``seconds`` have not passed (the first always)."""
+    started = time.monotonic()
     mixture_module = require("sklearn.mixture", "eval", "fitting a GMM sampler")
     points = latents.flatten(1).double().cpu().numpy()
     n, dim = points.shape
@@ -171,6 +183,8 @@ def fit_gmm(latents: torch.Tensor, components: int | None = None, seed: int = 0)
     candidates = [components] if components else [k for k in COMPONENT_CANDIDATES if k * MIN_POINTS_PER_COMPONENT <= n]
     best, best_bic = None, math.inf
     for k in candidates or [1]:
+        if best is not None and seconds is not None and time.monotonic() - started >= seconds:
+            break
         model = mixture_module.GaussianMixture(k, covariance_type=covariance, reg_covar=1e-6, random_state=seed)
         model.fit(points)
         bic = float(model.bic(points))
@@ -216,3 +230,33 @@ def prior_hole(draws: torch.Tensor, data_latents: torch.Tensor) -> dict:
 def _nearest(points: torch.Tensor, reference: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """Distance from each of ``points`` to its nearest row of ``reference`` (in chunks)."""
     return torch.cat([torch.cdist(part, reference).min(1).values for part in points.split(chunk)])
+
+
+def attach_sampler(vae: VAE, folder: Path, sampler: str) -> VAE:
+    """``vae`` with the sampler named ``sampler`` saved in ``folder`` (``prior``: none) attached."""
+    entry = SAMPLERS.get(sampler, "sampler")
+    kind = entry.factory
+    vae.latent_sampler = None
+    for need in entry.declares.get("needs", ()):
+        require_latent(vae, need, f"sampler {sampler}")
+    if kind is not None:
+        try:
+            fitted = kind.load(folder)
+        except FileNotFoundError as err:
+            raise ConfigError(f"{err}: vaekit fit-sampler RUN --sampler {sampler}") from None
+        if hasattr(fitted, "attach"):
+            fitted.attach(vae)
+        if fitted.latent_shape != tuple(vae.latent_shape):
+            raise ConfigError(
+                f"{folder}: the sampler draws latents {fitted.latent_shape}, the model takes {vae.latent_shape}"
+            )
+        vae.latent_sampler = fitted
+    return vae
+
+
+def describe_sampler(model) -> str:
+    """Where ``model``'s new latents come from, in words (the fitted sampler, or the prior)."""
+    sampler = getattr(model, "latent_sampler", None)
+    if sampler is None:
+        return "the prior" + (" (N(0, I))" if latent_has(model, "gaussian") else "")
+    return sampler.describe() if hasattr(sampler, "describe") else type(sampler).__name__

@@ -17,6 +17,7 @@ encoder). Student and teacher latents must have one shape; the images are the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -38,6 +39,9 @@ class DistillConfig:
     teacher: str = ""  # the model to reproduce: a run, model folder, diffusers folder or hf:// id
     latent_weight: float = non_negative(1.0)  # the student encoder's squared error to the teacher's latent
     decode_weight: float = non_negative(1.0)  # the student decoder's NLL of the teacher's decodes
+    # what the student's decoder reproduces from the teacher's latents: the teacher's decodes (distillation),
+    # or the images themselves (decoder training without the teacher's decoder: the baseline)
+    target: Literal["teacher", "images"] = "teacher"
 
 
 @OBJECTIVES.register(
@@ -81,6 +85,8 @@ class Distill(Objective):
     def step(self, batch: torch.Tensor, info: StepInfo) -> dict[str, torch.Tensor]:
         likelihood = self.model.likelihood
         latent, image = self._teacher(batch)
+        if self.options.target == "images":
+            image = batch
         target = likelihood.prepare(image)
         with self.precision.autocast():
             student = self.model.encode(likelihood.prepare(batch)).mean

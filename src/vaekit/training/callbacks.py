@@ -33,6 +33,9 @@ class Callback:
     def on_checkpoint(self, trainer: Trainer, path: Path) -> None:
         """After a checkpoint folder was written."""
 
+    def on_model_written(self, trainer: Trainer, folder: Path) -> None:
+        """A finished run's model folder is written; ``trainer.model`` holds the weights saved there."""
+
     def on_end(self, trainer: Trainer, final: dict[str, float], interrupted: bool) -> None:
         """When the run stops: the last held-out metrics; ``interrupted`` if a signal stopped it."""
 

@@ -48,6 +48,7 @@ from vaekit.objectives.terms import skips_nonfinite
 from vaekit.training.callbacks import Callback, CallbackList
 from vaekit.training.progress import Clock, Progress, bounded_batch, share
 from vaekit.training.recovery import NonFiniteRecovery, TrainingDiverged, diverged, first_nonfinite_row
+from vaekit.training.sampler_fit import FitSamplerAtEnd
 from vaekit.training.setup import (
     check_components,
     describe_model,
@@ -104,7 +105,7 @@ class Trainer:
                 self.run.start(overwrite=overwrite)
         try:
             loggers = create_loggers(train.loggers, self.run.root) if self.ranks.is_main else []
-            self.callbacks = CallbackList([*loggers, *callbacks])
+            self.callbacks = CallbackList([*loggers, *callbacks, FitSamplerAtEnd()])
             self._build(config, resume, dataset, model, trust_code, rank_device)
         except BaseException:
             if self.ranks.is_main:
@@ -215,7 +216,7 @@ class Trainer:
         stop_reason = wish = None  # agreed by every rank / this rank's own
         vote = distributed.StopVote(self.device) if self.ranks.distributed else None
         bar = Progress(total, self.step, self.run.root.name, shown=self.ranks.is_main)
-        with stop_on_signals() as stop:
+        with stop_on_signals() as self.stop:  # which signal asked to stop (callbacks read it too)
             while self.step < total and stop_reason is None:
                 rolled_back = False
                 for batch_index, batch in enumerate(self.loader.epoch(epoch, start), start=start):
@@ -239,7 +240,7 @@ class Trainer:
                     bar.advance()
                     if train.max_time is not None and self._clock.elapsed() >= train.max_time:
                         wish = wish or "time budget"
-                    wish = stop.signal or wish
+                    wish = self.stop.signal or wish
                     stop_reason = wish if vote is None else vote.agree(wish)
                     if self.step % train.log_every == 0:
                         self._flush(bar)
@@ -434,14 +435,14 @@ class Trainer:
             self.save_grids("final")
         plot_curves(self.metrics.read(), self.run.curves)
         with self._averaged(), self.objective.export_context():
-            images = self.train_set.images[:2048]
-            seconds = train.final_pass_seconds
+            images, seconds = self.train_set.images[:2048], train.final_pass_seconds
             scaling = latent_scaling(self.model, images, bounded_batch(train.batch_size, seconds), seconds=seconds)
             self._say(f"latent statistics over {share(scaling['images'], len(images), seconds)} training images")
             try:
                 write_model_folder(self.run.model, self.model, self.config, self.step, self.last_validation, scaling)
             except NonFinite as err:
                 self._diverged(f"{err.name} became non-finite by step {self.step}")
+            self.callbacks.on_model_written(self, self.run.model)
         self.callbacks.on_end(self, self.last_validation, False)
 
     def _averaged(self) -> contextlib.AbstractContextManager:

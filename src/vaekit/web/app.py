@@ -74,11 +74,11 @@ class TraverseRequest(_Body):
 
 
 def create_app(
-    run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str] = (), sampler: str = "prior"
+    run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str] = (), sampler: str | None = None
 ) -> FastAPI:
     """The app for the trained model in ``run`` (a run folder, its model/ or a checkpoint); it
     answers only for localhost and ``allowed_hosts`` (see ``vaekit.web.guard``); random latents
-    come from ``sampler`` (``prior`` or a fitted ``gmm``)."""
+    come from ``sampler`` (``prior`` or a fitted ``gmm``; None: the one the model card names)."""
     explorer = Explorer(run, device, sampler=sampler)
     # FastAPI's interactive docs load their script from a CDN: not served (blank offline, and code
     # from elsewhere); /api/docs is the package's own page over /api/openapi.json
@@ -176,7 +176,7 @@ def serve(
     port: int = 8000,
     device: str = "cpu",
     allow_hosts: Iterable[str] = (),
-    sampler: str = "prior",
+    sampler: str | None = None,
 ) -> None:
     """Serve the explorer until interrupted (connections bounded, idle ones dropped)."""
     import uvicorn

@@ -40,10 +40,12 @@ def png_bytes(image: torch.Tensor) -> bytes:
 class Explorer:
     """A trained model, its saved attribute vectors and (lazily) a few of its dataset's images."""
 
-    def __init__(self, run: Path | str, device: str = "cpu", examples: int = 8, sampler: str = "prior") -> None:
+    def __init__(self, run: Path | str, device: str = "cpu", examples: int = 8, sampler: str | None = None) -> None:
         self.run = Path(run)
         folder = api.model_folder(run)
-        self.model: VAE = api.attach_sampler(api.load(run, device), folder, sampler)
+        self.model: VAE = api.load(run, device)  # drawing from the sampler its card names, or the prior
+        if sampler is not None:
+            api.attach_sampler(self.model, folder, sampler)
         self.config = self.model.config
         self.latent_size = math.prod(self.model.latent_shape)
         try:
