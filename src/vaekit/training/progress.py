@@ -29,15 +29,43 @@ class Clock:
 
 
 class Progress:
-    """Steps done out of ``total``: a tqdm bar on a terminal, else one plain line per ``show``."""
+    """Steps done out of the run's total: a tqdm bar on a terminal, else one plain line per ``show``.
 
-    def __init__(self, total: int, done: int, name: str, shown: bool) -> None:
-        self.total = total
+    With a time budget (``train.max_time``) the total is whichever ends the run first: the planned
+    steps, or the steps the rest of the budget holds at this process's pace so far (so the bar and
+    its ETA promise the run that will happen)."""
+
+    def __init__(
+        self, total: int, done: int, name: str, shown: bool, budget: float | None = None, clock: Clock | None = None
+    ) -> None:
+        self.planned, self.budget, self.clock = total, budget, clock
+        self.first = self.done = done  # counted here: a disabled tqdm bar counts nothing
+        self._total = total
+        self.paced_from = clock.elapsed() if clock is not None else 0.0
         hidden = not shown or not interactive()
         self.bar = tqdm(total=total, initial=done, unit="step", dynamic_ncols=True, desc=name, disable=hidden)
 
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def expected_total(self) -> int:
+        """The planned steps, or fewer where the time budget ends the run first."""
+        steps = self.done - self.first
+        if self.budget is None or self.clock is None or steps < 1:
+            return self.planned
+        now = self.clock.elapsed()
+        pace = (now - self.paced_from) / steps  # seconds per step in this process
+        if pace <= 0:
+            return self.planned
+        return min(self.planned, self.done + max(int((self.budget - now) / pace), 0))
+
     def advance(self) -> None:
+        self.done += 1
         self.bar.update(1)
+        expected = max(self.expected_total(), self.done)
+        if expected != self._total:
+            self._total = self.bar.total = expected
 
     def show(self, step: int, status: dict[str, str]) -> None:
         if self.bar.disable:  # not a terminal: no carriage returns

@@ -215,7 +215,7 @@ class Trainer:
         epoch, start = divmod(self.step, self.steps_per_epoch)
         stop_reason = wish = None  # agreed by every rank / this rank's own
         vote = distributed.StopVote(self.device) if self.ranks.distributed else None
-        bar = Progress(total, self.step, self.run.root.name, shown=self.ranks.is_main)
+        bar = Progress(total, self.step, self.run.root.name, self.ranks.is_main, train.max_time, self._clock)
         with stop_on_signals() as self.stop:  # which signal asked to stop (callbacks read it too)
             while self.step < total and stop_reason is None:
                 rolled_back = False
