@@ -132,7 +132,8 @@ def markdown(results: list[dict]) -> str:
                 cells.append("")
                 continue
             cell = f"{r['reconstruction.psnr']:.2f} dB / {r['reconstruction.ssim']:.3f}"
-            cells.append(cell + (f" / {r['nll.nll']:.1f}" if "nll.nll" in r else "") + f" ({r['steps']} steps)")
+            iwae = f" / {r['nll.iwae_nll']:.1f}" if "nll.iwae_nll" in r else ""
+            cells.append(cell + iwae + f" ({r['steps']} steps)")
         lines.append(f"| {dataset} | {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

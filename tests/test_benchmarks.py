@@ -63,8 +63,8 @@ def test_the_flops_of_a_training_step_are_counted_once_and_grow_with_the_batch(t
 
 def test_the_time_to_quality_table_keeps_the_latest_run_of_each_system(tmp_path):
     row = {"dataset": "mnist", "minutes": 2, "steps": 10, "reconstruction.psnr": 20.0, "reconstruction.ssim": 0.8}
-    first = [{**row, "system": "default", "nll.nll": 99.0}, {**row, "system": "old"}]
-    rerun = [{**row, "system": "default", "nll.nll": 91.5, "reconstruction.psnr": 21.0}]
+    first = [{**row, "system": "default", "nll.iwae_nll": 99.0}, {**row, "system": "old"}]
+    rerun = [{**row, "system": "default", "nll.iwae_nll": 91.5, "reconstruction.psnr": 21.0}]
     files = []
     for name, results in (("first", first), ("rerun", rerun)):
         files.append(tmp_path / f"{name}.json")

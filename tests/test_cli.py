@@ -103,7 +103,7 @@ def test_evaluate_writes_json_and_markdown(trained_run, tmp_path, capsys):
     assert main([*args, "--max-images", "8", "-o", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["data"]["images"] == 8 and report["settings"]["iwae_k"] == 3
-    assert report["metrics"]["nll"]["nll"] > 0 and out.with_suffix(".md").is_file()
+    assert report["metrics"]["nll"]["iwae_nll"] > 0 and out.with_suffix(".md").is_file()
     assert "| elbo.neg_elbo |" in capsys.readouterr().out
 
 

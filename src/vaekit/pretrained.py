@@ -12,7 +12,7 @@ import torch
 
 from vaekit.config import Config, ConfigError
 from vaekit.device import resolve_device
-from vaekit.io.card import model_info, read_info
+from vaekit.io.card import model_info, read_info, reported
 from vaekit.io.checkpoints import MODEL_FILE, CheckpointError, list_checkpoints, load_weights, require_fit
 from vaekit.io.hub import HUB_PREFIX, hub_id, hub_snapshot
 from vaekit.io.run_folder import RunDir
@@ -159,7 +159,7 @@ def describe(path: str, trust_code: bool = False) -> dict[str, Any]:
             info["steps"] = info.get("steps") or int(rows[-1]["step"])
             val = [row for row in rows if row.get("split") == "val"]
             if val and not info.get("final_metrics"):
-                info["final_metrics"] = {k: float(v) for k, v in val[-1].items() if v and _is_number(v)}
+                info["final_metrics"] = reported({k: float(v) for k, v in val[-1].items() if v and _is_number(v)})
     info["loaded_with_vaekit"] = __version__
     return info
 

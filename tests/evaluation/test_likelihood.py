@@ -27,24 +27,25 @@ def model_and_images():
 
 def test_k1_matches_the_elbo_in_expectation(model_and_images):
     model, images = model_and_images
-    iwae = np.mean([iwae_nll(model, images, k=1, seed=s)["nll"] for s in range(40)])
+    iwae = np.mean([iwae_nll(model, images, k=1, seed=s)["iwae_nll"] for s in range(40)])
     elbo = np.mean([evaluate_elbo(model, images, seed=s)["neg_elbo"] for s in range(40)])
     assert iwae == pytest.approx(elbo, rel=0.002)
 
 
 def test_the_estimate_does_not_increase_with_k(model_and_images):
     model, images = model_and_images
-    estimates = [np.mean([iwae_nll(model, images, k=k, seed=s)["nll"] for s in range(3)]) for k in (1, 10, 100)]
+    estimates = [np.mean([iwae_nll(model, images, k=k, seed=s)["iwae_nll"] for s in range(3)]) for k in (1, 10, 100)]
     assert estimates[0] >= estimates[1] >= estimates[2]
 
 
-def test_bits_per_dim_for_discrete_and_continuous_likelihoods(model_and_images):
-    model, images = model_and_images
+def test_bits_per_dim_only_for_probabilities_never_for_a_density(model_and_images):
+    model, images = model_and_images  # a binarised Bernoulli: a probability of its pixels
     result = iwae_nll(model, images, k=2)
-    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (3 * 16 * 16 * np.log(2)))
+    assert result["iwae_bits_per_dim"] == pytest.approx(result["iwae_nll"] / (3 * 16 * 16 * np.log(2)))
     gaussian = create_model(tiny_config())
     continuous = iwae_nll(gaussian, images, k=2)
-    assert continuous["bits_per_dim"] == pytest.approx(continuous["nll"] / (3 * 16 * 16 * np.log(2)) + 8)
+    assert "iwae_bits_per_dim" not in continuous  # the "+8 bits" of a density compares with nothing
+    assert continuous["discrete_iwae_bits_per_dim"] > 0
 
 
 def test_active_units_count_dimensions_whose_mean_varies(model_and_images, monkeypatch):
@@ -87,7 +88,7 @@ def test_with_the_exact_posterior_every_k_gives_the_exact_log_likelihood():
     x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32) * np.sqrt(1 + s * s)
     exact = -torch.distributions.Normal(0.0, float(np.sqrt(1 + s * s))).log_prob(torch.from_numpy(x)).sum(1).mean()
     for k in (1, 7, 50):
-        assert iwae_nll(model, x, k=k)["nll"] == pytest.approx(exact.item(), rel=1e-5)
+        assert iwae_nll(model, x, k=k)["iwae_nll"] == pytest.approx(exact.item(), rel=1e-5)
 
 
 def test_the_high_frequency_share_of_smooth_noisy_and_checkerboard_maps():
@@ -125,7 +126,7 @@ def test_the_iwae_bound_decodes_in_chunks_sized_by_pixels(model_and_images, monk
     monkeypatch.setattr(model, "decode", lambda z: decoded.append(len(z)) or original(z))
     monkeypatch.setattr(limits, "CHUNK_VALUES", 8 * 3 * 16 * 16)  # eight 16 px images
     result = iwae_nll(model, images[:4], k=10, batch_size=4)
-    assert max(decoded) <= 8 and sum(decoded) == 4 * 10 and math.isfinite(result["nll"])
+    assert max(decoded) <= 8 and sum(decoded) == 4 * 10 and math.isfinite(result["iwae_nll"])
 
 
 def test_the_running_variance_of_batches_is_the_variance_of_all_rows():
@@ -145,8 +146,8 @@ def test_the_discrete_bits_of_a_continuous_likelihood_carry_no_change_of_scale()
     images = np.random.default_rng(1).integers(0, 256, (8, 3, 16, 16), dtype=np.uint8)
     result = iwae_nll(gaussian, images, k=2)
     dims = 3 * 16 * 16 * np.log(2)
-    assert result["bits_per_dim"] == pytest.approx(result["nll"] / dims + 8.0)  # a density on [0, 1]: +8 bits
-    assert result["discrete_bits_per_dim"] == pytest.approx(result["discrete_nll"] / dims)  # a probability: none
+    assert "iwae_bits_per_dim" not in result  # a density on [0, 1]: no bits per dim
+    assert result["discrete_iwae_bits_per_dim"] == pytest.approx(result["discrete_iwae_nll"] / dims)
 
 
 def test_per_channel_latent_statistics_are_each_channels_own():

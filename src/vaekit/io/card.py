@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from vaekit.config import Config
 
 INFO_FILE = "vaekit.json"
+REPORTED_NAMES = {"nll": "reconstruction_nll"}  # a held-out number as evaluate names it (metrics.csv: nll)
+
+
+def reported(metrics: dict[str, float] | None) -> dict[str, float]:
+    """Held-out metrics under the names ``vaekit evaluate`` gives them (one name per quantity)."""
+    return {REPORTED_NAMES.get(key, key): value for key, value in (metrics or {}).items()}
+
+
 SAMPLER_FILE = "sampler-{name}.safetensors"  # a fitted sampler beside the weights (models/samplers.py)
 
 
@@ -44,7 +52,7 @@ def model_info(
             "image_size": data.image_size,
         },
         "steps": steps,
-        "final_metrics": metrics,
+        "final_metrics": reported(metrics),
         "latent_scaling": scaling or {},
     }
 
