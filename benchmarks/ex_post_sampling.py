@@ -76,12 +76,13 @@ def main() -> None:
     }  # fmt: skip
     (args.out / "ex-post.json").write_text(json.dumps(result, indent=2, default=float))
     prior, gmm = scores["prior"], scores["gmm"]
-    print("| sampler | FID | KID |")
-    print("|---|---|---|")
+    print("| sampler | FID | KID | precision | recall | density | coverage |")
+    print("|---|---|---|---|---|---|---|")
     for name, values in (("prior N(0, I)", prior), (f"GMM, {len(mixture.weights)} components", gmm)):
         generation = values["generation"]
         spread = f" ± {generation['kid_std']:.4f}" if "kid_std" in generation else ""
-        print(f"| {name} | {generation['fid']:.3f} | {generation['kid']:.4f}{spread} |")
+        quality = " | ".join(f"{generation[key]:.3f}" for key in ("precision", "recall", "density", "coverage"))
+        print(f"| {name} | {generation['fid']:.3f} | {generation['kid']:.4f}{spread} | {quality} |")
     print(f"prior hole: {prior['prior_hole']}")
     print(f"elbo: {prior['elbo']}")
     print(f"iwae: {prior['nll']}")

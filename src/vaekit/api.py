@@ -22,6 +22,7 @@ from vaekit.data import DataError, ImageDataset, load_dataset
 from vaekit.data.image_files import load_images
 from vaekit.data.loader import BatchLoader
 from vaekit.data.memory import MEMORY_SOURCE, from_memory, is_in_memory, shaped_for
+from vaekit.io.card import record_evaluation
 from vaekit.io.run_folder import RunDir
 from vaekit.limits import require_within_budget
 from vaekit.models import VAE
@@ -222,6 +223,8 @@ def evaluate(
     report = run_evaluation(vae, held_out, chosen, run=str(model) if not isinstance(model, VAE) else "")
     if output is not None:
         write_report(report, Path(output))
+    if not isinstance(model, VAE):  # the card keeps its headline numbers, one row per split and sampler
+        record_evaluation(model_folder(model), report)
     return report
 
 

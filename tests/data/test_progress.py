@@ -18,3 +18,35 @@ def test_each_interval_says_how_much_is_left(monkeypatch, capsys):
     with JobProgress("decoding x", 4) as job:
         job.advance(1)
     assert capsys.readouterr().err.startswith("decoding x: 1 of 4 images (25%), ")
+
+
+def test_a_job_counts_in_its_own_unit(capsys):
+    from vaekit.data.progress import JobProgress
+
+    with JobProgress("fitting the Gaussian mixture", 2, unit="mixtures") as progress:
+        progress.advance(1)
+        progress.advance(1)
+    assert "fitting the Gaussian mixture: 2 of 2 mixtures (100%)" in capsys.readouterr().err
+
+
+def test_the_long_passes_of_evaluate_fit_sampler_and_train_classifier_say_how_far_they_are(capsys):
+    import numpy as np
+    import torch
+
+    from tests.helpers import tiny_config
+    from vaekit.data.dataset import ImageDataset
+    from vaekit.evaluation.likelihood import iwae_nll
+    from vaekit.features.classifier import train_classifier
+    from vaekit.models import create_model
+    from vaekit.models.samplers import fit_gmm, posterior_means
+
+    images = np.random.default_rng(0).integers(0, 255, (20, 3, 16, 16), dtype=np.uint8)
+    model = create_model(tiny_config())
+    fit_gmm(posterior_means(model, images), components=1)
+    iwae_nll(model, images, k=2)
+    train_classifier(ImageDataset(images, labels=np.arange(20) % 2), None, epochs=2)
+    said = capsys.readouterr().err
+    lines = ["encoding the images: 20 of 20 images", "fitting the Gaussian mixture: 1 of 1 mixtures"]
+    lines += ["IWAE bound (k=2): 20 of 20 images", "training the classifier (2 epochs): 40 of 40 images"]
+    assert all(line in said for line in lines), said
+    assert torch.is_tensor(posterior_means(model, images))

@@ -41,3 +41,25 @@ def test_what_a_model_card_publishes_names_the_data_without_the_machines_folders
     assert str(photos) in (run / "config.yaml").read_text()  # what later local commands need
     assert published_source("https://me:secret@host/s/x.tar?sig=1") == "https://host/s/x.tar"
     assert published_source("celeba:/home/alice/celeba") == "celeba:celeba"
+
+
+def test_an_evaluation_of_a_run_is_kept_in_its_card_one_row_per_split_and_sampler(tmp_path):
+    import json
+
+    from vaekit.io.card import record_evaluation
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "README.md").write_text("# a model\n\n## Sampling\n\nfrom a mixture\n")
+    for sampler, fid in (("the prior", 30.5), ("a 4-component Gaussian mixture", 12.25)):
+        report = {
+            "data": {"split": "test"},
+            "settings": {"sampler": sampler, "feature_network": "classifier.safetensors"},
+            "metrics": {"generation": {"fid": fid, "precision": 0.5}, "reconstruction": {"psnr": 20.0}},
+        }
+        record_evaluation(folder, report)
+    evaluations = json.loads((folder / "vaekit.json").read_text())["evaluations"]
+    assert [row["fid"] for row in evaluations.values()] == [30.5, 12.25]
+    card = (folder / "README.md").read_text()
+    assert card.count("## Evaluations") == 1 and "## Sampling" in card
+    assert "fid 30.5" in card and "fid 12.25" in card and "psnr 20" in card

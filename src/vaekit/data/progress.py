@@ -1,6 +1,6 @@
-"""A long data job's progress (a cache build, a conversion to shards): a bar on a terminal, else,
-as in a scheduler's or torchrun's log, a line every ``EVERY`` seconds with the images done, the
-rate and the time left."""
+"""A long job's progress (a cache build, a conversion to shards, an encoding pass, an evaluation, a
+classifier's training, a mixture's fit): a bar on a terminal, else, as in a scheduler's or
+torchrun's log, a line every ``EVERY`` seconds with the work done, the rate and the time left."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ EVERY = 30.0  # seconds between lines when no bar is drawn
 
 
 class JobProgress:
-    """``advance(n)`` as images are done; a context manager that closes the bar."""
+    """``advance(n)`` as ``unit`` (images, by default) are done; a context manager that closes the bar."""
 
-    def __init__(self, label: str, total: int, done: int = 0) -> None:
-        self.label, self.total, self.done, self.first = label, total, done, done
-        self.bar = tqdm(total=total, initial=done, desc=label, unit="img", leave=False, disable=None)
+    def __init__(self, label: str, total: int, done: int = 0, unit: str = "images") -> None:
+        self.label, self.total, self.done, self.first, self.unit = label, total, done, done, unit
+        short = "img" if unit == "images" else unit
+        self.bar = tqdm(total=total, initial=done, desc=label, unit=short, leave=False, disable=None)
         self.lines = bool(self.bar.disable)  # no terminal: lines in the log
         self.started = self.last = time.monotonic()
 
@@ -38,5 +39,6 @@ class JobProgress:
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
         still = f"about {left / 60:,.0f} min left" if left >= 90 else f"about {left:.0f} s left"
         still = "done" if self.done >= self.total else still
-        print(f"{self.label}: {self.done:,} of {self.total:,} images ({self.done / max(self.total, 1):.0%}), "
-              f"{rate:,.0f} img/s, {still}", file=sys.stderr, flush=True)  # fmt: skip
+        pace = f"{rate:,.0f} img/s" if self.unit == "images" else f"{rate:,.2f} {self.unit}/s"
+        print(f"{self.label}: {self.done:,} of {self.total:,} {self.unit} ({self.done / max(self.total, 1):.0%}), "
+              f"{pace}, {still}", file=sys.stderr, flush=True)  # fmt: skip

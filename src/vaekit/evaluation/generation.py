@@ -4,19 +4,30 @@ polynomial kernel, averaged over random subsets, as in Bińkowski et al. 2018), 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
+from vaekit.data.progress import JobProgress
 from vaekit.optional import require
 
 
 @torch.no_grad()
-def extract_features(network: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[torch.Tensor]) -> np.ndarray:
-    """Features of every batch of [0, 1] images, stacked as float64 ``(N, D)``."""
+def extract_features(
+    network: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[torch.Tensor], label: str = "", total: int = 0
+) -> np.ndarray:
+    """Features of every batch of [0, 1] images, stacked as float64 ``(N, D)``; with ``label``, the
+    pass shows its progress over ``total`` images."""
     device = next(network.parameters()).device if isinstance(network, torch.nn.Module) else "cpu"
-    return np.concatenate([network(batch.to(device)).double().cpu().numpy() for batch in batches])
+    features = []
+    with JobProgress(label, total) if label else contextlib.nullcontext() as progress:
+        for batch in batches:
+            features.append(network(batch.to(device)).double().cpu().numpy())
+            if progress is not None:
+                progress.advance(len(batch))
+    return np.concatenate(features)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

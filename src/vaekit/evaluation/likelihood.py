@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from vaekit.data.loader import BatchLoader, within
+from vaekit.data.progress import JobProgress
 from vaekit.evaluation.elbo import bits_per_dim
 from vaekit.limits import images_per_chunk
 from vaekit.models.base import VAE
@@ -34,10 +34,15 @@ def iwae_nll(
     total, discrete_total, discrete = 0.0, 0.0, likelihood.measures_pixels
     if max_decode is None:  # images decoded at once, sized by pixels: the same memory at 28 px and at 256
         max_decode = images_per_chunk(images.shape[1:], at_most=1 << 30)
-    with model.evaluating(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with (
+        model.evaluating(),
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        JobProgress(f"IWAE bound (k={k})", len(images)) as progress,
+    ):
         torch.manual_seed(seed)
         loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
-        for batch in tqdm(loader, total=len(loader), desc=f"IWAE k={k}", unit="batch", leave=False, disable=None):
+        for batch in loader:
+            progress.advance(len(batch))
             target = likelihood.prepare(batch, stochastic=True)
             posterior = model.encode(target)
             mean, std = posterior.mean.float(), posterior.std.float()

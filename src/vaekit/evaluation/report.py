@@ -227,18 +227,22 @@ METRICS.add("rfid", _generation, summary="Frechet distance of reconstructions to
 def _generation_scores(model: VAE, images: np.ndarray, settings: EvaluationSettings, wanted: set[str]):
     network, description = _feature_network(settings)
     network = network.to(next(model.parameters()).device)
-    real = extract_features(network, BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False))
+    loader = BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False)
+    real = extract_features(network, loader, "features of the held-out images", len(images))
     result: dict[str, float] = {}
     if "rfid" in wanted:  # reconstructions against their originals, in the same features
         device = next(model.parameters()).device
         loader = BatchLoader(images, settings.batch_size, shuffle=False, drop_last=False, device=device)
         with model.evaluating():
-            reconstructed = extract_features(network, (model.reconstruct(batch) for batch in loader))
+            reconstructed = extract_features(
+                network, (model.reconstruct(batch) for batch in loader), "features of reconstructions", len(images)
+            )
         result["rfid"] = frechet_distance(real, reconstructed)
         if not wanted & {"fid", "kid", "prdc"}:
             return result, {"feature_network": description, "n_real": len(real), "n_reconstructed": len(real)}
     # the samples are drawn and reduced to features chunk by chunk: memory holds one chunk, not -n images
-    fake = extract_features(network, iter_samples(model, settings.n_samples, seed=settings.seed))
+    samples = iter_samples(model, settings.n_samples, seed=settings.seed)
+    fake = extract_features(network, samples, "features of samples", settings.n_samples)
     if "fid" in wanted:
         result["fid"] = frechet_distance(real, fake)
     if "kid" in wanted:

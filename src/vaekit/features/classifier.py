@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from vaekit.data.dataset import ImageDataset
 from vaekit.data.loader import BatchLoader
+from vaekit.data.progress import JobProgress
 from vaekit.io.checkpoints import require_fit
 from vaekit.limits import images_per_chunk
 
@@ -113,17 +113,17 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     model.train()
-    for epoch in range(epochs):
-        order = rng.permutation(len(train))
-        for start in tqdm(
-            range(0, len(order), batch_size), desc=f"classifier epoch {epoch + 1}", leave=False, disable=None
-        ):
-            index = np.sort(order[start : start + batch_size])
-            images = torch.from_numpy(np.ascontiguousarray(train.images[index])).float() / 255
-            loss = _loss(model(images), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    with JobProgress(f"training the classifier ({epochs} epochs)", epochs * len(train)) as progress:
+        for _ in range(epochs):
+            order = rng.permutation(len(train))
+            for start in range(0, len(order), batch_size):
+                index = np.sort(order[start : start + batch_size])
+                images = torch.from_numpy(np.ascontiguousarray(train.images[index])).float() / 255
+                loss = _loss(model(images), labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                progress.advance(len(index))
     model.eval()
     if test is None or not len(test):
         return model, None

@@ -147,6 +147,31 @@ def record_sampler(folder: Path, name: str, description: str) -> None:
     write_atomically(card, text.split("\n## Sampling\n")[0].rstrip("\n") + "\n" + section)
 
 
+CARD_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "rfid", "psnr", "ssim")
+
+
+def record_evaluation(folder: Path, report: dict[str, Any]) -> None:
+    """The headline numbers of an evaluation (by split, sampler and feature network) kept in
+    ``folder``'s card, so the card shows, e.g., the prior's and the mixture's FID side by side."""
+    flat = {k: v for group in report["metrics"].values() if isinstance(group, dict) for k, v in group.items()}
+    shown = {name: flat[name] for name in CARD_METRICS if isinstance(flat.get(name), int | float)}
+    if not shown:
+        return
+    settings = report.get("settings", {})
+    key = f"{report['data']['split']} | {settings.get('sampler', 'prior')} | {settings.get('feature_network', '-')}"
+    info = read_info(folder)
+    info["evaluations"] = {**info.get("evaluations", {}), key: shown}
+    write_atomically(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    rows = [f"| {name} | " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()) + " |"
+            for name, values in info["evaluations"].items()]  # fmt: skip
+    section = "\n## Evaluations\n\n| split \\| sampler \\| features | numbers |\n|---|---|\n" + "\n".join(rows) + "\n"
+    card = folder / "README.md"
+    text = card.read_text() if card.is_file() else ""
+    before, _, after = text.partition("\n## Evaluations\n")
+    rest = after[after.find("\n## ") :] if "\n## " in after else ""
+    write_atomically(card, before.rstrip("\n") + "\n" + section + rest)
+
+
 def write_model_folder(
     folder: Path,
     model: nn.Module,

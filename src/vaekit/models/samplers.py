@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from vaekit.data.loader import BatchLoader, within
+from vaekit.data.progress import JobProgress
 from vaekit.io.card import SAMPLER_FILE
 from vaekit.io.files import write_atomically
 from vaekit.models.latents import latent_has, require_latent
@@ -161,8 +162,12 @@ def posterior_means(model, images: np.ndarray, batch_size: int = 128, seconds: f
     with ``seconds``, of the images encoded within that time (the first batch always)."""
     device = next(model.parameters()).device
     loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
-    with model.evaluating():
-        return torch.cat([model.embed(batch).float().cpu() for batch in within(loader, seconds)])
+    means = []
+    with model.evaluating(), JobProgress("encoding the images", len(images)) as progress:
+        for batch in within(loader, seconds):
+            means.append(model.embed(batch).float().cpu())
+            progress.advance(len(batch))
+    return torch.cat(means)
 
 
 def fit_gmm(
@@ -182,14 +187,16 @@ def fit_gmm(
         )
     candidates = [components] if components else [k for k in COMPONENT_CANDIDATES if k * MIN_POINTS_PER_COMPONENT <= n]
     best, best_bic = None, math.inf
-    for k in candidates or [1]:
-        if best is not None and seconds is not None and time.monotonic() - started >= seconds:
-            break
-        model = mixture_module.GaussianMixture(k, covariance_type=covariance, reg_covar=1e-6, random_state=seed)
-        model.fit(points)
-        bic = float(model.bic(points))
-        if bic < best_bic:
-            best, best_bic = model, bic
+    with JobProgress("fitting the Gaussian mixture", len(candidates or [1]), unit="mixtures") as progress:
+        for k in candidates or [1]:
+            if best is not None and seconds is not None and time.monotonic() - started >= seconds:
+                break
+            model = mixture_module.GaussianMixture(k, covariance_type=covariance, reg_covar=1e-6, random_state=seed)
+            model.fit(points)
+            bic = float(model.bic(points))
+            if bic < best_bic:
+                best, best_bic = model, bic
+            progress.advance(1)
     assert best is not None
     if covariance == "full":
         scale = torch.linalg.cholesky(torch.from_numpy(best.covariances_))
