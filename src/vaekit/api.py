@@ -300,11 +300,15 @@ def tokenize(
     """The token grids ``(N, *token_grid)`` of a tokenizer (a quantized ``model.latent``) for
     ``data`` (in-memory images, or a source spec; by default ``split`` of the run's own source).
     With ``out``, written to that ``.npy`` in chunks with progress (a stopped job resumes) and its
-    path returned; else returned as an array. ``decode`` turns them back into ``reconstruct``'s images."""
-    from vaekit.explore.tokens import token_dtype, tokenize_images
+    path returned, or, for an ``out`` that is not a ``.npy``, to that folder as WebDataset shards
+    (``KEY.npy`` members, ``index.json``); else returned as an array. ``decode`` turns them back
+    into ``reconstruct``'s images."""
+    from vaekit.explore.tokens import token_dtype, tokenize_images, write_token_shards
 
     vae = as_model(model)
     images = dataset_for(vae, data, split=split).images
+    if out is not None and Path(out).suffix.lower() != ".npy":  # a folder of shards, from a resumable array
+        return write_token_shards(tokenize_images(vae, images, Path(out) / "tokens.npy", batch_size), Path(out))
     if out is not None:
         return tokenize_images(vae, images, Path(out), batch_size)
     device = next(vae.parameters()).device

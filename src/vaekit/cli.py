@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run directory or model folder of a quantized model (model.latent)")
     p.add_argument("--data", help="images to tokenize (default: the run's own source)")
     p.add_argument("--split", choices=["all", "train", "val", "test"], default="all", help="which part of the data")
-    p.add_argument("-o", "--output", type=Path, required=True, help="the .npy file to write")
+    p.add_argument("-o", "--output", type=Path, required=True, help="a .npy file, or a folder of WebDataset shards")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images tokenized at once")
     p.set_defaults(handler="images:tokenize")
 

@@ -116,3 +116,28 @@ def test_the_api_tokenizes_in_memory_images_and_decodes_them(tokenizer):
 def test_a_gaussian_run_refuses_tokenize_in_one_line(tmp_path):
     run = vaekit.train(tiny_config(), out=tmp_path / "run", overrides=["train.max_steps=1"])
     assert main(["tokenize", str(run), "-o", str(tmp_path / "t.npy")]) == 2
+
+
+def test_tokens_at_scale_go_to_webdataset_shards_that_decode_like_the_array(tokenizer, tmp_path):
+    from vaekit.explore.tokens import write_token_shards
+
+    model = vaekit.load(tokenizer)
+    array = tokenize_images(model, _images(10), tmp_path / "tokens.npy", batch_size=4)
+    expected = np.load(array).copy()
+    folder = write_token_shards(array, tmp_path / "shards", per_shard=4)
+    assert sorted(p.name for p in folder.iterdir()) == ["index.json", *(f"shard-00000{i}.tar" for i in range(3))]
+    assert not array.exists()  # the shards replace the array once whole
+    assert np.array_equal(read_tokens(folder, model), expected)
+    wds = pytest.importorskip("webdataset")
+    read = [
+        sample["npy"]
+        for sample in wds.WebDataset(sorted(str(p) for p in folder.glob("*.tar")), shardshuffle=False).decode()
+    ]
+    assert np.array_equal(np.stack(read), expected)  # the library reads them as they are
+
+
+def test_the_command_line_writes_shards_for_a_folder_and_decodes_them(tokenizer, tmp_path, capsys):
+    out = tmp_path / "token-shards"
+    assert main(["tokenize", str(tokenizer), "--split", "test", "-o", str(out)]) == 0
+    assert "WebDataset shards" in capsys.readouterr().out
+    assert main(["decode", str(tokenizer), str(out), "-o", str(tmp_path / "decoded.png")]) == 0

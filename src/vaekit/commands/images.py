@@ -49,8 +49,9 @@ def reconstruct(args: argparse.Namespace) -> None:
 def tokenize(args: argparse.Namespace) -> None:
     model = api.load(args.run, trust_code=args.trust_code)
     written = api.tokenize(model, args.data, out=args.output, split=args.split, batch_size=args.batch_size)
-    tokens = np.load(written, mmap_mode="r")
-    print(f"wrote {written}: {tokens.shape[0]:,} token grids of {tuple(tokens.shape[1:])} ({tokens.dtype})")
+    tokens = read_tokens(written, model) if written.is_dir() else np.load(written, mmap_mode="r")
+    shards = f" as {len(list(written.glob('*.tar')))} WebDataset shards" if written.is_dir() else ""
+    print(f"wrote {written}{shards}: {tokens.shape[0]:,} token grids of {tuple(tokens.shape[1:])} ({tokens.dtype})")
 
 
 def decode(args: argparse.Namespace) -> None:

@@ -10,8 +10,10 @@ starts afresh. The finished file is renamed into place, so ``NAME`` is always wh
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +23,14 @@ import torch
 
 from vaekit.data.loader import BatchLoader
 from vaekit.data.progress import JobProgress
+from vaekit.data.shards import shard_urls, write_shards
 from vaekit.io.files import write_atomically
+from vaekit.limits import require_within_budget
 from vaekit.models.base import VAE
 from vaekit.models.latents import require_latent
 
 SAVE_EVERY = 10.0  # seconds between records of the rows done
+MAX_GRID_BYTES = 1 << 24  # a token grid's .npy member, at most (larger ones are not token grids)
 
 
 def token_dtype(model: VAE) -> np.dtype:
@@ -97,14 +102,52 @@ def _record(array: np.memmap, record: Path, signature: dict, done: int) -> None:
     write_atomically(record, json.dumps({"signature": signature, "done": done}))
 
 
+SHARD_GRIDS = 10_000  # token grids per WebDataset shard
+
+
+def write_token_shards(tokens: Path, out: Path, per_shard: int = SHARD_GRIDS) -> Path:
+    """The grids of a finished tokens ``.npy`` as WebDataset shards in ``out`` (a ``KEY.npy`` member
+    per grid, in the data's order, and ``index.json``); the ``.npy`` is removed once they are whole."""
+    write_shards(_grid_members(np.load(tokens, mmap_mode="r", allow_pickle=False)), out, per_shard)
+    tokens.unlink()
+    return out
+
+
+def _grid_members(grids: np.ndarray) -> Iterator[tuple[str, bytes, None]]:
+    for grid in grids:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(grid), allow_pickle=False)
+        yield "grid.npy", buffer.getvalue(), None
+
+
+def _read_token_shards(folder: Path, grid: tuple[int, ...]) -> np.ndarray:
+    """The grids of a folder of token shards, in order (each member read with ``allow_pickle=False``)."""
+    urls = shard_urls(str(folder))
+    rows: list[np.ndarray] = []
+    for url in urls:
+        with tarfile.open(url) as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(".npy") and member.size <= MAX_GRID_BYTES:
+                    rows.append(np.load(io.BytesIO(tar.extractfile(member).read()), allow_pickle=False))
+                    require_within_budget("decode: token grids", len(rows), grid)
+    if not rows:
+        raise ValueError(f"{folder}: no token grids (KEY.npy members) in its shards")
+    return np.stack(rows)
+
+
 def read_tokens(path: Path | str, model: VAE) -> np.ndarray:
-    """Token grids from a ``.npy`` file (memory-mapped; never unpickled), checked against ``model``."""
+    """Token grids from a ``.npy`` file (memory-mapped; never unpickled) or a folder of WebDataset
+    shards ``tokenize`` wrote, checked against ``model``."""
     require_latent(model, "tokens", "decode")
-    try:
-        tokens = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a .npy array of tokens ({err})") from None
     grid = tuple(model.bottleneck.token_grid)
+    try:
+        tokens = (
+            _read_token_shards(Path(path), grid)
+            if Path(path).is_dir()
+            else np.load(path, mmap_mode="r", allow_pickle=False)
+        )
+    except (OSError, ValueError, tarfile.TarError) as err:
+        raise ValueError(f"{path}: not a .npy array or shards of tokens ({err})") from None
     if not np.issubdtype(tokens.dtype, np.integer) or tuple(tokens.shape[1:]) != grid:
         raise ValueError(f"{path}: {tokens.dtype} tokens shaped {tokens.shape}; this model's are (N, {grid}) integers")
     return tokens
