@@ -28,7 +28,7 @@ from vaekit.limits import require_within_budget
 from vaekit.models import VAE
 from vaekit.models.latents import require_latent
 from vaekit.models.samplers import attach_sampler
-from vaekit.pretrained import load, model_folder
+from vaekit.pretrained import card_folder, load, model_folder
 from vaekit.training.callbacks import Callback
 from vaekit.training.setup import check_components
 from vaekit.training.start import (
@@ -223,8 +223,9 @@ def evaluate(
     report = run_evaluation(vae, held_out, chosen, run=str(model) if not isinstance(model, VAE) else "")
     if output is not None:
         write_report(report, Path(output))
-    if not isinstance(model, VAE):  # the card keeps its headline numbers, one row per split and sampler
-        record_evaluation(model_folder(model), report)
+    folder = None if isinstance(model, VAE) else card_folder(model)
+    if folder is not None:  # the card keeps its headline numbers, one row per split and sampler
+        record_evaluation(folder, report)
     return report
 
 

@@ -277,8 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sampler",
         choices=Registered("sampler"),
         metavar="NAME",
-        default="prior",
-        help="where FID / KID samples come from (%(choices)s)",
+        help="where FID / KID samples come from (%(choices)s; default: the one the model card names, else the prior)",
     )
     p.set_defaults(handler="models:evaluate")
 

@@ -127,6 +127,18 @@ def _load_diffusers(path: Path, device) -> VAE:
     return model.to(device).eval()
 
 
+def card_folder(path: str | Path) -> Path | None:
+    """The model folder whose card vaekit writes to for ``path`` (a run or model folder), or None
+    (a diffusers folder, a Hub id, a checkpoint: nothing of vaekit's to record into)."""
+    if hub_id(str(path)) is not None:
+        return None
+    try:
+        folder = model_folder(path)
+    except CheckpointError:
+        return None
+    return folder if (folder / MODEL_FILE).is_file() else None
+
+
 def model_folder(path: str | Path) -> Path:
     """Where a run's (or model folder's) weights and the files saved beside them live."""
     path = Path(path)

@@ -12,9 +12,10 @@ from vaekit.api import resolve_config
 from vaekit.config import Config
 from vaekit.evaluation.report import fixed, write_report
 from vaekit.export import export as export_model
+from vaekit.io.card import read_info
 from vaekit.io.hub import push_to_hub
 from vaekit.optional import require
-from vaekit.pretrained import describe
+from vaekit.pretrained import card_folder, describe
 from vaekit.schema import ConfigError
 
 
@@ -35,7 +36,10 @@ def evaluate(args: argparse.Namespace) -> None:
         args.run, args.data, split=args.split, metrics=metrics, trust_code=args.trust_code, sampler=args.sampler,
         **settings,
     )  # fmt: skip
-    sampler = "" if args.sampler == "prior" else f"-{args.sampler}"  # a GMM's report beside the prior's
+    folder = card_folder(args.run)
+    named = read_info(folder).get("sampler") if folder is not None else None
+    used = args.sampler or (named.get("name") if isinstance(named, dict) else None) or "prior"
+    sampler = "" if used == "prior" else f"-{used}"  # a GMM's report beside the prior's
     default = Path(args.run) / f"evaluation-{report['data']['split']}{sampler}.json"
     json_path, markdown = write_report(report, args.output or default)
     print(markdown.read_text().split("Settings:")[0].rstrip())

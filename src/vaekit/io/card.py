@@ -164,7 +164,9 @@ def record_evaluation(folder: Path, report: dict[str, Any]) -> None:
     write_atomically(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
     rows = [f"| {name} | " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()) + " |"
             for name, values in info["evaluations"].items()]  # fmt: skip
-    section = "\n## Evaluations\n\n| split \\| sampler \\| features | numbers |\n|---|---|\n" + "\n".join(rows) + "\n"
+    section = (
+        "\n## Evaluations\n\n| split | sampler | features | numbers |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
     card = folder / "README.md"
     text = card.read_text() if card.is_file() else ""
     before, _, after = text.partition("\n## Evaluations\n")
