@@ -29,7 +29,14 @@ def test_a_job_counts_in_its_own_unit(capsys):
     assert "fitting the Gaussian mixture: 2 of 2 mixtures (100%)" in capsys.readouterr().err
 
 
-def test_the_long_passes_of_evaluate_fit_sampler_and_train_classifier_say_how_far_they_are(capsys):
+def test_a_pass_within_the_interval_says_nothing_and_its_caller_speaks(capsys):
+    with JobProgress("encoding the images", 3, says_done=False) as job:
+        job.advance(3)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_long_passes_of_evaluate_fit_sampler_and_train_classifier_say_how_far_they_are(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "EVERY", 0.0)  # as if each pass took longer than the interval
     import numpy as np
     import torch
 

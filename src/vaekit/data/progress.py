@@ -15,8 +15,9 @@ EVERY = 30.0  # seconds between lines when no bar is drawn
 class JobProgress:
     """``advance(n)`` as ``unit`` (images, by default) are done; a context manager that closes the bar."""
 
-    def __init__(self, label: str, total: int, done: int = 0, unit: str = "images") -> None:
+    def __init__(self, label: str, total: int, done: int = 0, unit: str = "images", says_done: bool = True) -> None:
         self.label, self.total, self.done, self.first, self.unit = label, total, done, done, unit
+        self.says_done, self.said = says_done, False  # says_done False: a pass within EVERY s says nothing
         short = "img" if unit == "images" else unit
         self.bar = tqdm(total=total, initial=done, desc=label, unit=short, leave=False, disable=None)
         self.lines = bool(self.bar.disable)  # no terminal: lines in the log
@@ -32,8 +33,10 @@ class JobProgress:
         self.bar.update(count)
         self.done += count
         now = time.monotonic()
-        if not self.lines or (now - self.last < EVERY and self.done < self.total):
+        finished = self.done >= self.total and (self.says_done or self.said)
+        if not self.lines or (now - self.last < EVERY and not finished):
             return
+        self.said = True
         self.last = now
         rate = (self.done - self.first) / max(now - self.started, 1e-9)
         left = (self.total - self.done) / rate if rate > 0 else float("inf")

@@ -22,7 +22,7 @@ def extract_features(
     pass shows its progress over ``total`` images."""
     device = next(network.parameters()).device if isinstance(network, torch.nn.Module) else "cpu"
     features = []
-    with JobProgress(label, total) if label else contextlib.nullcontext() as progress:
+    with JobProgress(label, total, says_done=False) if label else contextlib.nullcontext() as progress:
         for batch in batches:
             features.append(network(batch.to(device)).double().cpu().numpy())
             if progress is not None:

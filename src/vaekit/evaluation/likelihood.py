@@ -37,7 +37,7 @@ def iwae_nll(
     with (
         model.evaluating(),
         torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
-        JobProgress(f"IWAE bound (k={k})", len(images)) as progress,
+        JobProgress(f"IWAE bound (k={k})", len(images), says_done=False) as progress,
     ):
         torch.manual_seed(seed)
         loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)

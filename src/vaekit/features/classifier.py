@@ -113,7 +113,7 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     model.train()
-    with JobProgress(f"training the classifier ({epochs} epochs)", epochs * len(train)) as progress:
+    with JobProgress(f"training the classifier ({epochs} epochs)", epochs * len(train), says_done=False) as progress:
         for _ in range(epochs):
             order = rng.permutation(len(train))
             for start in range(0, len(order), batch_size):

@@ -163,7 +163,7 @@ def posterior_means(model, images: np.ndarray, batch_size: int = 128, seconds: f
     device = next(model.parameters()).device
     loader = BatchLoader(images, batch_size, shuffle=False, drop_last=False, device=device)
     means = []
-    with model.evaluating(), JobProgress("encoding the images", len(images)) as progress:
+    with model.evaluating(), JobProgress("encoding the images", len(images), says_done=False) as progress:
         for batch in within(loader, seconds):
             means.append(model.embed(batch).float().cpu())
             progress.advance(len(batch))
@@ -187,7 +187,9 @@ def fit_gmm(
         )
     candidates = [components] if components else [k for k in COMPONENT_CANDIDATES if k * MIN_POINTS_PER_COMPONENT <= n]
     best, best_bic = None, math.inf
-    with JobProgress("fitting the Gaussian mixture", len(candidates or [1]), unit="mixtures") as progress:
+    with JobProgress(
+        "fitting the Gaussian mixture", len(candidates or [1]), unit="mixtures", says_done=False
+    ) as progress:
         for k in candidates or [1]:
             if best is not None and seconds is not None and time.monotonic() - started >= seconds:
                 break
