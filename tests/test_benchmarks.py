@@ -247,3 +247,23 @@ def test_ddp_overlap_smoke(tmp_path):
     arguments = ["--steps", "3", "--profile", "1", "--batch", "2", "--out", str(tmp_path / "ddp")]
     _smoke(tmp_path, "ddp_overlap.py", *arguments, timeout=600)
     assert (tmp_path / "ddp" / "summary.json").is_file()
+
+
+@pytest.mark.slow
+def test_distill_smoke(tmp_path):
+    pytest.importorskip("diffusers")
+    from tests.helpers import shared_data
+
+    celeba = shared_data("celeba-subset")
+    output = _smoke(tmp_path, "distill.py", "--data", str(celeba), "--out", str(tmp_path / "d"), "--tiny")
+    assert "| distilled |" in output and "| scratch |" in output and (tmp_path / "d" / "distill.json").is_file()
+
+
+@pytest.mark.slow
+def test_diffusers_classes_smoke(tmp_path):
+    pytest.importorskip("diffusers")
+    from tests.helpers import shared_data
+
+    celeba = shared_data("celeba-subset")
+    output = _smoke(tmp_path, "diffusers_classes.py", "--data", str(celeba), "--out", str(tmp_path / "c"), "--tiny")
+    assert output.count("| True | True | 0 |") == 5  # every class: exact resume, encoder kept, decode equal
