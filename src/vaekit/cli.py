@@ -352,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-host", action="append", default=[], metavar="NAME", help="also answer to this Host name (repeatable)"
     )
     p.add_argument("--sampler", choices=Registered("sampler"), metavar="NAME", help=SAMPLER_HELP)
+    p.add_argument("--decoder", metavar="RUN", help="decode with this distilled preview decoder (vaekit distill)")
     p.set_defaults(handler="models:serve")
 
     p = command("info", "what a run or model folder holds: architecture, size, data, steps, metrics, versions")

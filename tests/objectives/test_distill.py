@@ -74,6 +74,18 @@ def test_a_tiny_student_learns_the_teacher_and_becomes_its_preview_decoder(teach
     assert vaekit.sample(previews, 3).shape == (3, 3, 16, 16)
 
 
+def test_the_explorer_previews_with_a_distilled_decoder(teacher, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from vaekit.web.app import create_app
+
+    student = vaekit.distill(teacher, out=tmp_path / "student", overrides=["train.max_steps=2", *NARROW])
+    client = TestClient(create_app(teacher, allowed_hosts=["testserver"], decoder=student))
+    response = client.post("/api/samples", json={"count": 2, "seed": 1})
+    assert response.status_code == 200 and len(response.json()["images"]) == 2
+
+
 def test_decoder_only_distillation_keeps_the_students_encoder(teacher, tmp_path):
     first = vaekit.distill(teacher, out=tmp_path / "a", overrides=["train.max_steps=2", *NARROW])
     tuned = vaekit.train(resume=first, out=tmp_path / "b", overrides=["train.max_steps=4", "train.trainable=decoder"])

@@ -93,4 +93,7 @@ def serve(args: argparse.Namespace) -> None:
     require("fastapi", "serve", "vaekit serve")  # the web stack loads only for this command
     from vaekit.web import serve
 
-    serve(args.run, args.host, args.port, args.device, allow_hosts=args.allow_host, sampler=args.sampler)
+    serve(
+        args.run, args.host, args.port, args.device, allow_hosts=args.allow_host, sampler=args.sampler,
+        decoder=args.decoder,
+    )  # fmt: skip

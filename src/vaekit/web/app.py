@@ -74,12 +74,16 @@ class TraverseRequest(_Body):
 
 
 def create_app(
-    run: Path | str, device: str = "cpu", allowed_hosts: Iterable[str] = (), sampler: str | None = None
+    run: Path | str,
+    device: str = "cpu",
+    allowed_hosts: Iterable[str] = (),
+    sampler: str | None = None,
+    decoder: Path | str | None = None,
 ) -> FastAPI:
     """The app for the trained model in ``run`` (a run folder, its model/ or a checkpoint); it
     answers only for localhost and ``allowed_hosts`` (see ``vaekit.web.guard``); random latents
     come from ``sampler`` (``prior`` or a fitted ``gmm``; None: the one the model card names)."""
-    explorer = Explorer(run, device, sampler=sampler)
+    explorer = Explorer(run, device, sampler=sampler, decoder=decoder)
     # FastAPI's interactive docs load their script from a CDN: not served (blank offline, and code
     # from elsewhere); /api/docs is the package's own page over /api/openapi.json
     app = FastAPI(
@@ -177,13 +181,15 @@ def serve(
     device: str = "cpu",
     allow_hosts: Iterable[str] = (),
     sampler: str | None = None,
+    decoder: Path | str | None = None,
 ) -> None:
-    """Serve the explorer until interrupted (connections bounded, idle ones dropped)."""
+    """Serve the explorer until interrupted (connections bounded, idle ones dropped); ``decoder``: a
+    distilled preview decoder that decodes the model's latents (``vaekit distill``)."""
     import uvicorn
 
     from vaekit.web.server import require_address, server_config
 
     require_address(host, port)  # a host this machine cannot bind: one line, before the model loads
-    app = create_app(run, device, allowed_hosts=[host, *allow_hosts], sampler=sampler)
+    app = create_app(run, device, allowed_hosts=[host, *allow_hosts], sampler=sampler, decoder=decoder)
     print(f"vaekit explorer for {run}: http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.Server(server_config(app, host, port)).run()

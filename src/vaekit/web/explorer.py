@@ -40,12 +40,16 @@ def png_bytes(image: torch.Tensor) -> bytes:
 class Explorer:
     """A trained model, its saved attribute vectors and (lazily) a few of its dataset's images."""
 
-    def __init__(self, run: Path | str, device: str = "cpu", examples: int = 8, sampler: str | None = None) -> None:
+    def __init__(
+        self, run: Path | str, device: str = "cpu", examples: int = 8, sampler: str | None = None, decoder=None
+    ) -> None:
         self.run = Path(run)
         folder = api.model_folder(run)
         self.model: VAE = api.load(run, device)  # drawing from the sampler its card names, or the prior
         if sampler is not None:
             api.attach_sampler(self.model, folder, sampler)
+        if decoder is not None:  # a distilled preview decoder of the same latents (vaekit distill)
+            self.model = api.use_decoder(self.model, api.load(decoder, device))
         self.config = self.model.config
         self.latent_size = math.prod(self.model.latent_shape)
         try:
