@@ -29,6 +29,7 @@ TINY = [
     "train.log_every=2",
     "train.grid_size=4",
     "train.threads=1",
+    "train.fit_sampler=false",  # (tests/training/test_sampler_fit.py)
 ]
 
 
@@ -356,6 +357,7 @@ TINY_RUN = [
     "train.epochs=1",
     "train.batch_size=16",
     "train.threads=1",
+    "train.fit_sampler=false",
     "train.grid_size=4",
 ]
 

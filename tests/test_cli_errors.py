@@ -18,6 +18,7 @@ from tests.helpers import tiny_config
 from vaekit.cli import main
 
 SMALL = ["data.num_images=64", "model.channels=[8,16]", "model.latent_dim=4", "data.image_size=16", "train.threads=1"]
+SMALL += ["train.fit_sampler=false"]  # (tests/training/test_sampler_fit.py)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from vaekit.defaults import (
     typical_image_size,
 )
 
-QUICK = ["train.max_steps=2", "train.batch_size=8", "train.threads=1", "train.grid_size=4"]
+QUICK = ["train.max_steps=2", "train.batch_size=8", "train.threads=1", "train.grid_size=4", "train.fit_sampler=false"]
 
 
 def photos(folder, n=24, size=(48, 40)):

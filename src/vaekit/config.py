@@ -192,7 +192,7 @@ class TrainConfig:
     fit_sampler: bool = True  # end by fitting the Gaussian-mixture sampler new images then come from
     sampler_images: int = positive(5000, 1_000_000)  # training images whose latents it is fitted on, at most
     sampler_seconds: float = bounded(60.0, 0, above=True)  # the end's sampler fit (encoding: a third of it)
-    final_pass_seconds: float | None = bounded(1.5, 0, above=True)  # the end's held-out and latent passes, each
+    final_pass_seconds: float | None = bounded(1.0, 0, above=True)  # the end's held-out and latent passes, each
     ema_decay: float = bounded(0.0, 0.0, 0.999999)  # EMA of all weights (warmed up) for grids, evaluation, export
     trainable: Literal["all", "decoder"] = "all"  # decoder: fine-tune the decoder, encoder frozen (latents kept)
     gradient_checkpointing: bool = False  # recompute activations in backward (models that support it)

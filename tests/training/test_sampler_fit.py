@@ -18,15 +18,17 @@ pytest.importorskip("sklearn")
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    config = tiny_config(**{"train.max_steps": 6, "train.sampler_images": 100, "train.fit_sampler": True})
+    settings = {"train.max_steps": 4, "train.sampler_images": 100, "train.fit_sampler": True, "data.num_images": 160}
+    config = tiny_config(**settings)
     return Trainer(config, tmp_path_factory.mktemp("r") / "run").fit()
 
 
 def test_a_finished_run_fits_saves_and_names_its_sampler(run):
     folder = run / "model"
-    assert (folder / "sampler-gmm.safetensors").is_file()
+    assert (folder / "sampler-gmm.safetensors").is_file() and (folder / "sampler-two-stage.safetensors").is_file()
     named = json.loads((folder / "vaekit.json").read_text())["sampler"]
-    assert named["name"] == "gmm" and "on 100 posterior means" in named["description"]  # bounded by sampler_images
+    assert named["name"] in ("gmm", "two-stage") and "on 100 posterior means" in named["description"]  # bounded
+    assert "chosen by held-out log-density per latent" in named["description"]
     assert "## Sampling" in (folder / "README.md").read_text()
     assert (run / "images" / "samples-final.png").is_file() and (run / "images" / "samples-final-prior.png").is_file()
 
@@ -62,8 +64,9 @@ def test_a_sampler_file_that_went_missing_is_a_warning_and_the_prior(run, tmp_pa
 
     copy = tmp_path / "copy"
     shutil.copytree(run / "model", copy)
-    (copy / "sampler-gmm.safetensors").unlink()
-    with pytest.warns(UserWarning, match="its sampler gmm cannot be used"):
+    name = json.loads((copy / "vaekit.json").read_text())["sampler"]["name"]
+    (copy / f"sampler-{name}.safetensors").unlink()
+    with pytest.warns(UserWarning, match=f"its sampler {name} cannot be used"):
         model = vaekit.load(copy)
     assert model.latent_sampler is None
 

@@ -90,6 +90,14 @@ class RowView:
         return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
+def first_rows(images, n: int):
+    """The first ``n`` rows of an image array, a ``RowView`` or lazy images, read only when a batch
+    is taken (a pass that stops early, by time, reads no more than it used)."""
+    if isinstance(images, np.ndarray):
+        return images[:n]  # a view (a memory map's stays unread)
+    return RowView(images, np.arange(min(n, len(images))))
+
+
 class LazyImages:
     """Images decoded when indexed, for data that is not held as an array (tar shards): a subclass
     gives ``shape`` and ``read(positions) -> uint8 (n, C, H, W)``; indexing works as on an array,

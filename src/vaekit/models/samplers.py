@@ -75,8 +75,8 @@ class GaussianMixture:
             components = torch.distributions.Independent(torch.distributions.Normal(self.means, self.scale_tril), 1)
         return torch.distributions.MixtureSameFamily(torch.distributions.Categorical(self.weights), components)
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """Log density of latents ``(N, *latent_shape)`` under the mixture (nats)."""
+    def log_prob(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Log density of latents ``(N, *latent_shape)`` under the mixture (nats; exact, no draws)."""
         return self.distribution().log_prob(z.flatten(1).double())
 
     def draw(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:

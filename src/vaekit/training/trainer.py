@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from vaekit import noise
 from vaekit.config import Config, ConfigError
-from vaekit.data import ImageDataset
+from vaekit.data.dataset import ImageDataset, first_rows
 from vaekit.defaults import Choices
 from vaekit.device import resolve_device
 from vaekit.engine import distributed
@@ -166,7 +166,7 @@ class Trainer:
         self.elapsed = 0.0  # training seconds before this process (from the checkpoint)
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._saved_step: int | None = None
-        self._clock = Clock(0.0)
+        self.clock = Clock(0.0)
         self._curves_plotted = time.monotonic()  # when curves.png was last drawn (monotonic seconds)
 
         self.run.root.mkdir(parents=True, exist_ok=True)
@@ -211,11 +211,11 @@ class Trainer:
         )
         if self.ranks.is_main:
             self.callbacks.on_start(self)  # trackers start here, outside the clock
-        self._clock = Clock(self.elapsed)
+        self.clock = Clock(self.elapsed)
         epoch, start = divmod(self.step, self.steps_per_epoch)
         stop_reason = wish = None  # agreed by every rank / this rank's own
         vote = distributed.StopVote(self.device) if self.ranks.distributed else None
-        bar = Progress(total, self.step, self.run.root.name, self.ranks.is_main, train.max_time, self._clock)
+        bar = Progress(total, self.step, self.run.root.name, self.ranks.is_main, train.max_time, self.clock)
         with stop_on_signals() as self.stop:  # which signal asked to stop (callbacks read it too)
             while self.step < total and stop_reason is None:
                 rolled_back = False
@@ -236,9 +236,9 @@ class Trainer:
                     self.step += 1
                     if self.ranks.is_main:
                         self.callbacks.on_step(self, self.step, metrics)
-                    self._clock.images += len(batch) * self.ranks.world
+                    self.clock.images += len(batch) * self.ranks.world
                     bar.advance()
-                    if train.max_time is not None and self._clock.elapsed() >= train.max_time:
+                    if train.max_time is not None and self.clock.elapsed() >= train.max_time:
                         wish = wish or "time budget"
                     wish = self.stop.signal or wish
                     stop_reason = wish if vote is None else vote.agree(wish)
@@ -315,10 +315,10 @@ class Trainer:
         if self.metrics is None:
             return
         means = dict(zip(names, table.cpu().mean(0).tolist(), strict=True))
-        rate = self._clock.images_per_s()
+        rate = self.clock.images_per_s()
         lr = next(iter(self.objective.optimizers.values())).param_groups[0]["lr"]  # what the optimiser used
         epochs_done = (steps[-1] + 1) / self.steps_per_epoch
-        row = {"step": steps[-1] + 1, "epoch": epochs_done, "split": "train", "elapsed_s": self._clock.elapsed()}
+        row = {"step": steps[-1] + 1, "epoch": epochs_done, "split": "train", "elapsed_s": self.clock.elapsed()}
         row = {**row, "lr": lr, "images_per_s": rate, **means}
         self.metrics.write(row)
         self.callbacks.on_log(self, row)
@@ -338,7 +338,7 @@ class Trainer:
     def _validate_and_plot(self, epoch: int, tag: str, seconds: float | None = None) -> None:
         """Held-out ELBO (a ``val`` row, within ``seconds``), grids tagged ``tag``, curves now and then."""
         if len(self.val_set):
-            images, batch = self.val_set.images[:2048], bounded_batch(self.config.train.batch_size, seconds)
+            images, batch = first_rows(self.val_set.images, 2048), bounded_batch(self.config.train.batch_size, seconds)
             with self._averaged():
                 val = evaluate_elbo(self.model, images, batch, seconds=seconds)
             measured = val.pop("images")
@@ -376,7 +376,7 @@ class Trainer:
         if self._saved_step == self.step:
             return
         state = training_state(
-            self.step, self._pending, self._clock.elapsed(), self.objective, self.ema, self.precision, self.recovery
+            self.step, self._pending, self.clock.elapsed(), self.objective, self.ema, self.precision, self.recovery
         )
         self._require_finite(state)  # on every rank, so that all of them stop together
         self._saved_step = self.step
@@ -435,7 +435,7 @@ class Trainer:
             self.save_grids("final")
         plot_curves(self.metrics.read(), self.run.curves)
         with self._averaged(), self.objective.export_context():
-            images, seconds = self.train_set.images[:2048], train.final_pass_seconds
+            images, seconds = first_rows(self.train_set.images, 2048), train.final_pass_seconds
             scaling = latent_scaling(self.model, images, bounded_batch(train.batch_size, seconds), seconds=seconds)
             self._say(f"latent statistics over {share(scaling['images'], len(images), seconds)} training images")
             try:
