@@ -28,18 +28,12 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from quantizers import NETWORK  # this folder's quantizers benchmark (the script's folder is on sys.path)
 
 import vaekit
 from vaekit.evaluation.image_quality import psnr, ssim
 
-TEACHER = {
-    "model.autoencoder_kl.block_out_channels": [16, 32, 64, 64],
-    "model.autoencoder_kl.norm_num_groups": 16,
-    "likelihood.name": "laplace",
-    "likelihood.learn_scale": False,
-    "objective.adversarial.enabled": False,
-    "train.threads": 1,
-}
+TEACHER = NETWORK  # the KL autoencoder of benchmarks/quantizers.py, trained the same way
 TINY_TEACHER = {"data.limit": 96, "model.autoencoder_kl.block_out_channels": [8, 8, 8, 8],
                 "model.autoencoder_kl.norm_num_groups": 8}  # fmt: skip
 STUDENTS = {"distilled": "teacher", "scratch": "images"}  # objective.distill.target

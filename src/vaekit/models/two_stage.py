@@ -39,10 +39,10 @@ class SecondStage(torch.nn.Module):
         self.decoder = MLPDecoder(dim, dim, hidden, layers=2)
         self.log_sigma = torch.nn.Parameter(torch.zeros(()))  # Dai & Wipf's learned decoder variance
 
-    def loss(self, u: torch.Tensor) -> torch.Tensor:
-        """The negative ELBO per point (nats), averaged."""
+    def loss(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The negative ELBO per point (nats), averaged (its posterior draw from ``generator``)."""
         mean, logvar = self.encoder(u)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        z = mean + torch.randn(mean.shape, generator=generator) * (0.5 * logvar).exp()
         return (self._nll(u, self.decoder(z)) + 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(1)).mean()
 
     def _nll(self, u: torch.Tensor, location: torch.Tensor) -> torch.Tensor:
@@ -143,7 +143,7 @@ class TwoStageSampler:
             network.train()
             while done < steps and time.monotonic() - started < max_time:
                 batch = u[torch.randint(len(u), (min(batch_size, len(u)),), generator=generator)]
-                loss = network.loss(batch)
+                loss = network.loss(batch, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
