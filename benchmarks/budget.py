@@ -33,6 +33,7 @@ def scores(
     if max_images is not None:
         settings["max_images"] = max_images
     settings |= {"split": split, "metrics": metrics, "output": run / "evaluation", "n_samples": 2000}
+    settings["sampler"] = "prior"  # as every system compared samples, and as the recorded rows did
     report = vaekit.evaluate(run, data, **settings)
     flat: dict[str, float] = {}
     for group, values in report["metrics"].items():
