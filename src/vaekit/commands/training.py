@@ -62,7 +62,7 @@ def demo(args: argparse.Namespace) -> None:
     print(
         f"\ndemo run written to {run}/\n"
         f"  reconstructions  {run}/images/recon-final.png\n"
-        f"  samples          {run}/images/samples-final.png (the fitted sampler's; the prior's: -prior.png)\n"
+        f"  samples          {run}/images/samples-final.png (fitted sampler; prior: samples-final-prior.png)\n"
         f"  interpolation    {gif}\n"
         f"  curves           {run}/curves.png\n"
         f"  metrics          {run}/metrics.csv\n"
