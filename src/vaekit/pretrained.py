@@ -12,7 +12,7 @@ import torch
 
 from vaekit.config import Config, ConfigError
 from vaekit.device import resolve_device
-from vaekit.io.card import model_info, read_info, reported
+from vaekit.io.card import model_info, named_sampler, read_info, reported
 from vaekit.io.checkpoints import MODEL_FILE, CheckpointError, list_checkpoints, load_weights, require_fit
 from vaekit.io.hub import HUB_PREFIX, hub_id, hub_snapshot
 from vaekit.io.run_folder import RunDir
@@ -65,7 +65,7 @@ def load(
 def _attach_named_sampler(model: VAE, folder: Path) -> None:
     """The sampler the model card names (fitted at the end of training) attached; one that cannot be
     read is said in a warning, and new images then come from the prior."""
-    name = (model.info.get("sampler") or {}).get("name") if isinstance(model.info.get("sampler"), dict) else None
+    name = named_sampler(model.info or {})
     if name in (None, "prior"):
         return
     try:

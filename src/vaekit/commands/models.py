@@ -12,7 +12,7 @@ from vaekit.api import resolve_config
 from vaekit.config import Config
 from vaekit.evaluation.report import fixed, write_report
 from vaekit.export import export as export_model
-from vaekit.io.card import read_info
+from vaekit.io.card import named_sampler, read_info
 from vaekit.io.hub import push_to_hub
 from vaekit.optional import require
 from vaekit.pretrained import card_folder, describe
@@ -37,8 +37,7 @@ def evaluate(args: argparse.Namespace) -> None:
         **settings,
     )  # fmt: skip
     folder = card_folder(args.run)
-    named = read_info(folder).get("sampler") if folder is not None else None
-    used = args.sampler or (named.get("name") if isinstance(named, dict) else None) or "prior"
+    used = args.sampler or (named_sampler(read_info(folder)) if folder is not None else None) or "prior"
     sampler = "" if used == "prior" else f"-{used}"  # a GMM's report beside the prior's
     default = Path(args.run) / f"evaluation-{report['data']['split']}{sampler}.json"
     json_path, markdown = write_report(report, args.output or default)

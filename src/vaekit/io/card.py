@@ -132,19 +132,23 @@ def read_info(folder: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def named_sampler(info: dict[str, Any]) -> str | None:
+    """The sampler a card names as the one new images come from (``record_sampler``), or None."""
+    named = info.get("sampler")
+    name = named.get("name") if isinstance(named, dict) else None
+    return str(name) if name else None
+
+
 def record_sampler(folder: Path, name: str, description: str) -> None:
     """Name ``name`` in ``folder``'s card as the sampler its new images come from (``vaekit.load``
     attaches it; ``--sampler prior`` overrides)."""
-    info = read_info(folder)
-    info["sampler"] = {"name": name, "description": description}
-    write_atomically(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
-    card = folder / "README.md"
-    text = card.read_text() if card.is_file() else ""
-    section = (
-        f"\n## Sampling\n\nNew images are drawn from {description}, fitted on the training data at the end "
-        f"of training (`{SAMPLER_FILE.format(name=name)}`); `--sampler prior` draws from the prior instead.\n"
+    _update_info(folder, "sampler", {"name": name, "description": description})
+    _replace_section(
+        folder,
+        "Sampling",
+        f"New images are drawn from {description}, fitted on the training data at the end of training "
+        f"(`{SAMPLER_FILE.format(name=name)}`); `--sampler prior` draws from the prior instead.\n",
     )
-    write_atomically(card, text.split("\n## Sampling\n")[0].rstrip("\n") + "\n" + section)
 
 
 CARD_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "rfid", "psnr", "ssim")
@@ -159,19 +163,30 @@ def record_evaluation(folder: Path, report: dict[str, Any]) -> None:
         return
     settings = report.get("settings", {})
     key = f"{report['data']['split']} | {settings.get('sampler', 'prior')} | {settings.get('feature_network', '-')}"
-    info = read_info(folder)
-    info["evaluations"] = {**info.get("evaluations", {}), key: shown}
-    write_atomically(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    evaluations = {**read_info(folder).get("evaluations", {}), key: shown}
+    _update_info(folder, "evaluations", evaluations)
     rows = [f"| {name} | " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()) + " |"
-            for name, values in info["evaluations"].items()]  # fmt: skip
-    section = (
-        "\n## Evaluations\n\n| split | sampler | features | numbers |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+            for name, values in evaluations.items()]  # fmt: skip
+    _replace_section(
+        folder, "Evaluations", "| split | sampler | features | numbers |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
+
+
+def _update_info(folder: Path, key: str, value: Any) -> None:
+    """``vaekit.json`` of ``folder`` with ``key`` set to ``value``, written whole."""
+    info = read_info(folder)
+    info[key] = value
+    write_atomically(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
+
+
+def _replace_section(folder: Path, title: str, body: str) -> None:
+    """The model card's ``## title`` section replaced by ``body`` (added at the end if absent);
+    the sections after it are kept."""
     card = folder / "README.md"
     text = card.read_text() if card.is_file() else ""
-    before, _, after = text.partition("\n## Evaluations\n")
+    before, _, after = text.partition(f"\n## {title}\n")
     rest = after[after.find("\n## ") :] if "\n## " in after else ""
-    write_atomically(card, before.rstrip("\n") + "\n" + section + rest)
+    write_atomically(card, before.rstrip("\n") + f"\n\n## {title}\n\n" + body + rest)
 
 
 def write_model_folder(
