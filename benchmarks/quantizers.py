@@ -24,11 +24,14 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import vaekit
 from vaekit.config import DataConfig
 from vaekit.data import load_dataset
+from vaekit.data.dataset import first_rows
+from vaekit.explore.grids import save_grid
 from vaekit.features.classifier import save_classifier, train_classifier
 
 NETWORK = {
@@ -39,8 +42,9 @@ NETWORK = {
     "objective.adversarial.enabled": False,
     "train.threads": 1,
     "train.ema_decay": 0.0,
+    "train.fit_sampler": False,  # each variant's sampler is fitted below, as a step of its own
 }
-VARIANTS = {  # about 1,000 codes each, one 4-d token per latent position
+VARIANTS = {  # about 1,000 codes each, one token per latent position
     "kl": {"model.latent": "gaussian"},
     "vq-plain": {"model.latent": "vq", "model.vq.ema": False},
     "vq-ema-kmeans-restarts": {
@@ -49,9 +53,16 @@ VARIANTS = {  # about 1,000 codes each, one 4-d token per latent position
         "model.vq.restart_threshold": 0.1,
     },
     "fsq": {"model.latent": "fsq", "model.fsq.levels": [8, 5, 5, 5]},
-    "lfq": {"model.latent": "lfq", "model.lfq.codebook_size": 1024},
+    "fsq-whitened": {"model.latent": "fsq", "model.fsq.levels": [8, 5, 5, 5], "model.fsq.whiten": True},
+    # LFQ's tokens are log2(K) = 10 sign bits: 10 latent channels (4, projected, reach at most 386 codes)
+    "lfq": {"model.latent": "lfq", "model.lfq.codebook_size": 1024, "model.autoencoder_kl.latent_channels": 10},
     # the entropy weight for a summed NLL: 0.1 is the library's for a mean reconstruction loss
-    "lfq-entropy-10": {"model.latent": "lfq", "model.lfq.codebook_size": 1024, "model.lfq.entropy_weight": 10.0},
+    "lfq-entropy-10": {
+        "model.latent": "lfq",
+        "model.lfq.codebook_size": 1024,
+        "model.autoencoder_kl.latent_channels": 10,
+        "model.lfq.entropy_weight": 10.0,
+    },
 }
 TINY = {"data.limit": 96, "train.batch_size": 16, "model.autoencoder_kl.block_out_channels": [8, 8, 8, 8],
         "model.autoencoder_kl.norm_num_groups": 8}  # fmt: skip
@@ -67,8 +78,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="generated images per FID")
     parser.add_argument("--tiny", action="store_true", help="seconds, not minutes: the smoke test")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="measure these variants only")
+    parser.add_argument("--figures", type=Path, help="draw code usage and reconstructions of the runs into this folder")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.figures:
+        draw_figures(args, args.figures)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     classifier = domain_classifier(args)
     results = {}
@@ -132,6 +147,33 @@ def measure(args: argparse.Namespace, name: str, variant: dict, classifier: Path
         "sampler_fit_s": round(fit_s, 1),
         "codebook": prior.get("codebook"),
     }
+
+
+def draw_figures(args: argparse.Namespace, folder: Path) -> None:
+    """The README's pictures from the runs in OUT: each tokenizer's code usage while training, and
+    held-out faces, their reconstructions and token-prior samples of the three healthy tokenizers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    for name in VARIANTS:
+        path = args.out / name / "metrics.csv"
+        rows = [r for r in csv.DictReader(path.open()) if r["split"] == "train"] if path.is_file() else []
+        if rows and rows[0].get("code_usage"):
+            axes.plot([int(r["step"]) for r in rows], [100 * float(r["code_usage"]) for r in rows], label=name)
+    axes.set(xlabel="training step (batches of 32)", ylabel="codes used in the last 100 steps (%)", ylim=(0, 102))
+    axes.legend(fontsize=8)
+    figure.savefig(folder / "quantizers-code-usage.png", dpi=110)
+    data = load_dataset(DataConfig(source=args.data, image_size=64, crop="celeba-center140"))
+    faces = torch.as_tensor(np.asarray(first_rows(data.split("test").images, 8))).float() / 255
+    rows = [faces]
+    healthy = ("vq-ema-kmeans-restarts", "fsq-whitened", "lfq-entropy-10")
+    rows += [vaekit.reconstruct(args.out / name, faces) for name in healthy]
+    rows += [vaekit.sample(args.out / name, 8, sampler="autoregressive") for name in healthy]
+    save_grid(torch.cat(rows), folder / "quantizers-recon-samples.png", nrow=8)
 
 
 def print_table(results: dict, minutes: float) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vaekit.config import Config
 
@@ -63,3 +64,10 @@ def fake_mnist(folder, n_train=6, n_test=4):
     write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28)))
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(n_test) % 10)
     return folder
+
+
+def correlated_tokens(n: int, seed: int = 0) -> torch.Tensor:
+    """Tokens of 4 channels that mostly follow one direction (as early encoders' channels do)."""
+    generator = torch.Generator().manual_seed(seed)
+    common = torch.randn(n, 1, generator=generator)
+    return (common * torch.tensor([1.0, 0.9, -0.8, 0.7]) + 0.3 * torch.randn(n, 4, generator=generator) + 3.0)[None]

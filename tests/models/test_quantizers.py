@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 import vaekit
+from tests.helpers import correlated_tokens
 from vaekit.config import Config, ConfigError
 from vaekit.engine.precision import Precision
 from vaekit.engine.step import StepInfo
@@ -229,3 +230,50 @@ def test_the_quantizers_loss_is_summed_per_sample_like_the_nll():
         _, _, mean_loss = model.bottleneck._quantize(model.bottleneck.layout.to_tokens(z))
         summed = model.bottleneck.posterior(z).auxiliary_loss
         torch.testing.assert_close(summed, mean_loss * math.prod(model.latent_shape))  # elements per sample
+
+
+def test_a_whitened_grid_reaches_the_codes_that_correlated_channels_miss():
+    levels = {"model.fsq.levels": [5, 5, 5, 5], "model.fsq.token_dim": 4, "model.latent_dim": 4}
+    used = {}
+    for whiten in (False, True):
+        model = _model("fsq", **levels, **{"model.fsq.whiten": whiten}).train()
+        _, indices, _ = model.bottleneck._quantize(correlated_tokens(4000))
+        used[whiten] = indices.unique().numel()
+    assert used[False] < 0.1 * 625 and used[True] > 0.5 * 625  # 625 codes: a diagonal against the grid
+
+
+def test_a_whitened_fsq_decodes_its_tokens_to_its_reconstruction_and_keeps_its_statistics():
+    model = _model("fsq", **{"model.fsq.whiten": True}).train()
+    for _ in range(3):
+        model.encode(model.likelihood.prepare(_images()))
+    state = model.state_dict()
+    assert not torch.equal(state["bottleneck.whitening.running_covariance"], torch.eye(2))
+    model.eval()
+    images = _images()
+    assert torch.equal(model.detokenize(model.tokenize(images)), model.reconstruct(images))
+    twin = _model("fsq", **{"model.fsq.whiten": True})
+    twin.load_state_dict(state)
+    assert torch.equal(twin.eval().tokenize(images), model.tokenize(images))
+
+
+def test_fsq_noise_and_two_levels_need_symmetric_levels():
+    with pytest.raises(ConfigError, match=r"noise_dropout: needs model\.fsq\.symmetric"):
+        _model("fsq", **{"model.fsq.noise_dropout": 0.5})
+    with pytest.raises(ConfigError, match=r"2 levels need model\.fsq\.symmetric"):
+        _model("fsq", **{"model.fsq.levels": [2, 3]})
+    symmetric = _model("fsq", **{"model.fsq.levels": [2, 3], "model.fsq.symmetric": True}).eval()
+    images = _images()
+    assert torch.equal(symmetric.detokenize(symmetric.tokenize(images)), symmetric.reconstruct(images))
+    noisy = _model("fsq", **{"model.fsq.symmetric": True, "model.fsq.noise_dropout": 1.0})
+    x = noisy.likelihood.prepare(images)
+    assert torch.equal(noisy.eval().encode(x).sample(), noisy.encode(x).mean)  # no noise after training
+    assert not torch.equal(noisy.train().encode(x).sample(), noisy.encode(x).mean)  # noise in training
+
+
+def test_lfq_tokens_narrower_than_its_sign_bits_warn_with_the_codes_they_can_reach():
+    with pytest.warns(UserWarning, match=r"width 2 are projected to 4 channels and reach at most 11 of 16 codes"):
+        model = _model("lfq", **{"model.lfq.codebook_size": 16, "model.lfq.token_dim": 2})
+    plane = torch.stack(torch.meshgrid(*[torch.linspace(-300, 300, 1500)] * 2, indexing="ij"), -1).view(1, -1, 2)
+    with torch.no_grad():
+        reached = model.bottleneck._quantize(plane)[1].unique().numel()
+    assert reached == 11  # 4 lines in general position cut a plane into 1 + 4 + 6 regions

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import types
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 
 from vaekit.config import ConfigError
 from vaekit.models.latents import LATENTS, Bottleneck
+from vaekit.models.whitening import Whitening
 from vaekit.optional import require
 from vaekit.schema import MAX_COUNT, MAX_LATENT, MAX_WIDTH, bounded, non_negative, positive
 
@@ -66,7 +68,10 @@ class FSQConfig(TokenOptions):
     """Finite scalar quantization (Mentzer et al. 2023): each of ``len(levels)`` channels rounded to
     its number of levels; the codebook is their product, no auxiliary loss."""
 
-    levels: list[int] = bounded([8, 5, 5, 5], 3, 1 << 16)
+    levels: list[int] = bounded([8, 5, 5, 5], 2, 1 << 16)
+    symmetric: bool = False  # levels symmetric about 0, as for noise (Zhao et al. 2024, sec. 3.2); allows 2 levels
+    noise_dropout: float = bounded(0.0, 0.0, 1.0)  # share of channels given uniform noise in training (needs symmetric)
+    whiten: bool = False  # decorrelate the channels before the grid (batch statistics in training, running after)
 
 
 @dataclass(frozen=True)
@@ -282,6 +287,17 @@ def _counted_replace(codebook: nn.Module, batch_samples, batch_mask, seq_mask=No
     codebook.vaekit_restarts += (codebook.embed != before).flatten(2).any(-1).sum()
 
 
+def _warn_if_projected_down(key: str, width: int, channels: int, reachable: str) -> None:
+    """A token narrower than the quantizer's channels is projected up by a linear map: its image is a
+    ``width``-dimensional plane of the ``channels``-dimensional grid, which meets only some codes."""
+    if width < channels:
+        warnings.warn(
+            f"{key}: tokens of width {width} are projected to {channels} channels and reach {reachable}; "
+            f"give the latent {channels} channels (or token_dim {channels}) to reach every code",
+            stacklevel=3,
+        )
+
+
 @LATENTS.register(
     "vq",
     options=VQConfig,
@@ -347,11 +363,23 @@ class FiniteScalarQuantized(QuantizedLatent):
         size = math.prod(options.levels)
         if size > MAX_CODES:
             raise ConfigError(f"model.fsq.levels: {size} codes; at most {MAX_CODES}")
+        if options.noise_dropout and not options.symmetric:
+            raise ConfigError("model.fsq.noise_dropout: needs model.fsq.symmetric: true (the noise is a level's width)")
+        if 2 in options.levels and not options.symmetric:
+            raise ConfigError("model.fsq.levels: 2 levels need model.fsq.symmetric: true (or 3 levels and more)")
         super().__init__(options, latent_shape, "model.fsq", size)
-        self.quantizer = _library("model.fsq").FSQ(list(options.levels), dim=self.layout.width)
+        width, channels = self.layout.width, len(options.levels)
+        _warn_if_projected_down("model.fsq", width, channels, "only the cells that plane crosses")
+        self.quantizer = _library("model.fsq").FSQ(
+            list(options.levels),
+            dim=self.layout.width,
+            preserve_symmetry=options.symmetric,
+            noise_dropout=options.noise_dropout,
+        )
+        self.whitening = Whitening(self.layout.width) if options.whiten else nn.Identity()
 
     def _quantize(self, tokens):
-        quantized, indices = self.quantizer(tokens)
+        quantized, indices = self.quantizer(self.whitening(tokens))
         return quantized, indices, torch.zeros((), device=tokens.device)
 
     def _lookup(self, indices):
@@ -371,6 +399,9 @@ class LookupFreeQuantized(QuantizedLatent):
         if options.codebook_size & (options.codebook_size - 1) or options.codebook_size < 2:
             raise ConfigError(f"model.lfq.codebook_size: {options.codebook_size} is not a power of two >= 2")
         super().__init__(options, latent_shape, "model.lfq", options.codebook_size)
+        bits, width = options.codebook_size.bit_length() - 1, self.layout.width
+        reachable = sum(math.comb(bits, i) for i in range(min(width, bits) + 1))  # regions of `bits` hyperplanes
+        _warn_if_projected_down("model.lfq", width, bits, f"at most {reachable:,} of {options.codebook_size:,} codes")
         self.quantizer = _library("model.lfq").LFQ(
             dim=self.layout.width,
             codebook_size=options.codebook_size,
