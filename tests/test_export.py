@@ -12,6 +12,7 @@ import torch
 from tests.helpers import tiny_config
 from vaekit.export import export
 from vaekit.models import create_model
+from vaekit.models.latents import LATENTS
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +75,39 @@ def test_a_diffusers_export_uses_the_scaling_it_is_given_over_the_model_cards(tm
     assert (given["scaling_factor"], given["shift_factor"]) == (3.0, 0.2)
     export_diffusers(model, tmp_path / "card")
     assert json.loads((tmp_path / "card" / "config.json").read_text())["scaling_factor"] == 2.0
+
+
+TOKENIZERS = [
+    pytest.param({"model.latent": "vq", "model.vq.restart_threshold": 0.5}, id="vq"),
+    pytest.param({"model.latent": "residual-vq"}, id="residual-vq"),
+    pytest.param({"model.latent": "lfq"}, id="lfq"),
+    pytest.param({"model.latent": "fsq", "model.fsq.whiten": True}, id="fsq-whitened"),
+]
+
+
+@pytest.mark.parametrize("settings", TOKENIZERS)
+def test_a_trained_tokenizers_exported_encoders_give_its_tokens_for_any_batch(settings, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("vector_quantize_pytorch")
+    latent = settings["model.latent"]
+    model = create_model(tiny_config(**LATENTS.get(latent).tiny, **settings))
+    images = torch.rand(5, *model.image_shape, generator=torch.Generator().manual_seed(0))
+    for _ in range(2):  # training leaves what an export must cope with (statistics, the library's buffers)
+        model.encode(model.likelihood.prepare(images))
+    model.eval()
+    tokens = model.tokenize(images).numpy()  # 5 images: the export traced 2
+    (onnx_tokens,) = ort.InferenceSession(str(export(model, tmp_path / "onnx", "onnx")[0])).run(
+        None, {"images": images.numpy()}
+    )
+    np.testing.assert_array_equal(onnx_tokens, tokens)
+    script = torch.jit.load(str(export(model, tmp_path / "torchscript", "torchscript")[0]))
+    np.testing.assert_array_equal(script(images).numpy(), tokens)
+
+
+def test_export_gives_the_model_back_in_its_own_mode(model, tmp_path):
+    model.train()
+    export(model, tmp_path / "a", "torchscript")
+    assert model.training and all(module.training for module in model.modules())
+    model.eval()
+    export(model, tmp_path / "b", "torchscript")
+    assert not any(module.training for module in model.modules())

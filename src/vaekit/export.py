@@ -67,14 +67,15 @@ def export(model: VAE, folder: str | Path, fmt: str = "onnx", scaling: dict | No
             + (f"; use {' or '.join(formats)}" if formats else "; it declares no export format")
         )
     folder = Path(folder)
-    model = model.cpu().eval()
+    model = model.cpu()
     names: list[str] = []
 
     def write(into: Path) -> None:
         written = export_diffusers(model, into, scaling) if fmt == "diffusers" else _export_networks(model, into, fmt)
         names.extend(path.name for path in written)
 
-    replace_folder(folder, write)  # whole or not at all, files with the umask's modes
+    with model.evaluating():  # the caller's model comes back in its own mode
+        replace_folder(folder, write)  # whole or not at all, files with the umask's modes
     return [folder / name for name in names]
 
 
@@ -84,10 +85,10 @@ def _export_networks(model: VAE, folder: Path, fmt: str) -> list[Path]:
     images = torch.rand(2, *model.image_shape, generator=own)
     latents = torch.randn(2, *model.latent_shape, generator=own)
     written = []
-    encoder = ImageEncoder(model)
+    encoder = ImageEncoder(model).eval()  # eval: the exporter sets a wrapper's mode back, and its model's
     for name, module, example, inputs, outputs in (
         ("encoder", encoder, images, ["images"], encoder.outputs),
-        ("decoder", ImageDecoder(model), latents, ["latents"], ["images"]),
+        ("decoder", ImageDecoder(model).eval(), latents, ["latents"], ["images"]),
     ):
         if fmt == "torchscript":
             path = folder / f"{name}.pt"

@@ -105,14 +105,14 @@ class TokenLayout:
     def to_tokens(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, *latent_shape)`` -> ``(B, tokens, width)``."""
         if len(self.latent_shape) == 1:
-            return z.reshape(len(z), self.tokens, self.width)
+            return z.reshape(z.shape[0], self.tokens, self.width)  # shape[0]: a traced batch stays dynamic
         return z.flatten(2).transpose(1, 2)
 
     def from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, tokens, width)`` -> ``(B, *latent_shape)``."""
         if len(self.latent_shape) == 1:
-            return tokens.reshape(len(tokens), *self.latent_shape)
-        return tokens.transpose(1, 2).reshape(len(tokens), *self.latent_shape)
+            return tokens.reshape(tokens.shape[0], *self.latent_shape)
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], *self.latent_shape)
 
 
 class CodebookHealth(nn.Module):
@@ -216,7 +216,7 @@ class QuantizedLatent(Bottleneck):
         tokens = self.layout.to_tokens(outputs[0])
         quantized, indices, loss = self._quantize(tokens)
         loss = loss * self.loss_scale  # per sample, summed: on the scale of the likelihood's NLL
-        indices = indices.long().reshape(len(tokens), *self.token_grid)
+        indices = indices.long().reshape(tokens.shape[0], *self.token_grid)
         if self.training:
             offsets = torch.arange(self.depth, device=indices.device) * self.codebook_size
             self.health.update(indices if self.depth == 1 else indices + offsets)
@@ -228,7 +228,7 @@ class QuantizedLatent(Bottleneck):
             raise ValueError(f"tokens shaped {tuple(indices.shape[1:])} per image; this model's are {self.token_grid}")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
             raise ValueError(f"token values must lie in 0..{self.codebook_size - 1}")
-        flat = indices.reshape(len(indices), self.layout.tokens, *((self.depth,) if self.depth > 1 else ()))
+        flat = indices.reshape(indices.shape[0], self.layout.tokens, *((self.depth,) if self.depth > 1 else ()))
         return self.layout.from_tokens(self._lookup(flat.to(self._device())))
 
     def prior_sample(self, n, latent_shape, temperature=1.0, generator=None):
@@ -236,6 +236,13 @@ class QuantizedLatent(Bottleneck):
         codes = torch.randint(self.codebook_size, (n, *self.token_grid), generator=generator)
         with torch.no_grad():
             return self.detokenize(codes).cpu()
+
+    def train(self, mode: bool = True) -> QuantizedLatent:
+        super().train(mode)
+        if not mode:  # the library's VQ returns its `zero` buffer as the loss, set to require grad in
+            for buffer in self.buffers():  # training; an export traced after it refuses such a constant
+                buffer.requires_grad_(False)
+        return self
 
     def restarts(self) -> torch.Tensor:
         counters = [b for name, b in self.named_buffers() if name.endswith("vaekit_restarts")]
