@@ -163,7 +163,8 @@ def draw_figures(args: argparse.Namespace, folder: Path) -> None:
         path = args.out / name / "metrics.csv"
         rows = [r for r in csv.DictReader(path.open()) if r["split"] == "train"] if path.is_file() else []
         if rows and rows[0].get("code_usage"):
-            axes.plot([int(r["step"]) for r in rows], [100 * float(r["code_usage"]) for r in rows], label=name)
+            steps, usage = [int(r["step"]) for r in rows], [100 * float(r["code_usage"]) for r in rows]
+            axes.plot(steps, usage, label=name, linestyle="--" if "whitened" in name else "-")  # it overlays VQ
     axes.set(xlabel="training step (batches of 32)", ylabel="codes used in the last 100 steps (%)", ylim=(0, 102))
     axes.legend(fontsize=8)
     figure.savefig(folder / "quantizers-code-usage.png", dpi=110)

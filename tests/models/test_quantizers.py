@@ -193,32 +193,50 @@ def test_tokenize_refuses_a_gaussian_model_in_one_line():
         _model("gaussian").tokenize(_images(1))
 
 
-def test_a_run_with_kmeans_ema_and_restarts_resumes_bit_identically(tmp_path):
+def _straight_and_resumed(tmp_path, **latent) -> tuple[dict, dict]:
+    """The weights of a 6-step run, and of the same run stopped after 3 steps and resumed."""
     settings = {
         "data.num_images": 48,
         "data.image_size": 8,
         "model.channels": [4, 8],
-        "model.latent": "vq",
         "model.latent_dim": 8,
-        "model.vq.codebook_size": 32,
-        "model.vq.kmeans_init": True,
-        "model.vq.restart_threshold": 0.5,
         "likelihood.name": "gaussian",
         "train.batch_size": 8,
         "train.max_steps": 6,
         "train.checkpoint_every": 3,
         "train.threads": 1,
+        "train.fit_sampler": False,
+        **latent,
     }
     overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
     straight = vaekit.train(out=tmp_path / "straight", overrides=overrides)
     half = vaekit.train(out=tmp_path / "half", overrides=[*overrides, "train.max_steps=3"])
     resumed = vaekit.train(resume=half, overrides=["train.max_steps=6"])
     reference, weights = (load_file(run / "model" / "model.safetensors") for run in (straight, resumed))
+    assert weights.keys() == reference.keys()
+    assert all(torch.equal(weights[key], reference[key]) for key in reference)
+    return reference, weights
+
+
+def test_a_run_with_kmeans_ema_and_restarts_resumes_bit_identically(tmp_path):
+    reference, _ = _straight_and_resumed(
+        tmp_path,
+        **{
+            "model.latent": "vq",
+            "model.vq.codebook_size": 32,
+            "model.vq.kmeans_init": True,
+            "model.vq.restart_threshold": 0.5,
+        },
+    )
     restarts = "bottleneck.quantizer._codebook.vaekit_restarts"
     assert int(reference[restarts]) > 0 and bool(reference["bottleneck.quantizer._codebook.initted"])
     assert int(reference["bottleneck.health.steps"]) == 6
-    assert weights.keys() == reference.keys()
-    assert all(torch.equal(weights[key], reference[key]) for key in reference)
+
+
+def test_a_whitened_fsq_run_resumes_bit_identically_with_its_running_statistics(tmp_path):
+    whitened = {"model.latent": "fsq", "model.fsq.levels": [5, 3], "model.fsq.token_dim": 2, "model.fsq.whiten": True}
+    reference, _ = _straight_and_resumed(tmp_path, **whitened)
+    assert not torch.equal(reference["bottleneck.whitening.running_covariance"], torch.eye(2))
 
 
 def test_the_quantizers_loss_is_summed_per_sample_like_the_nll():
