@@ -22,3 +22,15 @@ def test_whitening_centres_and_decorrelates_from_the_batch_in_training_and_runni
     running = whitening.running_covariance.clone()
     whitening(correlated_tokens(10, seed=99))
     assert torch.equal(whitening.running_covariance, running)  # eval: the statistics stay
+
+
+def test_a_single_token_in_training_is_whitened_by_the_running_statistics_it_cannot_estimate():
+    whitening = Whitening(4).train()
+    for seed in range(5):
+        whitening(correlated_tokens(500, seed))
+    covariance, mean = whitening.running_covariance.clone(), whitening.running_mean.clone()
+    token = correlated_tokens(1, seed=7)
+    factor = torch.linalg.cholesky(covariance + whitening.eps * torch.eye(4))
+    expected = torch.linalg.solve_triangular(factor, (token[0] - mean).T, upper=False).T
+    torch.testing.assert_close(whitening(token)[0], expected)
+    assert torch.equal(whitening.running_covariance, covariance)  # one token moves no statistics

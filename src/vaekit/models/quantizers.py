@@ -69,7 +69,7 @@ class FSQConfig(TokenOptions):
     its number of levels; the codebook is their product, no auxiliary loss."""
 
     levels: list[int] = bounded([8, 5, 5, 5], 2, 1 << 16)
-    symmetric: bool = False  # levels symmetric about 0, as for noise (Zhao et al. 2024, sec. 3.2); allows 2 levels
+    symmetric: bool = False  # levels symmetric about 0 (arXiv 2411.19842, sec. 3.2); allows 2 levels
     noise_dropout: float = bounded(0.0, 0.0, 1.0)  # share of channels given uniform noise in training (needs symmetric)
     whiten: bool = False  # decorrelate the channels before the grid (batch statistics in training, running after)
 

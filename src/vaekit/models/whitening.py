@@ -26,10 +26,11 @@ class Whitening(nn.Module):
         return self._refresh()
 
     def _refresh(self) -> Whitening:
-        """After training or loading: the eval matrix, made here rather than in a traced forward
-        (ONNX has no Cholesky), so an exported encoder multiplies by a constant."""
+        """The matrix of the running covariance, remade when it moved: on leaving training and after
+        loading, rather than in a traced forward (ONNX has no Cholesky), so an exported encoder
+        multiplies by a constant."""
         covariance = self.running_covariance
-        if not self.training and self._matrix_of != (covariance._version, covariance.data_ptr()):
+        if self._matrix_of != (covariance._version, covariance.data_ptr()):
             with torch.no_grad():
                 identity = torch.eye(len(covariance), device=covariance.device)
                 factor = torch.linalg.cholesky(covariance.float() + self.eps * identity)
