@@ -139,6 +139,7 @@ def test_a_batch_that_does_not_split_into_micro_batches_is_refused(tmp_path):
         Trainer(tiny_config(**{"train.batch_size": 30, "train.accumulate": 4}), tmp_path / "run")
 
 
+@pytest.mark.slow  # 6 s: two processes; `make test` keeps the DDP weights test
 def test_gradients_and_logged_metrics_are_averaged_over_ranks_not_summed(tmp_path):
     import torch.multiprocessing as mp
 
@@ -168,6 +169,7 @@ def test_ranks_agree_to_stop_one_step_after_the_first_wish_and_on_the_same_reaso
         assert votes[rank]["budgets"][:4] == [None, None, None, "time budget"]
 
 
+@pytest.mark.slow  # 4 s: it waits past a timeout on purpose
 def test_ranks_wait_for_a_slow_rank_beyond_the_training_groups_timeout(tmp_path):
     import torch.multiprocessing as mp
 
