@@ -133,8 +133,7 @@ def measure(args: argparse.Namespace, name: str, variant: dict, classifier: Path
     metrics = ["reconstruction", "rfid", "fid", *(["codebook"] if tokenizer else [])]
     prior = vaekit.evaluate(run, metrics=metrics, sampler="prior", **common)["metrics"]
     fitted_scores = vaekit.evaluate(run, metrics=["fid"], sampler=sampler, **common)["metrics"]
-    rows = [row for row in csv.DictReader((run / "metrics.csv").open()) if row["split"] == "train"]
-    last = rows[-1]
+    last = training_rows(run)[-1]
     return {
         "steps": int(last["step"]),
         "train_code_usage": float(last["code_usage"]) if tokenizer else None,
@@ -149,6 +148,12 @@ def measure(args: argparse.Namespace, name: str, variant: dict, classifier: Path
     }
 
 
+def training_rows(run: Path) -> list[dict]:
+    """The training rows of a run's metrics.csv, in step order."""
+    with (run / "metrics.csv").open(newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["split"] == "train"]
+
+
 def draw_figures(args: argparse.Namespace, folder: Path) -> None:
     """The README's pictures from the runs in OUT: each tokenizer's code usage while training, and
     held-out faces, their reconstructions and token-prior samples of the three healthy tokenizers."""
@@ -160,8 +165,7 @@ def draw_figures(args: argparse.Namespace, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
     for name in VARIANTS:
-        path = args.out / name / "metrics.csv"
-        rows = [r for r in csv.DictReader(path.open()) if r["split"] == "train"] if path.is_file() else []
+        rows = training_rows(args.out / name) if (args.out / name / "metrics.csv").is_file() else []
         if rows and rows[0].get("code_usage"):
             steps, usage = [int(r["step"]) for r in rows], [100 * float(r["code_usage"]) for r in rows]
             axes.plot(steps, usage, label=name, linestyle="--" if "whitened" in name else "-")  # it overlays VQ
